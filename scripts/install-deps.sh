@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything Latchkey needs to build and test on Debian 12 (bookworm).
+# One source of truth: used by the README quick start, CI and the container build.
+set -euo pipefail
+
+build_pkgs=(
+  build-essential cmake ninja-build ccache pkg-config
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+)
+# Real peers and tools the test suite drives (sipp as a phone, clang for fuzz targets, curl for /metrics).
+test_pkgs=(sip-tester clang libclang-rt-14-dev curl iproute2 iptables procps)
+
+want=("${build_pkgs[@]}" "${test_pkgs[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#want[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[[ $(id -u) -eq 0 ]] || SUDO=sudo
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
