@@ -1,1 +1,167 @@
-int main() { return 0; }
+// latchkey-relay: a media relay worker. Registers with latchkey-control, serves RelayService, and
+// exports Prometheus metrics.
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/config/flags.h"
+#include "common/config/proto_file.h"
+#include "common/grpc/server.h"
+#include "common/log/log.h"
+#include "common/metrics/metrics_server.h"
+#include "common/net/ip_address.h"
+#include "common/net/socket_address.h"
+#include "common/process/signals.h"
+#include "common/time/proto_time.h"
+#include "latchkey/v1/config.pb.h"
+#include "media-relay/agent/control_client.h"
+#include "media-relay/agent/relay_service.h"
+#include "media-relay/sessions/session_table.h"
+
+ABSL_FLAG(std::string, config, "", "RelayConfig file (text proto, or JSON if it ends in .json)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:7410", "gRPC listen address (RelayService, health, reflection)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9410", "Prometheus /metrics listen address");
+ABSL_FLAG(std::string, control, "127.0.0.1:7400", "latchkey-control gRPC address");
+ABSL_FLAG(std::string, worker_id, "", "Worker id (default: host name)");
+ABSL_FLAG(std::string, media_ip, "127.0.0.1", "Comma-separated local addresses media sockets bind to");
+ABSL_FLAG(std::string, advertised_ip, "", "Comma-separated addresses written into SDP, one per media_ip");
+ABSL_FLAG(uint32_t, port_min, 30000, "First media port (even)");
+ABSL_FLAG(uint32_t, port_max, 39999, "Last media port");
+ABSL_FLAG(uint32_t, max_sessions, 10000, "Maximum sessions");
+ABSL_FLAG(std::string, grpc_advertise, "", "HOST:PORT control dials to reach this worker");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
+
+namespace latchkey::relay {
+namespace {
+
+absl::StatusOr<v1::RelayConfig> LoadConfig() {
+  v1::RelayConfig config;
+  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    if (absl::Status s = config::LoadProtoFile(path, &config); !s.ok()) return s;
+  }
+  using config::FlagGiven;
+  if (FlagGiven(FLAGS_listen) || config.listen().empty()) config.set_listen(absl::GetFlag(FLAGS_listen));
+  if (FlagGiven(FLAGS_metrics_listen) || config.metrics_listen().empty())
+    config.set_metrics_listen(absl::GetFlag(FLAGS_metrics_listen));
+  if (FlagGiven(FLAGS_control) || config.control().empty()) config.set_control(absl::GetFlag(FLAGS_control));
+  if (FlagGiven(FLAGS_worker_id) || config.worker_id().empty()) config.set_worker_id(absl::GetFlag(FLAGS_worker_id));
+  if (FlagGiven(FLAGS_media_ip) || config.media_bind_ips().empty()) {
+    config.clear_media_bind_ips();
+    for (auto ip : absl::StrSplit(absl::GetFlag(FLAGS_media_ip), ',', absl::SkipEmpty())) config.add_media_bind_ips(std::string(ip));
+  }
+  if (FlagGiven(FLAGS_advertised_ip)) {
+    config.clear_advertised();
+    for (auto ip : absl::StrSplit(absl::GetFlag(FLAGS_advertised_ip), ',', absl::SkipEmpty())) config.add_advertised(std::string(ip));
+  }
+  if (FlagGiven(FLAGS_port_min) || config.port_min() == 0) config.set_port_min(absl::GetFlag(FLAGS_port_min));
+  if (FlagGiven(FLAGS_port_max) || config.port_max() == 0) config.set_port_max(absl::GetFlag(FLAGS_port_max));
+  if (FlagGiven(FLAGS_max_sessions) || config.max_sessions() == 0) config.set_max_sessions(absl::GetFlag(FLAGS_max_sessions));
+  if (FlagGiven(FLAGS_grpc_advertise)) config.set_grpc_advertise(absl::GetFlag(FLAGS_grpc_advertise));
+  if (config.worker_id().empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof(host) - 1);
+    config.set_worker_id(host);
+  }
+  return config;
+}
+
+absl::StatusOr<std::vector<MediaAddresses>> ResolveAddresses(const v1::RelayConfig& config) {
+  if (config.media_bind_ips().empty()) return absl::InvalidArgumentError("media_bind_ips: at least one is required");
+  if (!config.advertised().empty() && config.advertised_size() != config.media_bind_ips_size()) {
+    return absl::InvalidArgumentError("advertised: give one address per media_bind_ips entry");
+  }
+  std::vector<MediaAddresses> out;
+  for (int i = 0; i < config.media_bind_ips_size(); ++i) {
+    auto bind = net::IpAddress::Parse(config.media_bind_ips(i));
+    if (!bind.ok()) return absl::InvalidArgumentError(absl::StrCat("media_bind_ips[", i, "]: ", bind.status().message()));
+    net::IpAddress advertised = *bind;
+    if (!config.advertised().empty()) {
+      // Discovery modes ("auto", "host:NAME", "stun:HOST") arrive with the relay's address discovery.
+      auto parsed = net::IpAddress::Parse(config.advertised(i));
+      if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("advertised[", i, "]: ", parsed.status().message()));
+      advertised = *parsed;
+    }
+    out.push_back({*bind, advertised});
+  }
+  return out;
+}
+
+int Main(int argc, char** argv) {
+  process::BlockTerminationSignals();
+  absl::SetProgramUsageMessage("latchkey-relay: media relay worker for latchkey-control");
+  absl::ParseCommandLine(argc, argv);
+  if (log::Level level; log::ParseLevel(absl::GetFlag(FLAGS_log_level), &level)) log::SetMinLevel(level);
+
+  auto config = LoadConfig();
+  if (!config.ok()) {
+    log::LogError("invalid configuration").Kv("error", config.status().ToString());
+    return 2;
+  }
+  auto addresses = ResolveAddresses(*config);
+  auto pool = PortPool::Create(config->port_min(), config->port_max(),
+                               DurationOr(config->has_port_quarantine(), config->port_quarantine(), absl::Seconds(5)));
+  if (!addresses.ok() || !pool.ok()) {
+    log::LogError("invalid configuration").Kv("error", (!addresses.ok() ? addresses.status() : pool.status()).ToString());
+    return 2;
+  }
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  SessionTable sessions({*addresses, config->max_sessions()}, *std::move(pool));
+  RelayServiceImpl relay_service(&sessions);
+  auto server = grpcutil::StartServer(config->listen(), {&relay_service}, *registry);
+  if (!server.ok()) {
+    log::LogError("cannot start gRPC server").Kv("error", server.status().ToString());
+    return 1;
+  }
+  auto metrics = metrics::MetricsServer::Start(config->metrics_listen(), registry);
+  if (!metrics.ok()) {
+    log::LogError("cannot start metrics server").Kv("error", metrics.status().ToString());
+    return 1;
+  }
+
+  std::string grpc_advertise = config->grpc_advertise();
+  if (grpc_advertise.empty()) {
+    auto listen = net::SocketAddress::Parse(config->listen());
+    const std::string host = listen.ok() && !listen->ip.IsUnspecified() ? listen->ip.ToUriHost()
+                                                                        : addresses->front().advertised.ToUriHost();
+    grpc_advertise = absl::StrCat(host, ":", server->port);
+  }
+  ControlClientOptions client_options{config->control(), config->worker_id(), grpc_advertise, {}, LATCHKEY_VERSION};
+  for (const MediaAddresses& a : *addresses) client_options.advertised_ips.push_back(a.advertised.ToString());
+  ControlClient control(client_options, &sessions, *registry);
+  control.Start();
+
+  server->SetServing(true);
+  log::LogInfo("latchkey-relay ready")
+      .Kv("worker_id", config->worker_id())
+      .Kv("listen", config->listen())
+      .Kv("grpc_port", server->port)
+      .Kv("metrics_port", (*metrics)->port())
+      .Kv("control", config->control())
+      .Kv("media_ports", absl::StrCat(config->port_min(), "-", config->port_max()));
+
+  const int signal = process::WaitForTerminationSignal();
+  // Drain: refuse new sessions, report not-ready, let current calls finish within the grace period.
+  sessions.SetDraining(true);
+  server->SetServing(false);
+  const absl::Duration grace = DurationOr(config->has_drain_grace(), config->drain_grace(), absl::Seconds(30));
+  log::LogInfo("draining").Kv("signal", signal).Kv("sessions", sessions.size()).Kv("grace_s", absl::ToInt64Seconds(grace));
+  const absl::Time deadline = absl::Now() + grace;
+  while (sessions.size() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(200));
+  control.Stop();
+  server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  log::LogInfo("latchkey-relay stopped").Kv("sessions_left", sessions.size());
+  return 0;
+}
+
+}  // namespace
+}  // namespace latchkey::relay
+
+int main(int argc, char** argv) { return latchkey::relay::Main(argc, argv); }

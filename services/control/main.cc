@@ -1,1 +1,51 @@
-int main() { return 0; }
+// latchkey-control: the gRPC control plane a PBX calls for NAT bindings and relay sessions.
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "common/config/flags.h"
+#include "common/config/proto_file.h"
+#include "common/log/log.h"
+#include "common/process/signals.h"
+#include "services/control/control_server.h"
+
+ABSL_FLAG(std::string, config, "", "ControlConfig file (text proto, or JSON if it ends in .json)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:7400", "gRPC listen address (NatControlService, WorkerRegistryService)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9400", "Prometheus /metrics listen address");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
+
+int main(int argc, char** argv) {
+  using namespace latchkey;
+  process::BlockTerminationSignals();
+  absl::SetProgramUsageMessage("latchkey-control: SIP/RTP NAT traversal control plane");
+  absl::ParseCommandLine(argc, argv);
+  if (log::Level level; log::ParseLevel(absl::GetFlag(FLAGS_log_level), &level)) log::SetMinLevel(level);
+
+  v1::ControlConfig config;
+  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    if (absl::Status s = config::LoadProtoFile(path, &config); !s.ok()) {
+      log::LogError("invalid configuration").Kv("error", s.ToString());
+      return 2;
+    }
+  }
+  if (config::FlagGiven(FLAGS_listen) || config.listen().empty()) config.set_listen(absl::GetFlag(FLAGS_listen));
+  if (config::FlagGiven(FLAGS_metrics_listen) || config.metrics_listen().empty()) {
+    config.set_metrics_listen(absl::GetFlag(FLAGS_metrics_listen));
+  }
+
+  auto server = control::ControlServer::Start(config);
+  if (!server.ok()) {
+    log::LogError("cannot start").Kv("error", server.status().ToString());
+    return absl::IsInvalidArgument(server.status()) ? 2 : 1;
+  }
+  log::LogInfo("latchkey-control ready")
+      .Kv("listen", config.listen())
+      .Kv("grpc_port", (*server)->grpc_port())
+      .Kv("metrics_port", (*server)->metrics_port())
+      .Kv("store", "memory");
+  const int signal = process::WaitForTerminationSignal();
+  log::LogInfo("shutting down").Kv("signal", signal);
+  (*server)->Shutdown();
+  return 0;
+}

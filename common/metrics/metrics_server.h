@@ -1,0 +1,26 @@
+#pragma once
+// Prometheus /metrics over HTTP for a registry (prometheus-cpp's civetweb-based Exposer).
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "prometheus/exposer.h"
+#include "prometheus/registry.h"
+
+namespace latchkey::metrics {
+
+class MetricsServer {
+ public:
+  // Binds `listen` (HOST:PORT; port 0 picks a free one). UNAVAILABLE if the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& listen,
+                                                               std::shared_ptr<prometheus::Registry> registry);
+  // The port actually bound.
+  int port() const { return port_; }
+
+ private:
+  MetricsServer(std::unique_ptr<prometheus::Exposer> exposer, int port) : exposer_(std::move(exposer)), port_(port) {}
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int port_;
+};
+
+}  // namespace latchkey::metrics

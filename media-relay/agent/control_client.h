@@ -1,0 +1,57 @@
+#pragma once
+// Keeps this worker known to control: registers (announcing every session it holds, so a restarted
+// control loses nothing), heartbeats with its load, and registers again with backoff whenever control
+// forgets it or cannot be reached.
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "latchkey/v1/worker.grpc.pb.h"
+#include "media-relay/sessions/session_table.h"
+#include "prometheus/counter.h"
+#include "prometheus/registry.h"
+
+namespace latchkey::relay {
+
+struct ControlClientOptions {
+  std::string control_address;
+  std::string worker_id;
+  std::string grpc_address;  // where control reaches our RelayService
+  std::vector<std::string> advertised_ips;
+  std::string version;
+};
+
+class ControlClient {
+ public:
+  ControlClient(ControlClientOptions options, SessionTable* sessions, prometheus::Registry& registry);
+  ~ControlClient();
+
+  void Start();
+  void Stop();
+  bool registered() const;
+
+ private:
+  void Run();
+  bool RegisterOnce();
+  // Sleeps up to `d`; false if stopping.
+  bool Sleep(absl::Duration d);
+
+  const ControlClientOptions options_;
+  SessionTable* sessions_;
+  std::unique_ptr<v1::WorkerRegistryService::Stub> stub_;
+  prometheus::Counter* registrations_;
+  prometheus::Counter* registration_failures_;
+  prometheus::Counter* heartbeat_failures_;
+
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool registered_ ABSL_GUARDED_BY(mu_) = false;
+  std::string registration_id_ ABSL_GUARDED_BY(mu_);
+  absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(1);
+  std::thread thread_;
+};
+
+}  // namespace latchkey::relay

@@ -1,0 +1,27 @@
+#pragma once
+// The RelayService control calls: thin gRPC adapter over the SessionTable.
+#include "latchkey/v1/worker.grpc.pb.h"
+#include "media-relay/sessions/session_table.h"
+
+namespace latchkey::relay {
+
+class RelayServiceImpl final : public v1::RelayService::Service {
+ public:
+  explicit RelayServiceImpl(SessionTable* sessions) : sessions_(sessions) {}
+
+  grpc::Status CreateRelaySession(grpc::ServerContext*, const v1::CreateRelaySessionRequest* request,
+                                  v1::CreateRelaySessionResponse* response) override;
+  grpc::Status UpdateRelaySession(grpc::ServerContext*, const v1::UpdateRelaySessionRequest* request,
+                                  v1::UpdateRelaySessionResponse* response) override;
+  grpc::Status DeleteRelaySession(grpc::ServerContext*, const v1::DeleteRelaySessionRequest* request,
+                                  v1::DeleteRelaySessionResponse* response) override;
+  grpc::Status GetRelaySession(grpc::ServerContext*, const v1::GetRelaySessionRequest* request,
+                               v1::GetRelaySessionResponse* response) override;
+  grpc::Status DrainRelay(grpc::ServerContext*, const v1::DrainRelayRequest* request,
+                          v1::DrainRelayResponse* response) override;
+
+ private:
+  SessionTable* sessions_;
+};
+
+}  // namespace latchkey::relay

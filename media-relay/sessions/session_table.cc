@@ -1,0 +1,217 @@
+#include "media-relay/sessions/session_table.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/time/proto_time.h"
+
+namespace latchkey::relay {
+namespace {
+
+constexpr int kMaxBindAttempts = 16;
+constexpr uint32_t kMaxStreams = 16;
+
+// The IP family (4 or 6) of the caller's SDP for a stream; 4 when unknown.
+int FamilyOf(const v1::Leg& leg, uint32_t index) {
+  for (const v1::RemoteMedia& media : leg.remote()) {
+    if (media.media_index() == index) {
+      auto ip = net::IpAddress::Parse(media.sdp_rtp().ip());
+      if (ip.ok()) return ip->is_v6() ? 6 : 4;
+    }
+  }
+  return 4;
+}
+
+}  // namespace
+
+SessionTable::SessionTable(SessionTableOptions options, PortPool pool)
+    : options_(std::move(options)), pool_(std::move(pool)) {}
+
+const MediaAddresses& SessionTable::AddressesFor(int family) const {
+  for (const MediaAddresses& a : options_.addresses) {
+    if ((family == 6) == a.bind.is_v6()) return a;
+  }
+  return options_.addresses.front();  // IPv4<->IPv6 bridging: the other family is better than none
+}
+
+absl::Status SessionTable::AllocateLeg(const MediaAddresses& addresses, LegPorts* leg, absl::Time now) {
+  absl::Status last = absl::OkStatus();
+  for (int attempt = 0; attempt < kMaxBindAttempts; ++attempt) {
+    ASSIGN_OR_RETURN(uint16_t port, pool_.Allocate(now));
+    auto rtp = UdpSocket::Bind(addresses.bind, port);
+    auto rtcp = rtp.ok() ? UdpSocket::Bind(addresses.bind, port + 1) : rtp.status();
+    if (rtp.ok() && rtcp.ok()) {
+      leg->rtp_port = port;
+      leg->rtp = *std::move(rtp);
+      leg->rtcp = *std::move(rtcp);
+      return absl::OkStatus();
+    }
+    // Someone else holds it: keep it out of rotation for a while and try another pair.
+    last = rtcp.status();
+    pool_.Release(port, now);
+  }
+  return absl::ResourceExhaustedError(absl::StrCat("no bindable relay port pair: ", last.message()));
+}
+
+absl::Status SessionTable::GrowStreams(Session& session, uint32_t stream_count, int caller_family,
+                                       int callee_family, absl::Time now) {
+  if (stream_count == 0 || stream_count > kMaxStreams) {
+    return absl::InvalidArgumentError(absl::StrCat("stream_count: must be 1-", kMaxStreams, ", got ", stream_count));
+  }
+  while (session.streams.size() < stream_count) {
+    const uint32_t index = static_cast<uint32_t>(session.streams.size());
+    Stream stream;
+    stream.caller_addresses = &AddressesFor(caller_family ? caller_family : FamilyOf(session.record.caller(), index));
+    stream.callee_addresses = &AddressesFor(callee_family);
+    absl::Status status = AllocateLeg(*stream.caller_addresses, &stream.caller, now);
+    if (status.ok()) status = AllocateLeg(*stream.callee_addresses, &stream.callee, now);
+    if (!status.ok()) {
+      if (stream.caller.rtp_port) pool_.Release(stream.caller.rtp_port, now);
+      return status;
+    }
+    session.streams.push_back(std::move(stream));
+  }
+  return absl::OkStatus();
+}
+
+void SessionTable::ReleaseStreams(Session& session, absl::Time now) {
+  for (Stream& stream : session.streams) {
+    pool_.Release(stream.caller.rtp_port, now);
+    pool_.Release(stream.callee.rtp_port, now);
+  }
+  session.streams.clear();
+}
+
+void SessionTable::FillEndpoints(const Session& session, google::protobuf::RepeatedPtrField<v1::RelayEndpoint>* caller,
+                                 google::protobuf::RepeatedPtrField<v1::RelayEndpoint>* callee) {
+  auto fill = [](uint32_t index, const LegPorts& leg, const MediaAddresses& addresses, bool mux, v1::RelayEndpoint* out) {
+    out->set_media_index(index);
+    out->mutable_rtp()->set_ip(addresses.advertised.ToString());
+    out->mutable_rtp()->set_port(leg.rtp_port);
+    out->mutable_rtcp()->set_ip(addresses.advertised.ToString());
+    out->mutable_rtcp()->set_port(mux ? leg.rtp_port : leg.rtp_port + 1);
+  };
+  for (uint32_t i = 0; i < session.streams.size(); ++i) {
+    const Stream& s = session.streams[i];
+    fill(i, s.caller, *s.caller_addresses, s.caller_mux, caller->Add());
+    fill(i, s.callee, *s.callee_addresses, s.callee_mux, callee->Add());
+  }
+}
+
+// A leg muxes when its endpoint's SDP said a=rtcp-mux; before the answer the callee is offered what
+// the caller offered.
+void SessionTable::UpdateMux(Session& session) {
+  auto muxed = [](const v1::Leg& leg, uint32_t index, bool fallback) {
+    for (const v1::RemoteMedia& m : leg.remote()) {
+      if (m.media_index() == index) return m.rtcp_mux();
+    }
+    return fallback;
+  };
+  for (uint32_t i = 0; i < session.streams.size(); ++i) {
+    Stream& stream = session.streams[i];
+    stream.caller_mux = muxed(session.record.caller(), i, false);
+    stream.callee_mux = muxed(session.record.callee(), i, stream.caller_mux);
+  }
+}
+
+absl::StatusOr<v1::CreateRelaySessionResponse> SessionTable::Create(const v1::CreateRelaySessionRequest& request,
+                                                                    absl::Time now) {
+  const std::string& id = request.session().session_id();
+  if (id.empty()) return absl::InvalidArgumentError("session.session_id: required");
+  if (request.callee_family() != 4 && request.callee_family() != 6) {
+    return absl::InvalidArgumentError(absl::StrCat("callee_family: must be 4 or 6, got ", request.callee_family()));
+  }
+  absl::MutexLock lock(&mu_);
+  v1::CreateRelaySessionResponse response;
+  if (auto it = sessions_.find(id); it != sessions_.end()) {  // a retried create: same ports
+    FillEndpoints(*it->second, response.mutable_caller(), response.mutable_callee());
+    return response;
+  }
+  if (draining_) return absl::UnavailableError("relay is draining");
+  if (sessions_.size() >= options_.max_sessions) {
+    return absl::ResourceExhaustedError(absl::StrCat("relay is at its limit of ", options_.max_sessions, " sessions"));
+  }
+  auto session = std::make_unique<Session>();
+  session->record = request.session();
+  session->created_at = now;
+  absl::Status status = GrowStreams(*session, request.stream_count(), 0, static_cast<int>(request.callee_family()), now);
+  if (!status.ok()) {
+    ReleaseStreams(*session, now);
+    return status;
+  }
+  UpdateMux(*session);
+  FillEndpoints(*session, response.mutable_caller(), response.mutable_callee());
+  sessions_.emplace(id, std::move(session));
+  return response;
+}
+
+absl::StatusOr<v1::UpdateRelaySessionResponse> SessionTable::Update(const v1::UpdateRelaySessionRequest& request,
+                                                                    absl::Time now) {
+  const std::string& id = request.session().session_id();
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session_id: no relay session \"", id, "\""));
+  Session& session = *it->second;
+  const int callee_family = session.streams.empty() || session.streams[0].callee_addresses->bind.is_v4() ? 4 : 6;
+  RETURN_IF_ERROR(GrowStreams(session, std::max<uint32_t>(request.stream_count(), session.streams.size()), 0,
+                              callee_family, now));
+  session.record = request.session();
+  UpdateMux(session);
+  v1::UpdateRelaySessionResponse response;
+  FillEndpoints(session, response.mutable_caller(), response.mutable_callee());
+  return response;
+}
+
+absl::StatusOr<v1::DeleteRelaySessionResponse> SessionTable::Delete(const std::string& session_id, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session_id: no relay session \"", session_id, "\""));
+  ReleaseStreams(*it->second, now);
+  sessions_.erase(it);
+  return v1::DeleteRelaySessionResponse();
+}
+
+absl::StatusOr<v1::GetRelaySessionResponse> SessionTable::Get(const std::string& session_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session_id: no relay session \"", session_id, "\""));
+  v1::GetRelaySessionResponse response;
+  *response.mutable_created_at() = ToProto(it->second->created_at);
+  response.mutable_caller();
+  response.mutable_callee();
+  return response;
+}
+
+std::vector<v1::Session> SessionTable::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<v1::Session> out;
+  out.reserve(sessions_.size());
+  for (const auto& [id, session] : sessions_) out.push_back(session->record);
+  return out;
+}
+
+v1::WorkerLoad SessionTable::Load(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  v1::WorkerLoad load;
+  load.set_sessions(static_cast<uint32_t>(sessions_.size()));
+  load.set_max_sessions(options_.max_sessions);
+  load.set_free_ports(pool_.FreePairs(now) * 2);
+  load.set_total_ports(pool_.TotalPairs() * 2);
+  return load;
+}
+
+void SessionTable::SetDraining(bool draining) {
+  absl::MutexLock lock(&mu_);
+  draining_ = draining;
+}
+
+bool SessionTable::draining() const {
+  absl::MutexLock lock(&mu_);
+  return draining_;
+}
+
+size_t SessionTable::size() const {
+  absl::MutexLock lock(&mu_);
+  return sessions_.size();
+}
+
+}  // namespace latchkey::relay

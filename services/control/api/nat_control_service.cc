@@ -1,0 +1,129 @@
+#include "services/control/api/nat_control_service.h"
+
+#include "common/grpc/status.h"
+#include "common/validation.h"
+
+namespace latchkey::control {
+namespace {
+
+using grpcutil::ToGrpc;
+
+// Sets `*field` from an OK result, or returns its status as a gRPC error.
+template <typename T, typename Field>
+grpc::Status Reply(absl::StatusOr<T> result, Field* field) {
+  if (!result.ok()) return ToGrpc(result.status());
+  *field = *std::move(result);
+  return grpc::Status::OK;
+}
+
+// Streams events matching `filter` until the client goes away or the server shuts down. The poll
+// interval bounds how late a cancelled stream notices.
+template <typename Event, typename Writer>
+grpc::Status Stream(grpc::ServerContext* context, EventHub<Event>* hub, typename EventHub<Event>::Filter filter,
+                    Writer* writer) {
+  auto subscription = hub->Subscribe(std::move(filter));
+  // Tell the client the stream is live before the first event, so it can act without racing it.
+  writer->SendInitialMetadata();
+  while (!context->IsCancelled() && !subscription->closed()) {
+    std::optional<Event> event = subscription->Next(absl::Milliseconds(250));
+    if (event && !writer->Write(*event)) break;
+  }
+  hub->Unsubscribe(subscription);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+NatControlServiceImpl::NatControlServiceImpl(BindingManager* bindings, SessionManager* sessions, WorkerRegistry* workers,
+                                             EventHub<BindingEvent>* binding_events,
+                                             EventHub<SessionEvent>* session_events)
+    : bindings_(bindings),
+      sessions_(sessions),
+      workers_(workers),
+      binding_events_(binding_events),
+      session_events_(session_events) {}
+
+grpc::Status NatControlServiceImpl::AllocateBinding(grpc::ServerContext*, const v1::AllocateBindingRequest* request,
+                                                    v1::AllocateBindingResponse* response) {
+  return Reply(bindings_->Allocate(*request), response);
+}
+
+grpc::Status NatControlServiceImpl::GetBinding(grpc::ServerContext*, const v1::GetBindingRequest* request,
+                                               v1::GetBindingResponse* response) {
+  return Reply(bindings_->Get(request->binding_id()), response->mutable_binding());
+}
+
+grpc::Status NatControlServiceImpl::ListBindings(grpc::ServerContext*, const v1::ListBindingsRequest* request,
+                                                 v1::ListBindingsResponse* response) {
+  return Reply(bindings_->List(*request), response);
+}
+
+grpc::Status NatControlServiceImpl::ReleaseBinding(grpc::ServerContext*, const v1::ReleaseBindingRequest* request,
+                                                   v1::ReleaseBindingResponse* response) {
+  return Reply(bindings_->Release(request->binding_id()), response->mutable_binding());
+}
+
+grpc::Status NatControlServiceImpl::WatchBindings(grpc::ServerContext* context, const v1::WatchBindingsRequest* request,
+                                                  grpc::ServerWriter<v1::WatchBindingsResponse>* writer) {
+  if (!request->aor().empty()) {
+    if (absl::Status s = CheckToken("aor", request->aor(), 1024); !s.ok()) return ToGrpc(s);
+  }
+  const std::string aor = request->aor();
+  return Stream<BindingEvent>(context, binding_events_,
+                              [aor](const BindingEvent& e) { return aor.empty() || e.binding().aor() == aor; }, writer);
+}
+
+grpc::Status NatControlServiceImpl::AllocateSession(grpc::ServerContext*, const v1::AllocateSessionRequest* request,
+                                                    v1::AllocateSessionResponse* response) {
+  return Reply(sessions_->Allocate(*request), response);
+}
+
+grpc::Status NatControlServiceImpl::AnswerSession(grpc::ServerContext*, const v1::AnswerSessionRequest* request,
+                                                  v1::AnswerSessionResponse* response) {
+  return Reply(sessions_->Answer(*request), response);
+}
+
+grpc::Status NatControlServiceImpl::UpdateSession(grpc::ServerContext*, const v1::UpdateSessionRequest* request,
+                                                  v1::UpdateSessionResponse* response) {
+  return Reply(sessions_->Update(*request), response);
+}
+
+grpc::Status NatControlServiceImpl::GetSession(grpc::ServerContext*, const v1::GetSessionRequest* request,
+                                               v1::GetSessionResponse* response) {
+  return Reply(sessions_->Get(request->session_id()), response->mutable_session());
+}
+
+grpc::Status NatControlServiceImpl::ListSessions(grpc::ServerContext*, const v1::ListSessionsRequest* request,
+                                                 v1::ListSessionsResponse* response) {
+  return Reply(sessions_->List(*request), response);
+}
+
+grpc::Status NatControlServiceImpl::ReleaseSession(grpc::ServerContext*, const v1::ReleaseSessionRequest* request,
+                                                   v1::ReleaseSessionResponse* response) {
+  return Reply(sessions_->Release(request->session_id()), response->mutable_session());
+}
+
+grpc::Status NatControlServiceImpl::WatchSessions(grpc::ServerContext* context, const v1::WatchSessionsRequest* request,
+                                                  grpc::ServerWriter<v1::WatchSessionsResponse>* writer) {
+  if (!request->call_id().empty()) {
+    if (absl::Status s = CheckToken("call_id", request->call_id(), 256); !s.ok()) return ToGrpc(s);
+  }
+  const std::string call_id = request->call_id();
+  return Stream<SessionEvent>(
+      context, session_events_,
+      [call_id](const SessionEvent& e) { return call_id.empty() || e.session().call_id() == call_id; }, writer);
+}
+
+grpc::Status NatControlServiceImpl::ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
+                                                v1::ListWorkersResponse* response) {
+  for (v1::Worker& worker : workers_->List()) *response->add_workers() = std::move(worker);
+  return grpc::Status::OK;
+}
+
+grpc::Status NatControlServiceImpl::DrainWorker(grpc::ServerContext*, const v1::DrainWorkerRequest* request,
+                                                v1::DrainWorkerResponse* response) {
+  if (absl::Status s = CheckToken("worker_id", request->worker_id(), 128); !s.ok()) return ToGrpc(s);
+  return Reply(workers_->Drain(request->worker_id()), response->mutable_worker());
+}
+
+}  // namespace latchkey::control

@@ -1,0 +1,44 @@
+#pragma once
+// latchkey.v1.NatControlService: validation and state live in the managers; this maps them to gRPC.
+#include <atomic>
+
+#include "latchkey/v1/nat_control.grpc.pb.h"
+#include "services/control/bindings/binding_manager.h"
+#include "services/control/sessions/session_manager.h"
+#include "services/control/workers/worker_registry.h"
+
+namespace latchkey::control {
+
+class NatControlServiceImpl final : public v1::NatControlService::Service {
+ public:
+  NatControlServiceImpl(BindingManager* bindings, SessionManager* sessions, WorkerRegistry* workers,
+                        EventHub<BindingEvent>* binding_events, EventHub<SessionEvent>* session_events);
+
+  grpc::Status AllocateBinding(grpc::ServerContext*, const v1::AllocateBindingRequest*, v1::AllocateBindingResponse*) override;
+  grpc::Status GetBinding(grpc::ServerContext*, const v1::GetBindingRequest*, v1::GetBindingResponse*) override;
+  grpc::Status ListBindings(grpc::ServerContext*, const v1::ListBindingsRequest*, v1::ListBindingsResponse*) override;
+  grpc::Status ReleaseBinding(grpc::ServerContext*, const v1::ReleaseBindingRequest*, v1::ReleaseBindingResponse*) override;
+  grpc::Status WatchBindings(grpc::ServerContext*, const v1::WatchBindingsRequest*,
+                             grpc::ServerWriter<v1::WatchBindingsResponse>*) override;
+
+  grpc::Status AllocateSession(grpc::ServerContext*, const v1::AllocateSessionRequest*, v1::AllocateSessionResponse*) override;
+  grpc::Status AnswerSession(grpc::ServerContext*, const v1::AnswerSessionRequest*, v1::AnswerSessionResponse*) override;
+  grpc::Status UpdateSession(grpc::ServerContext*, const v1::UpdateSessionRequest*, v1::UpdateSessionResponse*) override;
+  grpc::Status GetSession(grpc::ServerContext*, const v1::GetSessionRequest*, v1::GetSessionResponse*) override;
+  grpc::Status ListSessions(grpc::ServerContext*, const v1::ListSessionsRequest*, v1::ListSessionsResponse*) override;
+  grpc::Status ReleaseSession(grpc::ServerContext*, const v1::ReleaseSessionRequest*, v1::ReleaseSessionResponse*) override;
+  grpc::Status WatchSessions(grpc::ServerContext*, const v1::WatchSessionsRequest*,
+                             grpc::ServerWriter<v1::WatchSessionsResponse>*) override;
+
+  grpc::Status ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*, v1::ListWorkersResponse*) override;
+  grpc::Status DrainWorker(grpc::ServerContext*, const v1::DrainWorkerRequest*, v1::DrainWorkerResponse*) override;
+
+ private:
+  BindingManager* bindings_;
+  SessionManager* sessions_;
+  WorkerRegistry* workers_;
+  EventHub<BindingEvent>* binding_events_;
+  EventHub<SessionEvent>* session_events_;
+};
+
+}  // namespace latchkey::control

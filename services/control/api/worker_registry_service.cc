@@ -1,0 +1,61 @@
+#include "services/control/api/worker_registry_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc/status.h"
+#include "common/log/log.h"
+#include "common/net/socket_address.h"
+#include "common/time/proto_time.h"
+#include "common/validation.h"
+
+namespace latchkey::control {
+
+using grpcutil::ToGrpc;
+
+WorkerRegistryServiceImpl::WorkerRegistryServiceImpl(WorkerRegistry* workers, SessionManager* sessions,
+                                                     std::function<absl::Time()> clock)
+    : workers_(workers), sessions_(sessions), clock_(std::move(clock)) {}
+
+grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest* request,
+                                                       v1::RegisterWorkerResponse* response) {
+  if (absl::Status s = CheckToken("worker_id", request->worker_id(), 128); !s.ok()) return ToGrpc(s);
+  if (auto address = net::SocketAddress::Parse(request->grpc_address()); !address.ok()) {
+    return ToGrpc(absl::InvalidArgumentError(
+        absl::StrCat("grpc_address: \"", Excerpt(request->grpc_address()), "\": ", address.status().message())));
+  }
+  if (request->advertised_ips().empty()) return ToGrpc(absl::InvalidArgumentError("advertised_ips: at least one is required"));
+  for (int i = 0; i < request->advertised_ips_size(); ++i) {
+    if (auto ip = net::IpAddress::Parse(request->advertised_ips(i)); !ip.ok()) {
+      return ToGrpc(absl::InvalidArgumentError(absl::StrCat("advertised_ips[", i, "]: ", ip.status().message())));
+    }
+  }
+  const std::string registration_id = workers_->Register(*request, clock_());
+  sessions_->AdoptFromWorker(request->worker_id(), request->sessions());
+  log::LogInfo("worker registered")
+      .Kv("worker_id", request->worker_id())
+      .Kv("grpc_address", request->grpc_address())
+      .Kv("sessions", request->sessions_size())
+      .Kv("draining", request->draining());
+  *response->mutable_heartbeat_interval() = ToProto(workers_->heartbeat_interval());
+  response->set_lost_after_missed(workers_->lost_after_missed());
+  response->set_registration_id(registration_id);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerRegistryServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
+                                                  v1::HeartbeatResponse* response) {
+  auto result = workers_->Heartbeat(*request, clock_());
+  if (!result.ok()) return ToGrpc(result.status());
+  *response = *std::move(result);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerRegistryServiceImpl::ReportEvents(grpc::ServerContext*, const v1::ReportEventsRequest* request,
+                                                     v1::ReportEventsResponse*) {
+  if (!workers_->Get(request->worker_id()).ok()) {
+    return ToGrpc(absl::NotFoundError(absl::StrCat("worker_id: ", Excerpt(request->worker_id()), " is not registered")));
+  }
+  for (const v1::WorkerEvent& event : request->events()) sessions_->HandleWorkerEvent(request->worker_id(), event);
+  return grpc::Status::OK;
+}
+
+}  // namespace latchkey::control

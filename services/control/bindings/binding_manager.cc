@@ -1,0 +1,317 @@
+#include "services/control/bindings/binding_manager.h"
+
+#include "absl/hash/hash.h"
+#include "absl/random/random.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/log/log.h"
+#include "common/net/socket_address.h"
+#include "common/sip/contact.h"
+#include "common/sip/uri.h"
+#include "common/sip/via.h"
+#include "common/status_macros.h"
+#include "common/time/proto_time.h"
+#include "common/validation.h"
+
+namespace latchkey::control {
+namespace {
+
+constexpr size_t kMaxUriLength = 1024;
+constexpr absl::Duration kMaxExpires = absl::Hours(24 * 7);
+constexpr size_t kMaxPageSize = 1000;
+constexpr size_t kDefaultPageSize = 100;
+
+std::string NewBindingId() {
+  static thread_local absl::BitGen rng;
+  return absl::StrFormat("b%015x", absl::Uniform<uint64_t>(rng) >> 4);
+}
+
+// The identity a refresh must match: +sip.instance when present (RFC 5626: survives a new contact
+// address), else the contact URI as sent.
+std::string IdentityKey(absl::string_view aor, const sip::Contact& contact) {
+  const std::string instance = contact.InstanceId();
+  return instance.empty() ? absl::StrCat(aor, std::string(1, kKeySeparator), "c:", contact.uri().text())
+                          : absl::StrCat(aor, std::string(1, kKeySeparator), "i:", instance);
+}
+
+std::string EncodePageToken(absl::string_view key) { return absl::WebSafeBase64Escape(key); }
+
+absl::StatusOr<std::string> DecodePageToken(const std::string& token) {
+  std::string key;
+  if (!token.empty() && !absl::WebSafeBase64Unescape(token, &key)) {
+    return absl::InvalidArgumentError(absl::StrCat("page_token: \"", Excerpt(token), "\" is not a token from a previous page"));
+  }
+  return key;
+}
+
+}  // namespace
+
+BindingManager::BindingManager(BindingManagerOptions options, Store* store, const NatDetector* detector,
+                               const WorkerRegistry* workers, ControlMetrics* metrics,
+                               EventHub<BindingEvent>* events, Clock clock)
+    : options_(options),
+      store_(store),
+      detector_(detector),
+      workers_(workers),
+      metrics_(metrics),
+      events_(events),
+      clock_(std::move(clock)) {}
+
+absl::Mutex& BindingManager::StripeFor(absl::string_view identity_key) {
+  return stripes_[absl::HashOf(identity_key) % stripes_.size()];
+}
+
+void BindingManager::CountVerdict(const v1::Binding& binding, int delta) {
+  prometheus::Gauge* gauge = binding.verdict().state() == v1::NAT_STATE_BEHIND_NAT ? metrics_->bindings_behind_nat
+                                                                                  : metrics_->bindings_not_behind_nat;
+  gauge->Increment(delta);
+}
+
+void BindingManager::Publish(v1::BindingEventType type, const v1::Binding& binding, absl::Time now) {
+  BindingEvent event;
+  event.set_type(type);
+  *event.mutable_binding() = binding;
+  *event.mutable_time() = ToProto(now);
+  events_->Publish(event);
+}
+
+v1::KeepalivePlan BindingManager::PlanKeepalive(const v1::Binding& binding, const v1::NatPolicy& policy) const {
+  v1::KeepalivePlan plan;
+  plan.set_method(v1::KEEPALIVE_METHOD_NONE);
+  if (binding.transport() != v1::TRANSPORT_UDP) {
+    plan.set_note("connection-oriented transport: the client keeps its flow alive (RFC 5626 CRLF); nothing is pinged");
+    return plan;
+  }
+  const bool behind_nat = binding.verdict().state() == v1::NAT_STATE_BEHIND_NAT;
+  if (!behind_nat && !policy.keepalive_non_nat()) {
+    plan.set_note("not behind NAT: no keepalive needed");
+    return plan;
+  }
+  plan.set_method(policy.keepalive_method());
+  *plan.mutable_interval() = policy.keepalive_interval();
+  plan.set_failure_threshold(policy.keepalive_failure_threshold());
+  plan.set_worker_id(workers_->KeepaliveWorkerFor(binding.registrar().ip()));
+  plan.set_note(plan.worker_id().empty()
+                    ? absl::StrCat("no relay worker can send from the registrar address ", binding.registrar().ip(),
+                                   " yet")
+                    : absl::StrCat("pinged from the registrar address by worker ", plan.worker_id()));
+  return plan;
+}
+
+absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::AllocateBindingRequest& request) {
+  // --- Validate every field before touching state.
+  RETURN_IF_ERROR(CheckToken("aor", request.aor(), kMaxUriLength));
+  auto aor = sip::SipUri::Parse(request.aor());
+  if (!aor.ok()) return absl::InvalidArgumentError(absl::StrCat("aor: ", aor.status().message()));
+  RETURN_IF_ERROR(CheckToken("contact", request.contact(), 4 * kMaxUriLength, /*allow_spaces=*/true));
+  auto contact = sip::Contact::Parse(request.contact());
+  if (!contact.ok()) return absl::InvalidArgumentError(absl::StrCat("contact: ", contact.status().message()));
+  RETURN_IF_ERROR(CheckEnum("transport", request.transport(), v1::Transport_IsValid, false));
+  ASSIGN_OR_RETURN(net::SocketAddress source, net::FromProto(request.source(), "source"));
+  ASSIGN_OR_RETURN(net::SocketAddress registrar, net::FromProto(request.registrar(), "registrar"));
+  std::optional<sip::Via> via;
+  if (!request.via().empty()) {
+    RETURN_IF_ERROR(CheckOptionalText("via", request.via(), kMaxUriLength));
+    auto parsed = sip::Via::Parse(request.via());
+    if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("via: ", parsed.status().message()));
+    via = *std::move(parsed);
+  }
+  ASSIGN_OR_RETURN(absl::Duration requested_expires,
+                   CheckDuration("expires", request.has_expires(), request.expires(), absl::ZeroDuration(), kMaxExpires));
+  RETURN_IF_ERROR(CheckOptionalText("user_agent", request.user_agent(), 256));
+
+  // --- Decide.
+  const absl::Time now = clock_();
+  const std::string identity = IdentityKey(request.aor(), *contact);
+  const v1::NatPolicy& policy = detector_->PolicyFor(source.ip);
+  NatInput input;
+  input.source = source;
+  input.contact = &contact->uri();
+  input.via = via ? &*via : nullptr;
+  v1::NatVerdict verdict = detector_->Evaluate(input);
+  const bool behind_nat = verdict.state() == v1::NAT_STATE_BEHIND_NAT;
+
+  absl::Duration granted = requested_expires;
+  const absl::Duration nat_expiry = FromProto(policy.nat_registration_expiry());
+  if (behind_nat && nat_expiry > absl::ZeroDuration() && granted > nat_expiry) granted = nat_expiry;
+
+  absl::MutexLock lock(&StripeFor(identity));
+  std::optional<v1::Binding> existing;
+  if (auto id = store_->Get(Table::kBindingIdentity, identity); id.ok()) {
+    if (auto record = store_->Get(Table::kBindings, *id); record.ok()) {
+      existing.emplace();
+      if (!existing->ParseFromString(*record)) existing.reset();
+    }
+  }
+
+  v1::AllocateBindingResponse response;
+  *response.mutable_suggested_expires() = ToProto(granted);
+
+  if (requested_expires == absl::ZeroDuration()) {  // un-REGISTER
+    if (!existing) return absl::NotFoundError(absl::StrCat("contact: no binding of ", Excerpt(request.contact()),
+                                                           " for aor ", Excerpt(request.aor())));
+    RETURN_IF_ERROR(store_->Delete(Table::kBindings, existing->binding_id()));
+    RETURN_IF_ERROR(store_->Delete(Table::kBindingIdentity, identity));
+    CountVerdict(*existing, -1);
+    metrics_->binding_unregistered->Increment();
+    *existing->mutable_expires() = ToProto(absl::ZeroDuration());
+    Publish(v1::BINDING_EVENT_TYPE_RELEASED, *existing, now);
+    *response.mutable_binding() = *std::move(existing);
+    return response;
+  }
+
+  if (!existing && store_->Count(Table::kBindings) >= options_.max_bindings) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("bindings: the limit of ", options_.max_bindings, " bindings is reached"));
+  }
+
+  v1::Binding binding = existing ? *existing : v1::Binding();
+  if (!existing) {
+    binding.set_binding_id(NewBindingId());
+    *binding.mutable_created_at() = ToProto(now);
+  }
+  const bool source_changed = existing && (existing->source().ip() != source.ip.ToString() ||
+                                           existing->source().port() != source.port);
+  binding.set_aor(request.aor());
+  binding.set_contact(request.contact());
+  binding.set_effective_contact(behind_nat ? contact->WithHostPort(source) : contact->Unprefixed());
+  binding.set_instance_id(contact->InstanceId());
+  binding.set_transport(request.transport());
+  *binding.mutable_source() = net::ToProto(source);
+  *binding.mutable_registrar() = net::ToProto(registrar);
+  *binding.mutable_verdict() = std::move(verdict);
+  *binding.mutable_keepalive() = PlanKeepalive(binding, policy);
+  *binding.mutable_expires() = ToProto(granted);
+  *binding.mutable_refreshed_at() = ToProto(now);
+  const absl::Time expires_at = now + granted + options_.grace;
+  *binding.mutable_expires_at() = ToProto(expires_at);
+  binding.set_user_agent(request.user_agent());
+  if (source_changed) binding.set_source_changes(binding.source_changes() + 1);
+
+  RETURN_IF_ERROR(store_->Put(Table::kBindings, binding.binding_id(), binding.SerializeAsString(), expires_at));
+  if (!existing) RETURN_IF_ERROR(store_->Put(Table::kBindingIdentity, identity, binding.binding_id(), absl::InfiniteFuture()));
+
+  if (existing) CountVerdict(*existing, -1);
+  CountVerdict(binding, +1);
+  for (int reason : binding.verdict().reasons()) {
+    if (reason > 0 && reason < static_cast<int>(metrics_->nat_reasons.size()) && metrics_->nat_reasons[reason]) {
+      metrics_->nat_reasons[reason]->Increment();
+    }
+  }
+  if (existing) {
+    metrics_->binding_refreshed->Increment();
+  } else {
+    metrics_->binding_created->Increment();
+  }
+  if (source_changed) {
+    metrics_->binding_source_changes->Increment();
+    log::LogInfo("binding source changed")
+        .Kv("binding_id", binding.binding_id())
+        .Kv("old_source", absl::StrCat(existing->source().ip(), ":", existing->source().port()))
+        .Kv("new_source", source.ToString());
+  }
+  Publish(!existing ? v1::BINDING_EVENT_TYPE_CREATED
+                    : (source_changed ? v1::BINDING_EVENT_TYPE_SOURCE_CHANGED : v1::BINDING_EVENT_TYPE_REFRESHED),
+          binding, now);
+
+  response.set_created(!existing);
+  response.set_source_changed(source_changed);
+  *response.mutable_binding() = std::move(binding);
+  return response;
+}
+
+absl::StatusOr<v1::Binding> BindingManager::Get(const std::string& binding_id) {
+  RETURN_IF_ERROR(CheckToken("binding_id", binding_id, 64));
+  auto record = store_->Get(Table::kBindings, binding_id);
+  if (!record.ok()) {
+    if (absl::IsNotFound(record.status())) {
+      return absl::NotFoundError(absl::StrCat("binding_id: no binding \"", Excerpt(binding_id), "\""));
+    }
+    return record.status();
+  }
+  v1::Binding binding;
+  if (!binding.ParseFromString(*record)) return absl::DataLossError(absl::StrCat("binding ", binding_id, " is corrupt"));
+  return binding;
+}
+
+absl::StatusOr<v1::ListBindingsResponse> BindingManager::List(const v1::ListBindingsRequest& request) {
+  if (!request.aor().empty()) RETURN_IF_ERROR(CheckToken("aor", request.aor(), kMaxUriLength));
+  RETURN_IF_ERROR(CheckEnum("nat_state", request.nat_state(), v1::NatState_IsValid, true));
+  if (request.page_size() > kMaxPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: ", request.page_size(), " is above ", kMaxPageSize));
+  }
+  const size_t page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
+  ASSIGN_OR_RETURN(std::string cursor, DecodePageToken(request.page_token()));
+  const std::string prefix = request.aor().empty() ? "" : absl::StrCat(request.aor(), std::string(1, kKeySeparator));
+
+  v1::ListBindingsResponse response;
+  // Walk the identity index in AOR order; a NAT-state filter may skip records, so read in batches.
+  bool exhausted = false;
+  while (static_cast<size_t>(response.bindings_size()) < page_size && !exhausted) {
+    ASSIGN_OR_RETURN(auto batch, store_->List(Table::kBindingIdentity, prefix, cursor, page_size));
+    exhausted = batch.size() < page_size;
+    for (const StoredRecord& index : batch) {
+      cursor = index.key;
+      auto record = store_->Get(Table::kBindings, index.value);
+      if (!record.ok()) continue;  // expired between the two reads
+      v1::Binding binding;
+      if (!binding.ParseFromString(*record)) continue;
+      if (request.nat_state() != v1::NAT_STATE_UNSPECIFIED && binding.verdict().state() != request.nat_state()) continue;
+      *response.add_bindings() = std::move(binding);
+      if (static_cast<size_t>(response.bindings_size()) == page_size) break;
+    }
+  }
+  if (static_cast<size_t>(response.bindings_size()) == page_size) {
+    // Only promise another page if one exists.
+    ASSIGN_OR_RETURN(auto next, store_->List(Table::kBindingIdentity, prefix, cursor, 1));
+    if (!next.empty()) response.set_next_page_token(EncodePageToken(cursor));
+  }
+  return response;
+}
+
+absl::StatusOr<v1::Binding> BindingManager::Release(const std::string& binding_id) {
+  ASSIGN_OR_RETURN(v1::Binding binding, Get(binding_id));
+  auto contact = sip::Contact::Parse(binding.contact());
+  if (!contact.ok()) return absl::DataLossError(absl::StrCat("binding ", binding_id, " has a corrupt contact"));
+  const std::string identity = IdentityKey(binding.aor(), *contact);
+  absl::MutexLock lock(&StripeFor(identity));
+  auto still = store_->Get(Table::kBindings, binding_id);
+  if (!still.ok()) return absl::NotFoundError(absl::StrCat("binding_id: no binding \"", Excerpt(binding_id), "\""));
+  RETURN_IF_ERROR(store_->Delete(Table::kBindings, binding_id));
+  RETURN_IF_ERROR(store_->Delete(Table::kBindingIdentity, identity));
+  CountVerdict(binding, -1);
+  metrics_->binding_released->Increment();
+  Publish(v1::BINDING_EVENT_TYPE_RELEASED, binding, clock_());
+  return binding;
+}
+
+size_t BindingManager::SweepExpired() {
+  const absl::Time now = clock_();
+  size_t removed = 0;
+  constexpr size_t kBatch = 4096;
+  for (;;) {
+    auto expired = store_->TakeExpired(Table::kBindings, now, kBatch);
+    if (!expired.ok() || expired->empty()) break;
+    for (const StoredRecord& record : *expired) {
+      v1::Binding binding;
+      if (!binding.ParseFromString(record.value)) continue;
+      ++removed;
+      CountVerdict(binding, -1);
+      metrics_->binding_expired->Increment();
+      if (auto contact = sip::Contact::Parse(binding.contact()); contact.ok()) {
+        const std::string identity = IdentityKey(binding.aor(), *contact);
+        absl::MutexLock lock(&StripeFor(identity));
+        // A refresh may have re-created the binding under a new id meanwhile: keep that one.
+        if (auto id = store_->Get(Table::kBindingIdentity, identity); id.ok() && *id == binding.binding_id()) {
+          store_->Delete(Table::kBindingIdentity, identity).IgnoreError();
+        }
+      }
+      Publish(v1::BINDING_EVENT_TYPE_EXPIRED, binding, now);
+    }
+    if (expired->size() < kBatch) break;
+  }
+  return removed;
+}
+
+}  // namespace latchkey::control

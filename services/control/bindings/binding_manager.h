@@ -1,0 +1,60 @@
+#pragma once
+// Registrations: decides NAT, rewrites the Contact, plans keepalives and keeps one binding per AOR and
+// contact (or +sip.instance) in the store, expiring it when the endpoint stops refreshing.
+#include <array>
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "latchkey/v1/nat_control.pb.h"
+#include "services/control/events/event_hub.h"
+#include "services/control/metrics/control_metrics.h"
+#include "services/control/nat/nat_detector.h"
+#include "services/control/store/store.h"
+#include "services/control/workers/worker_registry.h"
+
+namespace latchkey::control {
+
+using BindingEvent = v1::WatchBindingsResponse;
+using Clock = std::function<absl::Time()>;
+
+struct BindingManagerOptions {
+  absl::Duration grace = absl::Seconds(30);
+  uint64_t max_bindings = 5'000'000;
+};
+
+class BindingManager {
+ public:
+  BindingManager(BindingManagerOptions options, Store* store, const NatDetector* detector,
+                 const WorkerRegistry* workers, ControlMetrics* metrics, EventHub<BindingEvent>* events,
+                 Clock clock);
+
+  // Validates every field (INVALID_ARGUMENT naming it), then creates, refreshes or (expires 0) removes.
+  absl::StatusOr<v1::AllocateBindingResponse> Allocate(const v1::AllocateBindingRequest& request);
+  absl::StatusOr<v1::Binding> Get(const std::string& binding_id);
+  absl::StatusOr<v1::ListBindingsResponse> List(const v1::ListBindingsRequest& request);
+  absl::StatusOr<v1::Binding> Release(const std::string& binding_id);
+
+  // Removes bindings past their expiry; returns how many. Cost is proportional to what expired.
+  size_t SweepExpired();
+
+ private:
+  absl::Mutex& StripeFor(absl::string_view identity_key);
+  void CountVerdict(const v1::Binding& binding, int delta);
+  void Publish(v1::BindingEventType type, const v1::Binding& binding, absl::Time now);
+  v1::KeepalivePlan PlanKeepalive(const v1::Binding& binding, const v1::NatPolicy& policy) const;
+
+  const BindingManagerOptions options_;
+  Store* store_;
+  const NatDetector* detector_;
+  const WorkerRegistry* workers_;
+  ControlMetrics* metrics_;
+  EventHub<BindingEvent>* events_;
+  Clock clock_;
+  // Serialises read-modify-write of one identity without a global lock.
+  std::array<absl::Mutex, 64> stripes_;
+};
+
+}  // namespace latchkey::control

@@ -1,0 +1,110 @@
+#include "services/control/control_server.h"
+
+#include "absl/time/clock.h"
+#include "common/log/log.h"
+#include "common/time/proto_time.h"
+#include "services/control/store/memory_store.h"
+
+namespace latchkey::control {
+namespace {
+
+constexpr absl::Duration kSweepInterval = absl::Milliseconds(250);
+
+void DefaultDuration(google::protobuf::Duration* field, bool has, absl::Duration value) {
+  if (!has || FromProto(*field) <= absl::ZeroDuration()) *field = ToProto(value);
+}
+
+absl::Status Validate(const v1::ControlConfig& config) {
+  if (config.worker_lost_after_missed() < 1 || config.worker_lost_after_missed() > 100) {
+    return absl::InvalidArgumentError("worker_lost_after_missed: must be 1-100");
+  }
+  if (FromProto(config.worker_heartbeat_interval()) < absl::Milliseconds(50)) {
+    return absl::InvalidArgumentError("worker_heartbeat_interval: must be at least 50ms");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void ApplyDefaults(v1::ControlConfig* c) {
+  if (c->listen().empty()) c->set_listen("127.0.0.1:7400");
+  if (c->metrics_listen().empty()) c->set_metrics_listen("127.0.0.1:9400");
+  DefaultDuration(c->mutable_binding_grace(), c->has_binding_grace(), absl::Seconds(30));
+  DefaultDuration(c->mutable_session_offer_timeout(), c->has_session_offer_timeout(), absl::Minutes(10));
+  DefaultDuration(c->mutable_session_idle_timeout(), c->has_session_idle_timeout(), absl::Hours(1));
+  DefaultDuration(c->mutable_session_final_timeout(), c->has_session_final_timeout(), absl::Hours(12));
+  DefaultDuration(c->mutable_media_timeout(), c->has_media_timeout(), absl::Seconds(60));
+  DefaultDuration(c->mutable_worker_heartbeat_interval(), c->has_worker_heartbeat_interval(), absl::Seconds(1));
+  DefaultDuration(c->mutable_worker_call_timeout(), c->has_worker_call_timeout(), absl::Seconds(2));
+  DefaultDuration(c->mutable_ended_session_retention(), c->has_ended_session_retention(), absl::Seconds(30));
+  if (c->worker_lost_after_missed() == 0) c->set_worker_lost_after_missed(3);
+  if (c->max_bindings() == 0) c->set_max_bindings(5'000'000);
+}
+
+absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlConfig config) {
+  ApplyDefaults(&config);
+  if (absl::Status s = Validate(config); !s.ok()) return s;
+  auto detector = NatDetector::Create(config.nat_policies());
+  if (!detector.ok()) return detector.status();
+
+  std::unique_ptr<ControlServer> server(new ControlServer());
+  ControlServer& s = *server;
+  s.config_ = config;
+  s.registry_ = std::make_shared<prometheus::Registry>();
+  s.metrics_ = std::make_unique<ControlMetrics>(*s.registry_);
+  s.store_ = std::make_unique<MemoryStore>();
+  s.detector_ = std::make_unique<NatDetector>(*std::move(detector));
+  s.workers_ = std::make_unique<WorkerRegistry>(
+      WorkerRegistryOptions{FromProto(config.worker_heartbeat_interval()), config.worker_lost_after_missed()},
+      s.metrics_.get());
+  ControlMetrics* metrics = s.metrics_.get();
+  s.binding_events_ = std::make_unique<EventHub<BindingEvent>>([metrics] { metrics->watch_events_dropped->Increment(); });
+  s.session_events_ = std::make_unique<EventHub<SessionEvent>>([metrics] { metrics->watch_events_dropped->Increment(); });
+  auto clock = [] { return absl::Now(); };
+  s.bindings_ = std::make_unique<BindingManager>(
+      BindingManagerOptions{FromProto(config.binding_grace()), config.max_bindings()}, s.store_.get(),
+      s.detector_.get(), s.workers_.get(), metrics, s.binding_events_.get(), clock);
+  s.sessions_ = std::make_unique<SessionManager>(
+      SessionManagerOptions{FromProto(config.session_offer_timeout()), FromProto(config.session_idle_timeout()),
+                            FromProto(config.session_final_timeout()), FromProto(config.media_timeout()),
+                            FromProto(config.ended_session_retention()), FromProto(config.worker_call_timeout())},
+      s.store_.get(), s.detector_.get(), s.workers_.get(), metrics, s.session_events_.get(), clock);
+  s.nat_service_ = std::make_unique<NatControlServiceImpl>(s.bindings_.get(), s.sessions_.get(), s.workers_.get(),
+                                                           s.binding_events_.get(), s.session_events_.get());
+  s.worker_service_ = std::make_unique<WorkerRegistryServiceImpl>(s.workers_.get(), s.sessions_.get(), clock);
+
+  auto metrics_server = metrics::MetricsServer::Start(config.metrics_listen(), s.registry_);
+  if (!metrics_server.ok()) return metrics_server.status();
+  s.metrics_server_ = *std::move(metrics_server);
+  auto grpc = grpcutil::StartServer(config.listen(), {s.nat_service_.get(), s.worker_service_.get()}, *s.registry_);
+  if (!grpc.ok()) return grpc.status();
+  s.grpc_ = *std::move(grpc);
+  s.sweeper_ = std::thread([&s] { s.SweepLoop(); });
+  s.grpc_.SetServing(true);
+  return server;
+}
+
+void ControlServer::SweepLoop() {
+  while (!stop_.WaitForNotificationWithTimeout(kSweepInterval)) {
+    const size_t bindings = bindings_->SweepExpired();
+    const size_t sessions = sessions_->SweepExpired();
+    for (const std::string& worker_id : workers_->SweepLost(absl::Now())) sessions_->WorkerLost(worker_id);
+    if (bindings || sessions) log::LogDebug("sweep").Kv("bindings_expired", bindings).Kv("sessions_expired", sessions);
+  }
+}
+
+void ControlServer::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  grpc_.SetServing(false);
+  // Watch streams end first so Shutdown does not wait for them.
+  binding_events_->Close();
+  session_events_->Close();
+  grpc_.server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  stop_.Notify();
+  if (sweeper_.joinable()) sweeper_.join();
+}
+
+ControlServer::~ControlServer() { Shutdown(); }
+
+}  // namespace latchkey::control

@@ -1,0 +1,57 @@
+#pragma once
+// latchkey-control assembled: store, NAT detector, worker registry, binding and session managers,
+// the two gRPC services, /metrics, and the sweeper that expires bindings, sessions and workers.
+#include <memory>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "common/grpc/server.h"
+#include "common/metrics/metrics_server.h"
+#include "latchkey/v1/config.pb.h"
+#include "services/control/api/nat_control_service.h"
+#include "services/control/api/worker_registry_service.h"
+#include "services/control/bindings/binding_manager.h"
+#include "services/control/sessions/session_manager.h"
+#include "services/control/store/store.h"
+
+namespace latchkey::control {
+
+// Fills unset fields with their documented defaults.
+void ApplyDefaults(v1::ControlConfig* config);
+
+class ControlServer {
+ public:
+  // Validates the config (INVALID_ARGUMENT naming the field), binds both ports, and is ready (health
+  // SERVING) when it returns.
+  static absl::StatusOr<std::unique_ptr<ControlServer>> Start(v1::ControlConfig config);
+  ~ControlServer();
+
+  int grpc_port() const { return grpc_.port; }
+  int metrics_port() const { return metrics_server_->port(); }
+  void Shutdown();
+
+ private:
+  ControlServer() = default;
+  void SweepLoop();
+
+  v1::ControlConfig config_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<ControlMetrics> metrics_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<NatDetector> detector_;
+  std::unique_ptr<WorkerRegistry> workers_;
+  std::unique_ptr<EventHub<BindingEvent>> binding_events_;
+  std::unique_ptr<EventHub<SessionEvent>> session_events_;
+  std::unique_ptr<BindingManager> bindings_;
+  std::unique_ptr<SessionManager> sessions_;
+  std::unique_ptr<NatControlServiceImpl> nat_service_;
+  std::unique_ptr<WorkerRegistryServiceImpl> worker_service_;
+  grpcutil::StartedServer grpc_;
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
+  absl::Notification stop_;
+  std::thread sweeper_;
+  bool shut_down_ = false;
+};
+
+}  // namespace latchkey::control

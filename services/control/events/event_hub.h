@@ -1,0 +1,102 @@
+#pragma once
+// Fan-out of events to Watch streams. Each subscriber has a bounded queue: a slow watcher loses its
+// oldest events (counted) instead of slowing down the RPCs that publish them.
+#include <deque>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace latchkey::control {
+
+template <typename Event>
+class EventHub {
+ public:
+  using Filter = std::function<bool(const Event&)>;
+
+  class Subscription {
+   public:
+    // Waits up to `timeout` for the next event; nullopt on timeout or when the hub closed.
+    std::optional<Event> Next(absl::Duration timeout) {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || closed_; };
+      mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+      if (queue_.empty()) return std::nullopt;
+      Event event = std::move(queue_.front());
+      queue_.pop_front();
+      return event;
+    }
+    bool closed() {
+      absl::MutexLock lock(&mu_);
+      return closed_;
+    }
+
+   private:
+    friend class EventHub;
+    Subscription(Filter filter, size_t capacity) : filter_(std::move(filter)), capacity_(capacity) {}
+    // Returns false if an old event had to be dropped to make room.
+    bool Push(const Event& event) {
+      if (filter_ && !filter_(event)) return true;
+      absl::MutexLock lock(&mu_);
+      bool kept_all = true;
+      if (queue_.size() >= capacity_) {
+        queue_.pop_front();
+        kept_all = false;
+      }
+      queue_.push_back(event);
+      return kept_all;
+    }
+    void Close() {
+      absl::MutexLock lock(&mu_);
+      closed_ = true;
+    }
+
+    Filter filter_;
+    size_t capacity_;
+    absl::Mutex mu_;
+    std::deque<Event> queue_ ABSL_GUARDED_BY(mu_);
+    bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  };
+
+  explicit EventHub(std::function<void()> on_drop = nullptr, size_t capacity = 10000)
+      : on_drop_(std::move(on_drop)), capacity_(capacity) {}
+
+  std::shared_ptr<Subscription> Subscribe(Filter filter) {
+    std::shared_ptr<Subscription> sub(new Subscription(std::move(filter), capacity_));
+    absl::MutexLock lock(&mu_);
+    if (closed_) sub->Close();
+    subscribers_.push_back(sub);
+    return sub;
+  }
+
+  void Unsubscribe(const std::shared_ptr<Subscription>& sub) {
+    absl::MutexLock lock(&mu_);
+    subscribers_.remove(sub);
+  }
+
+  void Publish(const Event& event) {
+    absl::ReaderMutexLock lock(&mu_);
+    for (const auto& sub : subscribers_) {
+      if (!sub->Push(event) && on_drop_) on_drop_();
+    }
+  }
+
+  // Wakes every watcher for shutdown.
+  void Close() {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+    for (const auto& sub : subscribers_) sub->Close();
+  }
+
+ private:
+  std::function<void()> on_drop_;
+  size_t capacity_;
+  absl::Mutex mu_;
+  std::list<std::shared_ptr<Subscription>> subscribers_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace latchkey::control

@@ -1,0 +1,102 @@
+#include "services/control/metrics/control_metrics.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+
+namespace latchkey::control {
+namespace {
+
+// "NAT_REASON_CONTACT_PRIVATE" -> "contact_private".
+std::string LabelFromEnum(const std::string& name, absl::string_view prefix) {
+  return absl::AsciiStrToLower(absl::StripPrefix(name, prefix));
+}
+
+}  // namespace
+
+ControlMetrics::ControlMetrics(prometheus::Registry& registry) {
+  auto& bindings = prometheus::BuildGauge()
+                       .Name("latchkey_bindings")
+                       .Help("Registered contacts held, by NAT verdict")
+                       .Register(registry);
+  bindings_behind_nat = &bindings.Add({{"nat_state", "behind_nat"}});
+  bindings_not_behind_nat = &bindings.Add({{"nat_state", "not_behind_nat"}});
+
+  auto& allocations = prometheus::BuildCounter()
+                          .Name("latchkey_binding_allocations_total")
+                          .Help("AllocateBinding calls that created or refreshed a binding")
+                          .Register(registry);
+  binding_created = &allocations.Add({{"result", "created"}});
+  binding_refreshed = &allocations.Add({{"result", "refreshed"}});
+
+  auto& removals = prometheus::BuildCounter()
+                       .Name("latchkey_binding_removals_total")
+                       .Help("Bindings removed, by reason")
+                       .Register(registry);
+  binding_released = &removals.Add({{"reason", "released"}});
+  binding_unregistered = &removals.Add({{"reason", "unregistered"}});
+  binding_expired = &removals.Add({{"reason", "expired"}});
+
+  binding_source_changes = &prometheus::BuildCounter()
+                                .Name("latchkey_binding_source_changes_total")
+                                .Help("Refreshes that came from a new source address (NAT rebinding)")
+                                .Register(registry)
+                                .Add({});
+
+  auto& reasons = prometheus::BuildCounter()
+                      .Name("latchkey_nat_reasons_total")
+                      .Help("NAT detection rules that fired, by rule")
+                      .Register(registry);
+  for (int r = v1::NatReason_MIN + 1; r <= v1::NatReason_MAX; ++r) {
+    if (!v1::NatReason_IsValid(r)) continue;
+    nat_reasons[r] = &reasons.Add(
+        {{"reason", LabelFromEnum(v1::NatReason_Name(static_cast<v1::NatReason>(r)), "NAT_REASON_")}});
+  }
+
+  sessions_active = &prometheus::BuildGauge()
+                         .Name("latchkey_sessions_active")
+                         .Help("Relay sessions not yet ended")
+                         .Register(registry)
+                         .Add({});
+  session_allocations = &prometheus::BuildCounter()
+                             .Name("latchkey_session_allocations_total")
+                             .Help("Sessions placed on a relay worker")
+                             .Register(registry)
+                             .Add({});
+  auto& placement = prometheus::BuildCounter()
+                        .Name("latchkey_session_placement_failures_total")
+                        .Help("AllocateSession calls that found no worker for the call, by reason")
+                        .Register(registry);
+  placement_no_worker = &placement.Add({{"reason", "no_worker"}});
+  placement_no_capacity = &placement.Add({{"reason", "no_capacity"}});
+  placement_worker_error = &placement.Add({{"reason", "worker_error"}});
+
+  auto& ends = prometheus::BuildCounter()
+                   .Name("latchkey_session_ends_total")
+                   .Help("Sessions ended, by reason")
+                   .Register(registry);
+  for (auto type : {v1::SESSION_EVENT_TYPE_RELEASED, v1::SESSION_EVENT_TYPE_EXPIRED,
+                    v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT, v1::SESSION_EVENT_TYPE_WORKER_LOST}) {
+    session_ends[type] = &ends.Add({{"reason", LabelFromEnum(v1::SessionEventType_Name(type), "SESSION_EVENT_TYPE_")}});
+  }
+
+  auto& worker_states = prometheus::BuildGauge()
+                            .Name("latchkey_workers")
+                            .Help("Relay workers known to control, by state")
+                            .Register(registry);
+  for (auto state : {v1::WORKER_STATE_READY, v1::WORKER_STATE_DRAINING, v1::WORKER_STATE_LOST}) {
+    workers[state] = &worker_states.Add({{"state", LabelFromEnum(v1::WorkerState_Name(state), "WORKER_STATE_")}});
+  }
+  workers_lost = &prometheus::BuildCounter()
+                      .Name("latchkey_workers_lost_total")
+                      .Help("Workers declared lost after missing heartbeats")
+                      .Register(registry)
+                      .Add({});
+  watch_events_dropped = &prometheus::BuildCounter()
+                              .Name("latchkey_watch_events_dropped_total")
+                              .Help("Events dropped because a Watch stream fell behind")
+                              .Register(registry)
+                              .Add({});
+}
+
+}  // namespace latchkey::control

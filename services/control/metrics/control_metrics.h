@@ -1,0 +1,52 @@
+#pragma once
+// Every counter and gauge latchkey-control exports (RPC counts and latencies come from the gRPC
+// interceptor in common/grpc). Labels take values from small fixed sets only: never per call or AOR.
+#include <array>
+#include <memory>
+
+#include "latchkey/v1/nat_control.pb.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+
+namespace latchkey::control {
+
+struct ControlMetrics {
+  explicit ControlMetrics(prometheus::Registry& registry);
+
+  // latchkey_bindings{nat_state}
+  prometheus::Gauge* bindings_behind_nat;
+  prometheus::Gauge* bindings_not_behind_nat;
+  // latchkey_binding_allocations_total{result="created|refreshed"}
+  prometheus::Counter* binding_created;
+  prometheus::Counter* binding_refreshed;
+  // latchkey_binding_removals_total{reason="released|unregistered|expired"}
+  prometheus::Counter* binding_released;
+  prometheus::Counter* binding_unregistered;
+  prometheus::Counter* binding_expired;
+  // latchkey_binding_source_changes_total: a refresh from a new source address (NAT rebinding).
+  prometheus::Counter* binding_source_changes;
+  // latchkey_nat_reasons_total{reason}: how often each NAT rule fired.
+  std::array<prometheus::Counter*, v1::NatReason_ARRAYSIZE> nat_reasons{};
+
+  // latchkey_sessions_active
+  prometheus::Gauge* sessions_active;
+  // latchkey_session_allocations_total
+  prometheus::Counter* session_allocations;
+  // latchkey_session_placement_failures_total{reason="no_worker|no_capacity|worker_error"}
+  prometheus::Counter* placement_no_worker;
+  prometheus::Counter* placement_no_capacity;
+  prometheus::Counter* placement_worker_error;
+  // latchkey_session_ends_total{reason}
+  std::array<prometheus::Counter*, v1::SessionEventType_ARRAYSIZE> session_ends{};
+
+  // latchkey_workers{state}
+  std::array<prometheus::Gauge*, v1::WorkerState_ARRAYSIZE> workers{};
+  // latchkey_workers_lost_total
+  prometheus::Counter* workers_lost;
+
+  // latchkey_watch_events_dropped_total: events a slow watcher lost.
+  prometheus::Counter* watch_events_dropped;
+};
+
+}  // namespace latchkey::control

@@ -1,0 +1,161 @@
+#include "services/control/workers/worker_registry.h"
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/log/log.h"
+#include "common/time/proto_time.h"
+#include "grpcpp/create_channel.h"
+#include "services/control/workers/placement.h"
+
+namespace latchkey::control {
+
+WorkerRegistry::WorkerRegistry(WorkerRegistryOptions options, ControlMetrics* metrics)
+    : options_(options), metrics_(metrics) {}
+
+std::string WorkerRegistry::Register(const v1::RegisterWorkerRequest& request, absl::Time now) {
+  absl::BitGen rng;
+  std::string registration_id = absl::StrFormat("%016x", absl::Uniform<uint64_t>(rng));
+  absl::MutexLock lock(&mu_);
+  Entry& entry = workers_[request.worker_id()];
+  const bool address_changed = entry.worker.grpc_address() != request.grpc_address() || !entry.stub;
+  entry.worker.set_worker_id(request.worker_id());
+  entry.worker.set_grpc_address(request.grpc_address());
+  entry.worker.mutable_advertised_ips()->CopyFrom(request.advertised_ips());
+  entry.worker.mutable_keepalive_source_ips()->CopyFrom(request.keepalive_source_ips());
+  *entry.worker.mutable_load() = request.load();
+  entry.worker.set_version(request.version());
+  entry.worker.set_state(request.draining() || entry.drain_requested ? v1::WORKER_STATE_DRAINING
+                                                                     : v1::WORKER_STATE_READY);
+  *entry.worker.mutable_registered_at() = ToProto(now);
+  *entry.worker.mutable_last_heartbeat() = ToProto(now);
+  entry.registration_id = registration_id;
+  entry.last_heartbeat = now;
+  entry.pending_sessions = entry.pending_ports = 0;
+  if (address_changed) {
+    entry.stub = v1::RelayService::NewStub(
+        grpc::CreateChannel(request.grpc_address(), grpc::InsecureChannelCredentials()));
+  }
+  UpdateStateGauges();
+  return registration_id;
+}
+
+absl::StatusOr<v1::HeartbeatResponse> WorkerRegistry::Heartbeat(const v1::HeartbeatRequest& request,
+                                                                absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(request.worker_id());
+  if (it == workers_.end() || it->second.registration_id != request.registration_id() ||
+      it->second.worker.state() == v1::WORKER_STATE_LOST) {
+    // A lost worker must re-register so control re-learns its sessions.
+    return absl::NotFoundError(absl::StrCat("worker_id: ", request.worker_id(), " is not registered"));
+  }
+  Entry& entry = it->second;
+  entry.last_heartbeat = now;
+  *entry.worker.mutable_last_heartbeat() = ToProto(now);
+  *entry.worker.mutable_load() = request.load();
+  entry.pending_sessions = entry.pending_ports = 0;
+  entry.worker.set_state(request.draining() || entry.drain_requested ? v1::WORKER_STATE_DRAINING
+                                                                     : v1::WORKER_STATE_READY);
+  UpdateStateGauges();
+  v1::HeartbeatResponse response;
+  response.set_drain(entry.drain_requested);
+  return response;
+}
+
+absl::StatusOr<v1::Worker> WorkerRegistry::Drain(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return absl::NotFoundError(absl::StrCat("worker_id: no worker \"", worker_id, "\""));
+  it->second.drain_requested = true;
+  if (it->second.worker.state() == v1::WORKER_STATE_READY) it->second.worker.set_state(v1::WORKER_STATE_DRAINING);
+  UpdateStateGauges();
+  return it->second.worker;
+}
+
+std::vector<v1::Worker> WorkerRegistry::List() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<v1::Worker> out;
+  out.reserve(workers_.size());
+  for (const auto& [id, entry] : workers_) out.push_back(entry.worker);
+  std::sort(out.begin(), out.end(), [](const v1::Worker& a, const v1::Worker& b) { return a.worker_id() < b.worker_id(); });
+  return out;
+}
+
+absl::StatusOr<WorkerHandle> WorkerRegistry::Place(uint32_t ports_needed,
+                                                   const absl::flat_hash_set<std::string>& exclude) {
+  absl::MutexLock lock(&mu_);
+  std::vector<PlacementCandidate> candidates;
+  std::vector<Entry*> entries;
+  candidates.reserve(workers_.size());
+  for (auto& [id, entry] : workers_) {
+    if (exclude.contains(id)) continue;
+    candidates.push_back({id, entry.worker.state(), entry.worker.load(), entry.pending_sessions, entry.pending_ports});
+    entries.push_back(&entry);
+  }
+  auto chosen = ChooseWorker(candidates, ports_needed);
+  if (!chosen.ok()) return chosen.status();
+  Entry& entry = *entries[*chosen];
+  entry.pending_sessions += 1;
+  entry.pending_ports += ports_needed;
+  return WorkerHandle{entry.worker.worker_id(), entry.worker, entry.stub};
+}
+
+absl::StatusOr<WorkerHandle> WorkerRegistry::Get(const std::string& worker_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return absl::NotFoundError(absl::StrCat("worker \"", worker_id, "\" is not registered"));
+  if (it->second.worker.state() == v1::WORKER_STATE_LOST) {
+    return absl::UnavailableError(absl::StrCat("worker \"", worker_id, "\" is lost"));
+  }
+  return WorkerHandle{worker_id, it->second.worker, it->second.stub};
+}
+
+std::string WorkerRegistry::KeepaliveWorkerFor(const std::string& registrar_ip) const {
+  absl::MutexLock lock(&mu_);
+  std::string best;
+  for (const auto& [id, entry] : workers_) {
+    if (entry.worker.state() != v1::WORKER_STATE_READY) continue;
+    for (const std::string& ip : entry.worker.keepalive_source_ips()) {
+      // Lowest id wins so every control replica picks the same worker for a registrar.
+      if (ip == registrar_ip && (best.empty() || id < best)) best = id;
+    }
+  }
+  return best;
+}
+
+void WorkerRegistry::SessionEnded(const std::string& worker_id, uint32_t ports) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return;
+  // Reflect freed capacity before the next heartbeat reports it.
+  v1::WorkerLoad* load = it->second.worker.mutable_load();
+  if (load->sessions() > 0) load->set_sessions(load->sessions() - 1);
+  load->set_free_ports(std::min(load->total_ports(), load->free_ports() + ports));
+}
+
+std::vector<std::string> WorkerRegistry::SweepLost(absl::Time now) {
+  const absl::Duration limit = options_.heartbeat_interval * options_.lost_after_missed;
+  std::vector<std::string> lost;
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, entry] : workers_) {
+    if (entry.worker.state() == v1::WORKER_STATE_LOST || now - entry.last_heartbeat <= limit) continue;
+    entry.worker.set_state(v1::WORKER_STATE_LOST);
+    lost.push_back(id);
+    metrics_->workers_lost->Increment();
+    log::LogWarning("worker lost")
+        .Kv("worker_id", id)
+        .Kv("silent_seconds", absl::ToDoubleSeconds(now - entry.last_heartbeat));
+  }
+  if (!lost.empty()) UpdateStateGauges();
+  return lost;
+}
+
+void WorkerRegistry::UpdateStateGauges() {
+  std::array<int, v1::WorkerState_ARRAYSIZE> counts{};
+  for (const auto& [id, entry] : workers_) counts[entry.worker.state()]++;
+  for (int s = 0; s < v1::WorkerState_ARRAYSIZE; ++s) {
+    if (metrics_->workers[s]) metrics_->workers[s]->Set(counts[s]);
+  }
+}
+
+}  // namespace latchkey::control

@@ -1,0 +1,75 @@
+#pragma once
+// The relay workers control knows: their registrations, heartbeats, drain state, liveness, and a
+// client stub for each. Kept in memory: after a control restart workers register again within one
+// heartbeat (their heartbeat answers NOT_FOUND).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "latchkey/v1/worker.grpc.pb.h"
+#include "services/control/metrics/control_metrics.h"
+
+namespace latchkey::control {
+
+struct WorkerRegistryOptions {
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  uint32_t lost_after_missed = 3;
+};
+
+struct WorkerHandle {
+  std::string worker_id;
+  v1::Worker worker;
+  std::shared_ptr<v1::RelayService::StubInterface> stub;
+};
+
+class WorkerRegistry {
+ public:
+  WorkerRegistry(WorkerRegistryOptions options, ControlMetrics* metrics);
+
+  // Records a (re-)registration and returns its registration id.
+  std::string Register(const v1::RegisterWorkerRequest& request, absl::Time now);
+  // NOT_FOUND when the worker or its registration id is unknown: the worker must register again.
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request, absl::Time now);
+  // Marks a worker draining; NOT_FOUND if unknown.
+  absl::StatusOr<v1::Worker> Drain(const std::string& worker_id);
+
+  std::vector<v1::Worker> List() const;
+  // A worker that can take one more session needing `ports_needed` ports, skipping `exclude`.
+  absl::StatusOr<WorkerHandle> Place(uint32_t ports_needed, const absl::flat_hash_set<std::string>& exclude);
+  // The worker carrying existing sessions; UNAVAILABLE if lost, NOT_FOUND if unknown.
+  absl::StatusOr<WorkerHandle> Get(const std::string& worker_id) const;
+  // A READY worker that announced it can send from `registrar_ip` (keepalives); empty if none.
+  std::string KeepaliveWorkerFor(const std::string& registrar_ip) const;
+  // Control released a session on this worker before the next heartbeat could say so.
+  void SessionEnded(const std::string& worker_id, uint32_t ports);
+
+  // Declares lost the workers whose heartbeats stopped; returns their ids.
+  std::vector<std::string> SweepLost(absl::Time now);
+
+  absl::Duration heartbeat_interval() const { return options_.heartbeat_interval; }
+  uint32_t lost_after_missed() const { return options_.lost_after_missed; }
+
+ private:
+  struct Entry {
+    v1::Worker worker;
+    std::string registration_id;
+    absl::Time last_heartbeat;
+    bool drain_requested = false;  // by an operator, told to the worker on its next heartbeat
+    uint32_t pending_sessions = 0;
+    uint32_t pending_ports = 0;
+    std::shared_ptr<v1::RelayService::StubInterface> stub;
+  };
+  void UpdateStateGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const WorkerRegistryOptions options_;
+  ControlMetrics* metrics_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Entry> workers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace latchkey::control
