@@ -42,28 +42,34 @@ class RpcMetrics {
                        .Help("Time from receiving a gRPC request to sending its status")
                        .Register(registry)) {}
 
-  const MethodMetrics& For(const std::string& full_method) {
+  // Children are created on first use of a method or code, so /metrics lists only what happened.
+  void Record(const std::string& full_method, int code, double seconds) {
     {
       absl::ReaderMutexLock lock(&mu_);
       auto it = methods_.find(full_method);
-      if (it != methods_.end()) return it->second;
+      if (it != methods_.end() && it->second.by_code[code] != nullptr) {
+        it->second.by_code[code]->Increment();
+        it->second.duration->Observe(seconds);
+        return;
+      }
     }
     absl::MutexLock lock(&mu_);
-    auto [it, inserted] = methods_.try_emplace(full_method);
-    if (inserted) {
-      // "/latchkey.v1.NatControlService/AllocateBinding" -> "AllocateBinding"; the service is a label.
-      std::string method = full_method.substr(full_method.rfind('/') + 1);
-      std::string service = full_method.size() > 1 ? full_method.substr(1, full_method.rfind('/') - 1) : "";
-      for (int code = 0; code < kCodeCount; ++code) {
-        it->second.by_code[code] =
-            &requests_.Add({{"service", service}, {"method", method}, {"code", CodeName(code)}});
-      }
-      it->second.duration = &durations_.Add(
+    // "/latchkey.v1.NatControlService/AllocateBinding": service and method become two labels.
+    const size_t slash = full_method.rfind('/');
+    const std::string method = slash == std::string::npos ? full_method : full_method.substr(slash + 1);
+    const std::string service = slash == std::string::npos || slash == 0 ? "" : full_method.substr(1, slash - 1);
+    MethodMetrics& m = methods_[full_method];
+    if (m.duration == nullptr) {
+      m.duration = &durations_.Add(
           {{"service", service}, {"method", method}},
           prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                                    0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
     }
-    return it->second;
+    if (m.by_code[code] == nullptr) {
+      m.by_code[code] = &requests_.Add({{"service", service}, {"method", method}, {"code", CodeName(code)}});
+    }
+    m.by_code[code]->Increment();
+    m.duration->Observe(seconds);
   }
 
  private:
@@ -83,9 +89,7 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       int code = static_cast<int>(methods->GetSendStatus().error_code());
       if (code < 0 || code >= kCodeCount) code = static_cast<int>(grpc::StatusCode::UNKNOWN);
-      const MethodMetrics& m = metrics_->For(method_);
-      m.by_code[code]->Increment();
-      m.duration->Observe(absl::ToDoubleSeconds(absl::Now() - start_));
+      metrics_->Record(method_, code, absl::ToDoubleSeconds(absl::Now() - start_));
     }
     methods->Proceed();
   }
