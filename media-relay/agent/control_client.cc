@@ -6,7 +6,7 @@
 #include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "common/time/proto_time.h"
-#include "grpcpp/create_channel.h"
+#include "common/grpc/channel.h"
 
 namespace latchkey::relay {
 namespace {
@@ -25,7 +25,7 @@ ControlClient::ControlClient(ControlClientOptions options, SessionTable* session
     : options_(std::move(options)),
       sessions_(sessions),
       stub_(v1::WorkerRegistryService::NewStub(
-          grpc::CreateChannel(options_.control_address, grpc::InsecureChannelCredentials()))) {
+          grpcutil::CreateChannel(options_.control_address))) {
   auto& registrations = prometheus::BuildCounter()
                             .Name("latchkey_relay_registrations_total")
                             .Help("Registrations with control, by result")

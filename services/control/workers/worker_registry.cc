@@ -5,7 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "common/log/log.h"
 #include "common/time/proto_time.h"
-#include "grpcpp/create_channel.h"
+#include "common/grpc/channel.h"
 #include "services/control/workers/placement.h"
 
 namespace latchkey::control {
@@ -34,7 +34,7 @@ std::string WorkerRegistry::Register(const v1::RegisterWorkerRequest& request, a
   entry.pending_sessions = entry.pending_ports = 0;
   if (address_changed) {
     entry.stub = v1::RelayService::NewStub(
-        grpc::CreateChannel(request.grpc_address(), grpc::InsecureChannelCredentials()));
+        grpcutil::CreateChannel(request.grpc_address()));
   }
   UpdateStateGauges();
   return registration_id;

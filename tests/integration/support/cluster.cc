@@ -1,0 +1,128 @@
+#include "tests/integration/support/cluster.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/grpc/channel.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace latchkey::testing {
+
+absl::Status WaitForServing(const std::string& address, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string last = "no answer";
+  while (absl::Now() < deadline) {
+    // A fresh channel per attempt connects at once instead of waiting out reconnect backoff.
+    auto stub = grpc::health::v1::Health::NewStub(grpcutil::CreateChannel(address));
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(500)));
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status status = stub->Check(&context, request, &response);
+    if (status.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING) return absl::OkStatus();
+    last = status.ok() ? "NOT_SERVING" : status.error_message();
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(address, " not serving: ", last));
+}
+
+bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return condition();
+}
+
+std::string ScratchDir(const std::string& name) {
+  static std::atomic<int> counter{0};
+  std::string dir = absl::StrCat("/tmp/latchkey-test-", ::getpid(), "-", counter++, "-", name);
+  ::mkdir(dir.c_str(), 0755);
+  return dir;
+}
+
+absl::StatusOr<std::unique_ptr<LocalControl>> LocalControl::Start(const std::string& config_text, int grpc_port,
+                                                                   int metrics_port) {
+  std::unique_ptr<LocalControl> control(new LocalControl());
+  control->grpc_port_ = grpc_port ? grpc_port : FreeTcpPort();
+  control->metrics_port_ = metrics_port ? metrics_port : FreeTcpPort();
+  control->dir_ = ScratchDir("control");
+  const std::string config_path = control->dir_ + "/control.textproto";
+  std::ofstream(config_path) << config_text << "\n";
+  auto process = ChildProcess::Start(
+      {LATCHKEY_CONTROL_BIN, "--config=" + config_path, absl::StrCat("--listen=127.0.0.1:", control->grpc_port_),
+       absl::StrCat("--metrics_listen=127.0.0.1:", control->metrics_port_)},
+      control->dir_ + "/control.log");
+  if (!process.ok()) return process.status();
+  control->process_ = *std::move(process);
+  if (absl::Status s = WaitForServing(control->address(), absl::Seconds(15)); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat(s.message(), "\n", control->process_.ReadLog()));
+  }
+  return control;
+}
+
+LocalControl::~LocalControl() { process_.Stop(SIGTERM); }
+
+std::unique_ptr<v1::NatControlService::Stub> LocalControl::Stub() const {
+  return v1::NatControlService::NewStub(grpcutil::CreateChannel(address()));
+}
+
+std::string LocalControl::Metrics() const {
+  CommandResult result = RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", metrics_port_, "/metrics")},
+                                    absl::Seconds(10));
+  return result.exit_code == 0 ? result.output : "";
+}
+
+absl::StatusOr<std::unique_ptr<LocalRelay>> LocalRelay::Start(const std::string& control_address,
+                                                              const std::string& worker_id,
+                                                              const std::vector<std::string>& extra_flags,
+                                                              int port_count) {
+  std::unique_ptr<LocalRelay> relay(new LocalRelay());
+  relay->worker_id_ = worker_id;
+  relay->grpc_port_ = FreeTcpPort();
+  relay->metrics_port_ = FreeTcpPort();
+  relay->port_min_ = FreeUdpRange(port_count);
+  relay->port_max_ = relay->port_min_ + port_count - 1;
+  if (relay->port_min_ == 0) return absl::UnavailableError("no free UDP port range");
+  std::vector<std::string> argv = {LATCHKEY_RELAY_BIN,
+                                   "--control=" + control_address,
+                                   "--worker_id=" + worker_id,
+                                   absl::StrCat("--listen=127.0.0.1:", relay->grpc_port_),
+                                   absl::StrCat("--metrics_listen=127.0.0.1:", relay->metrics_port_),
+                                   absl::StrCat("--port_min=", relay->port_min_),
+                                   absl::StrCat("--port_max=", relay->port_max_)};
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  const std::string dir = ScratchDir("relay-" + worker_id);
+  auto process = ChildProcess::Start(argv, dir + "/relay.log");
+  if (!process.ok()) return process.status();
+  relay->process_ = *std::move(process);
+  if (absl::Status s = WaitForServing(relay->address(), absl::Seconds(15)); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat(s.message(), "\n", relay->process_.ReadLog()));
+  }
+  return relay;
+}
+
+LocalRelay::~LocalRelay() { process_.Stop(SIGKILL); }
+
+bool WaitForWorker(v1::NatControlService::Stub& stub, const std::string& worker_id, absl::Duration timeout) {
+  return WaitFor(
+      [&] {
+        grpc::ClientContext context;
+        v1::ListWorkersResponse response;
+        if (!stub.ListWorkers(&context, v1::ListWorkersRequest(), &response).ok()) return false;
+        for (const v1::Worker& w : response.workers()) {
+          if (w.worker_id() == worker_id && w.state() == v1::WORKER_STATE_READY) return true;
+        }
+        return false;
+      },
+      timeout);
+}
+
+}  // namespace latchkey::testing
