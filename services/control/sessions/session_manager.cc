@@ -357,11 +357,16 @@ absl::StatusOr<v1::AnswerSessionResponse> SessionManager::Answer(const v1::Answe
     return absl::InvalidArgumentError(absl::StrCat("sdp: the answer has ", description->media().size(),
                                                    " m= lines, the offer had ", offered, " (RFC 3264)"));
   }
+  if (session.state() == v1::SESSION_STATE_ENDED) {
+    return absl::FailedPreconditionError(absl::StrCat("session_id: session ", session.session_id(), " has ended"));
+  }
   const bool first_answer = session.state() == v1::SESSION_STATE_OFFERED;
+  // Set before the worker is told, so the copy it keeps (and re-announces after a control restart)
+  // says answered.
   session.mutable_callee()->set_tag(request.to_tag());
-  ASSIGN_OR_RETURN(std::string sdp, ApplyUpdate(session, v1::SIDE_CALLEE, request.sdp(), request.signaling_source()));
   session.set_state(v1::SESSION_STATE_ANSWERED);
-  if (first_answer) *session.mutable_answered_at() = session.updated_at();
+  if (first_answer) *session.mutable_answered_at() = ToProto(clock_());
+  ASSIGN_OR_RETURN(std::string sdp, ApplyUpdate(session, v1::SIDE_CALLEE, request.sdp(), request.signaling_source()));
   RETURN_IF_ERROR(Save(session));
   Publish(first_answer ? v1::SESSION_EVENT_TYPE_ANSWERED : v1::SESSION_EVENT_TYPE_UPDATED, session);
   v1::AnswerSessionResponse response;
