@@ -1,0 +1,24 @@
+#include "services/latchkeyctl/flags.h"
+
+#include "absl/flags/flag.h"
+
+ABSL_FLAG(std::string, server, "127.0.0.1:7400", "latchkey-control gRPC address, HOST:PORT");
+ABSL_FLAG(bool, json, false, "Print each response as one line of protobuf JSON");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "Deadline of each RPC (watch has none)");
+
+ABSL_FLAG(std::string, aor, "", "Address of record, e.g. sip:alice@example.com");
+ABSL_FLAG(std::string, nat, "", "NAT state filter: behind or not");
+ABSL_FLAG(uint32_t, limit, 10000, "Maximum number of items to list");
+ABSL_FLAG(std::string, worker, "", "Relay worker id filter");
+ABSL_FLAG(std::string, contact, "", "Contact header value as the phone sent it");
+ABSL_FLAG(std::string, source, "", "IP:PORT the REGISTER came from");
+ABSL_FLAG(std::string, registrar, "", "IP:PORT of the PBX that received the REGISTER");
+ABSL_FLAG(std::string, via, "", "Top Via sent-by or the whole top Via value");
+ABSL_FLAG(std::string, transport, "udp", "udp, tcp, tls or ws");
+ABSL_FLAG(absl::Duration, expires, absl::Seconds(3600), "Requested registration expiry (0s unregisters)");
+ABSL_FLAG(std::string, user_agent, "", "User-Agent of the phone");
+ABSL_FLAG(std::string, call_id, "", "SIP Call-ID filter");
+ABSL_FLAG(uint32_t, count, 0, "Stop after this many events (0: no limit)");
+ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(), "Stop after this long (0: no limit)");
+ABSL_FLAG(std::string, caller_source, "203.0.113.7:5060", "IP:PORT the demo caller's INVITE comes from");
+ABSL_FLAG(std::string, callee_source, "198.51.100.9:5060", "IP:PORT the demo callee's answer comes from");
