@@ -35,6 +35,7 @@ ABSL_FLAG(std::string, advertised_ip, "", "Comma-separated addresses written int
 ABSL_FLAG(uint32_t, port_min, 30000, "First media port (even)");
 ABSL_FLAG(uint32_t, port_max, 39999, "Last media port");
 ABSL_FLAG(uint32_t, max_sessions, 10000, "Maximum sessions");
+ABSL_FLAG(absl::Duration, port_quarantine, absl::Seconds(5), "A released port pair is not reused for this long");
 ABSL_FLAG(std::string, grpc_advertise, "", "HOST:PORT control dials to reach this worker");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 
@@ -63,6 +64,9 @@ absl::StatusOr<v1::RelayConfig> LoadConfig() {
   if (FlagGiven(FLAGS_port_min) || config.port_min() == 0) config.set_port_min(absl::GetFlag(FLAGS_port_min));
   if (FlagGiven(FLAGS_port_max) || config.port_max() == 0) config.set_port_max(absl::GetFlag(FLAGS_port_max));
   if (FlagGiven(FLAGS_max_sessions) || config.max_sessions() == 0) config.set_max_sessions(absl::GetFlag(FLAGS_max_sessions));
+  if (FlagGiven(FLAGS_port_quarantine) || !config.has_port_quarantine()) {
+    *config.mutable_port_quarantine() = ToProto(absl::GetFlag(FLAGS_port_quarantine));
+  }
   if (FlagGiven(FLAGS_grpc_advertise)) config.set_grpc_advertise(absl::GetFlag(FLAGS_grpc_advertise));
   if (config.worker_id().empty()) {
     char host[256] = {};
@@ -106,7 +110,7 @@ int Main(int argc, char** argv) {
   }
   auto addresses = ResolveAddresses(*config);
   auto pool = PortPool::Create(config->port_min(), config->port_max(),
-                               DurationOr(config->has_port_quarantine(), config->port_quarantine(), absl::Seconds(5)));
+                               FromProto(config->port_quarantine()));
   if (!addresses.ok() || !pool.ok()) {
     log::LogError("invalid configuration").Kv("error", (!addresses.ok() ? addresses.status() : pool.status()).ToString());
     return 2;
