@@ -16,6 +16,12 @@ grpc::Status Reply(absl::StatusOr<T> result, Field* field) {
   return grpc::Status::OK;
 }
 
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
 // Streams events matching `filter` until the client goes away or the server shuts down. The poll
 // interval bounds how late a cancelled stream notices.
 template <typename Event, typename Writer>
@@ -34,8 +40,8 @@ grpc::Status Stream(grpc::ServerContext* context, EventHub<Event>* hub, typename
 
 }  // namespace
 
-NatControlServiceImpl::NatControlServiceImpl(BindingManager* bindings, SessionManager* sessions, WorkerRegistry* workers,
-                                             EventHub<BindingEvent>* binding_events,
+NatControlServiceImpl::NatControlServiceImpl(BindingManager* bindings, SessionManager* sessions,
+                                             WorkerRegistry* workers, EventHub<BindingEvent>* binding_events,
                                              EventHub<SessionEvent>* session_events)
     : bindings_(bindings),
       sessions_(sessions),
@@ -43,24 +49,28 @@ NatControlServiceImpl::NatControlServiceImpl(BindingManager* bindings, SessionMa
       binding_events_(binding_events),
       session_events_(session_events) {}
 
-grpc::Status NatControlServiceImpl::AllocateBinding(grpc::ServerContext*, const v1::AllocateBindingRequest* request,
-                                                    v1::AllocateBindingResponse* response) {
-  return Reply(bindings_->Allocate(*request), response);
+grpc::ServerUnaryReactor* NatControlServiceImpl::AllocateBinding(grpc::CallbackServerContext* context,
+                                                                 const v1::AllocateBindingRequest* request,
+                                                                 v1::AllocateBindingResponse* response) {
+  return Finish(context, Reply(bindings_->Allocate(*request), response));
 }
 
-grpc::Status NatControlServiceImpl::GetBinding(grpc::ServerContext*, const v1::GetBindingRequest* request,
-                                               v1::GetBindingResponse* response) {
-  return Reply(bindings_->Get(request->binding_id()), response->mutable_binding());
+grpc::ServerUnaryReactor* NatControlServiceImpl::GetBinding(grpc::CallbackServerContext* context,
+                                                            const v1::GetBindingRequest* request,
+                                                            v1::GetBindingResponse* response) {
+  return Finish(context, Reply(bindings_->Get(request->binding_id()), response->mutable_binding()));
 }
 
-grpc::Status NatControlServiceImpl::ListBindings(grpc::ServerContext*, const v1::ListBindingsRequest* request,
-                                                 v1::ListBindingsResponse* response) {
-  return Reply(bindings_->List(*request), response);
+grpc::ServerUnaryReactor* NatControlServiceImpl::ListBindings(grpc::CallbackServerContext* context,
+                                                              const v1::ListBindingsRequest* request,
+                                                              v1::ListBindingsResponse* response) {
+  return Finish(context, Reply(bindings_->List(*request), response));
 }
 
-grpc::Status NatControlServiceImpl::ReleaseBinding(grpc::ServerContext*, const v1::ReleaseBindingRequest* request,
-                                                   v1::ReleaseBindingResponse* response) {
-  return Reply(bindings_->Release(request->binding_id()), response->mutable_binding());
+grpc::ServerUnaryReactor* NatControlServiceImpl::ReleaseBinding(grpc::CallbackServerContext* context,
+                                                                const v1::ReleaseBindingRequest* request,
+                                                                v1::ReleaseBindingResponse* response) {
+  return Finish(context, Reply(bindings_->Release(request->binding_id()), response->mutable_binding()));
 }
 
 grpc::Status NatControlServiceImpl::WatchBindings(grpc::ServerContext* context, const v1::WatchBindingsRequest* request,
@@ -69,8 +79,9 @@ grpc::Status NatControlServiceImpl::WatchBindings(grpc::ServerContext* context, 
     if (absl::Status s = CheckToken("aor", request->aor(), 1024); !s.ok()) return ToGrpc(s);
   }
   const std::string aor = request->aor();
-  return Stream<BindingEvent>(context, binding_events_,
-                              [aor](const BindingEvent& e) { return aor.empty() || e.binding().aor() == aor; }, writer);
+  return Stream<BindingEvent>(
+      context, binding_events_, [aor](const BindingEvent& e) { return aor.empty() || e.binding().aor() == aor; },
+      writer);
 }
 
 grpc::Status NatControlServiceImpl::AllocateSession(grpc::ServerContext*, const v1::AllocateSessionRequest* request,
@@ -114,16 +125,18 @@ grpc::Status NatControlServiceImpl::WatchSessions(grpc::ServerContext* context, 
       [call_id](const SessionEvent& e) { return call_id.empty() || e.session().call_id() == call_id; }, writer);
 }
 
-grpc::Status NatControlServiceImpl::ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
-                                                v1::ListWorkersResponse* response) {
+grpc::ServerUnaryReactor* NatControlServiceImpl::ListWorkers(grpc::CallbackServerContext* context,
+                                                             const v1::ListWorkersRequest*,
+                                                             v1::ListWorkersResponse* response) {
   for (v1::Worker& worker : workers_->List()) *response->add_workers() = std::move(worker);
-  return grpc::Status::OK;
+  return Finish(context, grpc::Status::OK);
 }
 
-grpc::Status NatControlServiceImpl::DrainWorker(grpc::ServerContext*, const v1::DrainWorkerRequest* request,
-                                                v1::DrainWorkerResponse* response) {
-  if (absl::Status s = CheckToken("worker_id", request->worker_id(), 128); !s.ok()) return ToGrpc(s);
-  return Reply(workers_->Drain(request->worker_id()), response->mutable_worker());
+grpc::ServerUnaryReactor* NatControlServiceImpl::DrainWorker(grpc::CallbackServerContext* context,
+                                                             const v1::DrainWorkerRequest* request,
+                                                             v1::DrainWorkerResponse* response) {
+  if (absl::Status s = CheckToken("worker_id", request->worker_id(), 128); !s.ok()) return Finish(context, ToGrpc(s));
+  return Finish(context, Reply(workers_->Drain(request->worker_id()), response->mutable_worker()));
 }
 
 }  // namespace latchkey::control
