@@ -22,9 +22,31 @@ constexpr absl::Duration kMaxExpires = absl::Hours(24 * 7);
 constexpr size_t kMaxPageSize = 1000;
 constexpr size_t kDefaultPageSize = 100;
 
+// 15 characters: fits std::string's inline buffer, so the id costs no allocation in the three
+// places the store keeps it. 56 random bits; Allocate retries on the rare collision.
 std::string NewBindingId() {
   static thread_local absl::BitGen rng;
-  return absl::StrFormat("b%015x", absl::Uniform<uint64_t>(rng) >> 4);
+  return absl::StrFormat("b%014x", absl::Uniform<uint64_t>(rng) >> 8);
+}
+
+std::string KeepaliveNote(const v1::Binding& binding) {
+  if (binding.transport() != v1::TRANSPORT_UDP) {
+    return "connection-oriented transport: the client keeps its flow alive (RFC 5626 CRLF); nothing is pinged";
+  }
+  if (binding.keepalive().method() == v1::KEEPALIVE_METHOD_NONE) return "not behind NAT: no keepalive needed";
+  if (binding.keepalive().worker_id().empty()) {
+    return absl::StrCat("no relay worker can send from the registrar address ", binding.registrar().ip(), " yet");
+  }
+  return absl::StrCat("pinged from the registrar address by worker ", binding.keepalive().worker_id());
+}
+
+// What the store keeps: the record without the fields derived from it (see Decorate), which would
+// otherwise double the bytes per binding.
+std::string StoredForm(v1::Binding binding) {
+  binding.clear_effective_contact();
+  binding.clear_instance_id();
+  binding.mutable_keepalive()->clear_note();
+  return binding.SerializeAsString();
 }
 
 // The identity a refresh must match: +sip.instance when present (RFC 5626: survives a new contact
@@ -68,7 +90,39 @@ void BindingManager::CountVerdict(const v1::Binding& binding, int delta) {
   gauge->Increment(delta);
 }
 
+// Fills the fields derived from the stored record: instance id, effective Contact, keepalive note.
+static void Decorate(const sip::Contact& contact, v1::Binding* binding) {
+  binding->set_instance_id(contact.InstanceId());
+  std::string effective = contact.Unprefixed();
+  if (binding->verdict().state() == v1::NAT_STATE_BEHIND_NAT) {
+    if (auto source = net::FromProto(binding->source(), "source"); source.ok()) effective = contact.WithHostPort(*source);
+  }
+  binding->set_effective_contact(std::move(effective));
+  binding->mutable_keepalive()->set_note(KeepaliveNote(*binding));
+}
+
+absl::StatusOr<v1::Binding> BindingManager::Load(const std::string& binding_id) {
+  auto record = store_->Get(Table::kBindings, binding_id);
+  if (!record.ok()) {
+    if (absl::IsNotFound(record.status())) {
+      return absl::NotFoundError(absl::StrCat("binding_id: no binding \"", Excerpt(binding_id), "\""));
+    }
+    return record.status();
+  }
+  v1::Binding binding;
+  if (!binding.ParseFromString(*record)) return absl::DataLossError(absl::StrCat("binding ", binding_id, " is corrupt"));
+  return binding;
+}
+
+absl::StatusOr<v1::Binding> BindingManager::Decorated(v1::Binding binding) {
+  auto contact = sip::Contact::Parse(binding.contact());
+  if (!contact.ok()) return absl::DataLossError(absl::StrCat("binding ", binding.binding_id(), " has a corrupt contact"));
+  Decorate(*contact, &binding);
+  return binding;
+}
+
 void BindingManager::Publish(v1::BindingEventType type, const v1::Binding& binding, absl::Time now) {
+  if (!events_->has_subscribers()) return;  // the usual case: skip the copy
   BindingEvent event;
   event.set_type(type);
   *event.mutable_binding() = binding;
@@ -80,22 +134,16 @@ v1::KeepalivePlan BindingManager::PlanKeepalive(const v1::Binding& binding, cons
   v1::KeepalivePlan plan;
   plan.set_method(v1::KEEPALIVE_METHOD_NONE);
   if (binding.transport() != v1::TRANSPORT_UDP) {
-    plan.set_note("connection-oriented transport: the client keeps its flow alive (RFC 5626 CRLF); nothing is pinged");
     return plan;
   }
   const bool behind_nat = binding.verdict().state() == v1::NAT_STATE_BEHIND_NAT;
   if (!behind_nat && !policy.keepalive_non_nat()) {
-    plan.set_note("not behind NAT: no keepalive needed");
     return plan;
   }
   plan.set_method(policy.keepalive_method());
   *plan.mutable_interval() = policy.keepalive_interval();
   plan.set_failure_threshold(policy.keepalive_failure_threshold());
   plan.set_worker_id(workers_->KeepaliveWorkerFor(binding.registrar().ip()));
-  plan.set_note(plan.worker_id().empty()
-                    ? absl::StrCat("no relay worker can send from the registrar address ", binding.registrar().ip(),
-                                   " yet")
-                    : absl::StrCat("pinged from the registrar address by worker ", plan.worker_id()));
   return plan;
 }
 
@@ -139,10 +187,7 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
   absl::MutexLock lock(&StripeFor(identity));
   std::optional<v1::Binding> existing;
   if (auto id = store_->Get(Table::kBindingIdentity, identity); id.ok()) {
-    if (auto record = store_->Get(Table::kBindings, *id); record.ok()) {
-      existing.emplace();
-      if (!existing->ParseFromString(*record)) existing.reset();
-    }
+    if (auto loaded = Load(*id); loaded.ok()) existing = *std::move(loaded);
   }
 
   v1::AllocateBindingResponse response;
@@ -156,6 +201,7 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
     CountVerdict(*existing, -1);
     metrics_->binding_unregistered->Increment();
     *existing->mutable_expires() = ToProto(absl::ZeroDuration());
+    Decorate(*contact, &*existing);
     Publish(v1::BINDING_EVENT_TYPE_RELEASED, *existing, now);
     *response.mutable_binding() = *std::move(existing);
     return response;
@@ -168,15 +214,15 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
 
   v1::Binding binding = existing ? *existing : v1::Binding();
   if (!existing) {
-    binding.set_binding_id(NewBindingId());
+    do {
+      binding.set_binding_id(NewBindingId());
+    } while (store_->Get(Table::kBindings, binding.binding_id()).ok());
     *binding.mutable_created_at() = ToProto(now);
   }
   const bool source_changed = existing && (existing->source().ip() != source.ip.ToString() ||
                                            existing->source().port() != source.port);
   binding.set_aor(request.aor());
   binding.set_contact(request.contact());
-  binding.set_effective_contact(behind_nat ? contact->WithHostPort(source) : contact->Unprefixed());
-  binding.set_instance_id(contact->InstanceId());
   binding.set_transport(request.transport());
   *binding.mutable_source() = net::ToProto(source);
   *binding.mutable_registrar() = net::ToProto(registrar);
@@ -189,7 +235,7 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
   binding.set_user_agent(request.user_agent());
   if (source_changed) binding.set_source_changes(binding.source_changes() + 1);
 
-  RETURN_IF_ERROR(store_->Put(Table::kBindings, binding.binding_id(), binding.SerializeAsString(), expires_at));
+  RETURN_IF_ERROR(store_->Put(Table::kBindings, binding.binding_id(), StoredForm(binding), expires_at));
   if (!existing) RETURN_IF_ERROR(store_->Put(Table::kBindingIdentity, identity, binding.binding_id(), absl::InfiniteFuture()));
 
   if (existing) CountVerdict(*existing, -1);
@@ -204,6 +250,7 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
   } else {
     metrics_->binding_created->Increment();
   }
+  Decorate(*contact, &binding);
   if (source_changed) {
     metrics_->binding_source_changes->Increment();
     log::LogInfo("binding source changed")
@@ -223,16 +270,8 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
 
 absl::StatusOr<v1::Binding> BindingManager::Get(const std::string& binding_id) {
   RETURN_IF_ERROR(CheckToken("binding_id", binding_id, 64));
-  auto record = store_->Get(Table::kBindings, binding_id);
-  if (!record.ok()) {
-    if (absl::IsNotFound(record.status())) {
-      return absl::NotFoundError(absl::StrCat("binding_id: no binding \"", Excerpt(binding_id), "\""));
-    }
-    return record.status();
-  }
-  v1::Binding binding;
-  if (!binding.ParseFromString(*record)) return absl::DataLossError(absl::StrCat("binding ", binding_id, " is corrupt"));
-  return binding;
+  ASSIGN_OR_RETURN(v1::Binding binding, Load(binding_id));
+  return Decorated(std::move(binding));
 }
 
 absl::StatusOr<v1::ListBindingsResponse> BindingManager::List(const v1::ListBindingsRequest& request) {
@@ -253,12 +292,12 @@ absl::StatusOr<v1::ListBindingsResponse> BindingManager::List(const v1::ListBind
     exhausted = batch.size() < page_size;
     for (const StoredRecord& index : batch) {
       cursor = index.key;
-      auto record = store_->Get(Table::kBindings, index.value);
-      if (!record.ok()) continue;  // expired between the two reads
-      v1::Binding binding;
-      if (!binding.ParseFromString(*record)) continue;
-      if (request.nat_state() != v1::NAT_STATE_UNSPECIFIED && binding.verdict().state() != request.nat_state()) continue;
-      *response.add_bindings() = std::move(binding);
+      auto loaded = Load(index.value);
+      if (!loaded.ok()) continue;  // expired between the two reads
+      if (request.nat_state() != v1::NAT_STATE_UNSPECIFIED && loaded->verdict().state() != request.nat_state()) continue;
+      auto binding = Decorated(*std::move(loaded));
+      if (!binding.ok()) continue;
+      *response.add_bindings() = *std::move(binding);
       if (static_cast<size_t>(response.bindings_size()) == page_size) break;
     }
   }
@@ -300,6 +339,7 @@ size_t BindingManager::SweepExpired() {
       CountVerdict(binding, -1);
       metrics_->binding_expired->Increment();
       if (auto contact = sip::Contact::Parse(binding.contact()); contact.ok()) {
+        Decorate(*contact, &binding);
         const std::string identity = IdentityKey(binding.aor(), *contact);
         absl::MutexLock lock(&StripeFor(identity));
         // A refresh may have re-created the binding under a new id meanwhile: keep that one.

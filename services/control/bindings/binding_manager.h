@@ -42,6 +42,10 @@ class BindingManager {
 
  private:
   absl::Mutex& StripeFor(absl::string_view identity_key);
+  // The stored record (without derived fields); NOT_FOUND names binding_id.
+  absl::StatusOr<v1::Binding> Load(const std::string& binding_id);
+  // A stored record with its derived fields filled in, as every reply and event carries it.
+  absl::StatusOr<v1::Binding> Decorated(v1::Binding binding);
   void CountVerdict(const v1::Binding& binding, int delta);
   void Publish(v1::BindingEventType type, const v1::Binding& binding, absl::Time now);
   v1::KeepalivePlan PlanKeepalive(const v1::Binding& binding, const v1::NatPolicy& policy) const;

@@ -1,6 +1,7 @@
 #pragma once
 // Fan-out of events to Watch streams. Each subscriber has a bounded queue: a slow watcher loses its
 // oldest events (counted) instead of slowing down the RPCs that publish them.
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <list>
@@ -69,13 +70,18 @@ class EventHub {
     absl::MutexLock lock(&mu_);
     if (closed_) sub->Close();
     subscribers_.push_back(sub);
+    subscriber_count_.store(subscribers_.size(), std::memory_order_relaxed);
     return sub;
   }
 
   void Unsubscribe(const std::shared_ptr<Subscription>& sub) {
     absl::MutexLock lock(&mu_);
     subscribers_.remove(sub);
+    subscriber_count_.store(subscribers_.size(), std::memory_order_relaxed);
   }
+
+  // Lets publishers skip building an event nobody watches.
+  bool has_subscribers() const { return subscriber_count_.load(std::memory_order_relaxed) > 0; }
 
   void Publish(const Event& event) {
     absl::ReaderMutexLock lock(&mu_);
@@ -97,6 +103,7 @@ class EventHub {
   absl::Mutex mu_;
   std::list<std::shared_ptr<Subscription>> subscribers_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<size_t> subscriber_count_{0};
 };
 
 }  // namespace latchkey::control
