@@ -2,7 +2,9 @@
 // exports Prometheus metrics.
 #include <unistd.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -118,7 +120,8 @@ int Main(int argc, char** argv) {
 
   auto registry = std::make_shared<prometheus::Registry>();
   SessionTable sessions({*addresses, config->max_sessions()}, *std::move(pool));
-  RelayServiceImpl relay_service(&sessions);
+  RelayMetrics relay_metrics(*registry);
+  RelayServiceImpl relay_service(&sessions, &relay_metrics);
   auto server = grpcutil::StartServer(config->listen(), {&relay_service}, *registry);
   if (!server.ok()) {
     log::LogError("cannot start gRPC server").Kv("error", server.status().ToString());
@@ -151,6 +154,19 @@ int Main(int argc, char** argv) {
       .Kv("control", config->control())
       .Kv("media_ports", absl::StrCat(config->port_min(), "-", config->port_max()));
 
+  // Load gauges are sampled here rather than on every change: the port pool is shared state.
+  std::atomic<bool> stopping{false};
+  std::thread gauges([&] {
+    while (!stopping.load()) {
+      const v1::WorkerLoad load = sessions.Load(absl::Now());
+      relay_metrics.sessions->Set(load.sessions());
+      relay_metrics.sessions_max->Set(load.max_sessions());
+      relay_metrics.ports_free->Set(load.free_ports());
+      relay_metrics.ports_total->Set(load.total_ports());
+      relay_metrics.draining->Set(sessions.draining() ? 1 : 0);
+      absl::SleepFor(absl::Milliseconds(500));
+    }
+  });
   const int signal = process::WaitForTerminationSignal();
   // Drain: refuse new sessions, report not-ready, let current calls finish within the grace period.
   sessions.SetDraining(true);
@@ -160,6 +176,8 @@ int Main(int argc, char** argv) {
   const absl::Time deadline = absl::Now() + grace;
   while (sessions.size() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(200));
   control.Stop();
+  stopping = true;
+  gauges.join();
   server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   log::LogInfo("latchkey-relay stopped").Kv("sessions_left", sessions.size());
   return 0;

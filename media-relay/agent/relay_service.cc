@@ -19,6 +19,7 @@ grpc::Status Reply(absl::StatusOr<T> result, T* response) {
 grpc::Status RelayServiceImpl::CreateRelaySession(grpc::ServerContext*, const v1::CreateRelaySessionRequest* request,
                                                   v1::CreateRelaySessionResponse* response) {
   auto result = sessions_->Create(*request, absl::Now());
+  (result.ok() ? metrics_->sessions_created : metrics_->create_failures)->Increment();
   if (result.ok()) {
     log::LogInfo("relay session created")
         .Kv("session_id", request->session().session_id())
@@ -35,7 +36,10 @@ grpc::Status RelayServiceImpl::UpdateRelaySession(grpc::ServerContext*, const v1
 grpc::Status RelayServiceImpl::DeleteRelaySession(grpc::ServerContext*, const v1::DeleteRelaySessionRequest* request,
                                                   v1::DeleteRelaySessionResponse* response) {
   auto result = sessions_->Delete(request->session_id(), absl::Now());
-  if (result.ok()) log::LogInfo("relay session deleted").Kv("session_id", request->session_id());
+  if (result.ok()) {
+    metrics_->sessions_deleted->Increment();
+    log::LogInfo("relay session deleted").Kv("session_id", request->session_id());
+  }
   return Reply(std::move(result), response);
 }
 

@@ -1,13 +1,14 @@
 #pragma once
 // The RelayService control calls: thin gRPC adapter over the SessionTable.
 #include "latchkey/v1/worker.grpc.pb.h"
+#include "media-relay/metrics/relay_metrics.h"
 #include "media-relay/sessions/session_table.h"
 
 namespace latchkey::relay {
 
 class RelayServiceImpl final : public v1::RelayService::Service {
  public:
-  explicit RelayServiceImpl(SessionTable* sessions) : sessions_(sessions) {}
+  RelayServiceImpl(SessionTable* sessions, RelayMetrics* metrics) : sessions_(sessions), metrics_(metrics) {}
 
   grpc::Status CreateRelaySession(grpc::ServerContext*, const v1::CreateRelaySessionRequest* request,
                                   v1::CreateRelaySessionResponse* response) override;
@@ -22,6 +23,7 @@ class RelayServiceImpl final : public v1::RelayService::Service {
 
  private:
   SessionTable* sessions_;
+  RelayMetrics* metrics_;
 };
 
 }  // namespace latchkey::relay

@@ -1,0 +1,22 @@
+#pragma once
+// What latchkey-relay exports besides RPC metrics (common/grpc) and registration counters (agent).
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+
+namespace latchkey::relay {
+
+struct RelayMetrics {
+  explicit RelayMetrics(prometheus::Registry& registry);
+
+  prometheus::Gauge* sessions;           // latchkey_relay_sessions
+  prometheus::Gauge* sessions_max;       // latchkey_relay_sessions_max
+  prometheus::Gauge* ports_free;         // latchkey_relay_ports{state="free"}
+  prometheus::Gauge* ports_total;        // latchkey_relay_ports_total
+  prometheus::Gauge* draining;           // latchkey_relay_draining (0/1)
+  prometheus::Counter* sessions_created;  // latchkey_relay_sessions_created_total
+  prometheus::Counter* sessions_deleted;  // latchkey_relay_sessions_deleted_total
+  prometheus::Counter* create_failures;   // latchkey_relay_session_create_failures_total
+};
+
+}  // namespace latchkey::relay
