@@ -1,4 +1,5 @@
 // AllocateBinding and friends against the real latchkey-control binary over loopback gRPC.
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -319,6 +320,77 @@ TEST_F(BindingsTest, ConcurrentRegistrationsLoseAndDuplicateNothing) {
   EXPECT_THAT(metrics, HasSubstr(absl::StrCat("latchkey_binding_allocations_total{result=\"created\"} ", kPhones)));
   EXPECT_THAT(metrics, HasSubstr(absl::StrCat("latchkey_binding_allocations_total{result=\"refreshed\"} ",
                                               kClients * kPhonesPerClient * kRefreshes - kPhones)));
+}
+
+}  // namespace
+}  // namespace latchkey
+
+namespace latchkey {
+namespace {
+
+TEST(ControlConfigTest, PoliciesFromTheConfigFileApply) {
+  // Carrier SBCs in 198.51.100.0/24 are trusted; phones on 10.9.0.0/16 are always NAT (an ALG network).
+  auto control = testing::LocalControl::Start(R"pb(
+    nat_policies {
+      name: "carriers"
+      match_source_cidrs: "198.51.100.0/24"
+      trusted_cidrs: "198.51.100.0/24"
+    }
+    nat_policies { name: "phones" force_nat_cidrs: "10.9.0.0/16" nat_registration_expiry { seconds: 45 } }
+  )pb");
+  ASSERT_TRUE(control.ok()) << control.status();
+  auto stub = (*control)->Stub();
+
+  v1::AllocateBindingRequest sbc;
+  sbc.set_aor("sip:trunk@example.com");
+  sbc.set_contact("<sip:trunk@10.0.0.5:5060>");  // would look NATed, but the source is trusted
+  sbc.set_transport(v1::TRANSPORT_UDP);
+  sbc.mutable_source()->set_ip("198.51.100.20");
+  sbc.mutable_source()->set_port(5060);
+  sbc.mutable_registrar()->set_ip("127.0.0.1");
+  sbc.mutable_registrar()->set_port(5060);
+  *sbc.mutable_expires() = ToProto(absl::Seconds(600));
+  v1::AllocateBindingResponse response;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->AllocateBinding(&context, sbc, &response).ok());
+  }
+  EXPECT_EQ(response.binding().verdict().policy(), "carriers");
+  EXPECT_TRUE(response.binding().verdict().trusted_peer());
+  EXPECT_EQ(response.binding().verdict().state(), v1::NAT_STATE_NOT_BEHIND_NAT);
+
+  v1::AllocateBindingRequest phone = sbc;
+  phone.set_aor("sip:alg@example.com");
+  phone.set_contact("<sip:alg@10.9.3.4:5060>");
+  phone.mutable_source()->set_ip("10.9.3.4");  // same address and port: only the ACL can tell
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->AllocateBinding(&context, phone, &response).ok());
+  }
+  EXPECT_EQ(response.binding().verdict().policy(), "phones");
+  EXPECT_THAT(response.binding().verdict().reasons(), ::testing::Contains(v1::NAT_REASON_FORCED_BY_ACL));
+  EXPECT_EQ(FromProto(response.suggested_expires()), absl::Seconds(45));
+}
+
+TEST(ControlConfigTest, InvalidConfigExitsWithTheFieldNamed) {
+  const std::string dir = testing::ScratchDir("bad-config");
+  const std::string path = dir + "/control.textproto";
+  {
+    std::ofstream out(path);
+    out << "nat_policies { name: \"x\" trusted_cidrs: \"10.0.0.0/33\" }\n";
+  }
+  testing::CommandResult result =
+      testing::RunCommand({LATCHKEY_CONTROL_BIN, "--config=" + path, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0"});
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("nat_policies[0].trusted_cidrs[0]"));
+
+  {
+    std::ofstream out(path);
+    out << "nat_policies { name: \"x\" bogus_field: 1 }\n";
+  }
+  result = testing::RunCommand({LATCHKEY_CONTROL_BIN, "--config=" + path});
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("line 1"));
 }
 
 }  // namespace
