@@ -1,5 +1,6 @@
 #include "common/config/proto_file.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -25,10 +26,14 @@ class ErrorCollector : public google::protobuf::io::ErrorCollector {
 }  // namespace
 
 absl::Status LoadProtoFile(const std::string& path, google::protobuf::Message* message) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    return absl::NotFoundError(absl::StrCat("config file ", path, ": not a readable file"));
+  }
   std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("config file ", path, ": cannot open"));
   std::stringstream buffer;
   buffer << in.rdbuf();
+  if (!in || in.bad()) return absl::NotFoundError(absl::StrCat("config file ", path, ": cannot read"));
   const std::string text = buffer.str();
 
   if (absl::EndsWith(path, ".json")) {

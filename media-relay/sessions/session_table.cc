@@ -152,9 +152,14 @@ absl::StatusOr<v1::UpdateRelaySessionResponse> SessionTable::Update(const v1::Up
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session_id: no relay session \"", id, "\""));
   Session& session = *it->second;
   const int callee_family = session.streams.empty() || session.streams[0].callee_addresses->bind.is_v4() ? 4 : 6;
-  RETURN_IF_ERROR(GrowStreams(session, std::max<uint32_t>(request.stream_count(), session.streams.size()), 0,
-                              callee_family, now));
-  session.record = request.session();
+  // New streams take the caller's family from the new SDP, so the record changes first.
+  v1::Session previous = std::exchange(session.record, request.session());
+  if (absl::Status s = GrowStreams(session, std::max<uint32_t>(request.stream_count(), session.streams.size()), 0,
+                                   callee_family, now);
+      !s.ok()) {
+    session.record = std::move(previous);
+    return s;
+  }
   UpdateMux(session);
   v1::UpdateRelaySessionResponse response;
   FillEndpoints(session, response.mutable_caller(), response.mutable_callee());

@@ -28,7 +28,16 @@ grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext*, con
       return ToGrpc(absl::InvalidArgumentError(absl::StrCat("advertised_ips[", i, "]: ", ip.status().message())));
     }
   }
-  const std::string registration_id = workers_->Register(*request, clock_());
+  // Canonical text, so a registrar address compares equal however the worker spelled it.
+  v1::RegisterWorkerRequest canonical = *request;
+  for (int i = 0; i < canonical.keepalive_source_ips_size(); ++i) {
+    auto ip = net::IpAddress::Parse(canonical.keepalive_source_ips(i));
+    if (!ip.ok()) {
+      return ToGrpc(absl::InvalidArgumentError(absl::StrCat("keepalive_source_ips[", i, "]: ", ip.status().message())));
+    }
+    canonical.set_keepalive_source_ips(i, ip->Unmapped().ToString());
+  }
+  const std::string registration_id = workers_->Register(canonical, clock_());
   sessions_->AdoptFromWorker(request->worker_id(), request->sessions());
   log::LogInfo("worker registered")
       .Kv("worker_id", request->worker_id())

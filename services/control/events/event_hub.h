@@ -1,6 +1,7 @@
 #pragma once
 // Fan-out of events to Watch streams. Each subscriber has a bounded queue: a slow watcher loses its
 // oldest events (counted) instead of slowing down the RPCs that publish them.
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <functional>
@@ -63,7 +64,7 @@ class EventHub {
   };
 
   explicit EventHub(std::function<void()> on_drop = nullptr, size_t capacity = 10000)
-      : on_drop_(std::move(on_drop)), capacity_(capacity) {}
+      : on_drop_(std::move(on_drop)), capacity_(std::max<size_t>(capacity, 1)) {}
 
   std::shared_ptr<Subscription> Subscribe(Filter filter) {
     std::shared_ptr<Subscription> sub(new Subscription(std::move(filter), capacity_));

@@ -1,0 +1,385 @@
+#include "services/control/bindings/binding_manager.h"
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/time/proto_time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "prometheus/registry.h"
+#include "services/control/store/memory_store.h"
+
+namespace latchkey::control {
+namespace {
+
+using ::testing::HasSubstr;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
+constexpr char kRegistrarIp[] = "198.51.100.1";
+
+// Delegates to a MemoryStore and counts the calls, to show what a sweep touches.
+class CountingStore : public Store {
+ public:
+  absl::Status Put(Table table, absl::string_view key, std::string value, absl::Time expires_at) override {
+    ++puts;
+    return inner.Put(table, key, std::move(value), expires_at);
+  }
+  absl::StatusOr<std::string> Get(Table table, absl::string_view key) override {
+    ++gets;
+    return inner.Get(table, key);
+  }
+  absl::Status Delete(Table table, absl::string_view key) override {
+    ++deletes;
+    return inner.Delete(table, key);
+  }
+  absl::StatusOr<std::vector<StoredRecord>> List(Table table, absl::string_view prefix, absl::string_view start_after,
+                                                size_t limit) override {
+    ++lists;
+    return inner.List(table, prefix, start_after, limit);
+  }
+  absl::StatusOr<std::vector<StoredRecord>> TakeExpired(Table table, absl::Time now, size_t limit) override {
+    auto out = inner.TakeExpired(table, now, limit);
+    if (out.ok()) taken += out->size();
+    return out;
+  }
+  size_t Count(Table table) override { return inner.Count(table); }
+
+  void ResetCounters() { puts = gets = deletes = lists = taken = 0; }
+
+  MemoryStore inner;
+  size_t puts = 0, gets = 0, deletes = 0, lists = 0, taken = 0;
+};
+
+v1::SocketAddress Address(const std::string& ip, uint32_t port) {
+  v1::SocketAddress address;
+  address.set_ip(ip);
+  address.set_port(port);
+  return address;
+}
+
+// A phone behind NAT: private Contact host, public source.
+v1::AllocateBindingRequest NatRequest(const std::string& user = "alice", int64_t expires_seconds = 3600) {
+  v1::AllocateBindingRequest request;
+  request.set_aor(absl::StrCat("sip:", user, "@example.com"));
+  request.set_contact(absl::StrCat("<sip:", user, "@192.168.1.10:5060>"));
+  request.set_transport(v1::TRANSPORT_UDP);
+  *request.mutable_source() = Address("203.0.113.5", 40000);
+  *request.mutable_registrar() = Address(kRegistrarIp, 5060);
+  request.mutable_expires()->set_seconds(expires_seconds);
+  request.set_user_agent("TestPhone/1.0");
+  return request;
+}
+
+// A phone with a public address that matches where it sends from.
+v1::AllocateBindingRequest PublicRequest(const std::string& user = "bob", int64_t expires_seconds = 3600) {
+  v1::AllocateBindingRequest request;
+  request.set_aor(absl::StrCat("sip:", user, "@example.com"));
+  request.set_contact(absl::StrCat("<sip:", user, "@203.0.113.6:5060>"));
+  request.set_transport(v1::TRANSPORT_UDP);
+  *request.mutable_source() = Address("203.0.113.6", 5060);
+  *request.mutable_registrar() = Address(kRegistrarIp, 5060);
+  request.mutable_expires()->set_seconds(expires_seconds);
+  return request;
+}
+
+v1::RegisterWorkerRequest WorkerWithKeepaliveIp(const std::string& id, const std::string& ip) {
+  v1::RegisterWorkerRequest request;
+  request.set_worker_id(id);
+  request.set_grpc_address("127.0.0.1:1");  // never dialled
+  request.add_keepalive_source_ips(ip);
+  request.mutable_load()->set_max_sessions(100);
+  request.mutable_load()->set_free_ports(1000);
+  request.mutable_load()->set_total_ports(1000);
+  return request;
+}
+
+class BindingManagerTest : public ::testing::Test {
+ protected:
+  BindingManagerTest()
+      : detector_(NatDetector::Create({}).value()),
+        metrics_(registry_),
+        workers_(WorkerRegistryOptions{}, &metrics_) {
+    Reset(BindingManagerOptions{});
+  }
+
+  void Reset(BindingManagerOptions options) {
+    options.grace = absl::Seconds(30);
+    manager_ = std::make_unique<BindingManager>(options, &store_, &detector_, &workers_, &metrics_, &events_,
+                                                [this] { return now_; });
+  }
+
+  v1::AllocateBindingResponse MustAllocate(const v1::AllocateBindingRequest& request) {
+    auto response = manager_->Allocate(request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? *response : v1::AllocateBindingResponse();
+  }
+
+  // Every event queued for `sub` right now.
+  static std::vector<v1::WatchBindingsResponse> Drain(EventHub<BindingEvent>::Subscription& sub) {
+    std::vector<v1::WatchBindingsResponse> out;
+    while (auto event = sub.Next(absl::ZeroDuration())) out.push_back(*std::move(event));
+    return out;
+  }
+
+  absl::Time now_ = kT0;
+  CountingStore store_;
+  NatDetector detector_;
+  prometheus::Registry registry_;
+  ControlMetrics metrics_;
+  WorkerRegistry workers_;
+  EventHub<BindingEvent> events_;
+  std::unique_ptr<BindingManager> manager_;
+};
+
+TEST_F(BindingManagerTest, NatBindingGetsShortExpiryPlusGrace) {
+  auto response = MustAllocate(NatRequest());
+  EXPECT_TRUE(response.created());
+  EXPECT_EQ(response.suggested_expires().seconds(), 60);
+  const v1::Binding& binding = response.binding();
+  EXPECT_EQ(binding.verdict().state(), v1::NAT_STATE_BEHIND_NAT);
+  EXPECT_EQ(FromProto(binding.expires()), absl::Seconds(60));
+  EXPECT_EQ(FromProto(binding.expires_at()), kT0 + absl::Seconds(90));
+  EXPECT_EQ(FromProto(binding.created_at()), kT0);
+  EXPECT_EQ(FromProto(binding.refreshed_at()), kT0);
+  EXPECT_THAT(binding.effective_contact(), HasSubstr("203.0.113.5:40000"));
+  EXPECT_EQ(metrics_.bindings_behind_nat->Value(), 1.0);
+  EXPECT_EQ(metrics_.binding_created->Value(), 1.0);
+}
+
+TEST_F(BindingManagerTest, PublicBindingKeepsRequestedExpiry) {
+  auto response = MustAllocate(PublicRequest());
+  EXPECT_EQ(response.binding().verdict().state(), v1::NAT_STATE_NOT_BEHIND_NAT);
+  EXPECT_EQ(response.suggested_expires().seconds(), 3600);
+  EXPECT_EQ(FromProto(response.binding().expires_at()), kT0 + absl::Seconds(3630));
+  EXPECT_EQ(response.binding().keepalive().method(), v1::KEEPALIVE_METHOD_NONE);
+}
+
+TEST_F(BindingManagerTest, SweepRemovesExactlyTheExpiredBindingAtExpiryPlusGrace) {
+  auto sub = events_.Subscribe(nullptr);
+  const v1::Binding nat = MustAllocate(NatRequest()).binding();
+  const v1::Binding pub = MustAllocate(PublicRequest()).binding();
+  Drain(*sub);
+  ASSERT_EQ(store_.Count(Table::kBindings), 2u);
+  ASSERT_EQ(store_.Count(Table::kBindingIdentity), 2u);
+
+  now_ = kT0 + absl::Seconds(89);
+  EXPECT_EQ(manager_->SweepExpired(), 0u);
+  EXPECT_EQ(store_.Count(Table::kBindings), 2u);
+  EXPECT_TRUE(Drain(*sub).empty());
+
+  now_ = kT0 + absl::Seconds(90);
+  EXPECT_EQ(manager_->SweepExpired(), 1u);
+  EXPECT_EQ(store_.Count(Table::kBindings), 1u);
+  EXPECT_EQ(store_.Count(Table::kBindingIdentity), 1u);
+  EXPECT_EQ(manager_->Get(nat.binding_id()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(manager_->Get(pub.binding_id()).ok());
+
+  auto events = Drain(*sub);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type(), v1::BINDING_EVENT_TYPE_EXPIRED);
+  EXPECT_EQ(events[0].binding().binding_id(), nat.binding_id());
+  EXPECT_EQ(FromProto(events[0].time()), now_);
+  // The event carries the whole binding, derived fields included.
+  EXPECT_EQ(events[0].binding().effective_contact(), nat.effective_contact());
+  EXPECT_EQ(events[0].binding().keepalive().note(), nat.keepalive().note());
+  EXPECT_FALSE(events[0].binding().keepalive().note().empty());
+  EXPECT_EQ(metrics_.binding_expired->Value(), 1.0);
+  EXPECT_EQ(metrics_.bindings_behind_nat->Value(), 0.0);
+  EXPECT_EQ(metrics_.bindings_not_behind_nat->Value(), 1.0);
+
+  // Nothing more to do.
+  EXPECT_EQ(manager_->SweepExpired(), 0u);
+
+  // The identity index went with it: the same AOR+contact makes a new binding.
+  auto again = MustAllocate(NatRequest());
+  EXPECT_TRUE(again.created());
+  EXPECT_NE(again.binding().binding_id(), nat.binding_id());
+  EXPECT_EQ(store_.Count(Table::kBindings), 2u);
+}
+
+TEST_F(BindingManagerTest, RefreshPushesExpiryForward) {
+  const v1::Binding first = MustAllocate(NatRequest()).binding();
+  now_ = kT0 + absl::Seconds(50);
+  auto refreshed = MustAllocate(NatRequest());
+  EXPECT_FALSE(refreshed.created());
+  EXPECT_FALSE(refreshed.source_changed());
+  EXPECT_EQ(refreshed.binding().binding_id(), first.binding_id());
+  EXPECT_EQ(FromProto(refreshed.binding().created_at()), kT0);
+  EXPECT_EQ(FromProto(refreshed.binding().refreshed_at()), now_);
+  EXPECT_EQ(FromProto(refreshed.binding().expires_at()), kT0 + absl::Seconds(140));
+  EXPECT_EQ(store_.Count(Table::kBindings), 1u);
+  EXPECT_EQ(metrics_.bindings_behind_nat->Value(), 1.0);
+  EXPECT_EQ(metrics_.binding_refreshed->Value(), 1.0);
+
+  // The old expiry (T0+90) no longer applies.
+  now_ = kT0 + absl::Seconds(100);
+  EXPECT_EQ(manager_->SweepExpired(), 0u);
+  EXPECT_TRUE(manager_->Get(first.binding_id()).ok());
+
+  now_ = kT0 + absl::Seconds(140);
+  EXPECT_EQ(manager_->SweepExpired(), 1u);
+  EXPECT_EQ(manager_->Get(first.binding_id()).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(BindingManagerTest, RefreshFromNewSourceIsReportedAsSourceChange) {
+  auto sub = events_.Subscribe(nullptr);
+  MustAllocate(NatRequest());
+  v1::AllocateBindingRequest moved = NatRequest();
+  moved.mutable_source()->set_port(40001);
+  auto refreshed = MustAllocate(moved);
+  EXPECT_FALSE(refreshed.created());
+  EXPECT_TRUE(refreshed.source_changed());
+  EXPECT_EQ(refreshed.binding().source_changes(), 1u);
+  auto events = Drain(*sub);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].type(), v1::BINDING_EVENT_TYPE_CREATED);
+  EXPECT_EQ(events[1].type(), v1::BINDING_EVENT_TYPE_SOURCE_CHANGED);
+}
+
+TEST_F(BindingManagerTest, InstanceIdIdentifiesTheBindingAcrossContactChanges) {
+  v1::AllocateBindingRequest first = NatRequest();
+  first.set_contact("<sip:alice@192.168.1.10:5060>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000000000001>\"");
+  auto created = MustAllocate(first);
+  EXPECT_EQ(created.binding().instance_id(), "urn:uuid:00000000-0000-1000-8000-000000000001");
+
+  v1::AllocateBindingRequest moved = first;
+  moved.set_contact("<sip:alice@192.168.1.77:5062>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000000000001>\"");
+  auto refreshed = MustAllocate(moved);
+  EXPECT_FALSE(refreshed.created());
+  EXPECT_EQ(refreshed.binding().binding_id(), created.binding().binding_id());
+  EXPECT_EQ(refreshed.binding().contact(), moved.contact());
+  EXPECT_EQ(store_.Count(Table::kBindings), 1u);
+  auto got = manager_->Get(created.binding().binding_id());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->instance_id(), "urn:uuid:00000000-0000-1000-8000-000000000001");
+}
+
+TEST_F(BindingManagerTest, MaxBindingsRejectsNewButAllowsRefresh) {
+  BindingManagerOptions options;
+  options.max_bindings = 2;
+  Reset(options);
+  const v1::Binding a = MustAllocate(NatRequest("a")).binding();
+  MustAllocate(NatRequest("b"));
+
+  auto third = manager_->Allocate(NatRequest("c"));
+  ASSERT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted) << third.status();
+  EXPECT_THAT(std::string(third.status().message()), HasSubstr("2"));
+  EXPECT_EQ(store_.Count(Table::kBindings), 2u);
+
+  now_ = kT0 + absl::Seconds(10);
+  auto refresh = manager_->Allocate(NatRequest("a"));
+  ASSERT_TRUE(refresh.ok()) << refresh.status();
+  EXPECT_FALSE(refresh->created());
+  EXPECT_EQ(refresh->binding().binding_id(), a.binding_id());
+  EXPECT_EQ(store_.Count(Table::kBindings), 2u);
+}
+
+TEST_F(BindingManagerTest, UnregisterRemovesBinding) {
+  const v1::Binding binding = MustAllocate(NatRequest()).binding();
+  auto removed = manager_->Allocate(NatRequest("alice", 0));
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(removed->binding().binding_id(), binding.binding_id());
+  EXPECT_EQ(store_.Count(Table::kBindings), 0u);
+  EXPECT_EQ(store_.Count(Table::kBindingIdentity), 0u);
+  EXPECT_EQ(metrics_.bindings_behind_nat->Value(), 0.0);
+  EXPECT_EQ(manager_->Allocate(NatRequest("alice", 0)).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(BindingManagerTest, TcpBindingHasNoKeepaliveAndMentionsRfc5626) {
+  v1::AllocateBindingRequest request = NatRequest();
+  request.set_transport(v1::TRANSPORT_TCP);
+  ASSERT_TRUE(workers_.Register(WorkerWithKeepaliveIp("w1", kRegistrarIp), kT0).size() > 0);
+  auto response = MustAllocate(request);
+  EXPECT_EQ(response.binding().verdict().state(), v1::NAT_STATE_BEHIND_NAT);
+  EXPECT_EQ(response.binding().keepalive().method(), v1::KEEPALIVE_METHOD_NONE);
+  EXPECT_EQ(response.binding().keepalive().worker_id(), "");
+  EXPECT_THAT(response.binding().keepalive().note(), HasSubstr("RFC 5626"));
+}
+
+TEST_F(BindingManagerTest, NatUdpBindingWithoutKeepaliveWorker) {
+  auto response = MustAllocate(NatRequest());
+  const v1::KeepalivePlan& plan = response.binding().keepalive();
+  EXPECT_EQ(plan.method(), v1::KEEPALIVE_METHOD_OPTIONS);
+  EXPECT_EQ(plan.worker_id(), "");
+  EXPECT_EQ(plan.interval().seconds(), 30);
+  EXPECT_EQ(plan.failure_threshold(), 3u);
+  EXPECT_THAT(plan.note(), HasSubstr(kRegistrarIp));
+}
+
+TEST_F(BindingManagerTest, NatUdpBindingAssignedToWorkerThatCanSendFromRegistrarIp) {
+  workers_.Register(WorkerWithKeepaliveIp("w-other", "192.0.2.200"), kT0);
+  workers_.Register(WorkerWithKeepaliveIp("w-reg", kRegistrarIp), kT0);
+  auto response = MustAllocate(NatRequest());
+  const v1::KeepalivePlan& plan = response.binding().keepalive();
+  EXPECT_EQ(plan.method(), v1::KEEPALIVE_METHOD_OPTIONS);
+  EXPECT_EQ(plan.worker_id(), "w-reg");
+  EXPECT_THAT(plan.note(), HasSubstr("w-reg"));
+  // Stored that way too.
+  auto stored = manager_->Get(response.binding().binding_id());
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->keepalive().worker_id(), "w-reg");
+  EXPECT_EQ(stored->effective_contact(), response.binding().effective_contact());
+  EXPECT_EQ(stored->keepalive().note(), plan.note());
+}
+
+TEST_F(BindingManagerTest, SweepOfManyBindingsTouchesOnlyTheExpired) {
+  constexpr int kTotal = 10'000;
+  constexpr int kExpiring = 10;
+  for (int i = 0; i < kExpiring; ++i) MustAllocate(NatRequest(absl::StrCat("nat", i)));  // expire at T0+90
+  for (int i = 0; i < kTotal - kExpiring; ++i) {
+    auto response = manager_->Allocate(PublicRequest(absl::StrCat("pub", i)));  // expire at T0+3630
+    ASSERT_TRUE(response.ok()) << response.status();
+  }
+  ASSERT_EQ(store_.Count(Table::kBindings), static_cast<size_t>(kTotal));
+  auto sub = events_.Subscribe(nullptr);
+
+  store_.ResetCounters();
+  now_ = kT0 + absl::Seconds(100);
+  EXPECT_EQ(manager_->SweepExpired(), static_cast<size_t>(kExpiring));
+  EXPECT_EQ(store_.Count(Table::kBindings), static_cast<size_t>(kTotal - kExpiring));
+  EXPECT_EQ(store_.Count(Table::kBindingIdentity), static_cast<size_t>(kTotal - kExpiring));
+  EXPECT_EQ(store_.taken, static_cast<size_t>(kExpiring));
+  EXPECT_EQ(store_.lists, 0u);
+  // One identity lookup and one delete per expired binding, nothing for the others.
+  EXPECT_LE(store_.gets, static_cast<size_t>(kExpiring));
+  EXPECT_LE(store_.deletes, static_cast<size_t>(kExpiring));
+  EXPECT_EQ(store_.puts, 0u);
+
+  auto events = Drain(*sub);
+  ASSERT_EQ(events.size(), static_cast<size_t>(kExpiring));
+  for (const auto& event : events) {
+    EXPECT_EQ(event.type(), v1::BINDING_EVENT_TYPE_EXPIRED);
+    EXPECT_THAT(event.binding().aor(), HasSubstr("sip:nat"));
+  }
+  EXPECT_EQ(metrics_.bindings_behind_nat->Value(), 0.0);
+  EXPECT_EQ(metrics_.bindings_not_behind_nat->Value(), static_cast<double>(kTotal - kExpiring));
+}
+
+TEST_F(BindingManagerTest, InvalidRequestsNameTheField) {
+  v1::AllocateBindingRequest no_aor = NatRequest();
+  no_aor.clear_aor();
+  auto status = manager_->Allocate(no_aor).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("aor"));
+
+  v1::AllocateBindingRequest no_transport = NatRequest();
+  no_transport.set_transport(v1::TRANSPORT_UNSPECIFIED);
+  status = manager_->Allocate(no_transport).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("transport"));
+
+  v1::AllocateBindingRequest no_expires = NatRequest();
+  no_expires.clear_expires();
+  status = manager_->Allocate(no_expires).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("expires"));
+  EXPECT_EQ(store_.Count(Table::kBindings), 0u);
+}
+
+}  // namespace
+}  // namespace latchkey::control

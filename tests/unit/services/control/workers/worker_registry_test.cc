@@ -1,0 +1,321 @@
+#include "services/control/workers/worker_registry.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
+
+namespace latchkey::control {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
+
+v1::WorkerLoad IdleLoad() {
+  v1::WorkerLoad load;
+  load.set_sessions(0);
+  load.set_max_sessions(100);
+  load.set_free_ports(1000);
+  load.set_total_ports(1000);
+  return load;
+}
+
+v1::RegisterWorkerRequest Registration(const std::string& id, std::vector<std::string> keepalive_ips = {}) {
+  v1::RegisterWorkerRequest request;
+  request.set_worker_id(id);
+  request.set_grpc_address("127.0.0.1:1");  // never dialled: channels connect lazily
+  request.add_advertised_ips("203.0.113.10");
+  for (const std::string& ip : keepalive_ips) request.add_keepalive_source_ips(ip);
+  *request.mutable_load() = IdleLoad();
+  request.set_version("test");
+  return request;
+}
+
+v1::HeartbeatRequest HeartbeatOf(const std::string& id, const std::string& registration_id,
+                                 v1::WorkerLoad load = IdleLoad()) {
+  v1::HeartbeatRequest request;
+  request.set_worker_id(id);
+  request.set_registration_id(registration_id);
+  *request.mutable_load() = load;
+  return request;
+}
+
+class WorkerRegistryTest : public ::testing::Test {
+ protected:
+  WorkerRegistryTest() : metrics_(registry_), workers_({absl::Seconds(1), 3}, &metrics_) {}
+
+  v1::WorkerState StateOf(const std::string& id) {
+    for (const v1::Worker& w : workers_.List()) {
+      if (w.worker_id() == id) return w.state();
+    }
+    ADD_FAILURE() << "no worker " << id;
+    return v1::WORKER_STATE_UNSPECIFIED;
+  }
+  double Gauge(v1::WorkerState state) { return metrics_.workers[state]->Value(); }
+  std::string Exposition() {
+    return prometheus::TextSerializer().Serialize(registry_.Collect());
+  }
+
+  prometheus::Registry registry_;
+  ControlMetrics metrics_;
+  WorkerRegistry workers_;
+};
+
+TEST_F(WorkerRegistryTest, RegisterReturnsIdAndListsWorkerReady) {
+  const std::string id = workers_.Register(Registration("w1"), kT0);
+  EXPECT_FALSE(id.empty());
+  auto list = workers_.List();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].worker_id(), "w1");
+  EXPECT_EQ(list[0].state(), v1::WORKER_STATE_READY);
+  EXPECT_EQ(list[0].grpc_address(), "127.0.0.1:1");
+  EXPECT_EQ(list[0].load().total_ports(), 1000u);
+
+  auto handle = workers_.Get("w1");
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  EXPECT_EQ(handle->worker_id, "w1");
+  EXPECT_NE(handle->stub, nullptr);
+}
+
+TEST_F(WorkerRegistryTest, EachRegistrationGetsANewId) {
+  const std::string first = workers_.Register(Registration("w1"), kT0);
+  const std::string second = workers_.Register(Registration("w1"), kT0 + absl::Seconds(1));
+  EXPECT_NE(first, second);
+  EXPECT_EQ(workers_.List().size(), 1u);
+  // The stale incarnation is told to re-register.
+  EXPECT_EQ(workers_.Heartbeat(HeartbeatOf("w1", first), kT0 + absl::Seconds(2)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(workers_.Heartbeat(HeartbeatOf("w1", second), kT0 + absl::Seconds(2)).ok());
+}
+
+TEST_F(WorkerRegistryTest, HeartbeatWithWrongRegistrationIdIsNotFound) {
+  workers_.Register(Registration("w1"), kT0);
+  auto response = workers_.Heartbeat(HeartbeatOf("w1", "not-the-id"), kT0 + absl::Seconds(1));
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(WorkerRegistryTest, HeartbeatFromUnknownWorkerIsNotFound) {
+  auto response = workers_.Heartbeat(HeartbeatOf("ghost", "x"), kT0);
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(WorkerRegistryTest, HeartbeatUpdatesLoad) {
+  const std::string id = workers_.Register(Registration("w1"), kT0);
+  v1::WorkerLoad load = IdleLoad();
+  load.set_sessions(7);
+  auto response = workers_.Heartbeat(HeartbeatOf("w1", id, load), kT0 + absl::Seconds(1));
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_FALSE(response->drain());
+  EXPECT_EQ(workers_.List()[0].load().sessions(), 7u);
+}
+
+TEST_F(WorkerRegistryTest, SweepLostAfterMissedHeartbeats) {
+  const std::string id = workers_.Register(Registration("w1"), kT0);
+  // heartbeat_interval 1 s * 3 missed = 3 s of silence allowed.
+  EXPECT_THAT(workers_.SweepLost(kT0 + absl::Seconds(2)), IsEmpty());
+  EXPECT_THAT(workers_.SweepLost(kT0 + absl::Seconds(3)), IsEmpty());
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_READY);
+  EXPECT_THAT(workers_.SweepLost(kT0 + absl::Seconds(3) + absl::Milliseconds(1)), UnorderedElementsAre("w1"));
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_LOST);
+  EXPECT_EQ(metrics_.workers_lost->Value(), 1.0);
+  // Not reported twice.
+  EXPECT_THAT(workers_.SweepLost(kT0 + absl::Seconds(10)), IsEmpty());
+  EXPECT_EQ(metrics_.workers_lost->Value(), 1.0);
+
+  EXPECT_EQ(workers_.Get("w1").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(workers_.Get("nobody").status().code(), absl::StatusCode::kNotFound);
+
+  // Heartbeat from a lost worker, even with its right id: it must register again.
+  auto response = workers_.Heartbeat(HeartbeatOf("w1", id), kT0 + absl::Seconds(11));
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_LOST);
+}
+
+TEST_F(WorkerRegistryTest, HeartbeatsKeepWorkerAlive) {
+  const std::string id = workers_.Register(Registration("w1"), kT0);
+  for (int s = 2; s <= 20; s += 2) {
+    ASSERT_TRUE(workers_.Heartbeat(HeartbeatOf("w1", id), kT0 + absl::Seconds(s)).ok());
+    EXPECT_THAT(workers_.SweepLost(kT0 + absl::Seconds(s + 1)), IsEmpty());
+  }
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_READY);
+}
+
+TEST_F(WorkerRegistryTest, OnlySilentWorkersAreLost) {
+  const std::string a = workers_.Register(Registration("a"), kT0);
+  workers_.Register(Registration("b"), kT0);
+  ASSERT_TRUE(workers_.Heartbeat(HeartbeatOf("a", a), kT0 + absl::Seconds(3)).ok());
+  EXPECT_THAT(workers_.SweepLost(kT0 + absl::Seconds(4)), UnorderedElementsAre("b"));
+  EXPECT_EQ(StateOf("a"), v1::WORKER_STATE_READY);
+}
+
+TEST_F(WorkerRegistryTest, ReRegisterRevivesLostWorker) {
+  workers_.Register(Registration("w1"), kT0);
+  ASSERT_THAT(workers_.SweepLost(kT0 + absl::Seconds(10)), UnorderedElementsAre("w1"));
+  const std::string id = workers_.Register(Registration("w1"), kT0 + absl::Seconds(11));
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_READY);
+  EXPECT_TRUE(workers_.Get("w1").ok());
+  EXPECT_TRUE(workers_.Heartbeat(HeartbeatOf("w1", id), kT0 + absl::Seconds(12)).ok());
+  EXPECT_THAT(workers_.SweepLost(kT0 + absl::Seconds(13)), IsEmpty());
+  EXPECT_TRUE(workers_.Place(4, {}).ok());
+}
+
+TEST_F(WorkerRegistryTest, DrainMarksDrainingTellsWorkerAndPlaceSkipsIt) {
+  const std::string id = workers_.Register(Registration("w1"), kT0);
+  auto drained = workers_.Drain("w1");
+  ASSERT_TRUE(drained.ok()) << drained.status();
+  EXPECT_EQ(drained->state(), v1::WORKER_STATE_DRAINING);
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_DRAINING);
+
+  // The worker's own heartbeat (not yet draining) does not undo the operator's drain.
+  auto response = workers_.Heartbeat(HeartbeatOf("w1", id), kT0 + absl::Seconds(1));
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_TRUE(response->drain());
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_DRAINING);
+
+  auto placed = workers_.Place(4, {});
+  EXPECT_EQ(placed.status().code(), absl::StatusCode::kResourceExhausted) << placed.status();
+
+  workers_.Register(Registration("w2"), kT0 + absl::Seconds(1));
+  placed = workers_.Place(4, {});
+  ASSERT_TRUE(placed.ok()) << placed.status();
+  EXPECT_EQ(placed->worker_id, "w2");
+}
+
+TEST_F(WorkerRegistryTest, DrainUnknownWorkerIsNotFound) {
+  EXPECT_EQ(workers_.Drain("ghost").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(WorkerRegistryTest, WorkerReportedDrainingIsDraining) {
+  v1::RegisterWorkerRequest request = Registration("w1");
+  request.set_draining(true);
+  workers_.Register(request, kT0);
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_DRAINING);
+}
+
+TEST_F(WorkerRegistryTest, PlaceWithNoWorkersIsUnavailable) {
+  EXPECT_EQ(workers_.Place(4, {}).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(WorkerRegistryTest, PendingCountsSpreadQuickPlacementsOverEqualWorkers) {
+  workers_.Register(Registration("a"), kT0);
+  workers_.Register(Registration("b"), kT0);
+  auto first = workers_.Place(4, {});
+  auto second = workers_.Place(4, {});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(first->worker_id, second->worker_id);
+}
+
+TEST_F(WorkerRegistryTest, PendingCountsFillAWorkerUpToItsLimit) {
+  v1::RegisterWorkerRequest request = Registration("small");
+  request.mutable_load()->set_max_sessions(2);
+  const std::string id = workers_.Register(request, kT0);
+  EXPECT_TRUE(workers_.Place(4, {}).ok());
+  EXPECT_TRUE(workers_.Place(4, {}).ok());
+  EXPECT_EQ(workers_.Place(4, {}).status().code(), absl::StatusCode::kResourceExhausted);
+
+  // A heartbeat reporting the real load replaces the pending estimate.
+  v1::HeartbeatRequest heartbeat = HeartbeatOf("small", id);
+  heartbeat.mutable_load()->set_max_sessions(2);
+  heartbeat.mutable_load()->set_sessions(1);
+  ASSERT_TRUE(workers_.Heartbeat(heartbeat, kT0 + absl::Seconds(1)).ok());
+  EXPECT_TRUE(workers_.Place(4, {}).ok());
+  EXPECT_EQ(workers_.Place(4, {}).status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(WorkerRegistryTest, PlaceHonoursExclude) {
+  workers_.Register(Registration("a"), kT0);
+  workers_.Register(Registration("b"), kT0);
+  for (int i = 0; i < 3; ++i) {
+    auto placed = workers_.Place(4, {"a"});
+    ASSERT_TRUE(placed.ok()) << placed.status();
+    EXPECT_EQ(placed->worker_id, "b");
+  }
+  EXPECT_EQ(workers_.Place(4, {"a", "b"}).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(WorkerRegistryTest, PlaceSkipsLostWorkers) {
+  workers_.Register(Registration("old"), kT0);
+  workers_.Register(Registration("new"), kT0 + absl::Seconds(5));
+  ASSERT_THAT(workers_.SweepLost(kT0 + absl::Seconds(6)), UnorderedElementsAre("old"));
+  for (int i = 0; i < 3; ++i) {
+    auto placed = workers_.Place(4, {});
+    ASSERT_TRUE(placed.ok()) << placed.status();
+    EXPECT_EQ(placed->worker_id, "new");
+  }
+}
+
+TEST_F(WorkerRegistryTest, KeepaliveWorkerForMatchesSourceIpAndPrefersLowestId) {
+  workers_.Register(Registration("w-c", {"198.51.100.1"}), kT0);
+  workers_.Register(Registration("w-b", {"10.0.0.1", "198.51.100.1"}), kT0);
+  workers_.Register(Registration("w-a", {"10.0.0.2"}), kT0);
+  EXPECT_EQ(workers_.KeepaliveWorkerFor("198.51.100.1"), "w-b");
+  EXPECT_EQ(workers_.KeepaliveWorkerFor("10.0.0.2"), "w-a");
+  EXPECT_EQ(workers_.KeepaliveWorkerFor("192.0.2.99"), "");
+}
+
+TEST_F(WorkerRegistryTest, KeepaliveWorkerForSkipsWorkersNotReady) {
+  workers_.Register(Registration("w-a", {"198.51.100.1"}), kT0);
+  workers_.Register(Registration("w-b", {"198.51.100.1"}), kT0);
+  ASSERT_TRUE(workers_.Drain("w-a").ok());
+  EXPECT_EQ(workers_.KeepaliveWorkerFor("198.51.100.1"), "w-b");
+  ASSERT_EQ(workers_.SweepLost(kT0 + absl::Minutes(1)).size(), 2u);
+  EXPECT_EQ(workers_.KeepaliveWorkerFor("198.51.100.1"), "");
+}
+
+TEST_F(WorkerRegistryTest, StateGaugesFollowWorkers) {
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_READY), 0.0);
+  const std::string a = workers_.Register(Registration("a"), kT0);
+  workers_.Register(Registration("b"), kT0);
+  workers_.Register(Registration("c"), kT0);
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_READY), 3.0);
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_DRAINING), 0.0);
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_LOST), 0.0);
+
+  ASSERT_TRUE(workers_.Drain("b").ok());
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_READY), 2.0);
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_DRAINING), 1.0);
+
+  ASSERT_TRUE(workers_.Heartbeat(HeartbeatOf("a", a), kT0 + absl::Seconds(4)).ok());
+  ASSERT_THAT(workers_.SweepLost(kT0 + absl::Seconds(5)), UnorderedElementsAre("b", "c"));
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_READY), 1.0);
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_DRAINING), 0.0);
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_LOST), 2.0);
+
+  const std::string text = Exposition();
+  EXPECT_THAT(text, HasSubstr("latchkey_workers{state=\"ready\"} 1"));
+  EXPECT_THAT(text, HasSubstr("latchkey_workers{state=\"draining\"} 0"));
+  EXPECT_THAT(text, HasSubstr("latchkey_workers{state=\"lost\"} 2"));
+  EXPECT_THAT(text, HasSubstr("latchkey_workers_lost_total 2"));
+
+  workers_.Register(Registration("c"), kT0 + absl::Seconds(6));
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_READY), 2.0);
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_LOST), 1.0);
+}
+
+TEST_F(WorkerRegistryTest, SessionEndedFreesCapacityBeforeNextHeartbeat) {
+  v1::RegisterWorkerRequest request = Registration("w1");
+  request.mutable_load()->set_sessions(2);
+  request.mutable_load()->set_max_sessions(2);
+  request.mutable_load()->set_free_ports(996);
+  workers_.Register(request, kT0);
+  EXPECT_EQ(workers_.Place(4, {}).status().code(), absl::StatusCode::kResourceExhausted);
+  workers_.SessionEnded("w1", 4);
+  EXPECT_EQ(workers_.List()[0].load().sessions(), 1u);
+  EXPECT_EQ(workers_.List()[0].load().free_ports(), 1000u);
+  EXPECT_TRUE(workers_.Place(4, {}).ok());
+  // Free ports never exceed the total.
+  workers_.SessionEnded("w1", 4);
+  EXPECT_EQ(workers_.List()[0].load().free_ports(), 1000u);
+  workers_.SessionEnded("unknown", 4);  // ignored
+}
+
+}  // namespace
+}  // namespace latchkey::control
