@@ -25,6 +25,8 @@
 #include "latchkey/v1/config.pb.h"
 #include "media-relay/agent/control_client.h"
 #include "media-relay/agent/relay_service.h"
+#include "media-relay/engine/packet_engine.h"
+#include "media-relay/metrics/engine_collector.h"
 #include "media-relay/sessions/session_table.h"
 
 ABSL_FLAG(std::string, config, "", "RelayConfig file (text proto, or JSON if it ends in .json)");
@@ -37,6 +39,7 @@ ABSL_FLAG(std::string, advertised_ip, "", "Comma-separated addresses written int
 ABSL_FLAG(uint32_t, port_min, 30000, "First media port (even)");
 ABSL_FLAG(uint32_t, port_max, 39999, "Last media port");
 ABSL_FLAG(uint32_t, max_sessions, 10000, "Maximum sessions");
+ABSL_FLAG(uint32_t, threads, 0, "Packet threads (0: one per core)");
 ABSL_FLAG(absl::Duration, port_quarantine, absl::Seconds(5), "A released port pair is not reused for this long");
 ABSL_FLAG(std::string, grpc_advertise, "", "HOST:PORT control dials to reach this worker");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
@@ -69,6 +72,9 @@ absl::StatusOr<v1::RelayConfig> LoadConfig() {
   if (FlagGiven(FLAGS_port_quarantine) || !config.has_port_quarantine()) {
     *config.mutable_port_quarantine() = ToProto(absl::GetFlag(FLAGS_port_quarantine));
   }
+  if (FlagGiven(FLAGS_threads) || config.threads() == 0) {
+    config.set_threads(absl::GetFlag(FLAGS_threads) ? absl::GetFlag(FLAGS_threads) : std::thread::hardware_concurrency());
+  }
   if (FlagGiven(FLAGS_grpc_advertise)) config.set_grpc_advertise(absl::GetFlag(FLAGS_grpc_advertise));
   if (config.worker_id().empty()) {
     char host[256] = {};
@@ -99,6 +105,24 @@ absl::StatusOr<std::vector<MediaAddresses>> ResolveAddresses(const v1::RelayConf
   return out;
 }
 
+// Engine events reach the control client once it exists (it needs the gRPC port, which needs the
+// session table, which needs the engine).
+class EventForwarder : public EngineEventSink {
+ public:
+  void Forward(EngineEventSink* target) {
+    absl::MutexLock lock(&mu_);
+    target_ = target;
+  }
+  void OnEngineEvent(EngineEvent event) override {
+    absl::MutexLock lock(&mu_);
+    if (target_) target_->OnEngineEvent(std::move(event));
+  }
+
+ private:
+  absl::Mutex mu_;
+  EngineEventSink* target_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
 int Main(int argc, char** argv) {
   process::BlockTerminationSignals();
   absl::SetProgramUsageMessage("latchkey-relay: media relay worker for latchkey-control");
@@ -119,7 +143,18 @@ int Main(int argc, char** argv) {
   }
 
   auto registry = std::make_shared<prometheus::Registry>();
-  SessionTable sessions({*addresses, config->max_sessions()}, *std::move(pool));
+  // Started once the gRPC port is known (control must be able to dial us back).
+  ControlClientOptions client_options{config->control(), config->worker_id(), "", {}, LATCHKEY_VERSION};
+  for (const MediaAddresses& a : *addresses) client_options.advertised_ips.push_back(a.advertised.ToString());
+  std::string grpc_advertise = config->grpc_advertise();
+
+  auto control_events = std::make_unique<EventForwarder>();
+  PacketEngine engine(static_cast<int>(config->threads()), control_events.get());
+  if (absl::Status s = engine.Start(); !s.ok()) {
+    log::LogError("cannot start packet threads").Kv("error", s.ToString());
+    return 1;
+  }
+  SessionTable sessions({*addresses, config->max_sessions()}, *std::move(pool), &engine);
   RelayMetrics relay_metrics(*registry);
   RelayServiceImpl relay_service(&sessions, &relay_metrics);
   auto server = grpcutil::StartServer(config->listen(), {&relay_service}, *registry);
@@ -127,23 +162,21 @@ int Main(int argc, char** argv) {
     log::LogError("cannot start gRPC server").Kv("error", server.status().ToString());
     return 1;
   }
-  auto metrics = metrics::MetricsServer::Start(config->metrics_listen(), registry);
+  auto metrics = metrics::MetricsServer::Start(config->metrics_listen(), registry, {MakeEngineCollector(&engine)});
   if (!metrics.ok()) {
     log::LogError("cannot start metrics server").Kv("error", metrics.status().ToString());
     return 1;
   }
-
-  std::string grpc_advertise = config->grpc_advertise();
   if (grpc_advertise.empty()) {
     auto listen = net::SocketAddress::Parse(config->listen());
     const std::string host = listen.ok() && !listen->ip.IsUnspecified() ? listen->ip.ToUriHost()
                                                                         : addresses->front().advertised.ToUriHost();
     grpc_advertise = absl::StrCat(host, ":", server->port);
   }
-  ControlClientOptions client_options{config->control(), config->worker_id(), grpc_advertise, {}, LATCHKEY_VERSION};
-  for (const MediaAddresses& a : *addresses) client_options.advertised_ips.push_back(a.advertised.ToString());
-  ControlClient control(client_options, &sessions, *registry);
-  control.Start();
+  client_options.grpc_address = grpc_advertise;
+  ControlClient control(client_options, *registry);
+  control_events->Forward(&control);
+  control.Start(&sessions);
 
   server->SetServing(true);
   log::LogInfo("latchkey-relay ready")
@@ -152,7 +185,8 @@ int Main(int argc, char** argv) {
       .Kv("grpc_port", server->port)
       .Kv("metrics_port", (*metrics)->port())
       .Kv("control", config->control())
-      .Kv("media_ports", absl::StrCat(config->port_min(), "-", config->port_max()));
+      .Kv("media_ports", absl::StrCat(config->port_min(), "-", config->port_max()))
+      .Kv("threads", engine.thread_count());
 
   // Load gauges are sampled here rather than on every change: the port pool is shared state.
   std::atomic<bool> stopping{false};
@@ -175,10 +209,12 @@ int Main(int argc, char** argv) {
   log::LogInfo("draining").Kv("signal", signal).Kv("sessions", sessions.size()).Kv("grace_s", absl::ToInt64Seconds(grace));
   const absl::Time deadline = absl::Now() + grace;
   while (sessions.size() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(200));
+  control_events->Forward(nullptr);
   control.Stop();
   stopping = true;
   gauges.join();
   server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  engine.Stop();
   log::LogInfo("latchkey-relay stopped").Kv("sessions_left", sessions.size());
   return 0;
 }

@@ -14,6 +14,8 @@ namespace {
 constexpr absl::Duration kCallTimeout = absl::Seconds(2);
 constexpr absl::Duration kMinBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(5);
+constexpr size_t kMaxQueuedEvents = 10000;
+constexpr int kMaxEventsPerReport = 500;
 
 void SetDeadline(grpc::ClientContext* context) {
   context->set_deadline(absl::ToChronoTime(absl::Now() + kCallTimeout));
@@ -21,9 +23,8 @@ void SetDeadline(grpc::ClientContext* context) {
 
 }  // namespace
 
-ControlClient::ControlClient(ControlClientOptions options, SessionTable* sessions, prometheus::Registry& registry)
+ControlClient::ControlClient(ControlClientOptions options, prometheus::Registry& registry)
     : options_(std::move(options)),
-      sessions_(sessions),
       stub_(v1::WorkerRegistryService::NewStub(
           grpcutil::CreateChannel(options_.control_address))) {
   auto& registrations = prometheus::BuildCounter()
@@ -37,11 +38,20 @@ ControlClient::ControlClient(ControlClientOptions options, SessionTable* session
                              .Help("Heartbeats control did not answer or rejected")
                              .Register(registry)
                              .Add({});
+  auto& events = prometheus::BuildCounter()
+                     .Name("latchkey_relay_events_total")
+                     .Help("Latch, re-latch and media-timeout events, by whether control got them")
+                     .Register(registry);
+  events_reported_ = &events.Add({{"result", "reported"}});
+  events_dropped_ = &events.Add({{"result", "dropped"}});
 }
 
 ControlClient::~ControlClient() { Stop(); }
 
-void ControlClient::Start() { thread_ = std::thread([this] { Run(); }); }
+void ControlClient::Start(SessionTable* sessions) {
+  sessions_ = sessions;
+  thread_ = std::thread([this] { Run(); });
+}
 
 void ControlClient::Stop() {
   {
@@ -60,6 +70,63 @@ bool ControlClient::Sleep(absl::Duration d) {
   absl::MutexLock lock(&mu_);
   mu_.AwaitWithTimeout(absl::Condition(&stopping_), d);
   return !stopping_;
+}
+
+void ControlClient::OnEngineEvent(EngineEvent event) {
+  absl::MutexLock lock(&mu_);
+  if (events_.size() >= kMaxQueuedEvents) {
+    events_.erase(events_.begin());
+    events_dropped_->Increment();
+  }
+  events_.push_back(std::move(event));
+}
+
+bool ControlClient::WaitForWork(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || (registered_ && !events_.empty()); };
+  mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+  return !stopping_;
+}
+
+bool ControlClient::ReportQueuedEvents() {
+  std::vector<EngineEvent> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    const size_t n = std::min<size_t>(events_.size(), kMaxEventsPerReport);
+    batch.assign(std::make_move_iterator(events_.begin()), std::make_move_iterator(events_.begin() + n));
+    events_.erase(events_.begin(), events_.begin() + n);
+  }
+  if (batch.empty()) return true;
+  v1::ReportEventsRequest request;
+  request.set_worker_id(options_.worker_id);
+  for (const EngineEvent& e : batch) {
+    v1::WorkerEvent* event = request.add_events();
+    event->set_session_id(e.session_id);
+    event->set_side(e.side);
+    event->set_type(e.type);
+    if (e.type != v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT) {
+      event->mutable_source()->set_ip(e.source.ip.ToString());
+      event->mutable_source()->set_port(e.source.port);
+    }
+    *event->mutable_time() = ToProto(e.time);
+  }
+  v1::ReportEventsResponse response;
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  grpc::Status status = stub_->ReportEvents(&context, request, &response);
+  if (status.ok()) {
+    events_reported_->Increment(static_cast<double>(batch.size()));
+    return true;
+  }
+  // Put them back for the next try (control restarting); the queue bound still applies.
+  absl::MutexLock lock(&mu_);
+  events_.insert(events_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+  while (events_.size() > kMaxQueuedEvents) {
+    events_.erase(events_.begin());
+    events_dropped_->Increment();
+  }
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND) registered_ = false;
+  return false;
 }
 
 bool ControlClient::RegisterOnce() {
@@ -121,7 +188,15 @@ void ControlClient::Run() {
       backoff = std::min(backoff * 2, kMaxBackoff);
       continue;
     }
-    if (!Sleep(interval)) return;
+    // Events go out as soon as they happen; heartbeats on their interval.
+    const absl::Time heartbeat_due = absl::Now() + interval;
+    while (absl::Now() < heartbeat_due) {
+      if (!WaitForWork(heartbeat_due)) return;
+      if (ReportQueuedEvents()) continue;
+      // Control unreachable: keep the events, retry with the next heartbeat rather than spin.
+      if (!registered() || !Sleep(heartbeat_due - absl::Now())) break;
+    }
+    if (!registered()) continue;
 
     v1::HeartbeatRequest request;
     request.set_worker_id(options_.worker_id);

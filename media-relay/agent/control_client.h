@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "latchkey/v1/worker.grpc.pb.h"
+#include "media-relay/engine/engine_events.h"
 #include "media-relay/sessions/session_table.h"
 #include "prometheus/counter.h"
 #include "prometheus/registry.h"
@@ -24,33 +25,43 @@ struct ControlClientOptions {
   std::string version;
 };
 
-class ControlClient {
+class ControlClient : public EngineEventSink {
  public:
-  ControlClient(ControlClientOptions options, SessionTable* sessions, prometheus::Registry& registry);
+  ControlClient(ControlClientOptions options, prometheus::Registry& registry);
   ~ControlClient();
 
-  void Start();
+  // Starts registering and heartbeating for `sessions` (which must outlive Stop()).
+  void Start(SessionTable* sessions);
   void Stop();
   bool registered() const;
+  // From the packet threads: queued and reported to control at once (bounded; oldest dropped).
+  void OnEngineEvent(EngineEvent event) override;
 
  private:
   void Run();
   bool RegisterOnce();
   // Sleeps up to `d`; false if stopping.
   bool Sleep(absl::Duration d);
+  // Waits until events are queued, `deadline` passes or stopping; false if stopping.
+  bool WaitForWork(absl::Time deadline);
+  // Sends up to one batch; false if control did not take it (the events stay queued).
+  bool ReportQueuedEvents();
 
   const ControlClientOptions options_;
-  SessionTable* sessions_;
+  SessionTable* sessions_ = nullptr;
   std::unique_ptr<v1::WorkerRegistryService::Stub> stub_;
   prometheus::Counter* registrations_;
   prometheus::Counter* registration_failures_;
   prometheus::Counter* heartbeat_failures_;
+  prometheus::Counter* events_reported_;
+  prometheus::Counter* events_dropped_;
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool registered_ ABSL_GUARDED_BY(mu_) = false;
   std::string registration_id_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(1);
+  std::vector<EngineEvent> events_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -26,6 +26,8 @@ class PortPool {
   // Pairs usable right now (after moving expired quarantines back).
   uint32_t FreePairs(absl::Time now);
   uint32_t TotalPairs() const { return total_pairs_; }
+  uint16_t first_port() const { return first_port_; }
+  uint16_t last_port() const { return static_cast<uint16_t>(first_port_ + 2 * total_pairs_ - 1); }
 
  private:
   PortPool(uint16_t first, uint32_t pairs, absl::Duration quarantine);

@@ -10,7 +10,7 @@ namespace {
 constexpr int kMaxBindAttempts = 16;
 constexpr uint32_t kMaxStreams = 16;
 
-// The IP family (4 or 6) of the caller's SDP for a stream; 4 when unknown.
+// The IP family (4 or 6) of a leg's SDP for a stream; 4 when unknown.
 int FamilyOf(const v1::Leg& leg, uint32_t index) {
   for (const v1::RemoteMedia& media : leg.remote()) {
     if (media.media_index() == index) {
@@ -21,10 +21,55 @@ int FamilyOf(const v1::Leg& leg, uint32_t index) {
   return 4;
 }
 
+// A leg muxes when its endpoint's SDP said a=rtcp-mux; before the answer the callee is offered what
+// the caller offered.
+bool Muxed(const v1::Leg& leg, uint32_t index, bool fallback) {
+  for (const v1::RemoteMedia& m : leg.remote()) {
+    if (m.media_index() == index) return m.rtcp_mux();
+  }
+  return fallback;
+}
+
+void AddLeg(const RelayLeg& leg, v1::LegStats* out) {
+  out->set_packets_in(out->packets_in() + leg.packets_in.load(std::memory_order_relaxed));
+  out->set_packets_out(out->packets_out() + leg.packets_out.load(std::memory_order_relaxed));
+  out->set_bytes_in(out->bytes_in() + leg.bytes_in.load(std::memory_order_relaxed));
+  out->set_bytes_out(out->bytes_out() + leg.bytes_out.load(std::memory_order_relaxed));
+  out->set_packets_dropped(out->packets_dropped() + leg.dropped.load(std::memory_order_relaxed));
+  const LegSnapshot snapshot = leg.Snapshot();
+  // The first stream (audio) speaks for the leg's latch.
+  if (snapshot.latched_source && !out->has_latched_source()) {
+    out->mutable_latched_source()->set_ip(snapshot.latched_source->ip.ToString());
+    out->mutable_latched_source()->set_port(snapshot.latched_source->port);
+    *out->mutable_latched_at() = ToProto(snapshot.latched_at);
+    out->set_ssrc(snapshot.ssrc);
+    out->set_jitter_ms(leg.stats.JitterMs());
+  }
+  out->set_packets_lost(out->packets_lost() + leg.stats.Lost());
+  out->set_relatch_count(out->relatch_count() + snapshot.relatch_count);
+}
+
 }  // namespace
 
-SessionTable::SessionTable(SessionTableOptions options, PortPool pool)
-    : options_(std::move(options)), pool_(std::move(pool)) {}
+SessionTable::SessionTable(SessionTableOptions options, PortPool pool, PacketEngine* engine)
+    : options_(std::move(options)), engine_(engine), pool_(std::move(pool)) {
+  addressing_.port_min = pool_.first_port();
+  addressing_.port_max = pool_.last_port();
+  for (const MediaAddresses& a : options_.addresses) {
+    addressing_.own_ips.push_back(a.bind);
+    addressing_.own_ips.push_back(a.advertised);
+    if (a.bind.IsLoopback()) addressing_.allow_loopback = true;
+  }
+}
+
+SessionTable::~SessionTable() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, session] : sessions_) {
+    if (engine_) {
+      for (Stream& stream : session->streams) engine_->Detach(stream.relay);
+    }
+  }
+}
 
 const MediaAddresses& SessionTable::AddressesFor(int family) const {
   for (const MediaAddresses& a : options_.addresses) {
@@ -33,7 +78,7 @@ const MediaAddresses& SessionTable::AddressesFor(int family) const {
   return options_.addresses.front();  // IPv4<->IPv6 bridging: the other family is better than none
 }
 
-absl::Status SessionTable::AllocateLeg(const MediaAddresses& addresses, LegPorts* leg, absl::Time now) {
+absl::Status SessionTable::AllocateLeg(const MediaAddresses& addresses, RelayLeg* leg, absl::Time now) {
   absl::Status last = absl::OkStatus();
   for (int attempt = 0; attempt < kMaxBindAttempts; ++attempt) {
     ASSIGN_OR_RETURN(uint16_t port, pool_.Allocate(now));
@@ -52,20 +97,23 @@ absl::Status SessionTable::AllocateLeg(const MediaAddresses& addresses, LegPorts
   return absl::ResourceExhaustedError(absl::StrCat("no bindable relay port pair: ", last.message()));
 }
 
-absl::Status SessionTable::GrowStreams(Session& session, uint32_t stream_count, int caller_family,
-                                       int callee_family, absl::Time now) {
+absl::Status SessionTable::GrowStreams(Session& session, uint32_t stream_count, int callee_family, absl::Time now) {
   if (stream_count == 0 || stream_count > kMaxStreams) {
     return absl::InvalidArgumentError(absl::StrCat("stream_count: must be 1-", kMaxStreams, ", got ", stream_count));
   }
   while (session.streams.size() < stream_count) {
     const uint32_t index = static_cast<uint32_t>(session.streams.size());
     Stream stream;
-    stream.caller_addresses = &AddressesFor(caller_family ? caller_family : FamilyOf(session.record.caller(), index));
+    stream.relay = std::make_shared<RelayStream>();
+    stream.relay->session_id = session.record.session_id();
+    stream.relay->media_index = index;
+    stream.relay->activity = session.activity;
+    stream.caller_addresses = &AddressesFor(FamilyOf(session.record.caller(), index));
     stream.callee_addresses = &AddressesFor(callee_family);
-    absl::Status status = AllocateLeg(*stream.caller_addresses, &stream.caller, now);
-    if (status.ok()) status = AllocateLeg(*stream.callee_addresses, &stream.callee, now);
+    absl::Status status = AllocateLeg(*stream.caller_addresses, &stream.relay->caller, now);
+    if (status.ok()) status = AllocateLeg(*stream.callee_addresses, &stream.relay->callee, now);
     if (!status.ok()) {
-      if (stream.caller.rtp_port) pool_.Release(stream.caller.rtp_port, now);
+      if (stream.relay->caller.rtp_port) pool_.Release(stream.relay->caller.rtp_port, now);
       return status;
     }
     session.streams.push_back(std::move(stream));
@@ -75,15 +123,32 @@ absl::Status SessionTable::GrowStreams(Session& session, uint32_t stream_count, 
 
 void SessionTable::ReleaseStreams(Session& session, absl::Time now) {
   for (Stream& stream : session.streams) {
-    pool_.Release(stream.caller.rtp_port, now);
-    pool_.Release(stream.callee.rtp_port, now);
+    pool_.Release(stream.relay->caller.rtp_port, now);
+    pool_.Release(stream.relay->callee.rtp_port, now);
+    if (engine_) engine_->Detach(stream.relay);
   }
   session.streams.clear();
 }
 
+void SessionTable::SyncEngine(Session& session, size_t attached_before) {
+  if (!engine_) return;
+  const absl::Duration media_timeout = MediaTimeoutFor(session.record);
+  for (size_t i = 0; i < session.streams.size(); ++i) {
+    const uint32_t index = static_cast<uint32_t>(i);
+    LegTarget caller = TargetFor(session.record.caller(), index, addressing_);
+    LegTarget callee = TargetFor(session.record.callee(), index, addressing_);
+    if (session.record.callee().remote().empty()) callee.rtcp_mux = caller.rtcp_mux;  // offered as the caller's
+    if (i < attached_before) {
+      engine_->Configure(session.streams[i].relay, std::move(caller), std::move(callee), media_timeout);
+    } else {
+      engine_->Attach(session.streams[i].relay, std::move(caller), std::move(callee), media_timeout);
+    }
+  }
+}
+
 void SessionTable::FillEndpoints(const Session& session, google::protobuf::RepeatedPtrField<v1::RelayEndpoint>* caller,
                                  google::protobuf::RepeatedPtrField<v1::RelayEndpoint>* callee) {
-  auto fill = [](uint32_t index, const LegPorts& leg, const MediaAddresses& addresses, bool mux, v1::RelayEndpoint* out) {
+  auto fill = [](uint32_t index, const RelayLeg& leg, const MediaAddresses& addresses, bool mux, v1::RelayEndpoint* out) {
     out->set_media_index(index);
     out->mutable_rtp()->set_ip(addresses.advertised.ToString());
     out->mutable_rtp()->set_port(leg.rtp_port);
@@ -92,24 +157,16 @@ void SessionTable::FillEndpoints(const Session& session, google::protobuf::Repea
   };
   for (uint32_t i = 0; i < session.streams.size(); ++i) {
     const Stream& s = session.streams[i];
-    fill(i, s.caller, *s.caller_addresses, s.caller_mux, caller->Add());
-    fill(i, s.callee, *s.callee_addresses, s.callee_mux, callee->Add());
+    const bool caller_mux = Muxed(session.record.caller(), i, false);
+    fill(i, s.relay->caller, *s.caller_addresses, caller_mux, caller->Add());
+    fill(i, s.relay->callee, *s.callee_addresses, Muxed(session.record.callee(), i, caller_mux), callee->Add());
   }
 }
 
-// A leg muxes when its endpoint's SDP said a=rtcp-mux; before the answer the callee is offered what
-// the caller offered.
-void SessionTable::UpdateMux(Session& session) {
-  auto muxed = [](const v1::Leg& leg, uint32_t index, bool fallback) {
-    for (const v1::RemoteMedia& m : leg.remote()) {
-      if (m.media_index() == index) return m.rtcp_mux();
-    }
-    return fallback;
-  };
-  for (uint32_t i = 0; i < session.streams.size(); ++i) {
-    Stream& stream = session.streams[i];
-    stream.caller_mux = muxed(session.record.caller(), i, false);
-    stream.callee_mux = muxed(session.record.callee(), i, stream.caller_mux);
+void SessionTable::FillStats(const Session& session, v1::LegStats* caller, v1::LegStats* callee) {
+  for (const Stream& stream : session.streams) {
+    AddLeg(stream.relay->caller, caller);
+    AddLeg(stream.relay->callee, callee);
   }
 }
 
@@ -133,12 +190,12 @@ absl::StatusOr<v1::CreateRelaySessionResponse> SessionTable::Create(const v1::Cr
   auto session = std::make_unique<Session>();
   session->record = request.session();
   session->created_at = now;
-  absl::Status status = GrowStreams(*session, request.stream_count(), 0, static_cast<int>(request.callee_family()), now);
+  absl::Status status = GrowStreams(*session, request.stream_count(), static_cast<int>(request.callee_family()), now);
   if (!status.ok()) {
     ReleaseStreams(*session, now);
     return status;
   }
-  UpdateMux(*session);
+  SyncEngine(*session, 0);
   FillEndpoints(*session, response.mutable_caller(), response.mutable_callee());
   sessions_.emplace(id, std::move(session));
   return response;
@@ -151,16 +208,18 @@ absl::StatusOr<v1::UpdateRelaySessionResponse> SessionTable::Update(const v1::Up
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session_id: no relay session \"", id, "\""));
   Session& session = *it->second;
-  const int callee_family = session.streams.empty() || session.streams[0].callee_addresses->bind.is_v4() ? 4 : 6;
+  const int callee_family =
+      session.streams.empty() || session.streams[0].callee_addresses->bind.is_v4() ? 4 : 6;
+  const size_t attached_before = session.streams.size();
   // New streams take the caller's family from the new SDP, so the record changes first.
   v1::Session previous = std::exchange(session.record, request.session());
-  if (absl::Status s = GrowStreams(session, std::max<uint32_t>(request.stream_count(), session.streams.size()), 0,
+  if (absl::Status s = GrowStreams(session, std::max<uint32_t>(request.stream_count(), session.streams.size()),
                                    callee_family, now);
       !s.ok()) {
     session.record = std::move(previous);
     return s;
   }
-  UpdateMux(session);
+  SyncEngine(session, attached_before);
   v1::UpdateRelaySessionResponse response;
   FillEndpoints(session, response.mutable_caller(), response.mutable_callee());
   return response;
@@ -170,9 +229,11 @@ absl::StatusOr<v1::DeleteRelaySessionResponse> SessionTable::Delete(const std::s
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session_id: no relay session \"", session_id, "\""));
+  v1::DeleteRelaySessionResponse response;
+  FillStats(*it->second, response.mutable_caller(), response.mutable_callee());
   ReleaseStreams(*it->second, now);
   sessions_.erase(it);
-  return v1::DeleteRelaySessionResponse();
+  return response;
 }
 
 absl::StatusOr<v1::GetRelaySessionResponse> SessionTable::Get(const std::string& session_id) const {
@@ -181,8 +242,7 @@ absl::StatusOr<v1::GetRelaySessionResponse> SessionTable::Get(const std::string&
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session_id: no relay session \"", session_id, "\""));
   v1::GetRelaySessionResponse response;
   *response.mutable_created_at() = ToProto(it->second->created_at);
-  response.mutable_caller();
-  response.mutable_callee();
+  FillStats(*it->second, response.mutable_caller(), response.mutable_callee());
   return response;
 }
 

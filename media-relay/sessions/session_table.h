@@ -1,7 +1,7 @@
 #pragma once
 // The sessions a relay worker carries: for every media stream of every session, a bound RTP/RTCP
-// socket pair per leg. Control-plane path only (create, update, delete), so one lock is fine; the
-// packet engine will own the sockets' I/O.
+// socket pair per leg, handed to the packet engine. Control-plane path only (create, update, delete,
+// query), so one lock is fine; packets never touch it.
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,8 +12,10 @@
 #include "absl/time/time.h"
 #include "common/net/ip_address.h"
 #include "latchkey/v1/worker.pb.h"
+#include "media-relay/engine/packet_engine.h"
+#include "media-relay/engine/relay_stream.h"
 #include "media-relay/ports/port_pool.h"
-#include "media-relay/ports/udp_socket.h"
+#include "media-relay/sessions/leg_targets.h"
 
 namespace latchkey::relay {
 
@@ -29,7 +31,9 @@ struct SessionTableOptions {
 
 class SessionTable {
  public:
-  SessionTable(SessionTableOptions options, PortPool pool);
+  // `engine` relays the media; null leaves the sockets idle (tests of the bookkeeping alone).
+  SessionTable(SessionTableOptions options, PortPool pool, PacketEngine* engine = nullptr);
+  ~SessionTable();
 
   absl::StatusOr<v1::CreateRelaySessionResponse> Create(const v1::CreateRelaySessionRequest& request, absl::Time now);
   absl::StatusOr<v1::UpdateRelaySessionResponse> Update(const v1::UpdateRelaySessionRequest& request, absl::Time now);
@@ -44,35 +48,33 @@ class SessionTable {
   size_t size() const;
 
  private:
-  struct LegPorts {
-    uint16_t rtp_port = 0;
-    UdpSocket rtp, rtcp;
-  };
   struct Stream {
-    LegPorts caller, callee;
+    std::shared_ptr<RelayStream> relay;  // sockets, latches and counters, shared with the engine
     const MediaAddresses* caller_addresses = nullptr;
     const MediaAddresses* callee_addresses = nullptr;
-    // rtcp-mux per leg: that endpoint sends RTCP to the RTP port.
-    bool caller_mux = false;
-    bool callee_mux = false;
   };
   struct Session {
     v1::Session record;
     std::vector<Stream> streams;
     absl::Time created_at;
+    std::shared_ptr<SessionActivity> activity = std::make_shared<SessionActivity>();
   };
 
   const MediaAddresses& AddressesFor(int family) const;
-  absl::Status AllocateLeg(const MediaAddresses& addresses, LegPorts* leg, absl::Time now)
+  absl::Status AllocateLeg(const MediaAddresses& addresses, RelayLeg* leg, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static void UpdateMux(Session& session);
-  absl::Status GrowStreams(Session& session, uint32_t stream_count, int caller_family, int callee_family,
-                           absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status GrowStreams(Session& session, uint32_t stream_count, int callee_family, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseStreams(Session& session, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands new streams to the engine and re-configures the existing ones from the session record.
+  void SyncEngine(Session& session, size_t attached_before);
   static void FillEndpoints(const Session& session, google::protobuf::RepeatedPtrField<v1::RelayEndpoint>* caller,
                             google::protobuf::RepeatedPtrField<v1::RelayEndpoint>* callee);
+  static void FillStats(const Session& session, v1::LegStats* caller, v1::LegStats* callee);
 
   const SessionTableOptions options_;
+  PacketEngine* engine_;
+  RelayAddressing addressing_;
   mutable absl::Mutex mu_;
   PortPool pool_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::unique_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);

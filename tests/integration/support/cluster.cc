@@ -111,6 +111,12 @@ absl::StatusOr<std::unique_ptr<LocalRelay>> LocalRelay::Start(const std::string&
 
 LocalRelay::~LocalRelay() { process_.Stop(SIGKILL); }
 
+std::string LocalRelay::Metrics() const {
+  CommandResult result = RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", metrics_port_, "/metrics")},
+                                    absl::Seconds(10));
+  return result.exit_code == 0 ? result.output : "";
+}
+
 bool WaitForWorker(v1::NatControlService::Stub& stub, const std::string& worker_id, absl::Duration timeout) {
   return WaitFor(
       [&] {

@@ -1,0 +1,56 @@
+#include "media-relay/engine/packet_engine.h"
+
+#include <algorithm>
+
+#include "absl/hash/hash.h"
+#include "absl/time/clock.h"
+
+namespace latchkey::relay {
+
+PacketEngine::PacketEngine(int threads, EngineEventSink* sink) {
+  for (int i = 0; i < std::max(1, threads); ++i) threads_.push_back(std::make_unique<EngineThread>(i, sink));
+}
+
+PacketEngine::~PacketEngine() { Stop(); }
+
+absl::Status PacketEngine::Start() {
+  for (auto& thread : threads_) {
+    if (absl::Status s = thread->Start(); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+void PacketEngine::Stop() {
+  for (auto& thread : threads_) thread->Stop();
+}
+
+EngineThread& PacketEngine::ThreadFor(const std::string& session_id) {
+  return *threads_[absl::HashOf(session_id) % threads_.size()];
+}
+
+void PacketEngine::Attach(std::shared_ptr<RelayStream> stream, LegTarget caller, LegTarget callee,
+                          absl::Duration media_timeout) {
+  EngineThread& thread = ThreadFor(stream->session_id);
+  thread.Post([&thread, stream = std::move(stream), caller = std::move(caller), callee = std::move(callee),
+               media_timeout]() mutable {
+    stream->activity->media_timeout = media_timeout;
+    thread.Attach(std::move(stream), caller, callee, absl::Now());
+  });
+}
+
+void PacketEngine::Configure(std::shared_ptr<RelayStream> stream, LegTarget caller, LegTarget callee,
+                             absl::Duration media_timeout) {
+  EngineThread& thread = ThreadFor(stream->session_id);
+  thread.Post([&thread, stream = std::move(stream), caller = std::move(caller), callee = std::move(callee),
+               media_timeout] {
+    stream->activity->media_timeout = media_timeout;
+    thread.Configure(*stream, caller, callee, absl::Now());
+  });
+}
+
+void PacketEngine::Detach(std::shared_ptr<RelayStream> stream) {
+  EngineThread& thread = ThreadFor(stream->session_id);
+  thread.Post([&thread, stream = std::move(stream)] { thread.Detach(stream.get()); });
+}
+
+}  // namespace latchkey::relay

@@ -1,0 +1,34 @@
+#pragma once
+// The packet threads. Each session belongs to one thread (by a hash of its id), so all its streams
+// share that thread's caches and no packet ever needs a lock.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "media-relay/engine/engine_thread.h"
+
+namespace latchkey::relay {
+
+class PacketEngine {
+ public:
+  PacketEngine(int threads, EngineEventSink* sink);
+  ~PacketEngine();
+
+  absl::Status Start();
+  void Stop();
+
+  // Control path; each takes effect on the stream's packet thread shortly after.
+  void Attach(std::shared_ptr<RelayStream> stream, LegTarget caller, LegTarget callee, absl::Duration media_timeout);
+  void Configure(std::shared_ptr<RelayStream> stream, LegTarget caller, LegTarget callee, absl::Duration media_timeout);
+  void Detach(std::shared_ptr<RelayStream> stream);
+
+  int thread_count() const { return static_cast<int>(threads_.size()); }
+  const EngineCounters& counters(int thread) const { return threads_[thread]->counters(); }
+
+ private:
+  EngineThread& ThreadFor(const std::string& session_id);
+  std::vector<std::unique_ptr<EngineThread>> threads_;
+};
+
+}  // namespace latchkey::relay

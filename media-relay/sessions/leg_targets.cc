@@ -1,0 +1,56 @@
+#include "media-relay/sessions/leg_targets.h"
+
+#include "common/net/socket_address.h"
+#include "common/time/proto_time.h"
+
+namespace latchkey::relay {
+namespace {
+
+constexpr absl::Duration kDefaultMediaTimeout = absl::Seconds(60);
+constexpr absl::Duration kHoldMediaTimeout = absl::Hours(1);
+
+std::optional<net::SocketAddress> Usable(const v1::SocketAddress& address) {
+  auto ip = net::IpAddress::Parse(address.ip());
+  if (!ip.ok() || ip->IsUnspecified() || address.port() == 0 || address.port() > 65535) return std::nullopt;
+  return net::SocketAddress{*ip, static_cast<uint16_t>(address.port())};
+}
+
+}  // namespace
+
+LegTarget TargetFor(const v1::Leg& leg, uint32_t media_index, const RelayAddressing& addressing) {
+  LegTarget out;
+  out.policy.mode = leg.latching_mode() == v1::LATCHING_MODE_UNSPECIFIED ? v1::LATCHING_MODE_HEURISTIC
+                                                                         : leg.latching_mode();
+  if (auto ip = net::IpAddress::Parse(leg.signaling_source().ip()); ip.ok()) out.target.signaling_ip = *ip;
+  for (const v1::RemoteMedia& media : leg.remote()) {
+    if (media.media_index() != media_index) continue;
+    out.rtcp_mux = media.rtcp_mux();
+    out.target.sdp = Usable(media.sdp_rtp());
+    if (out.target.sdp) {
+      out.target.sdp_sendable = SdpSendable(*out.target.sdp, addressing.own_ips, addressing.port_min,
+                                            addressing.port_max, addressing.allow_loopback);
+    }
+    if (auto rtcp = Usable(media.sdp_rtcp());
+        rtcp && SdpSendable(*rtcp, addressing.own_ips, addressing.port_min, addressing.port_max,
+                            addressing.allow_loopback)) {
+      out.sdp_rtcp = rtcp;
+    }
+  }
+  return out;
+}
+
+absl::Duration MediaTimeoutFor(const v1::Session& session) {
+  const absl::Duration configured = DurationOr(session.options().has_media_timeout(), session.options().media_timeout(),
+                                               kDefaultMediaTimeout);
+  for (const v1::Leg* leg : {&session.caller(), &session.callee()}) {
+    for (const v1::RemoteMedia& media : leg->remote()) {
+      if (media.direction() == v1::MEDIA_DIRECTION_SENDONLY || media.direction() == v1::MEDIA_DIRECTION_RECVONLY ||
+          media.direction() == v1::MEDIA_DIRECTION_INACTIVE) {
+        return std::max(configured, kHoldMediaTimeout);
+      }
+    }
+  }
+  return configured;
+}
+
+}  // namespace latchkey::relay

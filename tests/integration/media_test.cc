@@ -1,0 +1,213 @@
+// Media through the real relay on loopback: a full call whose phones send from ports other than
+// their SDP ports, latching, exact counts, an attacker spraying the relay ports, release.
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/support/cluster.h"
+#include "tests/integration/support/udp_peer.h"
+
+namespace latchkey {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::Datagram;
+using testing::RtpPacket;
+using testing::UdpPeer;
+
+constexpr uint32_t kCallerSsrc = 0x11111111;
+constexpr uint32_t kCalleeSsrc = 0x22222222;
+
+std::string Sdp(const std::string& ip, int port, const std::string& extra = "") {
+  return absl::StrCat("v=0\r\no=- 1 1 IN IP4 ", ip, "\r\ns=-\r\nc=IN IP4 ", ip, "\r\nt=0 0\r\nm=audio ", port,
+                      " RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n", extra);
+}
+
+v1::SocketAddress Address(const std::string& ip, uint32_t port) {
+  v1::SocketAddress a;
+  a.set_ip(ip);
+  a.set_port(port);
+  return a;
+}
+
+uint32_t SsrcOf(const Datagram& d) {
+  return d.data.size() >= 12 ? (uint32_t{d.data[8]} << 24 | uint32_t{d.data[9]} << 16 | uint32_t{d.data[10]} << 8 | d.data[11])
+                             : 0;
+}
+uint16_t SeqOf(const Datagram& d) { return d.data.size() >= 4 ? static_cast<uint16_t>(d.data[2] << 8 | d.data[3]) : 0; }
+
+// Sends `count` RTP packets paced at 20 ms, like a G.711 phone.
+void SendStream(UdpPeer& from, uint16_t to_port, uint32_t ssrc, uint16_t first_seq, int count) {
+  for (int i = 0; i < count; ++i) {
+    from.SendTo(to_port, RtpPacket(ssrc, static_cast<uint16_t>(first_seq + i), 160u * (first_seq + i)));
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
+class MediaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto control = testing::LocalControl::Start("worker_heartbeat_interval { nanos: 200000000 }");
+    ASSERT_TRUE(control.ok()) << control.status();
+    control_ = *std::move(control);
+    stub_ = control_->Stub();
+    auto relay = testing::LocalRelay::Start(control_->address(), "relay-media", {"--threads=2"});
+    ASSERT_TRUE(relay.ok()) << relay.status();
+    relay_ = *std::move(relay);
+    ASSERT_TRUE(testing::WaitForWorker(*stub_, "relay-media", absl::Seconds(10)));
+  }
+
+  v1::Session GetSession(const std::string& id) {
+    v1::GetSessionRequest request;
+    request.set_session_id(id);
+    v1::GetSessionResponse response;
+    grpc::ClientContext context;
+    EXPECT_TRUE(stub_->GetSession(&context, request, &response).ok());
+    return response.session();
+  }
+
+  std::unique_ptr<testing::LocalControl> control_;
+  std::unique_ptr<v1::NatControlService::Stub> stub_;
+  std::unique_ptr<testing::LocalRelay> relay_;
+};
+
+TEST_F(MediaTest, CallLatchesBothWaysCountsExactlyAndResistsAnAttacker) {
+  UdpPeer caller;      // behind NAT: its SDP claims 192.168.1.20:4000, it really sends from here
+  UdpPeer callee_sdp;  // the callee's announced media port (early media goes here before it latches)
+  UdpPeer callee;      // where the callee really sends from
+  UdpPeer attacker;
+
+  grpc::ClientContext watch_context;
+  v1::WatchSessionsRequest watch;
+  watch.set_call_id("media-1@pbx");
+  auto events = stub_->WatchSessions(&watch_context, watch);
+  events->WaitForInitialMetadata();
+
+  v1::AllocateSessionRequest offer;
+  offer.set_call_id("media-1@pbx");
+  offer.set_from_tag("a");
+  offer.set_sdp(Sdp("192.168.1.20", 4000));
+  *offer.mutable_signaling_source() = Address("127.0.0.1", 5060);
+  v1::AllocateSessionResponse offered;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->AllocateSession(&context, offer, &offered).ok());
+  }
+  const std::string id = offered.session().session_id();
+  EXPECT_EQ(offered.session().caller().latching_mode(), v1::LATCHING_MODE_SIGNALING_SOURCE);
+
+  v1::AnswerSessionRequest answer;
+  answer.set_session_id(id);
+  answer.set_to_tag("b");
+  answer.set_sdp(Sdp("127.0.0.1", callee_sdp.port()));
+  *answer.mutable_signaling_source() = Address("127.0.0.1", 5062);
+  v1::AnswerSessionResponse answered;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->AnswerSession(&context, answer, &answered).ok());
+  }
+  const uint16_t caller_relay = static_cast<uint16_t>(answered.session().caller().relay(0).rtp().port());
+  const uint16_t callee_relay = static_cast<uint16_t>(answered.session().callee().relay(0).rtp().port());
+
+  // The caller speaks first. Until the callee's own packets arrive, the relay sends to the callee's
+  // SDP address (public, so sendable): early media is not lost. The NATed caller can only be reached
+  // once it has sent (its SDP address is private), so it starts first here.
+  std::thread caller_sends([&] { SendStream(caller, caller_relay, kCallerSsrc, 5000, 50); });
+  absl::SleepFor(absl::Milliseconds(150));
+  std::thread callee_sends([&] { SendStream(callee, callee_relay, kCalleeSsrc, 1000, 50); });
+  callee_sends.join();
+  caller_sends.join();
+
+  std::vector<Datagram> at_caller = caller.Drain(absl::Milliseconds(300));
+  std::vector<Datagram> at_callee = callee.Drain(absl::Milliseconds(100));
+  std::vector<Datagram> at_callee_sdp = callee_sdp.Drain(absl::Milliseconds(100));
+
+  // Everything the relay sent reached the phones and came from the port each phone sends to.
+  const v1::Session s = GetSession(id);
+  EXPECT_EQ(s.caller().stats().packets_in(), 50u);
+  EXPECT_EQ(s.callee().stats().packets_in(), 50u);
+  EXPECT_EQ(s.caller().stats().packets_out(), at_caller.size());
+  EXPECT_EQ(s.callee().stats().packets_out(), at_callee.size() + at_callee_sdp.size());
+  for (const Datagram& d : at_caller) {
+    EXPECT_EQ(d.from_port, caller_relay);
+    EXPECT_EQ(SsrcOf(d), kCalleeSsrc);
+  }
+  for (const auto* batch : {&at_callee, &at_callee_sdp}) {
+    for (const Datagram& d : *batch) {
+      EXPECT_EQ(d.from_port, callee_relay);
+      EXPECT_EQ(SsrcOf(d), kCallerSsrc);
+    }
+  }
+  // Probation costs a few packets per direction, never more: no lost first second.
+  EXPECT_GE(at_caller.size(), 45u);
+  EXPECT_GE(at_callee.size() + at_callee_sdp.size(), 45u);
+  EXPECT_GE(at_callee_sdp.size(), 3u);  // before the callee latched
+  EXPECT_GE(at_callee.size(), 30u);     // after
+  // In order, no duplicates.
+  for (size_t i = 1; i < at_caller.size(); ++i) EXPECT_EQ(SeqOf(at_caller[i]), SeqOf(at_caller[i - 1]) + 1);
+
+  // Both legs latched onto the real sources, not the SDP claims.
+  ASSERT_TRUE(s.caller().stats().has_latched_source());
+  EXPECT_EQ(s.caller().stats().latched_source().port(), caller.port());
+  ASSERT_TRUE(s.callee().stats().has_latched_source());
+  EXPECT_EQ(s.callee().stats().latched_source().port(), callee.port());
+  std::set<v1::Side> latched;
+  v1::WatchSessionsResponse event;
+  while (latched.size() < 2 && events->Read(&event)) {
+    if (event.type() == v1::SESSION_EVENT_TYPE_LATCHED) {
+      for (v1::Side side : {v1::SIDE_CALLER, v1::SIDE_CALLEE}) {
+        const v1::Leg& leg = side == v1::SIDE_CALLER ? event.session().caller() : event.session().callee();
+        if (leg.stats().has_latched_source()) latched.insert(side);
+      }
+    }
+  }
+  watch_context.TryCancel();
+  EXPECT_EQ(latched.size(), 2u);
+
+  // RTP Bleed: an attacker sprays both relay ports during the call. It gets nothing back and
+  // takes over nothing; the phones hear only each other.
+  std::atomic<bool> spraying{true};
+  std::thread spray([&] {
+    for (int i = 0; i < 400 && spraying; ++i) {
+      attacker.SendTo(caller_relay, RtpPacket(0xBAD00000u + i, static_cast<uint16_t>(i), 160u * i));
+      attacker.SendTo(callee_relay, RtpPacket(0xBAD00000u + i, static_cast<uint16_t>(i), 160u * i));
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+  });
+  std::thread more_callee([&] { SendStream(callee, callee_relay, kCalleeSsrc, 1050, 25); });
+  SendStream(caller, caller_relay, kCallerSsrc, 5050, 25);
+  more_callee.join();
+  spraying = false;
+  spray.join();
+  EXPECT_FALSE(attacker.Receive(absl::Milliseconds(300)).has_value());
+  for (const Datagram& d : caller.Drain(absl::Milliseconds(100))) EXPECT_EQ(SsrcOf(d), kCalleeSsrc);
+  for (const Datagram& d : callee.Drain(absl::Milliseconds(100))) EXPECT_EQ(SsrcOf(d), kCallerSsrc);
+  const v1::Session after = GetSession(id);
+  EXPECT_EQ(after.caller().stats().latched_source().port(), caller.port());
+  EXPECT_EQ(after.callee().stats().latched_source().port(), callee.port());
+  EXPECT_EQ(after.caller().stats().relatch_count(), 0u);
+  EXPECT_GE(after.caller().stats().packets_dropped(), 100u);
+  const std::string metrics = relay_->Metrics();
+  EXPECT_THAT(metrics, HasSubstr("latchkey_relay_latches_total 2"));
+  EXPECT_THAT(metrics, HasSubstr("latchkey_relay_drops_total{reason=\"wrong_source\"}"));
+
+  // Released: the relay ports stop forwarding.
+  v1::ReleaseSessionRequest release;
+  release.set_session_id(id);
+  v1::ReleaseSessionResponse released;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->ReleaseSession(&context, release, &released).ok());
+  }
+  EXPECT_GE(released.session().caller().stats().packets_in(), 75u);
+  absl::SleepFor(absl::Milliseconds(100));
+  caller.SendTo(caller_relay, RtpPacket(kCallerSsrc, 6000, 0));
+  EXPECT_FALSE(callee.Receive(absl::Milliseconds(300)).has_value());
+}
+
+}  // namespace
+}  // namespace latchkey
