@@ -154,11 +154,12 @@ class Latch {
   int64_t stale_until_us_ = 0;    // meaningful while stale_ >= 0
   int64_t last_forward_us_ = kNever;
   Candidate slots_[kSlots];
-  uint32_t learning_window_us_ = 0;
-  uint32_t min_interarrival_us_ = 0;
-  uint32_t relatch_silence_us_ = 0;
-  uint32_t relatch_min_interval_us_ = 0;
-  uint32_t stale_grace_us_ = 0;
+  // LatchPolicy's defaults, so that a Latch used before Configure() is not permissive.
+  uint32_t learning_window_us_ = 3'000'000;
+  uint32_t min_interarrival_us_ = 2'000;
+  uint32_t relatch_silence_us_ = 2'000'000;
+  uint32_t relatch_min_interval_us_ = 1'000'000;
+  uint32_t stale_grace_us_ = 500'000;
   uint32_t relatch_count_ = 0;
   net::SocketAddress sdp_;
   net::IpAddress signaling_ip_;

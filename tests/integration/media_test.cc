@@ -1,5 +1,8 @@
 // Media through the real relay on loopback: a full call whose phones send from ports other than
 // their SDP ports, latching, exact counts, an attacker spraying the relay ports, release.
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <atomic>
 #include <set>
 #include <thread>
@@ -207,6 +210,154 @@ TEST_F(MediaTest, CallLatchesBothWaysCountsExactlyAndResistsAnAttacker) {
   absl::SleepFor(absl::Milliseconds(100));
   caller.SendTo(caller_relay, RtpPacket(kCallerSsrc, 6000, 0));
   EXPECT_FALSE(callee.Receive(absl::Milliseconds(300)).has_value());
+}
+
+}  // namespace
+}  // namespace latchkey
+
+namespace latchkey {
+namespace {
+
+// Sets up a call whose caller is NATed (private SDP) and callee public on loopback.
+struct Call {
+  std::string id;
+  uint16_t caller_relay = 0;
+  uint16_t callee_relay = 0;
+};
+
+Call PlaceCall(v1::NatControlService::Stub& stub, const std::string& call_id, uint16_t callee_sdp_port,
+               absl::Duration media_timeout = absl::ZeroDuration()) {
+  Call call;
+  v1::AllocateSessionRequest offer;
+  offer.set_call_id(call_id);
+  offer.set_from_tag("a");
+  offer.set_sdp(Sdp("192.168.1.20", 4000));
+  *offer.mutable_signaling_source() = Address("127.0.0.1", 5060);
+  if (media_timeout > absl::ZeroDuration()) {
+    offer.mutable_options()->mutable_media_timeout()->set_seconds(absl::ToInt64Seconds(media_timeout));
+  }
+  v1::AllocateSessionResponse offered;
+  {
+    grpc::ClientContext context;
+    grpc::Status status = stub.AllocateSession(&context, offer, &offered);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
+  call.id = offered.session().session_id();
+  v1::AnswerSessionRequest answer;
+  answer.set_session_id(call.id);
+  answer.set_to_tag("b");
+  answer.set_sdp(Sdp("127.0.0.1", callee_sdp_port));
+  *answer.mutable_signaling_source() = Address("127.0.0.1", 5062);
+  v1::AnswerSessionResponse answered;
+  grpc::ClientContext context;
+  EXPECT_TRUE(stub.AnswerSession(&context, answer, &answered).ok());
+  if (answered.session().caller().relay_size() > 0) {
+    call.caller_relay = static_cast<uint16_t>(answered.session().caller().relay(0).rtp().port());
+    call.callee_relay = static_cast<uint16_t>(answered.session().callee().relay(0).rtp().port());
+  }
+  return call;
+}
+
+TEST_F(MediaTest, SilentCallEndsWithMediaTimeout) {
+  UdpPeer caller, callee;
+  grpc::ClientContext watch_context;
+  v1::WatchSessionsRequest watch;
+  watch.set_call_id("timeout@pbx");
+  auto events = stub_->WatchSessions(&watch_context, watch);
+  events->WaitForInitialMetadata();
+  const Call call = PlaceCall(*stub_, "timeout@pbx", callee.port(), absl::Seconds(1));
+  SendStream(caller, call.caller_relay, kCallerSsrc, 1, 10);  // 200 ms of audio, then silence
+  const absl::Time silent_since = absl::Now();
+
+  v1::WatchSessionsResponse event;
+  bool timed_out = false;
+  while (!timed_out && events->Read(&event)) timed_out = event.type() == v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT;
+  watch_context.TryCancel();
+  ASSERT_TRUE(timed_out);
+  // 1 s timeout, checked every second by the relay.
+  EXPECT_LT(absl::Now() - silent_since, absl::Seconds(3));
+  EXPECT_EQ(event.session().state(), v1::SESSION_STATE_ENDED);
+  EXPECT_EQ(GetSession(call.id).end_reason(), v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT);
+  EXPECT_THAT(relay_->Metrics(), HasSubstr("latchkey_relay_media_timeouts_total 1"));
+  EXPECT_THAT(control_->Metrics(), HasSubstr("latchkey_session_ends_total{reason=\"media_timeout\"} 1"));
+}
+
+TEST_F(MediaTest, ReinviteMovingTheCalleeKeepsMediaFlowing) {
+  UdpPeer caller, callee_old, callee_new;
+  const Call call = PlaceCall(*stub_, "move@pbx", callee_old.port());
+  std::thread old_leg([&] { SendStream(callee_old, call.callee_relay, kCalleeSsrc, 1, 10); });
+  SendStream(caller, call.caller_relay, kCallerSsrc, 1, 10);
+  old_leg.join();
+  EXPECT_FALSE(callee_old.Drain(absl::Milliseconds(100)).empty());
+
+  // The callee moves (new address in a re-INVITE) and a new SSRC: signalled change, media follows.
+  v1::UpdateSessionRequest update;
+  update.set_session_id(call.id);
+  update.set_side(v1::SIDE_CALLEE);
+  update.set_sdp(Sdp("127.0.0.1", callee_new.port()));
+  *update.mutable_signaling_source() = Address("127.0.0.1", 5062);
+  v1::UpdateSessionResponse updated;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->UpdateSession(&context, update, &updated).ok());
+  }
+  EXPECT_EQ(updated.session().callee().relay(0).rtp().port(), call.callee_relay);  // same relay ports
+  absl::SleepFor(absl::Milliseconds(50));
+  std::thread new_leg([&] { SendStream(callee_new, call.callee_relay, 0x33333333, 7000, 25); });
+  SendStream(caller, call.caller_relay, kCallerSsrc, 11, 25);
+  new_leg.join();
+  std::vector<Datagram> at_new = callee_new.Drain(absl::Milliseconds(200));
+  std::vector<Datagram> at_caller = caller.Drain(absl::Milliseconds(100));
+  EXPECT_GE(at_new.size(), 22u);  // nothing but the first packets after the switch is lost
+  size_t from_new = 0;
+  for (const Datagram& d : at_caller) from_new += SsrcOf(d) == 0x33333333;
+  EXPECT_GE(from_new, 20u);
+  EXPECT_TRUE(callee_old.Drain(absl::Milliseconds(50)).empty());
+}
+
+TEST_F(MediaTest, SigtermDrainsRelayAndExitsWhenCallsEnd) {
+  UdpPeer caller, callee;
+  const Call call = PlaceCall(*stub_, "drain@pbx", callee.port());
+  ASSERT_NE(call.caller_relay, 0);
+  ::kill(relay_->process().pid(), SIGTERM);
+  // Not ready while draining, and control stops placing calls there.
+  EXPECT_TRUE(testing::WaitFor([&] { return !testing::WaitForServing(relay_->address(), absl::Milliseconds(100)).ok(); },
+                               absl::Seconds(3)));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        v1::ListWorkersResponse workers;
+        grpc::ClientContext context;
+        return stub_->ListWorkers(&context, v1::ListWorkersRequest(), &workers).ok() && workers.workers_size() == 1 &&
+               workers.workers(0).state() == v1::WORKER_STATE_DRAINING;
+      },
+      absl::Seconds(3)));
+  v1::AllocateSessionRequest offer;
+  offer.set_call_id("drain-2@pbx");
+  offer.set_from_tag("a");
+  offer.set_sdp(Sdp("192.168.1.20", 4000));
+  *offer.mutable_signaling_source() = Address("127.0.0.1", 5060);
+  v1::AllocateSessionResponse offered;
+  {
+    grpc::ClientContext context;
+    EXPECT_EQ(stub_->AllocateSession(&context, offer, &offered).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  // The running call still relays media.
+  std::thread callee_sends([&] { SendStream(callee, call.callee_relay, kCalleeSsrc, 1, 10); });
+  SendStream(caller, call.caller_relay, kCallerSsrc, 1, 10);
+  callee_sends.join();
+  EXPECT_FALSE(callee.Drain(absl::Milliseconds(100)).empty());
+  EXPECT_TRUE(relay_->process().running());
+  // Releasing the last call lets the relay exit cleanly.
+  v1::ReleaseSessionRequest release;
+  release.set_session_id(call.id);
+  v1::ReleaseSessionResponse released;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->ReleaseSession(&context, release, &released).ok());
+  }
+  const int status = relay_->process().Wait(absl::Seconds(5));
+  ASSERT_NE(status, -1) << "relay still running after its last call ended";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 }  // namespace
