@@ -198,6 +198,7 @@ int Main(int argc, char** argv) {
       relay_metrics.ports_free->Set(load.free_ports());
       relay_metrics.ports_total->Set(load.total_ports());
       relay_metrics.draining->Set(sessions.draining() ? 1 : 0);
+      relay_metrics.one_way_sessions->Set(static_cast<double>(sessions.CountOneWay(absl::Now(), absl::Seconds(5))));
       absl::SleepFor(absl::Milliseconds(500));
     }
   });

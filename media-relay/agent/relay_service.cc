@@ -37,7 +37,7 @@ grpc::Status RelayServiceImpl::DeleteRelaySession(grpc::ServerContext*, const v1
                                                   v1::DeleteRelaySessionResponse* response) {
   auto result = sessions_->Delete(request->session_id(), absl::Now());
   if (result.ok()) {
-    metrics_->sessions_deleted->Increment();
+    metrics_->ClosedCounter(request->reason())->Increment();
     log::LogInfo("relay session deleted").Kv("session_id", request->session_id());
   }
   return Reply(std::move(result), response);

@@ -15,9 +15,27 @@ RelayMetrics::RelayMetrics(prometheus::Registry& registry) {
   ports_total = gauge("latchkey_relay_ports_total", "Media ports in the configured range");
   draining = gauge("latchkey_relay_draining", "1 while the worker drains and takes no new sessions");
   sessions_created = counter("latchkey_relay_sessions_created_total", "Sessions created on this worker");
-  sessions_deleted = counter("latchkey_relay_sessions_deleted_total", "Sessions deleted on this worker");
+  auto& closed = prometheus::BuildCounter()
+                     .Name("latchkey_relay_sessions_closed_total")
+                     .Help("Sessions closed on this worker, by the reason control gave")
+                     .Register(registry);
+  closed_released_ = &closed.Add({{"reason", "released"}});
+  closed_expired_ = &closed.Add({{"reason", "expired"}});
+  closed_media_timeout_ = &closed.Add({{"reason", "media_timeout"}});
+  closed_other_ = &closed.Add({{"reason", "other"}});
+  one_way_sessions = gauge("latchkey_relay_one_way_sessions",
+                           "Answered sessions with media in one direction only (after a few seconds)");
   create_failures = counter("latchkey_relay_session_create_failures_total",
                             "CreateRelaySession calls refused (full, draining, no port, bad request)");
+}
+
+prometheus::Counter* RelayMetrics::ClosedCounter(v1::SessionEventType reason) {
+  switch (reason) {
+    case v1::SESSION_EVENT_TYPE_RELEASED: return closed_released_;
+    case v1::SESSION_EVENT_TYPE_EXPIRED: return closed_expired_;
+    case v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT: return closed_media_timeout_;
+    default: return closed_other_;
+  }
 }
 
 }  // namespace latchkey::relay

@@ -2,6 +2,7 @@
 // What latchkey-relay exports besides RPC metrics (common/grpc) and registration counters (agent).
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
+#include "latchkey/v1/nat_control.pb.h"
 #include "prometheus/registry.h"
 
 namespace latchkey::relay {
@@ -15,8 +16,16 @@ struct RelayMetrics {
   prometheus::Gauge* ports_total;        // latchkey_relay_ports_total
   prometheus::Gauge* draining;           // latchkey_relay_draining (0/1)
   prometheus::Counter* sessions_created;  // latchkey_relay_sessions_created_total
-  prometheus::Counter* sessions_deleted;  // latchkey_relay_sessions_deleted_total
+  // latchkey_relay_sessions_closed_total{reason}: released, expired, media_timeout, other
+  prometheus::Counter* ClosedCounter(v1::SessionEventType reason);
+  prometheus::Gauge* one_way_sessions;   // latchkey_relay_one_way_sessions
   prometheus::Counter* create_failures;   // latchkey_relay_session_create_failures_total
+
+ private:
+  prometheus::Counter* closed_released_;
+  prometheus::Counter* closed_expired_;
+  prometheus::Counter* closed_media_timeout_;
+  prometheus::Counter* closed_other_;
 };
 
 }  // namespace latchkey::relay

@@ -274,6 +274,21 @@ bool SessionTable::draining() const {
   return draining_;
 }
 
+size_t SessionTable::CountOneWay(absl::Time now, absl::Duration grace) const {
+  absl::MutexLock lock(&mu_);
+  size_t one_way = 0;
+  for (const auto& [id, session] : sessions_) {
+    if (!session->record.has_answered_at() || now - FromProto(session->record.answered_at()) < grace) continue;
+    uint64_t from_caller = 0, from_callee = 0;
+    for (const Stream& stream : session->streams) {
+      from_caller += stream.relay->caller.packets_in.load(std::memory_order_relaxed);
+      from_callee += stream.relay->callee.packets_in.load(std::memory_order_relaxed);
+    }
+    if ((from_caller == 0) != (from_callee == 0)) ++one_way;
+  }
+  return one_way;
+}
+
 size_t SessionTable::size() const {
   absl::MutexLock lock(&mu_);
   return sessions_.size();

@@ -46,6 +46,9 @@ class SessionTable {
   void SetDraining(bool draining);
   bool draining() const;
   size_t size() const;
+  // Answered sessions older than `grace` whose media flows one way only: one leg has sent nothing
+  // (the classic NAT symptom). O(sessions); sampled for a gauge, not per packet.
+  size_t CountOneWay(absl::Time now, absl::Duration grace) const;
 
  private:
   struct Stream {

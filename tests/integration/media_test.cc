@@ -207,6 +207,9 @@ TEST_F(MediaTest, CallLatchesBothWaysCountsExactlyAndResistsAnAttacker) {
     ASSERT_TRUE(stub_->ReleaseSession(&context, release, &released).ok());
   }
   EXPECT_GE(released.session().caller().stats().packets_in(), 75u);
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return relay_->Metrics().find("latchkey_relay_sessions_closed_total{reason=\"released\"} 1") != std::string::npos; },
+      absl::Seconds(2)));
   absl::SleepFor(absl::Milliseconds(100));
   caller.SendTo(caller_relay, RtpPacket(kCallerSsrc, 6000, 0));
   EXPECT_FALSE(callee.Receive(absl::Milliseconds(300)).has_value());

@@ -451,6 +451,7 @@ void SessionManager::End(v1::Session& session, v1::SessionEventType reason, bool
     if (auto worker = workers_->Get(session.worker_id()); worker.ok()) {
       v1::DeleteRelaySessionRequest request;
       request.set_session_id(session.session_id());
+      request.set_reason(reason);
       v1::DeleteRelaySessionResponse response;
       grpc::ClientContext context;
       SetDeadline(&context, options_.worker_call_timeout);
