@@ -30,13 +30,6 @@ std::string Sdp(const std::string& ip, int port, const std::string& extra = "") 
                       " RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n", extra);
 }
 
-v1::SocketAddress Address(const std::string& ip, uint32_t port) {
-  v1::SocketAddress a;
-  a.set_ip(ip);
-  a.set_port(port);
-  return a;
-}
-
 uint32_t SsrcOf(const Datagram& d) {
   return d.data.size() >= 12 ? (uint32_t{d.data[8]} << 24 | uint32_t{d.data[9]} << 16 | uint32_t{d.data[10]} << 8 | d.data[11])
                              : 0;
@@ -94,7 +87,7 @@ TEST_F(MediaTest, CallLatchesBothWaysCountsExactlyAndResistsAnAttacker) {
   offer.set_call_id("media-1@pbx");
   offer.set_from_tag("a");
   offer.set_sdp(Sdp("192.168.1.20", 4000));
-  *offer.mutable_signaling_source() = Address("127.0.0.1", 5060);
+  *offer.mutable_signaling_source() = testing::Address("127.0.0.1", 5060);
   v1::AllocateSessionResponse offered;
   {
     grpc::ClientContext context;
@@ -107,7 +100,7 @@ TEST_F(MediaTest, CallLatchesBothWaysCountsExactlyAndResistsAnAttacker) {
   answer.set_session_id(id);
   answer.set_to_tag("b");
   answer.set_sdp(Sdp("127.0.0.1", callee_sdp.port()));
-  *answer.mutable_signaling_source() = Address("127.0.0.1", 5062);
+  *answer.mutable_signaling_source() = testing::Address("127.0.0.1", 5062);
   v1::AnswerSessionResponse answered;
   {
     grpc::ClientContext context;
@@ -235,7 +228,7 @@ Call PlaceCall(v1::NatControlService::Stub& stub, const std::string& call_id, ui
   offer.set_call_id(call_id);
   offer.set_from_tag("a");
   offer.set_sdp(Sdp("192.168.1.20", 4000));
-  *offer.mutable_signaling_source() = Address("127.0.0.1", 5060);
+  *offer.mutable_signaling_source() = testing::Address("127.0.0.1", 5060);
   if (media_timeout > absl::ZeroDuration()) {
     offer.mutable_options()->mutable_media_timeout()->set_seconds(absl::ToInt64Seconds(media_timeout));
   }
@@ -250,7 +243,7 @@ Call PlaceCall(v1::NatControlService::Stub& stub, const std::string& call_id, ui
   answer.set_session_id(call.id);
   answer.set_to_tag("b");
   answer.set_sdp(Sdp("127.0.0.1", callee_sdp_port));
-  *answer.mutable_signaling_source() = Address("127.0.0.1", 5062);
+  *answer.mutable_signaling_source() = testing::Address("127.0.0.1", 5062);
   v1::AnswerSessionResponse answered;
   grpc::ClientContext context;
   EXPECT_TRUE(stub.AnswerSession(&context, answer, &answered).ok());
@@ -298,7 +291,7 @@ TEST_F(MediaTest, ReinviteMovingTheCalleeKeepsMediaFlowing) {
   update.set_session_id(call.id);
   update.set_side(v1::SIDE_CALLEE);
   update.set_sdp(Sdp("127.0.0.1", callee_new.port()));
-  *update.mutable_signaling_source() = Address("127.0.0.1", 5062);
+  *update.mutable_signaling_source() = testing::Address("127.0.0.1", 5062);
   v1::UpdateSessionResponse updated;
   {
     grpc::ClientContext context;
@@ -338,7 +331,7 @@ TEST_F(MediaTest, SigtermDrainsRelayAndExitsWhenCallsEnd) {
   offer.set_call_id("drain-2@pbx");
   offer.set_from_tag("a");
   offer.set_sdp(Sdp("192.168.1.20", 4000));
-  *offer.mutable_signaling_source() = Address("127.0.0.1", 5060);
+  *offer.mutable_signaling_source() = testing::Address("127.0.0.1", 5060);
   v1::AllocateSessionResponse offered;
   {
     grpc::ClientContext context;

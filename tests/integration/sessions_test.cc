@@ -61,13 +61,6 @@ SdpMedia FirstMedia(const std::string& sdp) {
   return out;
 }
 
-v1::SocketAddress Address(const std::string& ip, uint32_t port) {
-  v1::SocketAddress a;
-  a.set_ip(ip);
-  a.set_port(port);
-  return a;
-}
-
 class SessionsTest : public ::testing::Test {
  protected:
   void StartControl(const std::string& extra_config = "", int grpc_port = 0, int metrics_port = 0) {
@@ -89,7 +82,7 @@ class SessionsTest : public ::testing::Test {
     request.set_call_id(call_id);
     request.set_from_tag("caller-tag-1");
     request.set_sdp(sdp);
-    *request.mutable_signaling_source() = Address("203.0.113.7", 5060);
+    *request.mutable_signaling_source() = testing::Address("203.0.113.7", 5060);
     grpc::ClientContext context;
     return stub_->AllocateSession(&context, request, response);
   }
@@ -99,7 +92,7 @@ class SessionsTest : public ::testing::Test {
     request.set_session_id(session_id);
     request.set_to_tag("callee-tag-1");
     request.set_sdp(sdp);
-    *request.mutable_signaling_source() = Address("198.51.100.9", 5060);
+    *request.mutable_signaling_source() = testing::Address("198.51.100.9", 5060);
     grpc::ClientContext context;
     return stub_->AnswerSession(&context, request, response);
   }
@@ -176,7 +169,7 @@ TEST_F(SessionsTest, FullCallOfferAnswerHoldReofferRelease) {
   update.set_session_id(s.session_id());
   update.set_side(v1::SIDE_CALLER);
   update.set_sdp(hold);
-  *update.mutable_signaling_source() = Address("203.0.113.7", 5060);
+  *update.mutable_signaling_source() = testing::Address("203.0.113.7", 5060);
   v1::UpdateSessionResponse updated;
   {
     grpc::ClientContext context;
@@ -255,7 +248,7 @@ TEST_F(SessionsTest, BadRequestsAreRejectedByField) {
     request.set_call_id("bad@pbx");
     request.set_from_tag("t");
     request.set_sdp(kCallerOffer);
-    *request.mutable_signaling_source() = Address("203.0.113.7", 5060);
+    *request.mutable_signaling_source() = testing::Address("203.0.113.7", 5060);
     c.mutate(request);
     v1::AllocateSessionResponse response;
     grpc::ClientContext context;
@@ -276,7 +269,7 @@ TEST_F(SessionsTest, BadRequestsAreRejectedByField) {
   v1::UpdateSessionRequest update;
   update.set_session_id(offer.session().session_id());
   update.set_sdp(kCallerOffer);
-  *update.mutable_signaling_source() = Address("203.0.113.7", 5060);
+  *update.mutable_signaling_source() = testing::Address("203.0.113.7", 5060);
   v1::UpdateSessionResponse updated;
   grpc::ClientContext context;
   status = stub_->UpdateSession(&context, update, &updated);

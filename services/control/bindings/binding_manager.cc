@@ -2,7 +2,6 @@
 
 #include "absl/hash/hash.h"
 #include "absl/random/random.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/log/log.h"
@@ -13,6 +12,7 @@
 #include "common/status_macros.h"
 #include "common/time/proto_time.h"
 #include "common/validation.h"
+#include "services/control/store/page_token.h"
 
 namespace latchkey::control {
 namespace {
@@ -55,16 +55,6 @@ std::string IdentityKey(absl::string_view aor, const sip::Contact& contact) {
   const std::string instance = contact.InstanceId();
   return instance.empty() ? absl::StrCat(aor, std::string(1, kKeySeparator), "c:", contact.uri().text())
                           : absl::StrCat(aor, std::string(1, kKeySeparator), "i:", instance);
-}
-
-std::string EncodePageToken(absl::string_view key) { return absl::WebSafeBase64Escape(key); }
-
-absl::StatusOr<std::string> DecodePageToken(const std::string& token) {
-  std::string key;
-  if (!token.empty() && !absl::WebSafeBase64Unescape(token, &key)) {
-    return absl::InvalidArgumentError(absl::StrCat("page_token: \"", Excerpt(token), "\" is not a token from a previous page"));
-  }
-  return key;
 }
 
 }  // namespace

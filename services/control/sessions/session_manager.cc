@@ -2,7 +2,6 @@
 
 #include "absl/hash/hash.h"
 #include "absl/random/random.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/grpc/status.h"
@@ -11,6 +10,7 @@
 #include "common/status_macros.h"
 #include "common/time/proto_time.h"
 #include "common/validation.h"
+#include "services/control/store/page_token.h"
 #include "services/control/sdp/sdp_rewriter.h"
 
 namespace latchkey::control {
@@ -59,14 +59,6 @@ absl::Status WorkerError(const std::string& worker_id, const grpc::Status& statu
     return absl::UnavailableError(absl::StrCat("relay worker ", worker_id, ": ", s.message()));
   }
   return absl::Status(s.code(), absl::StrCat("relay worker ", worker_id, ": ", s.message()));
-}
-
-absl::StatusOr<std::string> DecodePageToken(const std::string& token) {
-  std::string key;
-  if (!token.empty() && !absl::WebSafeBase64Unescape(token, &key)) {
-    return absl::InvalidArgumentError(absl::StrCat("page_token: \"", Excerpt(token), "\" is not a token from a previous page"));
-  }
-  return key;
 }
 
 }  // namespace
@@ -434,7 +426,7 @@ absl::StatusOr<v1::ListSessionsResponse> SessionManager::List(const v1::ListSess
     }
     *response.add_sessions() = std::move(session);
   }
-  if (records.size() > page_size) response.set_next_page_token(absl::WebSafeBase64Escape(records[page_size - 1].key));
+  if (records.size() > page_size) response.set_next_page_token(EncodePageToken(records[page_size - 1].key));
   return response;
 }
 

@@ -70,6 +70,13 @@ class LocalRelay {
   int port_max_ = 0;
 };
 
+inline v1::SocketAddress Address(const std::string& ip, uint32_t port) {
+  v1::SocketAddress address;
+  address.set_ip(ip);
+  address.set_port(port);
+  return address;
+}
+
 // Waits until control lists `worker_id` as READY.
 bool WaitForWorker(v1::NatControlService::Stub& stub, const std::string& worker_id, absl::Duration timeout);
 
