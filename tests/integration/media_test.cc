@@ -358,3 +358,59 @@ TEST_F(MediaTest, SigtermDrainsRelayAndExitsWhenCallsEnd) {
 
 }  // namespace
 }  // namespace latchkey
+
+namespace latchkey {
+namespace {
+
+TEST(MediaBridgeTest, Ipv6PhoneTalksToIpv4Callee) {
+  UdpPeer probe(/*ipv6=*/true);
+  if (probe.port() == 0) GTEST_SKIP() << "no IPv6 loopback here";
+  auto control = testing::LocalControl::Start();
+  ASSERT_TRUE(control.ok()) << control.status();
+  auto stub = (*control)->Stub();
+  auto relay = testing::LocalRelay::Start((*control)->address(), "relay-dual", {"--media_ip=127.0.0.1,::1"});
+  ASSERT_TRUE(relay.ok()) << relay.status();
+  ASSERT_TRUE(testing::WaitForWorker(*stub, "relay-dual", absl::Seconds(10)));
+
+  UdpPeer caller(/*ipv6=*/true), callee;
+  v1::AllocateSessionRequest offer;
+  offer.set_call_id("dual@pbx");
+  offer.set_from_tag("a");
+  offer.set_sdp(absl::StrCat("v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio ", caller.port(),
+                             " RTP/AVP 0\r\n"));
+  *offer.mutable_signaling_source() = testing::Address("::1", 5060);
+  offer.mutable_options()->set_callee_ip_family(v1::IP_FAMILY_IPV4);
+  v1::AllocateSessionResponse offered;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->AllocateSession(&context, offer, &offered).ok());
+  }
+  EXPECT_THAT(offered.sdp(), HasSubstr("c=IN IP4 127.0.0.1"));
+  v1::AnswerSessionRequest answer;
+  answer.set_session_id(offered.session().session_id());
+  answer.set_to_tag("b");
+  answer.set_sdp(Sdp("127.0.0.1", callee.port()));
+  *answer.mutable_signaling_source() = testing::Address("127.0.0.1", 5062);
+  v1::AnswerSessionResponse answered;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->AnswerSession(&context, answer, &answered).ok());
+  }
+  EXPECT_THAT(answered.sdp(), HasSubstr("c=IN IP6 ::1"));
+  const auto caller_relay = static_cast<uint16_t>(answered.session().caller().relay(0).rtp().port());
+  const auto callee_relay = static_cast<uint16_t>(answered.session().callee().relay(0).rtp().port());
+
+  std::thread callee_sends([&] { SendStream(callee, callee_relay, kCalleeSsrc, 1, 20); });
+  SendStream(caller, caller_relay, kCallerSsrc, 1, 20);
+  callee_sends.join();
+  // Both SDP addresses are exact: each side latches on its first packet, nothing is lost.
+  std::vector<Datagram> at_callee = callee.Drain(absl::Milliseconds(200));
+  std::vector<Datagram> at_caller = caller.Drain(absl::Milliseconds(100));
+  EXPECT_EQ(at_callee.size(), 20u);
+  EXPECT_EQ(at_caller.size(), 20u);
+  for (const Datagram& d : at_callee) EXPECT_EQ(SsrcOf(d), kCallerSsrc);
+  for (const Datagram& d : at_caller) EXPECT_EQ(SsrcOf(d), kCalleeSsrc);
+}
+
+}  // namespace
+}  // namespace latchkey

@@ -223,6 +223,7 @@ absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Allocate(const v1::A
   const v1::SessionOptions& opts = request.options();
   RETURN_IF_ERROR(CheckEnum("options.latching_mode", opts.latching_mode(), v1::LatchingMode_IsValid, true));
   RETURN_IF_ERROR(CheckEnum("options.ice", opts.ice(), v1::IceHandling_IsValid, true));
+  RETURN_IF_ERROR(CheckEnum("options.callee_ip_family", opts.callee_ip_family(), v1::IpFamily_IsValid, true));
   if (opts.has_media_timeout()) {
     RETURN_IF_ERROR(CheckDuration("options.media_timeout", true, opts.media_timeout(), absl::Seconds(1), absl::Hours(24))
                         .status());
@@ -261,13 +262,16 @@ absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Allocate(const v1::A
                    DescribeLeg(session, v1::SIDE_CALLER, request.sdp(), request.signaling_source()));
   const uint32_t streams = static_cast<uint32_t>(description.media().size());
 
-  // Offer the callee the caller's address family; the answer may still bridge to the other.
+  // Offer the callee the family asked for, else the caller's; the relay bridges the two.
   uint32_t callee_family = 4;
   for (const v1::RemoteMedia& media : session.caller().remote()) {
     if (auto ip = net::IpAddress::Parse(media.sdp_rtp().ip()); ip.ok()) {
       callee_family = ip->is_v6() ? 6 : 4;
       break;
     }
+  }
+  if (opts.callee_ip_family() != v1::IP_FAMILY_UNSPECIFIED) {
+    callee_family = opts.callee_ip_family() == v1::IP_FAMILY_IPV6 ? 6 : 4;
   }
 
   absl::flat_hash_set<std::string> failed;

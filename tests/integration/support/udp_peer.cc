@@ -7,15 +7,41 @@
 
 namespace latchkey::testing {
 
-UdpPeer::UdpPeer() {
-  fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t length = sizeof(addr);
+namespace {
+
+sockaddr_storage Loopback(bool ipv6, uint16_t port, socklen_t* length) {
+  sockaddr_storage storage{};
+  if (ipv6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&storage);
+    a->sin6_family = AF_INET6;
+    a->sin6_addr = in6addr_loopback;
+    a->sin6_port = htons(port);
+    *length = sizeof(sockaddr_in6);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&storage);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a->sin_port = htons(port);
+    *length = sizeof(sockaddr_in);
+  }
+  return storage;
+}
+
+// sin_port and sin6_port sit at the same offset; read through the right type anyway.
+uint16_t PortOf(const sockaddr_storage& storage) {
+  return storage.ss_family == AF_INET6 ? ntohs(reinterpret_cast<const sockaddr_in6&>(storage).sin6_port)
+                                       : ntohs(reinterpret_cast<const sockaddr_in&>(storage).sin_port);
+}
+
+}  // namespace
+
+UdpPeer::UdpPeer(bool ipv6) : ipv6_(ipv6) {
+  fd_ = ::socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  socklen_t length = 0;
+  sockaddr_storage addr = Loopback(ipv6, 0, &length);
+  ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), length);
   ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &length);
-  port_ = ntohs(addr.sin_port);
+  port_ = PortOf(addr);
 }
 
 UdpPeer::~UdpPeer() {
@@ -23,11 +49,9 @@ UdpPeer::~UdpPeer() {
 }
 
 bool UdpPeer::SendTo(uint16_t port, const std::vector<uint8_t>& data) {
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  to.sin_port = htons(port);
-  return ::sendto(fd_, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) ==
+  socklen_t length = 0;
+  sockaddr_storage to = Loopback(ipv6_, port, &length);
+  return ::sendto(fd_, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&to), length) ==
          static_cast<ssize_t>(data.size());
 }
 
@@ -36,12 +60,12 @@ std::optional<Datagram> UdpPeer::Receive(absl::Duration timeout) {
   if (::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) <= 0) return std::nullopt;
   Datagram d;
   d.data.resize(2048);
-  sockaddr_in from{};
+  sockaddr_storage from{};
   socklen_t length = sizeof(from);
   const ssize_t n = ::recvfrom(fd_, d.data.data(), d.data.size(), 0, reinterpret_cast<sockaddr*>(&from), &length);
   if (n < 0) return std::nullopt;
   d.data.resize(static_cast<size_t>(n));
-  d.from_port = ntohs(from.sin_port);
+  d.from_port = PortOf(from);
   return d;
 }
 

@@ -16,12 +16,13 @@ struct Datagram {
 
 class UdpPeer {
  public:
-  UdpPeer();  // binds 127.0.0.1:0
+  explicit UdpPeer(bool ipv6 = false);  // binds 127.0.0.1:0 or [::1]:0
   ~UdpPeer();
   UdpPeer(const UdpPeer&) = delete;
   UdpPeer& operator=(const UdpPeer&) = delete;
 
   uint16_t port() const { return port_; }
+  // Sends to the loopback address of this peer's family.
   bool SendTo(uint16_t port, const std::vector<uint8_t>& data);
   std::optional<Datagram> Receive(absl::Duration timeout);
   // Everything that arrives within `quiet` of the previous datagram (or of the call).
@@ -30,6 +31,7 @@ class UdpPeer {
  private:
   int fd_ = -1;
   uint16_t port_ = 0;
+  bool ipv6_ = false;
 };
 
 // A 172-byte RTP packet (12-byte header + 160 bytes of G.711 payload).
