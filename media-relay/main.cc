@@ -23,6 +23,7 @@
 #include "common/process/signals.h"
 #include "common/time/proto_time.h"
 #include "latchkey/v1/config.pb.h"
+#include "media-relay/agent/advertised_address.h"
 #include "media-relay/agent/control_client.h"
 #include "media-relay/agent/relay_service.h"
 #include "media-relay/engine/packet_engine.h"
@@ -35,7 +36,8 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9410", "Prometheus /metrics li
 ABSL_FLAG(std::string, control, "127.0.0.1:7400", "latchkey-control gRPC address");
 ABSL_FLAG(std::string, worker_id, "", "Worker id (default: host name)");
 ABSL_FLAG(std::string, media_ip, "127.0.0.1", "Comma-separated local addresses media sockets bind to");
-ABSL_FLAG(std::string, advertised_ip, "", "Comma-separated addresses written into SDP, one per media_ip");
+ABSL_FLAG(std::string, advertised_ip, "",
+          "Comma-separated, one per media_ip, written into SDP: an IP, auto, host:NAME or stun:HOST[:PORT]");
 ABSL_FLAG(uint32_t, port_min, 30000, "First media port (even)");
 ABSL_FLAG(uint32_t, port_max, 39999, "Last media port");
 ABSL_FLAG(uint32_t, max_sessions, 10000, "Maximum sessions");
@@ -84,23 +86,43 @@ absl::StatusOr<v1::RelayConfig> LoadConfig() {
   return config;
 }
 
-absl::StatusOr<std::vector<MediaAddresses>> ResolveAddresses(const v1::RelayConfig& config) {
+// Every advertised entry is parsed before any is resolved, so a bad spec fails fast (INVALID_ARGUMENT,
+// exit 2) instead of after a STUN timeout. Discovery failures keep their code (UNAVAILABLE: exit 1).
+// `entries` receives each spec with its bind address and start-up value, for the refresher.
+absl::StatusOr<std::vector<MediaAddresses>> ResolveAddresses(const v1::RelayConfig& config,
+                                                             std::vector<AdvertisedAddressRefresher::Entry>* entries) {
   if (config.media_bind_ips().empty()) return absl::InvalidArgumentError("media_bind_ips: at least one is required");
   if (!config.advertised().empty() && config.advertised_size() != config.media_bind_ips_size()) {
     return absl::InvalidArgumentError("advertised: give one address per media_bind_ips entry");
   }
-  std::vector<MediaAddresses> out;
+  std::vector<net::IpAddress> binds;
+  std::vector<AdvertisedAddressSpec> specs;
   for (int i = 0; i < config.media_bind_ips_size(); ++i) {
     auto bind = net::IpAddress::Parse(config.media_bind_ips(i));
     if (!bind.ok()) return absl::InvalidArgumentError(absl::StrCat("media_bind_ips[", i, "]: ", bind.status().message()));
-    net::IpAddress advertised = *bind;
-    if (!config.advertised().empty()) {
-      // Discovery modes ("auto", "host:NAME", "stun:HOST") arrive with the relay's address discovery.
-      auto parsed = net::IpAddress::Parse(config.advertised(i));
-      if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("advertised[", i, "]: ", parsed.status().message()));
-      advertised = *parsed;
+    binds.push_back(*bind);
+    if (config.advertised().empty()) continue;
+    auto spec = AdvertisedAddressSpec::Parse(config.advertised(i));
+    if (!spec.ok()) return absl::InvalidArgumentError(absl::StrCat("advertised[", i, "]: ", spec.status().message()));
+    specs.push_back(*std::move(spec));
+  }
+  std::vector<MediaAddresses> out;
+  for (size_t i = 0; i < binds.size(); ++i) {
+    net::IpAddress advertised = binds[i];
+    if (!specs.empty()) {
+      auto resolved = Resolve(specs[i], binds[i]);
+      if (!resolved.ok()) {
+        return absl::Status(resolved.status().code(), absl::StrCat("advertised[", i, "] ", specs[i].ToString(), ": ",
+                                                                   resolved.status().message()));
+      }
+      advertised = *resolved;
+      entries->push_back({specs[i], binds[i], advertised});
+      log::LogInfo("advertised address")
+          .Kv("index", i)
+          .Kv("spec", specs[i].ToString())
+          .Kv("address", advertised.ToString());
     }
-    out.push_back({*bind, advertised});
+    out.push_back({binds[i], advertised});
   }
   return out;
 }
@@ -134,13 +156,32 @@ int Main(int argc, char** argv) {
     log::LogError("invalid configuration").Kv("error", config.status().ToString());
     return 2;
   }
-  auto addresses = ResolveAddresses(*config);
+  std::vector<AdvertisedAddressRefresher::Entry> advertised_entries;
+  auto addresses = ResolveAddresses(*config, &advertised_entries);
   auto pool = PortPool::Create(config->port_min(), config->port_max(),
                                FromProto(config->port_quarantine()));
-  if (!addresses.ok() || !pool.ok()) {
+  const bool discovery_failed = !addresses.ok() && absl::IsUnavailable(addresses.status());
+  if ((!addresses.ok() && !discovery_failed) || !pool.ok()) {
     log::LogError("invalid configuration").Kv("error", (!addresses.ok() ? addresses.status() : pool.status()).ToString());
     return 2;
   }
+  if (discovery_failed) {
+    log::LogError("cannot discover advertised address").Kv("error", addresses.status().ToString());
+    return 1;
+  }
+  // host: and stun: entries are re-resolved in the background; sessions keep the start-up addresses
+  // (see advertised_address.h), so a change is only logged for now.
+  AdvertisedAddressRefresher advertised_refresher(
+      std::move(advertised_entries),
+      {absl::Seconds(60),
+       [startup = *addresses](size_t i, const net::IpAddress&, const net::IpAddress& now) {
+         log::LogWarning("advertised address change not applied to sessions until restart")
+             .Kv("index", i)
+             .Kv("advertising", startup[i].advertised.ToString())
+             .Kv("resolved", now.ToString());
+       },
+       nullptr});
+  advertised_refresher.Start();
 
   auto registry = std::make_shared<prometheus::Registry>();
   // Started once the gRPC port is known (control must be able to dial us back).
@@ -215,6 +256,7 @@ int Main(int argc, char** argv) {
   stopping = true;
   gauges.join();
   server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  advertised_refresher.Stop();
   engine.Stop();
   log::LogInfo("latchkey-relay stopped").Kv("sessions_left", sessions.size());
   return 0;

@@ -8,8 +8,9 @@ build_pkgs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
-# Real peers and tools the test suite drives (sipp as a phone, clang for fuzz targets, curl for /metrics).
-test_pkgs=(sip-tester clang libclang-rt-14-dev curl iproute2 iptables procps)
+# Real peers and tools the test suite drives (sipp as a phone, coturn's STUN client, clang for fuzz
+# targets, curl for /metrics).
+test_pkgs=(sip-tester coturn clang libclang-rt-14-dev curl iproute2 iptables procps)
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")
 

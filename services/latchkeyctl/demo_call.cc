@@ -1,9 +1,16 @@
 // demo-call: one complete call through control with built-in SDPs, to show an operator what the
 // relay does to the phones' media addresses. A caller behind NAT (private 192.168.1.20 in its SDP)
-// calls a callee on a public address; the SDP each side would receive must carry only relay
-// addresses. No media is sent.
+// calls a callee; the SDP each side would receive must carry only relay addresses. When both phones
+// are on loopback, they then send RTP through the relay from local sockets (the caller from a port
+// its SDP never named, as behind NAT), and the session shows what latched and what was counted.
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/random/random.h"
@@ -42,8 +49,8 @@ std::string CallerOffer() {
       "a=sendrecv\r\n");
 }
 
-// The callee answers from its public signalling address, media on the same IP.
-std::string CalleeAnswer(const net::IpAddress& ip) {
+// The callee answers from its signalling address, media on the same IP.
+std::string CalleeAnswer(const net::IpAddress& ip, int media_port) {
   const std::string family = ip.is_v4() ? "IP4" : "IP6";
   const std::string address = ip.ToString();
   return absl::StrCat(
@@ -52,7 +59,7 @@ std::string CalleeAnswer(const net::IpAddress& ip) {
       "s=-\r\n"
       "c=IN ", family, " ", address, "\r\n",
       "t=0 0\r\n"
-      "m=audio ", kCalleeMediaPort, " RTP/AVP 0 101\r\n",
+      "m=audio ", media_port, " RTP/AVP 0 101\r\n",
       "a=rtpmap:0 PCMU/8000\r\n"
       "a=rtpmap:101 telephone-event/8000\r\n"
       "a=fmtp:101 0-16\r\n"
@@ -69,9 +76,10 @@ std::string Indent(const std::string& sdp) {
   return out;
 }
 
-// Empty if `sdp` sends its side's media to `relay` and no longer names `phone_ip`; else what is wrong.
-std::string CheckRewritten(const std::string& sdp, const v1::Leg& receiving_leg, const std::string& phone_ip) {
-  if (absl::StrContains(sdp, phone_ip)) return absl::StrCat("still carries the phone's address ", phone_ip);
+// Empty if `sdp` sends its side's media to `relay` and no longer contains `phone` (the phone's address
+// or media line); else what is wrong.
+std::string CheckRewritten(const std::string& sdp, const v1::Leg& receiving_leg, const std::string& phone) {
+  if (absl::StrContains(sdp, phone)) return absl::StrCat("still carries the phone's \"", phone, "\"");
   if (receiving_leg.relay().empty()) return "no relay endpoint in the session";
   const v1::SocketAddress& relay = receiving_leg.relay(0).rtp();
   if (!absl::StrContains(sdp, absl::StrCat(" ", relay.ip(), "\r\n"))) {
@@ -96,6 +104,67 @@ std::string LegSummary(const v1::Leg& leg) {
     if (endpoint.has_rtcp()) absl::StrAppend(&text, " (rtcp ", endpoint.rtcp().port(), ")");
   }
   return text;
+}
+
+// A demo phone's media socket on a loopback address.
+class Phone {
+ public:
+  explicit Phone(const net::IpAddress& ip) {
+    fd_ = ::socket(ip.is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    socklen_t length = 0;
+    sockaddr_storage addr = ip.ToSockaddr(0, &length);
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), length) != 0) return;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &length);
+    if (auto bound = net::SocketAddress::FromSockaddr(addr); bound.ok()) address_ = *bound;
+  }
+  ~Phone() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Phone(const Phone&) = delete;
+  Phone& operator=(const Phone&) = delete;
+
+  const std::optional<net::SocketAddress>& address() const { return address_; }
+
+  // One 172-byte G.711 RTP packet.
+  void SendRtp(const v1::SocketAddress& to, uint32_t ssrc, uint16_t seq) {
+    uint8_t packet[172];
+    std::fill(std::begin(packet), std::end(packet), 0xFF);
+    packet[0] = 0x80;
+    packet[1] = 0;
+    packet[2] = static_cast<uint8_t>(seq >> 8);
+    packet[3] = static_cast<uint8_t>(seq);
+    const uint32_t timestamp = 160u * seq;
+    for (int i = 0; i < 4; ++i) {
+      packet[4 + i] = static_cast<uint8_t>(timestamp >> (24 - 8 * i));
+      packet[8 + i] = static_cast<uint8_t>(ssrc >> (24 - 8 * i));
+    }
+    auto ip = net::IpAddress::Parse(to.ip());
+    if (!ip.ok()) return;
+    socklen_t length = 0;
+    sockaddr_storage addr = ip->ToSockaddr(static_cast<uint16_t>(to.port()), &length);
+    ::sendto(fd_, packet, sizeof(packet), 0, reinterpret_cast<sockaddr*>(&addr), length);
+  }
+
+  // Counts what arrives within `wait`.
+  int Receive(absl::Duration wait) {
+    int count = 0;
+    uint8_t buffer[2048];
+    pollfd p{fd_, POLLIN, 0};
+    while (::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(wait))) > 0) {
+      if (::recv(fd_, buffer, sizeof(buffer), MSG_DONTWAIT) > 0) ++count;
+    }
+    return count;
+  }
+
+ private:
+  int fd_ = -1;
+  std::optional<net::SocketAddress> address_;
+};
+
+std::string LegMedia(const v1::Leg& leg) {
+  const v1::LegStats& s = leg.stats();
+  return absl::StrCat("latched ", s.has_latched_source() ? FormatAddress(s.latched_source()) : "-", ", in ",
+                      s.packets_in(), ", out ", s.packets_out(), ", dropped ", s.packets_dropped());
 }
 
 }  // namespace
@@ -146,7 +215,13 @@ int DemoCall(Context& ctx, const Args&) {
   v1::AnswerSessionRequest answer;
   answer.set_session_id(session_id);
   answer.set_to_tag(absl::StrCat("callee-", RandomHex(8)));
-  answer.set_sdp(CalleeAnswer(callee_source->ip));
+  // Media only between loopback phones: the demo never sends to anything but this host.
+  const uint32_t packets = absl::GetFlag(FLAGS_packets);
+  const bool media = packets > 0 && caller_source->ip.IsLoopback() && callee_source->ip.IsLoopback();
+  Phone caller_phone(caller_source->ip), callee_phone(callee_source->ip);
+  const int callee_media_port =
+      media && callee_phone.address() ? callee_phone.address()->port : kCalleeMediaPort;
+  answer.set_sdp(CalleeAnswer(callee_source->ip, callee_media_port));
   *answer.mutable_signaling_source() = net::ToProto(*callee_source);
   v1::AnswerSessionResponse answered;
   status = ctx.Call([&](grpc::ClientContext* c) { return ctx.control().AnswerSession(c, answer, &answered); });
@@ -162,6 +237,29 @@ int DemoCall(Context& ctx, const Args&) {
                            "  callee: ", LegSummary(answered.session().callee()), "\n",           //
                            "SDP the caller receives (the callee's media address replaced by the relay's):\n",
                            Indent(answered.sdp()), "\n"));
+  }
+
+  // --- Media: 20 ms apart, both ways at once. The caller's first packets prove its real source
+  // (probation) before the relay latches onto it; the callee is reachable at its SDP address at once.
+  int caller_heard = 0, callee_heard = 0;
+  if (media && caller_phone.address() && callee_phone.address() && answered.session().caller().relay_size() > 0) {
+    const v1::SocketAddress caller_relay = answered.session().caller().relay(0).rtp();
+    const v1::SocketAddress callee_relay = answered.session().callee().relay(0).rtp();
+    for (uint32_t i = 0; i < packets; ++i) {
+      caller_phone.SendRtp(caller_relay, 0x0A11CE00, static_cast<uint16_t>(1000 + i));
+      callee_phone.SendRtp(callee_relay, 0x00B0B000, static_cast<uint16_t>(2000 + i));
+      caller_heard += caller_phone.Receive(absl::ZeroDuration());
+      callee_heard += callee_phone.Receive(absl::Milliseconds(20));
+    }
+    caller_heard += caller_phone.Receive(absl::Milliseconds(200));
+    callee_heard += callee_phone.Receive(absl::Milliseconds(50));
+    if (!ctx.json()) {
+      ctx.Print(absl::StrCat("Media: each phone sent ", packets, " RTP packets through the relay; the caller (really at ",
+                             caller_phone.address()->ToString(), ", not the private address in its SDP) heard ",
+                             caller_heard, ", the callee heard ", callee_heard, "\n\n"));
+    }
+  } else if (!ctx.json()) {
+    ctx.Print("Media: skipped (--packets=0, or a phone is not on loopback)\n\n");
   }
 
   // --- What control now knows about the call.
@@ -183,6 +281,10 @@ int DemoCall(Context& ctx, const Args&) {
     block.Add("worker", session.worker_id());
     block.Add("caller", LegSummary(session.caller()));
     block.Add("callee", LegSummary(session.callee()));
+    if (media) {
+      block.Add("caller media", LegMedia(session.caller()));
+      block.Add("callee media", LegMedia(session.callee()));
+    }
     ctx.Print(absl::StrCat("GetSession: session ", session_id, "\n", Indent(block.Render()), "\n"));
   }
 
@@ -199,9 +301,15 @@ int DemoCall(Context& ctx, const Args&) {
   // The callee sends to the callee leg's relay ports (written into the offer it received), the caller
   // to the caller leg's (written into the answer).
   const std::string offer_problem = CheckRewritten(allocated.sdp(), session.callee(), kCallerMediaIp);
-  const std::string answer_problem = CheckRewritten(answered.sdp(), session.caller(), callee_source->ip.ToString());
+  // The callee may share the relay's IP on loopback: its media port is what must be gone.
+  const std::string answer_problem =
+      CheckRewritten(answered.sdp(), session.caller(), absl::StrCat("m=audio ", callee_media_port, " "));
   if (!offer_problem.empty()) return ctx.Failure(absl::StrCat("the SDP for the callee ", offer_problem));
   if (!answer_problem.empty()) return ctx.Failure(absl::StrCat("the SDP for the caller ", answer_problem));
+  if (media && (caller_heard == 0 || callee_heard == 0)) {
+    return ctx.Failure(absl::StrCat("media did not flow both ways (caller heard ", caller_heard, ", callee heard ",
+                                    callee_heard, ")"));
+  }
   return kExitOk;
 }
 

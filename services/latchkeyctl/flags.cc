@@ -20,5 +20,6 @@ ABSL_FLAG(std::string, user_agent, "", "User-Agent of the phone");
 ABSL_FLAG(std::string, call_id, "", "SIP Call-ID filter");
 ABSL_FLAG(uint32_t, count, 0, "Stop after this many events (0: no limit)");
 ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(), "Stop after this long (0: no limit)");
-ABSL_FLAG(std::string, caller_source, "203.0.113.7:5060", "IP:PORT the demo caller's INVITE comes from");
-ABSL_FLAG(std::string, callee_source, "198.51.100.9:5060", "IP:PORT the demo callee's answer comes from");
+ABSL_FLAG(std::string, caller_source, "127.0.0.1:5060", "IP:PORT the demo caller's INVITE comes from");
+ABSL_FLAG(std::string, callee_source, "127.0.0.1:5062", "IP:PORT the demo callee's answer comes from");
+ABSL_FLAG(uint32_t, packets, 50, "RTP packets each demo phone sends through the relay (0: signalling only)");

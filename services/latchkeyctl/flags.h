@@ -29,3 +29,4 @@ ABSL_DECLARE_FLAG(uint32_t, count);
 ABSL_DECLARE_FLAG(absl::Duration, duration);
 ABSL_DECLARE_FLAG(std::string, caller_source);
 ABSL_DECLARE_FLAG(std::string, callee_source);
+ABSL_DECLARE_FLAG(uint32_t, packets);

@@ -54,8 +54,9 @@ const std::vector<CommandSpec>& Commands() {
        WatchBindings, "print binding events as they happen"},
       {{"watch", "sessions"}, "[--call_id=ID] [--count=N] [--duration=D]", 0, {"call_id", "count", "duration"},
        WatchSessions, "print session events as they happen"},
-      {{"demo-call"}, "[--caller_source=IP:PORT] [--callee_source=IP:PORT]", 0, {"caller_source", "callee_source"},
-       DemoCall, "place, show and release a demo call through a relay (no media is sent)"},
+      {{"demo-call"}, "[--caller_source=IP:PORT] [--callee_source=IP:PORT] [--packets=N]", 0,
+       {"caller_source", "callee_source", "packets"}, DemoCall,
+       "place a demo call through a relay, send RTP both ways on loopback, show latching and counts"},
   };
   return *commands;
 }

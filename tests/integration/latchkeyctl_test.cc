@@ -199,6 +199,9 @@ TEST_F(LatchkeyctlTest, DemoCallReplacesPhoneAddressesWithRelay) {
   EXPECT_THAT(result.output, HasSubstr("c=IN IP4 127.0.0.1"));
   EXPECT_THAT(result.output, Not(HasSubstr("192.168.1.20")));
   EXPECT_THAT(result.output, Not(HasSubstr("198.51.100.9:5004")));
+  // Media went through the relay both ways and the caller leg latched onto its real source.
+  EXPECT_THAT(result.output, HasSubstr("each phone sent 50 RTP packets"));
+  EXPECT_THAT(result.output, ::testing::ContainsRegex("caller media: +latched 127\\.0\\.0\\.1:[0-9]+, in 50, out [1-9]"));
 
   // Both rewritten SDPs (for the callee, for the caller) put their m= port inside the relay's range.
   const std::regex media_line("m=audio ([0-9]+) ");
