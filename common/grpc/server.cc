@@ -19,6 +19,9 @@ absl::StatusOr<StartedServer> StartServer(const std::string& listen, const std::
   StartedServer started;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &started.port);
+  // gRPC sets SO_REUSEPORT by default: a second server on a taken port would start and silently
+  // share the traffic. A taken port must be an error.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   for (grpc::Service* service : services) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(MakeRpcMetricsInterceptorFactory(registry));

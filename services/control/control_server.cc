@@ -96,11 +96,12 @@ void ControlServer::SweepLoop() {
 void ControlServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  // Also reached from a Start that failed half way: only stop what was started.
   grpc_.SetServing(false);
   // Watch streams end first so Shutdown does not wait for them.
-  binding_events_->Close();
-  session_events_->Close();
-  grpc_.server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  if (binding_events_) binding_events_->Close();
+  if (session_events_) session_events_->Close();
+  if (grpc_.server) grpc_.server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
   stop_.Notify();
   if (sweeper_.joinable()) sweeper_.join();
 }

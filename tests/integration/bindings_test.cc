@@ -393,5 +393,19 @@ TEST(ControlConfigTest, InvalidConfigExitsWithTheFieldNamed) {
   EXPECT_THAT(result.output, HasSubstr("line 1"));
 }
 
+TEST(ControlConfigTest, PortInUseExitsWithAClearError) {
+  auto first = testing::LocalControl::Start();
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string taken = (*first)->address();
+  testing::CommandResult result = testing::RunCommand(
+      {LATCHKEY_CONTROL_BIN, "--listen=" + taken, absl::StrCat("--metrics_listen=127.0.0.1:", testing::FreeTcpPort())});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_THAT(result.output, HasSubstr(taken));
+  result = testing::RunCommand({LATCHKEY_CONTROL_BIN, absl::StrCat("--listen=127.0.0.1:", testing::FreeTcpPort()),
+                                absl::StrCat("--metrics_listen=127.0.0.1:", (*first)->metrics_port())});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("metrics_listen"));
+}
+
 }  // namespace
 }  // namespace latchkey
