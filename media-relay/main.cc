@@ -217,7 +217,7 @@ int Main(int argc, char** argv) {
   client_options.grpc_address = grpc_advertise;
   ControlClient control(client_options, *registry);
   control_events->Forward(&control);
-  control.Start(&sessions);
+  control.Start(&sessions, &engine);
 
   server->SetServing(true);
   log::LogInfo("latchkey-relay ready")

@@ -48,8 +48,9 @@ ControlClient::ControlClient(ControlClientOptions options, prometheus::Registry&
 
 ControlClient::~ControlClient() { Stop(); }
 
-void ControlClient::Start(SessionTable* sessions) {
+void ControlClient::Start(SessionTable* sessions, const PacketEngine* engine) {
   sessions_ = sessions;
+  load_meter_ = std::make_unique<LoadMeter>(engine);
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -129,13 +130,22 @@ bool ControlClient::ReportQueuedEvents() {
   return false;
 }
 
+v1::WorkerLoad ControlClient::CurrentLoad() {
+  const absl::Time now = absl::Now();
+  v1::WorkerLoad load = sessions_->Load(now);
+  const LoadMeter::Sample sample = load_meter_->Take(now);
+  load.set_packets_per_second(sample.packets_per_second);
+  load.set_cpu(sample.cpu);
+  return load;
+}
+
 bool ControlClient::RegisterOnce() {
   v1::RegisterWorkerRequest request;
   request.set_worker_id(options_.worker_id);
   request.set_grpc_address(options_.grpc_address);
   for (const std::string& ip : options_.advertised_ips) request.add_advertised_ips(ip);
   request.set_version(options_.version);
-  *request.mutable_load() = sessions_->Load(absl::Now());
+  *request.mutable_load() = CurrentLoad();
   request.set_draining(sessions_->draining());
   for (v1::Session& session : sessions_->Snapshot()) *request.add_sessions() = std::move(session);
 
@@ -201,7 +211,7 @@ void ControlClient::Run() {
     v1::HeartbeatRequest request;
     request.set_worker_id(options_.worker_id);
     request.set_registration_id(registration_id);
-    *request.mutable_load() = sessions_->Load(absl::Now());
+    *request.mutable_load() = CurrentLoad();
     request.set_draining(sessions_->draining());
     v1::HeartbeatResponse response;
     grpc::ClientContext context;

@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "latchkey/v1/worker.grpc.pb.h"
+#include "media-relay/agent/load_meter.h"
 #include "media-relay/engine/engine_events.h"
 #include "media-relay/sessions/session_table.h"
 #include "prometheus/counter.h"
@@ -30,8 +31,9 @@ class ControlClient : public EngineEventSink {
   ControlClient(ControlClientOptions options, prometheus::Registry& registry);
   ~ControlClient();
 
-  // Starts registering and heartbeating for `sessions` (which must outlive Stop()).
-  void Start(SessionTable* sessions);
+  // Starts registering and heartbeating for `sessions`, with rates from `engine` (both must outlive
+  // Stop(); engine may be null).
+  void Start(SessionTable* sessions, const PacketEngine* engine = nullptr);
   void Stop();
   bool registered() const;
   // From the packet threads: queued and reported to control at once (bounded; oldest dropped).
@@ -46,9 +48,11 @@ class ControlClient : public EngineEventSink {
   bool WaitForWork(absl::Time deadline);
   // Sends up to one batch; false if control did not take it (the events stay queued).
   bool ReportQueuedEvents();
+  v1::WorkerLoad CurrentLoad();
 
   const ControlClientOptions options_;
   SessionTable* sessions_ = nullptr;
+  std::unique_ptr<LoadMeter> load_meter_;  // control client thread only
   std::unique_ptr<v1::WorkerRegistryService::Stub> stub_;
   prometheus::Counter* registrations_;
   prometheus::Counter* registration_failures_;

@@ -177,6 +177,15 @@ TEST_F(MediaTest, CallLatchesBothWaysCountsExactlyAndResistsAnAttacker) {
   std::thread more_callee([&] { SendStream(callee, callee_relay, kCalleeSsrc, 1050, 25); });
   SendStream(caller, caller_relay, kCallerSsrc, 5050, 25);
   more_callee.join();
+  {
+    // Heartbeats carry the relay's packet rate and CPU to control (placement and operators use them).
+    v1::ListWorkersResponse workers;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->ListWorkers(&context, v1::ListWorkersRequest(), &workers).ok());
+    ASSERT_EQ(workers.workers_size(), 1);
+    EXPECT_GT(workers.workers(0).load().packets_per_second(), 0);
+    EXPECT_GT(workers.workers(0).load().cpu(), 0);
+  }
   spraying = false;
   spray.join();
   EXPECT_FALSE(attacker.Receive(absl::Milliseconds(300)).has_value());
