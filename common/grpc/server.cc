@@ -22,6 +22,9 @@ absl::StatusOr<StartedServer> StartServer(const std::string& listen, const std::
   // gRPC sets SO_REUSEPORT by default: a second server on a taken port would start and silently
   // share the traffic. A taken port must be an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // A worker re-announces every session it carries in one RegisterWorker (~500 B each): 10,000
+  // sessions exceed gRPC's 4 MiB default.
+  builder.SetMaxReceiveMessageSize(64 * 1024 * 1024);
   for (grpc::Service* service : services) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(MakeRpcMetricsInterceptorFactory(registry));

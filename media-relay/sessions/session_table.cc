@@ -216,6 +216,12 @@ absl::StatusOr<v1::UpdateRelaySessionResponse> SessionTable::Update(const v1::Up
   if (absl::Status s = GrowStreams(session, std::max<uint32_t>(request.stream_count(), session.streams.size()),
                                    callee_family, now);
       !s.ok()) {
+    // All or nothing: streams added before the failure were never handed to the engine.
+    for (size_t i = attached_before; i < session.streams.size(); ++i) {
+      pool_.Release(session.streams[i].relay->caller.rtp_port, now);
+      pool_.Release(session.streams[i].relay->callee.rtp_port, now);
+    }
+    session.streams.resize(attached_before);
     session.record = std::move(previous);
     return s;
   }

@@ -86,9 +86,10 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
 
 void ControlServer::SweepLoop() {
   while (!stop_.WaitForNotificationWithTimeout(kSweepInterval)) {
+    // Lost workers first: ending their sessions needs no worker call, and later sweeps skip them.
+    for (const std::string& worker_id : workers_->SweepLost(absl::Now())) sessions_->WorkerLost(worker_id);
     const size_t bindings = bindings_->SweepExpired();
     const size_t sessions = sessions_->SweepExpired();
-    for (const std::string& worker_id : workers_->SweepLost(absl::Now())) sessions_->WorkerLost(worker_id);
     if (bindings || sessions) log::LogDebug("sweep").Kv("bindings_expired", bindings).Kv("sessions_expired", sessions);
   }
 }

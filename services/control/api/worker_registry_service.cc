@@ -37,8 +37,9 @@ grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext*, con
     }
     canonical.set_keepalive_source_ips(i, ip->Unmapped().ToString());
   }
-  const std::string registration_id = workers_->Register(canonical, clock_());
-  sessions_->AdoptFromWorker(request->worker_id(), request->sessions());
+  const absl::Time now = clock_();
+  const std::string registration_id = workers_->Register(canonical, now);
+  sessions_->AdoptFromWorker(request->worker_id(), request->sessions(), now);
   log::LogInfo("worker registered")
       .Kv("worker_id", request->worker_id())
       .Kv("grpc_address", request->grpc_address())

@@ -325,18 +325,20 @@ size_t BindingManager::SweepExpired() {
     for (const StoredRecord& record : *expired) {
       v1::Binding binding;
       if (!binding.ParseFromString(record.value)) continue;
+      auto contact = sip::Contact::Parse(binding.contact());
+      if (!contact.ok()) continue;  // stored only after parsing: cannot happen
+      const std::string identity = IdentityKey(binding.aor(), *contact);
+      absl::MutexLock lock(&StripeFor(identity));
+      // A refresh that read the binding just before it expired has written it back: it lives on.
+      if (store_->Get(Table::kBindings, binding.binding_id()).ok()) continue;
+      // A refresh after the expiry created a new binding under a new id: that one stays indexed.
+      if (auto id = store_->Get(Table::kBindingIdentity, identity); id.ok() && *id == binding.binding_id()) {
+        store_->Delete(Table::kBindingIdentity, identity).IgnoreError();
+      }
       ++removed;
       CountVerdict(binding, -1);
       metrics_->binding_expired->Increment();
-      if (auto contact = sip::Contact::Parse(binding.contact()); contact.ok()) {
-        Decorate(*contact, &binding);
-        const std::string identity = IdentityKey(binding.aor(), *contact);
-        absl::MutexLock lock(&StripeFor(identity));
-        // A refresh may have re-created the binding under a new id meanwhile: keep that one.
-        if (auto id = store_->Get(Table::kBindingIdentity, identity); id.ok() && *id == binding.binding_id()) {
-          store_->Delete(Table::kBindingIdentity, identity).IgnoreError();
-        }
-      }
+      Decorate(*contact, &binding);
       Publish(v1::BINDING_EVENT_TYPE_EXPIRED, binding, now);
     }
     if (expired->size() < kBatch) break;

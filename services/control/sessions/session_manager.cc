@@ -189,15 +189,22 @@ absl::StatusOr<std::string> SessionManager::RewriteForOtherSide(const v1::Sessio
 }
 
 absl::Status SessionManager::SyncWorker(v1::Session& session, uint32_t stream_count) {
-  ASSIGN_OR_RETURN(WorkerHandle worker, workers_->Get(session.worker_id()));
+  auto worker = workers_->Get(session.worker_id());
+  if (!worker.ok()) {
+    // The session exists; its relay is not reachable right now (lost, or not yet re-registered).
+    return absl::UnavailableError(absl::StrCat("relay worker ", session.worker_id(), ": ", worker.status().message()));
+  }
   v1::UpdateRelaySessionRequest request;
   *request.mutable_session() = session;
   request.set_stream_count(stream_count);
   v1::UpdateRelaySessionResponse response;
   grpc::ClientContext context;
   SetDeadline(&context, options_.worker_call_timeout);
-  grpc::Status status = worker.stub->UpdateRelaySession(&context, request, &response);
-  if (!status.ok()) return WorkerError(worker.worker_id, status);
+  grpc::Status status = worker->stub->UpdateRelaySession(&context, request, &response);
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+    return absl::UnavailableError(absl::StrCat("relay worker ", worker->worker_id, " no longer has the session"));
+  }
+  if (!status.ok()) return WorkerError(worker->worker_id, status);
   *session.mutable_caller()->mutable_relay() = response.caller();
   *session.mutable_callee()->mutable_relay() = response.callee();
   return absl::OkStatus();
@@ -319,7 +326,11 @@ absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Allocate(const v1::A
                         absl::InfiniteFuture());
   }
   if (!saved.ok()) {
-    End(session, v1::SESSION_EVENT_TYPE_RELEASED, /*tell_worker=*/true);
+    // Never announced: free the relay ports, but no event and no gauge change.
+    v1::DeleteRelaySessionResponse ignored;
+    DeleteOnWorker(session.worker_id(), session.session_id(), v1::SESSION_EVENT_TYPE_RELEASED, &ignored);
+    store_->Delete(Table::kSessions, session.session_id()).IgnoreError();
+    store_->Delete(Table::kSessionCall, call_key).IgnoreError();
     return saved;
   }
   metrics_->sessions_active->Increment();
@@ -442,28 +453,33 @@ absl::StatusOr<v1::Session> SessionManager::Release(const std::string& session_i
   return session;
 }
 
+bool SessionManager::DeleteOnWorker(const std::string& worker_id, const std::string& session_id,
+                                    v1::SessionEventType reason, v1::DeleteRelaySessionResponse* response) {
+  auto worker = workers_->Get(worker_id);
+  // A silent worker is not waited on: the sweeper must not stall behind it.
+  if (!worker.ok() || !workers_->Responsive(worker_id, clock_())) return false;
+  v1::DeleteRelaySessionRequest request;
+  request.set_session_id(session_id);
+  request.set_reason(reason);
+  grpc::ClientContext context;
+  SetDeadline(&context, options_.worker_call_timeout);
+  grpc::Status status = worker->stub->DeleteRelaySession(&context, request, response);
+  if (!status.ok() && status.error_code() != grpc::StatusCode::NOT_FOUND) {
+    // It keeps the ports until it reports the session's media timeout; control then deletes it again.
+    log::LogWarning("relay worker did not delete a session")
+        .Kv("session_id", session_id)
+        .Kv("worker_id", worker_id)
+        .Kv("error", status.error_message());
+  }
+  return status.ok();
+}
+
 void SessionManager::End(v1::Session& session, v1::SessionEventType reason, bool tell_worker) {
-  if (tell_worker) {
-    if (auto worker = workers_->Get(session.worker_id()); worker.ok()) {
-      v1::DeleteRelaySessionRequest request;
-      request.set_session_id(session.session_id());
-      request.set_reason(reason);
-      v1::DeleteRelaySessionResponse response;
-      grpc::ClientContext context;
-      SetDeadline(&context, options_.worker_call_timeout);
-      grpc::Status status = worker->stub->DeleteRelaySession(&context, request, &response);
-      if (status.ok()) {
-        *session.mutable_caller()->mutable_stats() = response.caller();
-        *session.mutable_callee()->mutable_stats() = response.callee();
-        workers_->SessionEnded(session.worker_id(), kPortsPerStream * session.caller().relay_size());
-      } else if (status.error_code() != grpc::StatusCode::NOT_FOUND) {
-        // The worker frees the ports on its own media timeout; nothing else to do here.
-        log::LogWarning("relay worker did not delete a session")
-            .Kv("session_id", session.session_id())
-            .Kv("worker_id", session.worker_id())
-            .Kv("error", status.error_message());
-      }
-    }
+  v1::DeleteRelaySessionResponse final_figures;
+  if (tell_worker && DeleteOnWorker(session.worker_id(), session.session_id(), reason, &final_figures)) {
+    *session.mutable_caller()->mutable_stats() = final_figures.caller();
+    *session.mutable_callee()->mutable_stats() = final_figures.callee();
+    workers_->SessionEnded(session.worker_id(), kPortsPerStream * session.caller().relay_size());
   }
   const bool was_active = session.state() != v1::SESSION_STATE_ENDED;
   session.set_state(v1::SESSION_STATE_ENDED);
@@ -487,7 +503,8 @@ void SessionManager::End(v1::Session& session, v1::SessionEventType reason, bool
 }
 
 void SessionManager::AdoptFromWorker(const std::string& worker_id,
-                                     const google::protobuf::RepeatedPtrField<v1::Session>& sessions) {
+                                     const google::protobuf::RepeatedPtrField<v1::Session>& sessions,
+                                     absl::Time registered_at) {
   absl::flat_hash_set<std::string> announced;
   size_t adopted = 0;
   for (const v1::Session& announced_session : sessions) {
@@ -521,7 +538,9 @@ void SessionManager::AdoptFromWorker(const std::string& worker_id,
       if (announced.contains(session_id)) continue;
       absl::MutexLock lock(&SessionStripe(session_id));
       auto session = Load(session_id);
-      if (session.ok() && session->state() != v1::SESSION_STATE_ENDED) {
+      // Placed since the registration (the worker is placeable already): not an orphan.
+      if (session.ok() && session->state() != v1::SESSION_STATE_ENDED &&
+          FromProto(session->created_at()) < registered_at) {
         End(*session, v1::SESSION_EVENT_TYPE_WORKER_LOST, /*tell_worker=*/false);
         ++orphaned;
       }
@@ -535,7 +554,15 @@ void SessionManager::AdoptFromWorker(const std::string& worker_id,
 void SessionManager::HandleWorkerEvent(const std::string& worker_id, const v1::WorkerEvent& event) {
   absl::MutexLock lock(&SessionStripe(event.session_id()));
   auto session = Load(event.session_id());
-  if (!session.ok() || session->worker_id() != worker_id || session->state() == v1::SESSION_STATE_ENDED) return;
+  if (!session.ok() || session->worker_id() != worker_id || session->state() == v1::SESSION_STATE_ENDED) {
+    // The worker still holds a session control has ended or never knew (a create that timed out
+    // here but succeeded there): its media timeout is the moment to free those ports.
+    if (event.type() == v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT) {
+      v1::DeleteRelaySessionResponse ignored;
+      DeleteOnWorker(worker_id, event.session_id(), v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT, &ignored);
+    }
+    return;
+  }
   switch (event.type()) {
     case v1::SESSION_EVENT_TYPE_LATCHED:
     case v1::SESSION_EVENT_TYPE_RELATCHED: {
@@ -563,6 +590,8 @@ void SessionManager::WorkerLost(const std::string& worker_id) {
   for (const StoredRecord& index : *mine) {
     const std::string session_id = index.key.substr(worker_id.size() + 1);
     absl::MutexLock lock(&SessionStripe(session_id));
+    // It registered again meanwhile and re-announced what it still carries: leave the rest to that.
+    if (workers_->Get(worker_id).ok()) return;
     auto session = Load(session_id);
     if (session.ok() && session->state() != v1::SESSION_STATE_ENDED) {
       End(*session, v1::SESSION_EVENT_TYPE_WORKER_LOST, /*tell_worker=*/false);

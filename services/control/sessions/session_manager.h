@@ -44,7 +44,9 @@ class SessionManager {
 
   // A worker (re-)registered announcing the sessions it carries: adopt those control does not know
   // (after a control restart) and end those it should carry but no longer does.
-  void AdoptFromWorker(const std::string& worker_id, const google::protobuf::RepeatedPtrField<v1::Session>& sessions);
+  // `registered_at`: taken before the registration made the worker placeable again.
+  void AdoptFromWorker(const std::string& worker_id, const google::protobuf::RepeatedPtrField<v1::Session>& sessions,
+                       absl::Time registered_at);
   // Latch and timeout reports from a worker.
   void HandleWorkerEvent(const std::string& worker_id, const v1::WorkerEvent& event);
   // Ends every session of a lost worker with WORKER_LOST.
@@ -70,6 +72,9 @@ class SessionManager {
   // SDP from one side of an existing session (answer, re-offer, re-INVITE).
   absl::StatusOr<std::string> ApplyUpdate(v1::Session& session, v1::Side side, const std::string& sdp,
                                           const v1::SocketAddress& signaling_source);
+  // Frees a session on its worker if the worker is responsive; true if the worker confirmed.
+  bool DeleteOnWorker(const std::string& worker_id, const std::string& session_id, v1::SessionEventType reason,
+                      v1::DeleteRelaySessionResponse* response);
   // Ends a session (worker told unless it is lost), keeps it queryable for a while, emits the event.
   void End(v1::Session& session, v1::SessionEventType reason, bool tell_worker);
   void Publish(v1::SessionEventType type, const v1::Session& session);

@@ -110,6 +110,13 @@ absl::StatusOr<WorkerHandle> WorkerRegistry::Get(const std::string& worker_id) c
   return WorkerHandle{worker_id, it->second.worker, it->second.stub};
 }
 
+bool WorkerRegistry::Responsive(const std::string& worker_id, absl::Time now) const {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  return it != workers_.end() && it->second.worker.state() != v1::WORKER_STATE_LOST &&
+         now - it->second.last_heartbeat <= 2 * options_.heartbeat_interval;
+}
+
 std::string WorkerRegistry::KeepaliveWorkerFor(const std::string& registrar_ip) const {
   absl::MutexLock lock(&mu_);
   std::string best;

@@ -43,6 +43,8 @@ class WorkerRegistry {
   absl::StatusOr<WorkerHandle> Place(uint32_t ports_needed, const absl::flat_hash_set<std::string>& exclude);
   // The worker carrying existing sessions; UNAVAILABLE if lost, NOT_FOUND if unknown.
   absl::StatusOr<WorkerHandle> Get(const std::string& worker_id) const;
+  // Known, not lost, and heard from within two heartbeat intervals: worth a blocking call.
+  bool Responsive(const std::string& worker_id, absl::Time now) const;
   // A READY worker that announced it can send from `registrar_ip` (keepalives); empty if none.
   std::string KeepaliveWorkerFor(const std::string& registrar_ip) const;
   // Control released a session on this worker before the next heartbeat could say so.
