@@ -12,6 +12,7 @@
 #include "common/status_macros.h"
 #include "common/time/proto_time.h"
 #include "common/validation.h"
+#include "services/control/store/load_record.h"
 #include "services/control/store/page_token.h"
 
 namespace latchkey::control {
@@ -92,16 +93,7 @@ static void Decorate(const sip::Contact& contact, v1::Binding* binding) {
 }
 
 absl::StatusOr<v1::Binding> BindingManager::Load(const std::string& binding_id) {
-  auto record = store_->Get(Table::kBindings, binding_id);
-  if (!record.ok()) {
-    if (absl::IsNotFound(record.status())) {
-      return absl::NotFoundError(absl::StrCat("binding_id: no binding \"", Excerpt(binding_id), "\""));
-    }
-    return record.status();
-  }
-  v1::Binding binding;
-  if (!binding.ParseFromString(*record)) return absl::DataLossError(absl::StrCat("binding ", binding_id, " is corrupt"));
-  return binding;
+  return LoadRecord<v1::Binding>(*store_, Table::kBindings, binding_id, "binding");
 }
 
 absl::StatusOr<v1::Binding> BindingManager::Decorated(v1::Binding binding) {

@@ -10,6 +10,7 @@
 #include "common/status_macros.h"
 #include "common/time/proto_time.h"
 #include "common/validation.h"
+#include "services/control/store/load_record.h"
 #include "services/control/store/page_token.h"
 #include "services/control/sdp/sdp_rewriter.h"
 
@@ -82,16 +83,7 @@ absl::Mutex& SessionManager::SessionStripe(absl::string_view session_id) {
 }
 
 absl::StatusOr<v1::Session> SessionManager::Load(const std::string& session_id) {
-  auto record = store_->Get(Table::kSessions, session_id);
-  if (!record.ok()) {
-    if (absl::IsNotFound(record.status())) {
-      return absl::NotFoundError(absl::StrCat("session_id: no session \"", Excerpt(session_id), "\""));
-    }
-    return record.status();
-  }
-  v1::Session session;
-  if (!session.ParseFromString(*record)) return absl::DataLossError(absl::StrCat("session ", session_id, " is corrupt"));
-  return session;
+  return LoadRecord<v1::Session>(*store_, Table::kSessions, session_id, "session");
 }
 
 absl::Time SessionManager::ExpiryOf(const v1::Session& session) const {
