@@ -1,5 +1,6 @@
 #include "media-relay/engine/engine_thread.h"
 
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -67,6 +68,9 @@ absl::Status EngineThread::Start() {
   }
   running_ = true;
   thread_ = std::thread([this] { Run(); });
+  // Named, so `top -H` and perf show which packet thread is busy.
+  const std::string name = absl::StrCat("lk-packets-", index_);
+  pthread_setname_np(thread_.native_handle(), name.c_str());
   return absl::OkStatus();
 }
 
