@@ -6,11 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
-scripts/build.sh fuzz
 targets=("$@")
 if ((${#targets[@]} == 0)); then
   for f in tests/fuzz/*_fuzz.cc; do targets+=("$(basename "$f" .cc)"); done
 fi
+scripts/build.sh fuzz --target "${targets[@]}"
 for t in "${targets[@]}"; do
   work="build-fuzz/corpus/$t"
   mkdir -p "$work"
