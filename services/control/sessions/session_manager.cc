@@ -596,18 +596,24 @@ size_t SessionManager::SweepExpired() {
   size_t ended = 0;
   constexpr size_t kBatch = 1024;
   for (;;) {
-    auto expired = store_->TakeExpired(Table::kSessions, now, kBatch);
+    // Listed, not taken: a session must stay readable while its worker is told to delete it.
+    auto expired = store_->ListExpired(Table::kSessions, now, kBatch);
     if (!expired.ok() || expired->empty()) break;
+    size_t handled = 0;
     for (const StoredRecord& record : *expired) {
-      v1::Session session;
-      if (!session.ParseFromString(record.value) || session.state() == v1::SESSION_STATE_ENDED) continue;
-      absl::MutexLock lock(&SessionStripe(session.session_id()));
-      // Signalling may have refreshed it between the take and the lock: then it lives on.
-      if (auto fresh = Load(session.session_id()); fresh.ok() && ExpiryOf(*fresh) > now) continue;
-      End(session, v1::SESSION_EVENT_TYPE_EXPIRED, /*tell_worker=*/true);
+      absl::MutexLock lock(&SessionStripe(record.key));
+      // Signalling may have refreshed it since the listing: then it lives on.
+      auto session = Load(record.key);
+      if (!session.ok() || ExpiryOf(*session) > now) continue;
+      ++handled;
+      if (session->state() == v1::SESSION_STATE_ENDED) {
+        store_->Delete(Table::kSessions, record.key).IgnoreError();  // kept for its retention only
+        continue;
+      }
+      End(*session, v1::SESSION_EVENT_TYPE_EXPIRED, /*tell_worker=*/true);
       ++ended;
     }
-    if (expired->size() < kBatch) break;
+    if (expired->size() < kBatch || handled == 0) break;
   }
   return ended;
 }

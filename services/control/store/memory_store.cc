@@ -66,6 +66,18 @@ absl::StatusOr<std::vector<StoredRecord>> MemoryStore::TakeExpired(Table table, 
   return out;
 }
 
+absl::StatusOr<std::vector<StoredRecord>> MemoryStore::ListExpired(Table table, absl::Time now, size_t limit) {
+  Shard& shard = For(table);
+  absl::MutexLock lock(&shard.mu);
+  std::vector<StoredRecord> out;
+  for (auto it = shard.expiry.begin(); it != shard.expiry.end() && out.size() < limit && it->first <= now; ++it) {
+    if (auto record = shard.records.find(it->second); record != shard.records.end()) {
+      out.push_back({it->second, record->second.value});
+    }
+  }
+  return out;
+}
+
 size_t MemoryStore::Count(Table table) {
   Shard& shard = For(table);
   absl::MutexLock lock(&shard.mu);

@@ -19,6 +19,7 @@ class MemoryStore : public Store {
   absl::StatusOr<std::vector<StoredRecord>> List(Table table, absl::string_view prefix,
                                                 absl::string_view start_after, size_t limit) override;
   absl::StatusOr<std::vector<StoredRecord>> TakeExpired(Table table, absl::Time now, size_t limit) override;
+  absl::StatusOr<std::vector<StoredRecord>> ListExpired(Table table, absl::Time now, size_t limit) override;
   size_t Count(Table table) override;
 
  private:

@@ -46,6 +46,9 @@ class Store {
   // Removes and returns up to `limit` records whose expiry is at or before `now`, earliest first.
   // Costs O(expired), never a scan of the table.
   virtual absl::StatusOr<std::vector<StoredRecord>> TakeExpired(Table table, absl::Time now, size_t limit) = 0;
+  // Like TakeExpired but leaves the records in place: for sweepers that must not make a record vanish
+  // while they work on it (the caller deletes or re-writes each one under its own lock).
+  virtual absl::StatusOr<std::vector<StoredRecord>> ListExpired(Table table, absl::Time now, size_t limit) = 0;
   // Number of records in a table.
   virtual size_t Count(Table table) = 0;
 };

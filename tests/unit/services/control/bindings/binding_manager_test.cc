@@ -49,6 +49,9 @@ class CountingStore : public Store {
     if (out.ok() && after_take) after_take(*out);
     return out;
   }
+  absl::StatusOr<std::vector<StoredRecord>> ListExpired(Table table, absl::Time now, size_t limit) override {
+    return inner.ListExpired(table, now, limit);
+  }
   size_t Count(Table table) override { return inner.Count(table); }
 
   void ResetCounters() { puts = gets = deletes = lists = taken = 0; }

@@ -210,6 +210,34 @@ TEST(MemoryStoreTest, TakeExpiredRespectsLimit) {
   EXPECT_EQ(store.Count(Table::kSessions), 4u);
 }
 
+TEST(MemoryStoreTest, ListExpiredLeavesRecordsReadableUntilRewrittenOrDeleted) {
+  MemoryStore store;
+  ASSERT_TRUE(store.Put(Table::kSessions, "late", "vl", kT0 + absl::Seconds(50)).ok());
+  ASSERT_TRUE(store.Put(Table::kSessions, "b", "vb", kT0 + absl::Seconds(20)).ok());
+  ASSERT_TRUE(store.Put(Table::kSessions, "a", "va", kT0 + absl::Seconds(10)).ok());
+  ASSERT_TRUE(store.Put(Table::kSessions, "forever", "vf", absl::InfiniteFuture()).ok());
+
+  auto listed = store.ListExpired(Table::kSessions, kT0 + absl::Seconds(20), 100);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].key, "a");
+  EXPECT_EQ((*listed)[0].value, "va");
+  EXPECT_EQ((*listed)[1].key, "b");
+  EXPECT_EQ(store.Count(Table::kSessions), 4u);
+  EXPECT_EQ(store.Get(Table::kSessions, "a").value(), "va");
+  EXPECT_EQ(store.ListExpired(Table::kSessions, kT0 + absl::Seconds(20), 1)->size(), 1u);
+
+  // A re-write with a later expiry leaves the expired set; a delete leaves the table.
+  ASSERT_TRUE(store.Put(Table::kSessions, "a", "va2", kT0 + absl::Seconds(60)).ok());
+  ASSERT_TRUE(store.Delete(Table::kSessions, "b").ok());
+  EXPECT_TRUE(store.ListExpired(Table::kSessions, kT0 + absl::Seconds(20), 100)->empty());
+  auto later = store.ListExpired(Table::kSessions, kT0 + absl::Seconds(60), 100);
+  ASSERT_EQ(later->size(), 2u);
+  EXPECT_EQ((*later)[0].key, "late");
+  EXPECT_EQ((*later)[1].key, "a");
+  EXPECT_EQ((*later)[1].value, "va2");
+}
+
 TEST(MemoryStoreTest, InfiniteFutureNeverExpires) {
   MemoryStore store;
   ASSERT_TRUE(store.Put(Table::kBindings, "forever", "v", absl::InfiniteFuture()).ok());
