@@ -97,7 +97,8 @@ absl::Status SessionTable::AllocateLeg(const MediaAddresses& addresses, RelayLeg
   return absl::ResourceExhaustedError(absl::StrCat("no bindable relay port pair: ", last.message()));
 }
 
-absl::Status SessionTable::GrowStreams(Session& session, uint32_t stream_count, int callee_family, absl::Time now) {
+absl::Status SessionTable::GrowStreams(Session& session, const v1::Session& record, uint32_t stream_count,
+                                       int callee_family, absl::Time now) {
   if (stream_count == 0 || stream_count > kMaxStreams) {
     return absl::InvalidArgumentError(absl::StrCat("stream_count: must be 1-", kMaxStreams, ", got ", stream_count));
   }
@@ -105,10 +106,10 @@ absl::Status SessionTable::GrowStreams(Session& session, uint32_t stream_count, 
     const uint32_t index = static_cast<uint32_t>(session.streams.size());
     Stream stream;
     stream.relay = std::make_shared<RelayStream>();
-    stream.relay->session_id = session.record.session_id();
+    stream.relay->session_id = record.session_id();
     stream.relay->media_index = index;
     stream.relay->activity = session.activity;
-    stream.caller_addresses = &AddressesFor(FamilyOf(session.record.caller(), index));
+    stream.caller_addresses = &AddressesFor(FamilyOf(record.caller(), index));
     stream.callee_addresses = &AddressesFor(callee_family);
     absl::Status status = AllocateLeg(*stream.caller_addresses, &stream.relay->caller, now);
     if (status.ok()) status = AllocateLeg(*stream.callee_addresses, &stream.relay->callee, now);
@@ -130,14 +131,19 @@ void SessionTable::ReleaseStreams(Session& session, absl::Time now) {
   session.streams.clear();
 }
 
-void SessionTable::SyncEngine(Session& session, size_t attached_before) {
+void SessionTable::Describe(Session& session, const v1::Session& record) {
+  session.record = record.SerializeAsString();
+  session.answered_at = record.has_answered_at() ? FromProto(record.answered_at()) : absl::InfiniteFuture();
+}
+
+void SessionTable::SyncEngine(Session& session, const v1::Session& record, size_t attached_before) {
   if (!engine_) return;
-  const absl::Duration media_timeout = MediaTimeoutFor(session.record);
+  const absl::Duration media_timeout = MediaTimeoutFor(record);
   for (size_t i = 0; i < session.streams.size(); ++i) {
     const uint32_t index = static_cast<uint32_t>(i);
-    LegTarget caller = TargetFor(session.record.caller(), index, addressing_);
-    LegTarget callee = TargetFor(session.record.callee(), index, addressing_);
-    if (session.record.callee().remote().empty()) callee.rtcp_mux = caller.rtcp_mux;  // offered as the caller's
+    LegTarget caller = TargetFor(record.caller(), index, addressing_);
+    LegTarget callee = TargetFor(record.callee(), index, addressing_);
+    if (record.callee().remote().empty()) callee.rtcp_mux = caller.rtcp_mux;  // offered as the caller's
     if (i < attached_before) {
       engine_->Configure(session.streams[i].relay, std::move(caller), std::move(callee), media_timeout);
     } else {
@@ -146,7 +152,8 @@ void SessionTable::SyncEngine(Session& session, size_t attached_before) {
   }
 }
 
-void SessionTable::FillEndpoints(const Session& session, google::protobuf::RepeatedPtrField<v1::RelayEndpoint>* caller,
+void SessionTable::FillEndpoints(const Session& session, const v1::Session& record,
+                                 google::protobuf::RepeatedPtrField<v1::RelayEndpoint>* caller,
                                  google::protobuf::RepeatedPtrField<v1::RelayEndpoint>* callee) {
   auto fill = [](uint32_t index, const RelayLeg& leg, const MediaAddresses& addresses, bool mux, v1::RelayEndpoint* out) {
     out->set_media_index(index);
@@ -157,9 +164,9 @@ void SessionTable::FillEndpoints(const Session& session, google::protobuf::Repea
   };
   for (uint32_t i = 0; i < session.streams.size(); ++i) {
     const Stream& s = session.streams[i];
-    const bool caller_mux = Muxed(session.record.caller(), i, false);
+    const bool caller_mux = Muxed(record.caller(), i, false);
     fill(i, s.relay->caller, *s.caller_addresses, caller_mux, caller->Add());
-    fill(i, s.relay->callee, *s.callee_addresses, Muxed(session.record.callee(), i, caller_mux), callee->Add());
+    fill(i, s.relay->callee, *s.callee_addresses, Muxed(record.callee(), i, caller_mux), callee->Add());
   }
 }
 
@@ -180,7 +187,9 @@ absl::StatusOr<v1::CreateRelaySessionResponse> SessionTable::Create(const v1::Cr
   absl::MutexLock lock(&mu_);
   v1::CreateRelaySessionResponse response;
   if (auto it = sessions_.find(id); it != sessions_.end()) {  // a retried create: same ports
-    FillEndpoints(*it->second, response.mutable_caller(), response.mutable_callee());
+    v1::Session record;
+    record.ParseFromString(it->second->record);
+    FillEndpoints(*it->second, record, response.mutable_caller(), response.mutable_callee());
     return response;
   }
   if (draining_) return absl::UnavailableError("relay is draining");
@@ -188,15 +197,16 @@ absl::StatusOr<v1::CreateRelaySessionResponse> SessionTable::Create(const v1::Cr
     return absl::ResourceExhaustedError(absl::StrCat("relay is at its limit of ", options_.max_sessions, " sessions"));
   }
   auto session = std::make_unique<Session>();
-  session->record = request.session();
+  Describe(*session, request.session());
   session->created_at = now;
-  absl::Status status = GrowStreams(*session, request.stream_count(), static_cast<int>(request.callee_family()), now);
+  absl::Status status =
+      GrowStreams(*session, request.session(), request.stream_count(), static_cast<int>(request.callee_family()), now);
   if (!status.ok()) {
     ReleaseStreams(*session, now);
     return status;
   }
-  SyncEngine(*session, 0);
-  FillEndpoints(*session, response.mutable_caller(), response.mutable_callee());
+  SyncEngine(*session, request.session(), 0);
+  FillEndpoints(*session, request.session(), response.mutable_caller(), response.mutable_callee());
   sessions_.emplace(id, std::move(session));
   return response;
 }
@@ -211,10 +221,9 @@ absl::StatusOr<v1::UpdateRelaySessionResponse> SessionTable::Update(const v1::Up
   const int callee_family =
       session.streams.empty() || session.streams[0].callee_addresses->bind.is_v4() ? 4 : 6;
   const size_t attached_before = session.streams.size();
-  // New streams take the caller's family from the new SDP, so the record changes first.
-  v1::Session previous = std::exchange(session.record, request.session());
-  if (absl::Status s = GrowStreams(session, std::max<uint32_t>(request.stream_count(), session.streams.size()),
-                                   callee_family, now);
+  // New streams take the caller's family from the new SDP.
+  if (absl::Status s = GrowStreams(session, request.session(),
+                                   std::max<uint32_t>(request.stream_count(), session.streams.size()), callee_family, now);
       !s.ok()) {
     // All or nothing: streams added before the failure were never handed to the engine.
     for (size_t i = attached_before; i < session.streams.size(); ++i) {
@@ -222,12 +231,12 @@ absl::StatusOr<v1::UpdateRelaySessionResponse> SessionTable::Update(const v1::Up
       pool_.Release(session.streams[i].relay->callee.rtp_port, now);
     }
     session.streams.resize(attached_before);
-    session.record = std::move(previous);
     return s;
   }
-  SyncEngine(session, attached_before);
+  Describe(session, request.session());
+  SyncEngine(session, request.session(), attached_before);
   v1::UpdateRelaySessionResponse response;
-  FillEndpoints(session, response.mutable_caller(), response.mutable_callee());
+  FillEndpoints(session, request.session(), response.mutable_caller(), response.mutable_callee());
   return response;
 }
 
@@ -256,7 +265,7 @@ std::vector<v1::Session> SessionTable::Snapshot() const {
   absl::MutexLock lock(&mu_);
   std::vector<v1::Session> out;
   out.reserve(sessions_.size());
-  for (const auto& [id, session] : sessions_) out.push_back(session->record);
+  for (const auto& [id, session] : sessions_) out.emplace_back().ParseFromString(session->record);
   return out;
 }
 
@@ -284,7 +293,7 @@ size_t SessionTable::CountOneWay(absl::Time now, absl::Duration grace) const {
   absl::MutexLock lock(&mu_);
   size_t one_way = 0;
   for (const auto& [id, session] : sessions_) {
-    if (!session->record.has_answered_at() || now - FromProto(session->record.answered_at()) < grace) continue;
+    if (now - session->answered_at < grace) continue;
     uint64_t from_caller = 0, from_callee = 0;
     for (const Stream& stream : session->streams) {
       from_caller += stream.relay->caller.packets_in.load(std::memory_order_relaxed);

@@ -57,21 +57,26 @@ class SessionTable {
     const MediaAddresses* callee_addresses = nullptr;
   };
   struct Session {
-    v1::Session record;
+    // Control's description, kept serialized: a parsed v1::Session costs ~2 KB in nested messages,
+    // and it is read only on the control path (updates, re-registration).
+    std::string record;
     std::vector<Stream> streams;
     absl::Time created_at;
+    absl::Time answered_at = absl::InfiniteFuture();  // for the one-way count
     std::shared_ptr<SessionActivity> activity = std::make_shared<SessionActivity>();
   };
 
   const MediaAddresses& AddressesFor(int family) const;
   absl::Status AllocateLeg(const MediaAddresses& addresses, RelayLeg* leg, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status GrowStreams(Session& session, uint32_t stream_count, int callee_family, absl::Time now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status GrowStreams(Session& session, const v1::Session& record, uint32_t stream_count, int callee_family,
+                           absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseStreams(Session& session, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands new streams to the engine and re-configures the existing ones from the session record.
-  void SyncEngine(Session& session, size_t attached_before);
-  static void FillEndpoints(const Session& session, google::protobuf::RepeatedPtrField<v1::RelayEndpoint>* caller,
+  void SyncEngine(Session& session, const v1::Session& record, size_t attached_before);
+  static void Describe(Session& session, const v1::Session& record);
+  static void FillEndpoints(const Session& session, const v1::Session& record,
+                            google::protobuf::RepeatedPtrField<v1::RelayEndpoint>* caller,
                             google::protobuf::RepeatedPtrField<v1::RelayEndpoint>* callee);
   static void FillStats(const Session& session, v1::LegStats* caller, v1::LegStats* callee);
 
