@@ -251,6 +251,7 @@ int Main(int argc, char** argv) {
   log::LogInfo("draining").Kv("signal", signal).Kv("sessions", sessions.size()).Kv("grace_s", absl::ToInt64Seconds(grace));
   const absl::Time deadline = absl::Now() + grace;
   while (sessions.size() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(200));
+  relay_metrics.closed_worker_drain->Increment(static_cast<double>(sessions.size()));
   control_events->Forward(nullptr);
   control.Stop();
   stopping = true;

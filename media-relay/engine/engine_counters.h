@@ -34,6 +34,7 @@ struct alignas(64) EngineCounters {
   std::atomic<uint64_t> latches{0};
   std::atomic<uint64_t> relatches{0};
   std::atomic<uint64_t> media_timeouts{0};
+  std::atomic<uint64_t> final_timeouts{0};
   std::atomic<uint64_t> recv_batches{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(Drop::kCount)> drops{};
 

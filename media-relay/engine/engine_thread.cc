@@ -307,8 +307,18 @@ void EngineThread::CheckTimeouts(absl::Time now) {
   for (auto& [raw, stream] : streams_) {
     SessionActivity& activity = *stream->activity;
     // One stream per session reports (the first); the activity is shared by all of them.
-    if (stream->media_index != 0 || activity.timeout_reported) continue;
-    if (now - activity.last_packet < activity.media_timeout) continue;
+    if (stream->media_index != 0) continue;
+    if (now >= activity.timeouts.final_deadline && !activity.final_timeout_reported) {
+      activity.final_timeout_reported = true;
+      Add(counters_.final_timeouts);
+      log::LogInfo("final timeout").Kv("session_id", stream->session_id);
+      if (sink_) {
+        sink_->OnEngineEvent({stream->session_id, v1::SIDE_UNSPECIFIED, v1::SESSION_EVENT_TYPE_FINAL_TIMEOUT, {}, now});
+      }
+      continue;
+    }
+    if (activity.timeout_reported || activity.final_timeout_reported) continue;
+    if (now - activity.last_packet < activity.timeouts.media) continue;
     activity.timeout_reported = true;
     Add(counters_.media_timeouts);
     log::LogInfo("media timeout")

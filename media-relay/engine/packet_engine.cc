@@ -29,21 +29,21 @@ EngineThread& PacketEngine::ThreadFor(const std::string& session_id) {
 }
 
 void PacketEngine::Attach(std::shared_ptr<RelayStream> stream, LegTarget caller, LegTarget callee,
-                          absl::Duration media_timeout) {
+                          SessionTimeouts timeouts) {
   EngineThread& thread = ThreadFor(stream->session_id);
   thread.Post([&thread, stream = std::move(stream), caller = std::move(caller), callee = std::move(callee),
-               media_timeout]() mutable {
-    stream->activity->media_timeout = media_timeout;
+               timeouts]() mutable {
+    stream->activity->timeouts = timeouts;
     thread.Attach(std::move(stream), caller, callee, absl::Now());
   });
 }
 
 void PacketEngine::Configure(std::shared_ptr<RelayStream> stream, LegTarget caller, LegTarget callee,
-                             absl::Duration media_timeout) {
+                             SessionTimeouts timeouts) {
   EngineThread& thread = ThreadFor(stream->session_id);
   thread.Post([&thread, stream = std::move(stream), caller = std::move(caller), callee = std::move(callee),
-               media_timeout] {
-    stream->activity->media_timeout = media_timeout;
+               timeouts] {
+    stream->activity->timeouts = timeouts;
     thread.Configure(*stream, caller, callee, absl::Now());
   });
 }

@@ -19,8 +19,8 @@ class PacketEngine {
   void Stop();
 
   // Control path; each takes effect on the stream's packet thread shortly after.
-  void Attach(std::shared_ptr<RelayStream> stream, LegTarget caller, LegTarget callee, absl::Duration media_timeout);
-  void Configure(std::shared_ptr<RelayStream> stream, LegTarget caller, LegTarget callee, absl::Duration media_timeout);
+  void Attach(std::shared_ptr<RelayStream> stream, LegTarget caller, LegTarget callee, SessionTimeouts timeouts);
+  void Configure(std::shared_ptr<RelayStream> stream, LegTarget caller, LegTarget callee, SessionTimeouts timeouts);
   void Detach(std::shared_ptr<RelayStream> stream);
 
   int thread_count() const { return static_cast<int>(threads_.size()); }

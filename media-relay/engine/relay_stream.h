@@ -75,10 +75,16 @@ struct SocketTag {
 
 // Shared by the streams of one session (all on the same packet thread): media on any of them keeps
 // the session alive.
+struct SessionTimeouts {
+  absl::Duration media = absl::Seconds(60);
+  absl::Time final_deadline = absl::InfiniteFuture();
+};
+
 struct SessionActivity {
   absl::Time last_packet = absl::InfinitePast();
-  absl::Duration media_timeout = absl::Seconds(60);
-  bool timeout_reported = false;
+  SessionTimeouts timeouts;
+  bool timeout_reported = false;        // media timeout
+  bool final_timeout_reported = false;
 };
 
 struct RelayStream {

@@ -76,6 +76,9 @@ class EngineCollector : public prometheus::Collectable {
     auto timeouts = counter("latchkey_relay_media_timeouts_total", "Sessions silent for their media timeout");
     add(timeouts, by(&EngineCounters::media_timeouts), {});
     out.push_back(std::move(timeouts));
+    auto finals = counter("latchkey_relay_final_timeouts_total", "Sessions that reached their final timeout");
+    add(finals, by(&EngineCounters::final_timeouts), {});
+    out.push_back(std::move(finals));
     auto batches = counter("latchkey_relay_receive_batches_total", "recvmmsg calls that returned packets");
     add(batches, by(&EngineCounters::recv_batches), {});
     out.push_back(std::move(batches));

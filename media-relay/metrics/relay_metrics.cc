@@ -22,6 +22,8 @@ RelayMetrics::RelayMetrics(prometheus::Registry& registry) {
   closed_released_ = &closed.Add({{"reason", "released"}});
   closed_expired_ = &closed.Add({{"reason", "expired"}});
   closed_media_timeout_ = &closed.Add({{"reason", "media_timeout"}});
+  closed_final_timeout_ = &closed.Add({{"reason", "final_timeout"}});
+  closed_worker_drain = &closed.Add({{"reason", "worker_drain"}});
   closed_other_ = &closed.Add({{"reason", "other"}});
   one_way_sessions = gauge("latchkey_relay_one_way_sessions",
                            "Answered sessions with media in one direction only (after a few seconds)");
@@ -34,6 +36,7 @@ prometheus::Counter* RelayMetrics::ClosedCounter(v1::SessionEventType reason) {
     case v1::SESSION_EVENT_TYPE_RELEASED: return closed_released_;
     case v1::SESSION_EVENT_TYPE_EXPIRED: return closed_expired_;
     case v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT: return closed_media_timeout_;
+    case v1::SESSION_EVENT_TYPE_FINAL_TIMEOUT: return closed_final_timeout_;
     default: return closed_other_;
   }
 }

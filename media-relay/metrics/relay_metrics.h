@@ -16,8 +16,10 @@ struct RelayMetrics {
   prometheus::Gauge* ports_total;        // latchkey_relay_ports_total
   prometheus::Gauge* draining;           // latchkey_relay_draining (0/1)
   prometheus::Counter* sessions_created;  // latchkey_relay_sessions_created_total
-  // latchkey_relay_sessions_closed_total{reason}: released, expired, media_timeout, other
+  // latchkey_relay_sessions_closed_total{reason}: released, expired, media_timeout, final_timeout,
+  // worker_drain (still open when the drain grace ran out), other
   prometheus::Counter* ClosedCounter(v1::SessionEventType reason);
+  prometheus::Counter* closed_worker_drain;
   prometheus::Gauge* one_way_sessions;   // latchkey_relay_one_way_sessions
   prometheus::Counter* create_failures;   // latchkey_relay_session_create_failures_total
 
@@ -25,6 +27,7 @@ struct RelayMetrics {
   prometheus::Counter* closed_released_;
   prometheus::Counter* closed_expired_;
   prometheus::Counter* closed_media_timeout_;
+  prometheus::Counter* closed_final_timeout_;
   prometheus::Counter* closed_other_;
 };
 

@@ -53,4 +53,11 @@ absl::Duration MediaTimeoutFor(const v1::Session& session) {
   return configured;
 }
 
+SessionTimeouts TimeoutsFor(const v1::Session& session, absl::Time created_at) {
+  SessionTimeouts out;
+  out.media = MediaTimeoutFor(session);
+  if (session.options().has_final_timeout()) out.final_deadline = created_at + FromProto(session.options().final_timeout());
+  return out;
+}
+
 }  // namespace latchkey::relay

@@ -25,5 +25,8 @@ LegTarget TargetFor(const v1::Leg& leg, uint32_t media_index, const RelayAddress
 // The session's media timeout; on hold (a stream sendonly, recvonly or inactive) one hour, since
 // silence is then expected.
 absl::Duration MediaTimeoutFor(const v1::Session& session);
+// The media timeout, and the final deadline: `created_at` (the relay's own clock) + the session's
+// final timeout, if control set one.
+SessionTimeouts TimeoutsFor(const v1::Session& session, absl::Time created_at);
 
 }  // namespace latchkey::relay

@@ -138,16 +138,16 @@ void SessionTable::Describe(Session& session, const v1::Session& record) {
 
 void SessionTable::SyncEngine(Session& session, const v1::Session& record, size_t attached_before) {
   if (!engine_) return;
-  const absl::Duration media_timeout = MediaTimeoutFor(record);
+  const SessionTimeouts timeouts = TimeoutsFor(record, session.created_at);
   for (size_t i = 0; i < session.streams.size(); ++i) {
     const uint32_t index = static_cast<uint32_t>(i);
     LegTarget caller = TargetFor(record.caller(), index, addressing_);
     LegTarget callee = TargetFor(record.callee(), index, addressing_);
     if (record.callee().remote().empty()) callee.rtcp_mux = caller.rtcp_mux;  // offered as the caller's
     if (i < attached_before) {
-      engine_->Configure(session.streams[i].relay, std::move(caller), std::move(callee), media_timeout);
+      engine_->Configure(session.streams[i].relay, std::move(caller), std::move(callee), timeouts);
     } else {
-      engine_->Attach(session.streams[i].relay, std::move(caller), std::move(callee), media_timeout);
+      engine_->Attach(session.streams[i].relay, std::move(caller), std::move(callee), timeouts);
     }
   }
 }

@@ -388,5 +388,64 @@ TEST_F(SessionsTest, UnansweredOfferExpiresAndFreesRelayPorts) {
       absl::Seconds(3)));
 }
 
+TEST_F(SessionsTest, FinalTimeoutEndsAnAnsweredCall) {
+  StartControl();
+  StartRelay();
+  v1::AllocateSessionRequest request;
+  request.set_call_id("call-final@pbx");
+  request.set_from_tag("caller-tag-1");
+  request.set_sdp(kCallerOffer);
+  *request.mutable_signaling_source() = testing::Address("203.0.113.7", 5060);
+  request.mutable_options()->mutable_final_timeout()->set_seconds(2);
+  v1::AllocateSessionResponse offer;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub_->AllocateSession(&context, request, &offer).ok());
+  EXPECT_EQ(offer.session().options().final_timeout().seconds(), 2);
+  v1::AnswerSessionResponse answer;
+  ASSERT_TRUE(Answer(offer.session().session_id(), &answer).ok());
+  EXPECT_EQ(GetSession(offer.session().session_id()).state(), v1::SESSION_STATE_ANSWERED);
+  ASSERT_TRUE(testing::WaitFor([&] { return GetSession(offer.session().session_id()).state() == v1::SESSION_STATE_ENDED; },
+                               absl::Seconds(6)));
+  EXPECT_EQ(GetSession(offer.session().session_id()).end_reason(), v1::SESSION_EVENT_TYPE_FINAL_TIMEOUT);
+  EXPECT_THAT(control_->Metrics(), HasSubstr("latchkey_session_ends_total{reason=\"final_timeout\"} 1"));
+  EXPECT_TRUE(testing::WaitFor([&] { return absl::StrContains(relays_[0]->Metrics(), "latchkey_relay_sessions 0"); },
+                               absl::Seconds(3)));
+}
+
+TEST_F(SessionsTest, RelayEnforcesTheFinalTimeoutWhileControlIsDown) {
+  const int grpc_port = testing::FreeTcpPort();
+  const int metrics_port = testing::FreeTcpPort();
+  StartControl("", grpc_port, metrics_port);
+  StartRelay();
+  v1::AllocateSessionRequest request;
+  request.set_call_id("call-final-alone@pbx");
+  request.set_from_tag("caller-tag-1");
+  request.set_sdp(kCallerOffer);
+  *request.mutable_signaling_source() = testing::Address("203.0.113.7", 5060);
+  request.mutable_options()->mutable_final_timeout()->set_seconds(2);
+  v1::AllocateSessionResponse offer;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub_->AllocateSession(&context, request, &offer).ok());
+
+  control_->process().Stop(SIGKILL);
+  control_.reset();
+  // Alone, the relay notices the deadline itself...
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return absl::StrContains(relays_[0]->Metrics(), "latchkey_relay_final_timeouts_total 1"); },
+      absl::Seconds(6)));
+  // ...and tells the restarted control, which ends the call and frees its ports.
+  StartControl("", grpc_port, metrics_port);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return absl::StrContains(control_->Metrics(), "latchkey_session_ends_total{reason=\"final_timeout\"} 1"); },
+      absl::Seconds(10)));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        const std::string metrics = relays_[0]->Metrics();
+        return absl::StrContains(metrics, "latchkey_relay_sessions 0") &&
+               absl::StrContains(metrics, "latchkey_relay_sessions_closed_total{reason=\"final_timeout\"} 1");
+      },
+      absl::Seconds(3)));
+}
+
 }  // namespace
 }  // namespace latchkey

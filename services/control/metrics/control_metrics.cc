@@ -75,8 +75,8 @@ ControlMetrics::ControlMetrics(prometheus::Registry& registry) {
                    .Name("latchkey_session_ends_total")
                    .Help("Sessions ended, by reason")
                    .Register(registry);
-  for (auto type : {v1::SESSION_EVENT_TYPE_RELEASED, v1::SESSION_EVENT_TYPE_EXPIRED,
-                    v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT, v1::SESSION_EVENT_TYPE_WORKER_LOST}) {
+  for (auto type : {v1::SESSION_EVENT_TYPE_RELEASED, v1::SESSION_EVENT_TYPE_EXPIRED, v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT,
+                    v1::SESSION_EVENT_TYPE_FINAL_TIMEOUT, v1::SESSION_EVENT_TYPE_WORKER_LOST}) {
     session_ends[type] = &ends.Add({{"reason", LabelFromEnum(v1::SessionEventType_Name(type), "SESSION_EVENT_TYPE_")}});
   }
 

@@ -86,14 +86,19 @@ absl::StatusOr<v1::Session> SessionManager::Load(const std::string& session_id) 
   return LoadRecord<v1::Session>(*store_, Table::kSessions, session_id, "session");
 }
 
+absl::Time SessionManager::FinalDeadlineOf(const v1::Session& session) const {
+  const absl::Duration final_timeout =
+      session.options().has_final_timeout() ? FromProto(session.options().final_timeout()) : options_.final_timeout;
+  return FromProto(session.created_at()) + final_timeout;
+}
+
 absl::Time SessionManager::ExpiryOf(const v1::Session& session) const {
-  const absl::Time created = FromProto(session.created_at());
   const absl::Time updated = FromProto(session.updated_at());
   switch (session.state()) {
     case v1::SESSION_STATE_OFFERED:
-      return std::min(updated + options_.offer_timeout, created + options_.final_timeout);
+      return std::min(updated + options_.offer_timeout, FinalDeadlineOf(session));
     case v1::SESSION_STATE_ANSWERED:
-      return std::min(updated + options_.idle_timeout, created + options_.final_timeout);
+      return std::min(updated + options_.idle_timeout, FinalDeadlineOf(session));
     default:
       return updated + options_.ended_retention;
   }
@@ -227,6 +232,10 @@ absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Allocate(const v1::A
     RETURN_IF_ERROR(CheckDuration("options.media_timeout", true, opts.media_timeout(), absl::Seconds(1), absl::Hours(24))
                         .status());
   }
+  if (opts.has_final_timeout()) {
+    RETURN_IF_ERROR(CheckDuration("options.final_timeout", true, opts.final_timeout(), absl::Seconds(1), absl::Hours(24 * 7))
+                        .status());
+  }
 
   const absl::Time now = clock_();
   const std::string call_key = absl::StrCat(request.call_id(), kSep, request.from_tag());
@@ -253,6 +262,7 @@ absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Allocate(const v1::A
   session.set_state(v1::SESSION_STATE_OFFERED);
   *session.mutable_options() = opts;
   if (!opts.has_media_timeout()) *session.mutable_options()->mutable_media_timeout() = ToProto(options_.media_timeout);
+  if (!opts.has_final_timeout()) *session.mutable_options()->mutable_final_timeout() = ToProto(options_.final_timeout);
   if (opts.ice() == v1::ICE_HANDLING_UNSPECIFIED) session.mutable_options()->set_ice(v1::ICE_HANDLING_REMOVE);
   session.mutable_caller()->set_tag(request.from_tag());
   *session.mutable_created_at() = ToProto(now);
@@ -549,7 +559,7 @@ void SessionManager::HandleWorkerEvent(const std::string& worker_id, const v1::W
   if (!session.ok() || session->worker_id() != worker_id || session->state() == v1::SESSION_STATE_ENDED) {
     // The worker still holds a session control has ended or never knew (a create that timed out
     // here but succeeded there): its media timeout is the moment to free those ports.
-    if (event.type() == v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT) {
+    if (event.type() == v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT || event.type() == v1::SESSION_EVENT_TYPE_FINAL_TIMEOUT) {
       v1::DeleteRelaySessionResponse ignored;
       DeleteOnWorker(worker_id, event.session_id(), v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT, &ignored);
     }
@@ -569,7 +579,8 @@ void SessionManager::HandleWorkerEvent(const std::string& worker_id, const v1::W
       break;
     }
     case v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT:
-      End(*session, v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT, /*tell_worker=*/true);
+    case v1::SESSION_EVENT_TYPE_FINAL_TIMEOUT:
+      End(*session, event.type(), /*tell_worker=*/true);
       break;
     default:
       break;
@@ -610,7 +621,9 @@ size_t SessionManager::SweepExpired() {
         store_->Delete(Table::kSessions, record.key).IgnoreError();  // kept for its retention only
         continue;
       }
-      End(*session, v1::SESSION_EVENT_TYPE_EXPIRED, /*tell_worker=*/true);
+      End(*session,
+          now >= FinalDeadlineOf(*session) ? v1::SESSION_EVENT_TYPE_FINAL_TIMEOUT : v1::SESSION_EVENT_TYPE_EXPIRED,
+          /*tell_worker=*/true);
       ++ended;
     }
     if (expired->size() < kBatch || handled == 0) break;

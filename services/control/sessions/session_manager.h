@@ -60,6 +60,8 @@ class SessionManager {
   absl::StatusOr<v1::Session> Load(const std::string& session_id);
   absl::Status Save(const v1::Session& session);
   absl::Time ExpiryOf(const v1::Session& session) const;
+  // created_at + the session's final timeout (its option, else the configured default).
+  absl::Time FinalDeadlineOf(const v1::Session& session) const;
   // Applies new SDP from one side to that leg (remote media, NAT verdict, latching mode); returns
   // the parsed SDP for the rewrite.
   absl::StatusOr<sdp::SessionDescription> DescribeLeg(v1::Session& session, v1::Side side, const std::string& sdp,
