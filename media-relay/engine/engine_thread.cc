@@ -19,18 +19,6 @@ namespace {
 constexpr absl::Duration kTimeoutCheckInterval = absl::Seconds(1);
 constexpr int kEpollTimeoutMs = 200;
 
-Drop FromLatch(DropReason reason) {
-  switch (reason) {
-    case DropReason::kWrongSource: return Drop::kWrongSource;
-    case DropReason::kProbation: return Drop::kProbation;
-    case DropReason::kTooFast: return Drop::kTooFast;
-    case DropReason::kNotSignalingIp: return Drop::kNotSignalingIp;
-    case DropReason::kStrict: return Drop::kStrict;
-    case DropReason::kStale: return Drop::kStale;
-    default: return Drop::kMalformed;
-  }
-}
-
 void Add(std::atomic<uint64_t>& counter, uint64_t n = 1) { EngineCounters::Add(counter, n); }
 
 }  // namespace
@@ -165,7 +153,7 @@ void EngineThread::Run() {
   }
 }
 
-void EngineThread::Refuse(RelayLeg& leg, relay::Drop reason) {
+void EngineThread::Refuse(RelayLeg& leg, DropReason reason) {
   counters_.Dropped(reason);
   Add(leg.dropped);
 }
@@ -176,7 +164,7 @@ void EngineThread::Send(int fd, mmsghdr* messages, int count, RelayLeg& out) {
     const int sent = ::sendmmsg(fd, messages + sent_total, count - sent_total, MSG_DONTWAIT);
     if (sent <= 0) {
       // The kernel refused the next one (buffer full, ICMP unreachable): drop it, keep the rest.
-      counters_.Dropped(Drop::kSendError);
+      counters_.Dropped(DropReason::kSendError);
       ++sent_total;
       continue;
     }
@@ -234,7 +222,7 @@ void EngineThread::HandleReadable(SocketTag& tag, absl::Time now) {
       Add(counters_.bytes_in, length);
       auto source = net::SocketAddress::FromSockaddr(recv_from_[i]);
       if (!source.ok() || (recv_[i].msg_hdr.msg_flags & MSG_TRUNC)) {
-        Refuse(in, Drop::kMalformed);
+        Refuse(in, DropReason::kMalformed);
         continue;
       }
       bool is_rtcp = false;
@@ -242,13 +230,13 @@ void EngineThread::HandleReadable(SocketTag& tag, absl::Time now) {
         case PacketKind::kRtp: {
           auto rtp = ParseRtp(data, length);
           if (!rtp || tag.rtcp) {
-            Refuse(in, Drop::kMalformed);
+            Refuse(in, DropReason::kMalformed);
             continue;
           }
           const LatchDecision decision = in.latch.OnRtp(*source, *rtp, now);
           if (decision.event != LatchEvent::kNone) OnLatchEvent(tag, decision.event, *source, now);
           if (!decision.forward) {
-            Refuse(in, FromLatch(decision.reason));
+            Refuse(in, decision.reason);
             continue;
           }
           in.stats.OnRtp(*rtp, now);
@@ -256,11 +244,11 @@ void EngineThread::HandleReadable(SocketTag& tag, absl::Time now) {
         }
         case PacketKind::kRtcp: {
           if (!ParseRtcp(data, length)) {
-            Refuse(in, Drop::kMalformed);
+            Refuse(in, DropReason::kMalformed);
             continue;
           }
           if (!in.latch.OnRtcp(*source, now).forward) {
-            Refuse(in, Drop::kRtcpRefused);
+            Refuse(in, DropReason::kRtcpRefused);
             continue;
           }
           if (tag.rtcp) in.rtcp_source = *source;
@@ -268,10 +256,10 @@ void EngineThread::HandleReadable(SocketTag& tag, absl::Time now) {
           break;
         }
         case PacketKind::kStun:
-          Refuse(in, Drop::kStun);
+          Refuse(in, DropReason::kStun);
           continue;
         default:
-          Refuse(in, Drop::kMalformed);
+          Refuse(in, DropReason::kMalformed);
           continue;
       }
       tag.stream->activity->last_packet = now;
@@ -283,7 +271,7 @@ void EngineThread::HandleReadable(SocketTag& tag, absl::Time now) {
         destination = out.rtcp_source ? out.rtcp_source : out.sdp_rtcp;
       }
       if (!destination) {
-        Refuse(in, Drop::kNoDestination);
+        Refuse(in, DropReason::kNoDestination);
         continue;
       }
       const bool via_rtcp_socket = is_rtcp && !out.rtcp_mux;

@@ -47,7 +47,7 @@ class EngineThread {
   void HandleReadable(SocketTag& tag, absl::Time now);
   void OnLatchEvent(SocketTag& tag, LatchEvent event, const net::SocketAddress& source, absl::Time now);
   void CheckTimeouts(absl::Time now);
-  void Refuse(RelayLeg& leg, relay::Drop reason);
+  void Refuse(RelayLeg& leg, DropReason reason);
   void Send(int fd, mmsghdr* messages, int count, RelayLeg& out);
 
   const int index_;

@@ -54,8 +54,12 @@ absl::string_view DropReasonName(DropReason reason) {
     case DropReason::kTooFast: return "too_fast";
     case DropReason::kNotSignalingIp: return "not_signaling_ip";
     case DropReason::kStrict: return "strict";
-    case DropReason::kNotRtp: return "not_rtp";
     case DropReason::kStale: return "stale";
+    case DropReason::kMalformed: return "malformed";
+    case DropReason::kNoDestination: return "no_destination";
+    case DropReason::kSendError: return "send_error";
+    case DropReason::kStun: return "stun";
+    case DropReason::kRtcpRefused: return "rtcp_refused";
     case DropReason::kCount: break;
   }
   return "unknown";

@@ -85,11 +85,16 @@ enum class DropReason : uint8_t {
   kTooFast,         // flood: below min_interarrival from one source
   kNotSignalingIp,  // SIGNALING_SOURCE and not the signalling IP
   kStrict,          // STRICT and not the SDP address
-  kNotRtp,          // for the caller: the packet did not parse
   kStale,           // old source within stale_grace after a signalled change
+  // Refused by the packet engine before or after the latch:
+  kMalformed,       // not RTP/RTCP/STUN, truncated, or RTP on an RTCP port
+  kNoDestination,   // the other leg has no address to send to yet
+  kSendError,       // the kernel refused the send (buffer full, unreachable)
+  kStun,            // STUN on a media port (no ICE here)
+  kRtcpRefused,     // RTCP not from the latched source
   kCount,
 };
-// "wrong_source", "probation", ... for metric labels.
+// "wrong_source", "probation", ... for metric labels (latchkey_relay_drops_total{reason}).
 absl::string_view DropReasonName(DropReason reason);
 
 enum class LatchEvent : uint8_t { kNone, kLatched, kRelatched };

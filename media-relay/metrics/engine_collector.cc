@@ -5,25 +5,6 @@
 #include "prometheus/metric_family.h"
 
 namespace latchkey::relay {
-
-const char* DropName(Drop drop) {
-  switch (drop) {
-    case Drop::kWrongSource: return "wrong_source";
-    case Drop::kProbation: return "probation";
-    case Drop::kTooFast: return "too_fast";
-    case Drop::kNotSignalingIp: return "not_signaling_ip";
-    case Drop::kStrict: return "strict";
-    case Drop::kStale: return "stale";
-    case Drop::kMalformed: return "malformed";
-    case Drop::kNoDestination: return "no_destination";
-    case Drop::kSendError: return "send_error";
-    case Drop::kStun: return "stun";
-    case Drop::kRtcpRefused: return "rtcp_refused";
-    case Drop::kCount: break;
-  }
-  return "unknown";
-}
-
 namespace {
 
 class EngineCollector : public prometheus::Collectable {
@@ -62,9 +43,9 @@ class EngineCollector : public prometheus::Collectable {
     add(bytes, by(&EngineCounters::bytes_out), {{"direction", "out"}});
     out.push_back(std::move(bytes));
     auto drops = counter("latchkey_relay_drops_total", "Packets received and not forwarded, by reason");
-    for (size_t r = 0; r < static_cast<size_t>(Drop::kCount); ++r) {
+    for (size_t r = 1; r < static_cast<size_t>(DropReason::kCount); ++r) {  // 1: kNone is no drop
       add(drops, sum([r](const EngineCounters& c) -> const std::atomic<uint64_t>& { return c.drops[r]; }),
-          {{"reason", DropName(static_cast<Drop>(r))}});
+          {{"reason", std::string(DropReasonName(static_cast<DropReason>(r)))}});
     }
     out.push_back(std::move(drops));
     auto latches = counter("latchkey_relay_latches_total", "Legs that latched onto their endpoint's source");
