@@ -11,6 +11,12 @@ build_pkgs=(
 # Real peers and tools the test suite drives (sipp as a phone, coturn's STUN client, clang for fuzz
 # targets, curl for /metrics).
 test_pkgs=(sip-tester coturn clang libclang-rt-14-dev curl iproute2 iptables procps)
+# Deploy checks (tests/deploy): promtool and a Prometheus server, kubectl for `kubectl kustomize`,
+# node + npm for schema validation. A kubectl or node already installed from elsewhere is kept (the
+# Debian packages would conflict with it).
+test_pkgs+=(prometheus)
+command -v kubectl >/dev/null || test_pkgs+=(kubernetes-client)
+command -v npm >/dev/null || test_pkgs+=(nodejs npm)
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")
 
