@@ -21,6 +21,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM INT
 
+# Servers die with this script even when it is killed outright (a CTest timeout sends SIGKILL, which
+# no trap sees): setpriv gives them a parent-death signal.
+run_bg() {
+  setpriv --pdeathsig KILL -- "$@" &
+  pids+=($!)
+}
+
 fail() {
   echo "FAIL: $*" >&2
   exit 1
@@ -46,8 +53,7 @@ logged() {
 # start_control [FLAGS...]: control on loopback with kernel-chosen ports; sets control_grpc and
 # control_metrics.
 start_control() {
-  "$LATCHKEY_CONTROL_BIN" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 "$@" >"$scratch/control.log" 2>&1 &
-  pids+=($!)
+  run_bg "$LATCHKEY_CONTROL_BIN" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 "$@" >"$scratch/control.log" 2>&1
   wait_for 20 "control ready" grep -q 'latchkey-control ready' "$scratch/control.log"
   control_grpc=$(logged "$scratch/control.log" grpc_port)
   control_metrics=$(logged "$scratch/control.log" metrics_port)
@@ -60,11 +66,10 @@ start_relay() {
   shift
   # A random 200-port range, so that parallel tests rarely share one.
   local port_min=$((40000 + 2 * (RANDOM % 9000)))
-  "$LATCHKEY_RELAY_BIN" --control="127.0.0.1:$control_grpc" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+  run_bg "$LATCHKEY_RELAY_BIN" --control="127.0.0.1:$control_grpc" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
     --worker_id="$id" --media_ip=127.0.0.1 --port_min="$port_min" --port_max=$((port_min + 199)) --threads=1 \
-    "$@" >"$scratch/relay.log" 2>&1 &
-  relay_pid=$!
-  pids+=("$relay_pid")
+    "$@" >"$scratch/relay.log" 2>&1
+  relay_pid=${pids[-1]}
   wait_for 20 "relay ready" grep -q 'latchkey-relay ready' "$scratch/relay.log"
   relay_grpc=$(logged "$scratch/relay.log" grpc_port)
   relay_metrics=$(logged "$scratch/relay.log" metrics_port)

@@ -16,9 +16,8 @@ prom=http://127.0.0.1:$port
 node "$here/validate.js" prometheus-config "$repo/deploy/monitoring/prometheus/prometheus.yml" \
   "127.0.0.1:$control_metrics" "127.0.0.1:$relay_metrics" "$scratch/prometheus.yml"
 promtool check config "$scratch/prometheus.yml" >/dev/null
-prometheus --config.file="$scratch/prometheus.yml" --storage.tsdb.path="$scratch/tsdb" \
-  --web.listen-address="127.0.0.1:$port" --log.level=warn >"$scratch/prometheus.log" 2>&1 &
-pids+=($!)
+run_bg prometheus --config.file="$scratch/prometheus.yml" --storage.tsdb.path="$scratch/tsdb" \
+  --web.listen-address="127.0.0.1:$port" --log.level=warn >"$scratch/prometheus.log" 2>&1
 wait_for 30 "Prometheus ready" curl -sf "$prom/-/ready"
 
 ctl register --aor=sip:alice@example.com --contact='<sip:alice@192.168.1.20:5060>' \
@@ -100,6 +99,7 @@ alert_state() {
 }
 alert_state LatchkeyNoRelayWorkers pending && fail "LatchkeyNoRelayWorkers pending while a relay is up"
 kill -KILL "$relay_pid"
+wait "$relay_pid" 2>/dev/null || true
 wait_for 20 "LatchkeyRelayWorkerLost firing" alert_state LatchkeyRelayWorkerLost firing
 wait_for 10 "LatchkeyNoRelayWorkers pending" alert_state LatchkeyNoRelayWorkers pending
 echo "relay killed: LatchkeyRelayWorkerLost firing, LatchkeyNoRelayWorkers pending"
