@@ -98,6 +98,13 @@ function flagsOf(helpDir, binary) {
 }
 
 // "--name=value" arguments of a command line (a shell -c string is split on spaces).
+// The default of a flag in --helpfull output: `--listen (...); default: "127.0.0.1:7400";`.
+function flagDefault(helpDir, binary, flag) {
+  const text = fs.readFileSync(path.join(helpDir, `${binary}.txt`), 'utf8').replace(/\s+/g, ' ');
+  const m = new RegExp(`--${flag} \\(.*?\\); default: "([^"]*)";`).exec(text);
+  return m ? m[1] : undefined;
+}
+
 function flagArgs(words) {
   const out = {};
   for (const w of words.flatMap((x) => String(x).split(/\s+/))) {
@@ -241,6 +248,11 @@ function checkOverlay(name, objs, helpDir, options) {
     const fields = textprotoFields(config || '');
     check(portOf(fields.listen) === ports.grpc, `${where}: control listen ${fields.listen} vs containerPort grpc ${ports.grpc}`);
     check(portOf(fields.metrics_listen) === ports.metrics, `${where}: control metrics_listen ${fields.metrics_listen} vs containerPort metrics ${ports.metrics}`);
+    // The binary's own defaults, which docs and latchkeyctl assume, are the ports used here too.
+    for (const [flag, name] of [['listen', 'grpc'], ['metrics_listen', 'metrics']]) {
+      const def = flagDefault(helpDir, 'latchkey-control', flag);
+      check(portOf(def) === ports[name], `${where}: control containerPort ${name} ${ports[name]} vs --${flag} default ${def}`);
+    }
     const grpcServicePort = service.spec.ports.find((p) => p.name === 'grpc');
     controlAddress = `${service.metadata.name}:${grpcServicePort && grpcServicePort.port}`;
     const replicas = control.spec.replicas;
@@ -272,6 +284,10 @@ function checkOverlay(name, objs, helpDir, options) {
     const ports = Object.fromEntries(c.ports.map((p) => [p.name, p.containerPort]));
     check(portOf(args.listen) === ports.grpc, `${where}: relay --listen ${args.listen} vs containerPort grpc ${ports.grpc}`);
     check(portOf(args.metrics_listen) === ports.metrics, `${where}: relay --metrics_listen ${args.metrics_listen} vs containerPort metrics ${ports.metrics}`);
+    for (const [flag, name] of [['listen', 'grpc'], ['metrics_listen', 'metrics']]) {
+      const def = flagDefault(helpDir, 'latchkey-relay', flag);
+      check(portOf(def) === ports[name], `${where}: relay containerPort ${name} ${ports[name]} vs --${flag} default ${def}`);
+    }
     for (const flag of ['advertised_ip', 'media_ip', 'listen']) {
       const m = /\$\((\w+)\)/.exec(args[flag] || '');
       check(m && env[m[1]] === 'status.hostIP', `${where}: relay --${flag} must come from the node (status.hostIP)`);
@@ -283,6 +299,8 @@ function checkOverlay(name, objs, helpDir, options) {
     check(config !== undefined, `${where}: relay --config must be a file of a mounted ConfigMap`);
     const fields = textprotoFields(config || '');
     check(fields.control === controlAddress, `${where}: relay dials control at ${fields.control}, the Service is ${controlAddress}`);
+    check(portOf(flagDefault(helpDir, 'latchkey-relay', 'control')) === portOf(fields.control),
+      `${where}: relay dials control on another port than its --control default`);
     const preStop = c.lifecycle && c.lifecycle.preStop && c.lifecycle.preStop.exec;
     check(preStop, `${where}: relay needs a preStop hook`);
     if (preStop) {
