@@ -4,6 +4,7 @@ set -euo pipefail
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-deploy.XXXXXX")
 pids=()
+cleanup_paths=() # removed on exit, with $scratch
 cleanup() {
   local rc=$?
   for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
@@ -15,7 +16,7 @@ cleanup() {
       tail -n 30 "$log" >&2
     done
   fi
-  rm -rf "$scratch"
+  rm -rf "$scratch" "${cleanup_paths[@]}"
   exit "$rc"
 }
 trap cleanup EXIT

@@ -18,6 +18,7 @@ render_raw_keepalive() {
   local out=$1
   local dir="${LATCHKEY_DEPLOY_WORK:-$scratch}/raw-keepalive-overlay.$$"
   rm -rf "$dir" && mkdir -p "$dir"
+  cleanup_paths+=("$dir")
   local single components
   single=$(realpath --relative-to="$dir" "$k8s/overlays/single")
   components=$(realpath --relative-to="$dir" "$k8s/components/raw-keepalive")
@@ -25,12 +26,11 @@ render_raw_keepalive() {
   if ! "$kubectl" kustomize "$dir" >"$out" 2>"$out.err"; then
     local minor
     minor=$("$kubectl" version --client -o json | node -e 'console.log(JSON.parse(require("fs").readFileSync(0)).clientVersion.minor)')
-    [[ ${minor%%[^0-9]*} -lt 21 ]] || { cat "$out.err" >&2; rm -rf "$dir"; fail "raw-keepalive component does not render"; }
+    [[ ${minor%%[^0-9]*} -lt 21 ]] || { cat "$out.err" >&2; fail "raw-keepalive component does not render"; }
     cp "$k8s/components/raw-keepalive/relay-net-raw.yaml" "$dir/"
     printf 'bases:\n  - %s\npatchesStrategicMerge:\n  - relay-net-raw.yaml\n' "$single" >"$dir/kustomization.yaml"
-    "$kubectl" kustomize "$dir" >"$out" 2>"$out.err" || { cat "$out.err" >&2; rm -rf "$dir"; fail "raw-keepalive patch does not render"; }
+    "$kubectl" kustomize "$dir" >"$out" 2>"$out.err" || { cat "$out.err" >&2; fail "raw-keepalive patch does not render"; }
   fi
-  rm -rf "$dir"
 }
 
 render_all() {
