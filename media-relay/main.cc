@@ -1,7 +1,10 @@
 // latchkey-relay: a media relay worker. Registers with latchkey-control, serves RelayService, and
 // exports Prometheus metrics.
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <thread>
@@ -11,6 +14,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/config/flags.h"
@@ -27,6 +31,7 @@
 #include "media-relay/agent/control_client.h"
 #include "media-relay/agent/relay_service.h"
 #include "media-relay/engine/packet_engine.h"
+#include "media-relay/keepalive/keepalive_sender.h"
 #include "media-relay/metrics/engine_collector.h"
 #include "media-relay/sessions/session_table.h"
 
@@ -45,6 +50,12 @@ ABSL_FLAG(uint32_t, threads, 0, "Packet threads (0: one per core)");
 ABSL_FLAG(absl::Duration, port_quarantine, absl::Seconds(5), "A released port pair is not reused for this long");
 ABSL_FLAG(std::string, grpc_advertise, "", "HOST:PORT control dials to reach this worker");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
+ABSL_FLAG(std::string, keepalive_mode, "registrar_source",
+          "registrar_source (raw sockets, needs CAP_NET_RAW), own_socket, or off");
+ABSL_FLAG(std::string, keepalive_listen, "", "own_socket mode: IP:PORT of the SIP socket (default: first media IP, any port)");
+ABSL_FLAG(std::string, keepalive_source_ips, "",
+          "registrar_source mode: comma-separated registrar IPs this worker may send from (default: all local IPv4)");
+ABSL_FLAG(std::string, stun_listen, "", "STUN responder IP:PORT, or off (default: first media IP, port 3478)");
 
 namespace latchkey::relay {
 namespace {
@@ -78,6 +89,30 @@ absl::StatusOr<v1::RelayConfig> LoadConfig() {
     config.set_threads(absl::GetFlag(FLAGS_threads) ? absl::GetFlag(FLAGS_threads) : std::thread::hardware_concurrency());
   }
   if (FlagGiven(FLAGS_grpc_advertise)) config.set_grpc_advertise(absl::GetFlag(FLAGS_grpc_advertise));
+  if (FlagGiven(FLAGS_keepalive_mode) || (config.keepalive_mode() == v1::KEEPALIVE_SOURCE_MODE_UNSPECIFIED &&
+                                          !config.keepalives_off())) {
+    const std::string mode = absl::GetFlag(FLAGS_keepalive_mode);
+    config.set_keepalives_off(mode == "off");
+    if (mode == "registrar_source") {
+      config.set_keepalive_mode(v1::KEEPALIVE_SOURCE_MODE_REGISTRAR_SOURCE);
+    } else if (mode == "own_socket") {
+      config.set_keepalive_mode(v1::KEEPALIVE_SOURCE_MODE_OWN_SOCKET);
+    } else if (mode != "off") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("keepalive_mode: must be registrar_source, own_socket or off, got \"", mode, "\""));
+    }
+  }
+  if (FlagGiven(FLAGS_keepalive_listen)) config.set_keepalive_listen(absl::GetFlag(FLAGS_keepalive_listen));
+  if (FlagGiven(FLAGS_keepalive_source_ips)) {
+    config.clear_keepalive_source_ips();
+    for (auto ip : absl::StrSplit(absl::GetFlag(FLAGS_keepalive_source_ips), ',', absl::SkipEmpty())) {
+      config.add_keepalive_source_ips(std::string(ip));
+    }
+  }
+  if (FlagGiven(FLAGS_stun_listen)) config.set_stun_listen(absl::GetFlag(FLAGS_stun_listen));
+  if (config.keepalive_mode() == v1::KEEPALIVE_SOURCE_MODE_UNSPECIFIED) {
+    config.set_keepalive_mode(v1::KEEPALIVE_SOURCE_MODE_REGISTRAR_SOURCE);
+  }
   if (config.worker_id().empty()) {
     char host[256] = {};
     ::gethostname(host, sizeof(host) - 1);
@@ -126,6 +161,86 @@ absl::StatusOr<std::vector<MediaAddresses>> ResolveAddresses(const v1::RelayConf
   }
   return out;
 }
+
+std::vector<std::string> LocalIpv4Addresses() {
+  std::vector<std::string> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    std::string ip = net::IpAddress::FromV4(reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr).ToString();
+    if (std::find(out.begin(), out.end(), ip) == out.end()) out.push_back(std::move(ip));
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+// Opens the keepalive sockets. Without CAP_NET_RAW the worker runs on without keepalives (and
+// announces no source address, so control assigns it none) rather than refusing to relay media.
+std::unique_ptr<KeepaliveSender> StartKeepalives(const v1::RelayConfig& config, const net::IpAddress& first_media_ip,
+                                                 prometheus::Registry& registry, KeepaliveEventSink* sink,
+                                                 ControlClientOptions* announce, absl::Status* config_error) {
+  if (config.keepalives_off()) {
+    log::LogInfo("keepalives off");
+    return nullptr;
+  }
+  KeepaliveSenderOptions options;
+  options.mode = config.keepalive_mode();
+  if (options.mode == v1::KEEPALIVE_SOURCE_MODE_OWN_SOCKET) {
+    options.own_socket = {first_media_ip, 0};
+    if (!config.keepalive_listen().empty()) {
+      auto listen = net::SocketAddress::Parse(config.keepalive_listen());
+      if (!listen.ok()) {
+        *config_error = absl::InvalidArgumentError(absl::StrCat("keepalive_listen: ", listen.status().message()));
+        return nullptr;
+      }
+      options.own_socket = *listen;
+    }
+  }
+  std::vector<std::string> sources;
+  for (const std::string& ip : config.keepalive_source_ips()) {
+    auto parsed = net::IpAddress::Parse(ip);
+    if (!parsed.ok()) {
+      *config_error = absl::InvalidArgumentError(absl::StrCat("keepalive_source_ips: ", parsed.status().message()));
+      return nullptr;
+    }
+    sources.push_back(parsed->ToString());
+  }
+  auto sender = KeepaliveSender::Create(options, registry, sink);
+  if (!sender.ok()) {
+    log::LogWarning("keepalives disabled").Kv("error", sender.status().ToString());
+    return nullptr;
+  }
+  announce->keepalive_mode = options.mode;
+  if (options.mode == v1::KEEPALIVE_SOURCE_MODE_OWN_SOCKET) {
+    announce->keepalive_source_ips = {(*sender)->own_address().ip.ToString()};
+  } else {
+    announce->keepalive_source_ips = sources.empty() ? LocalIpv4Addresses() : sources;
+  }
+  (*sender)->Start();
+  log::LogInfo("keepalives on")
+      .Kv("mode", options.mode == v1::KEEPALIVE_SOURCE_MODE_OWN_SOCKET ? "own_socket" : "registrar_source")
+      .Kv("own_socket", options.mode == v1::KEEPALIVE_SOURCE_MODE_OWN_SOCKET ? (*sender)->own_address().ToString() : "")
+      .Kv("source_ips", absl::StrJoin(announce->keepalive_source_ips, ","));
+  return *std::move(sender);
+}
+
+// Keepalive events reach the control client once it exists, like the engine's.
+class KeepaliveForwarder : public KeepaliveEventSink {
+ public:
+  void Forward(KeepaliveEventSink* target) {
+    absl::MutexLock lock(&mu_);
+    target_ = target;
+  }
+  void OnKeepaliveEvents(std::vector<KeepaliveEventOut> events) override {
+    absl::MutexLock lock(&mu_);
+    if (target_) target_->OnKeepaliveEvents(std::move(events));
+  }
+
+ private:
+  absl::Mutex mu_;
+  KeepaliveEventSink* target_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
 
 // Engine events reach the control client once it exists (it needs the gRPC port, which needs the
 // session table, which needs the engine).
@@ -185,7 +300,10 @@ int Main(int argc, char** argv) {
 
   auto registry = std::make_shared<prometheus::Registry>();
   // Started once the gRPC port is known (control must be able to dial us back).
-  ControlClientOptions client_options{config->control(), config->worker_id(), "", {}, LATCHKEY_VERSION};
+  ControlClientOptions client_options;
+  client_options.control_address = config->control();
+  client_options.worker_id = config->worker_id();
+  client_options.version = LATCHKEY_VERSION;
   for (const MediaAddresses& a : *addresses) client_options.advertised_ips.push_back(a.advertised.ToString());
   std::string grpc_advertise = config->grpc_advertise();
 
@@ -197,7 +315,15 @@ int Main(int argc, char** argv) {
   }
   SessionTable sessions({*addresses, config->max_sessions()}, *std::move(pool), &engine);
   RelayMetrics relay_metrics(*registry);
-  RelayServiceImpl relay_service(&sessions, &relay_metrics);
+  auto keepalive_events = std::make_unique<KeepaliveForwarder>();
+  absl::Status keepalive_config;
+  std::unique_ptr<KeepaliveSender> keepalives = StartKeepalives(
+      *config, addresses->front().bind, *registry, keepalive_events.get(), &client_options, &keepalive_config);
+  if (!keepalive_config.ok()) {
+    log::LogError("invalid configuration").Kv("error", keepalive_config.ToString());
+    return 2;
+  }
+  RelayServiceImpl relay_service(&sessions, &relay_metrics, keepalives.get());
   auto server = grpcutil::StartServer(config->listen(), {&relay_service}, *registry);
   if (!server.ok()) {
     log::LogError("cannot start gRPC server").Kv("error", server.status().ToString());
@@ -217,7 +343,8 @@ int Main(int argc, char** argv) {
   client_options.grpc_address = grpc_advertise;
   ControlClient control(client_options, *registry);
   control_events->Forward(&control);
-  control.Start(&sessions, &engine);
+  keepalive_events->Forward(&control);
+  control.Start(&sessions, &engine, keepalives.get());
 
   server->SetServing(true);
   log::LogInfo("latchkey-relay ready")
@@ -253,6 +380,8 @@ int Main(int argc, char** argv) {
   while (sessions.size() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(200));
   relay_metrics.closed_worker_drain->Increment(static_cast<double>(sessions.size()));
   control_events->Forward(nullptr);
+  keepalive_events->Forward(nullptr);
+  if (keepalives) keepalives->Stop();
   control.Stop();
   stopping = true;
   gauges.join();

@@ -48,8 +48,9 @@ ControlClient::ControlClient(ControlClientOptions options, prometheus::Registry&
 
 ControlClient::~ControlClient() { Stop(); }
 
-void ControlClient::Start(SessionTable* sessions, const PacketEngine* engine) {
+void ControlClient::Start(SessionTable* sessions, const PacketEngine* engine, const KeepaliveSender* keepalives) {
   sessions_ = sessions;
+  keepalives_ = keepalives;
   load_meter_ = std::make_unique<LoadMeter>(engine);
   thread_ = std::thread([this] { Run(); });
 }
@@ -84,20 +85,38 @@ void ControlClient::OnEngineEvent(EngineEvent event) {
 
 bool ControlClient::WaitForWork(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
-  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || (registered_ && !events_.empty()); };
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || (registered_ && (!events_.empty() || !keepalive_events_.empty()));
+  };
   mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
   return !stopping_;
 }
 
+void ControlClient::OnKeepaliveEvents(std::vector<KeepaliveEventOut> events) {
+  absl::MutexLock lock(&mu_);
+  for (KeepaliveEventOut& e : events) {
+    if (keepalive_events_.size() >= kMaxQueuedEvents) {
+      keepalive_events_.erase(keepalive_events_.begin());
+      events_dropped_->Increment();
+    }
+    keepalive_events_.push_back(std::move(e));
+  }
+}
+
 bool ControlClient::ReportQueuedEvents() {
   std::vector<EngineEvent> batch;
+  std::vector<KeepaliveEventOut> keepalive_batch;
   {
     absl::MutexLock lock(&mu_);
     const size_t n = std::min<size_t>(events_.size(), kMaxEventsPerReport);
     batch.assign(std::make_move_iterator(events_.begin()), std::make_move_iterator(events_.begin() + n));
     events_.erase(events_.begin(), events_.begin() + n);
+    const size_t k = std::min<size_t>(keepalive_events_.size(), kMaxEventsPerReport);
+    keepalive_batch.assign(std::make_move_iterator(keepalive_events_.begin()),
+                           std::make_move_iterator(keepalive_events_.begin() + k));
+    keepalive_events_.erase(keepalive_events_.begin(), keepalive_events_.begin() + k);
   }
-  if (batch.empty()) return true;
+  if (batch.empty() && keepalive_batch.empty()) return true;
   v1::ReportEventsRequest request;
   request.set_worker_id(options_.worker_id);
   for (const EngineEvent& e : batch) {
@@ -111,17 +130,31 @@ bool ControlClient::ReportQueuedEvents() {
     }
     *event->mutable_time() = ToProto(e.time);
   }
+  for (const KeepaliveEventOut& e : keepalive_batch) {
+    v1::KeepaliveEvent* event = request.add_keepalive_events();
+    event->set_binding_id(e.binding_id);
+    event->set_reachability(e.reachability);
+    event->set_status_code(e.status_code);
+    *event->mutable_rtt() = ToProto(e.rtt);
+    *event->mutable_time() = ToProto(e.time);
+  }
   v1::ReportEventsResponse response;
   grpc::ClientContext context;
   SetDeadline(&context);
   grpc::Status status = stub_->ReportEvents(&context, request, &response);
   if (status.ok()) {
-    events_reported_->Increment(static_cast<double>(batch.size()));
+    events_reported_->Increment(static_cast<double>(batch.size() + keepalive_batch.size()));
     return true;
   }
   // Put them back for the next try (control restarting); the queue bound still applies.
   absl::MutexLock lock(&mu_);
   events_.insert(events_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+  keepalive_events_.insert(keepalive_events_.begin(), std::make_move_iterator(keepalive_batch.begin()),
+                           std::make_move_iterator(keepalive_batch.end()));
+  while (keepalive_events_.size() > kMaxQueuedEvents) {
+    keepalive_events_.erase(keepalive_events_.begin());
+    events_dropped_->Increment();
+  }
   while (events_.size() > kMaxQueuedEvents) {
     events_.erase(events_.begin());
     events_dropped_->Increment();
@@ -136,6 +169,7 @@ v1::WorkerLoad ControlClient::CurrentLoad() {
   const LoadMeter::Sample sample = load_meter_->Take(now);
   load.set_packets_per_second(sample.packets_per_second);
   load.set_cpu(sample.cpu);
+  if (keepalives_) load.set_keepalive_targets(static_cast<uint32_t>(keepalives_->size()));
   return load;
 }
 
@@ -145,6 +179,8 @@ bool ControlClient::RegisterOnce() {
   request.set_grpc_address(options_.grpc_address);
   for (const std::string& ip : options_.advertised_ips) request.add_advertised_ips(ip);
   request.set_version(options_.version);
+  request.set_keepalive_mode(options_.keepalive_mode);
+  for (const std::string& ip : options_.keepalive_source_ips) request.add_keepalive_source_ips(ip);
   *request.mutable_load() = CurrentLoad();
   request.set_draining(sessions_->draining());
   for (v1::Session& session : sessions_->Snapshot()) *request.add_sessions() = std::move(session);

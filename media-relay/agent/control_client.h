@@ -12,6 +12,7 @@
 #include "latchkey/v1/worker.grpc.pb.h"
 #include "media-relay/agent/load_meter.h"
 #include "media-relay/engine/engine_events.h"
+#include "media-relay/keepalive/keepalive_sender.h"
 #include "media-relay/sessions/session_table.h"
 #include "prometheus/counter.h"
 #include "prometheus/registry.h"
@@ -24,20 +25,25 @@ struct ControlClientOptions {
   std::string grpc_address;  // where control reaches our RelayService
   std::vector<std::string> advertised_ips;
   std::string version;
+  // Keepalives: how this worker sends them and from which addresses (empty: it sends none).
+  v1::KeepaliveSourceMode keepalive_mode = v1::KEEPALIVE_SOURCE_MODE_UNSPECIFIED;
+  std::vector<std::string> keepalive_source_ips;
 };
 
-class ControlClient : public EngineEventSink {
+class ControlClient : public EngineEventSink, public KeepaliveEventSink {
  public:
   ControlClient(ControlClientOptions options, prometheus::Registry& registry);
   ~ControlClient();
 
   // Starts registering and heartbeating for `sessions`, with rates from `engine` (both must outlive
   // Stop(); engine may be null).
-  void Start(SessionTable* sessions, const PacketEngine* engine = nullptr);
+  void Start(SessionTable* sessions, const PacketEngine* engine = nullptr, const KeepaliveSender* keepalives = nullptr);
   void Stop();
   bool registered() const;
   // From the packet threads: queued and reported to control at once (bounded; oldest dropped).
   void OnEngineEvent(EngineEvent event) override;
+  // From the keepalive thread: reachability changes, reported like the engine's events.
+  void OnKeepaliveEvents(std::vector<KeepaliveEventOut> events) override;
 
  private:
   void Run();
@@ -52,6 +58,7 @@ class ControlClient : public EngineEventSink {
 
   const ControlClientOptions options_;
   SessionTable* sessions_ = nullptr;
+  const KeepaliveSender* keepalives_ = nullptr;
   std::unique_ptr<LoadMeter> load_meter_;  // control client thread only
   std::unique_ptr<v1::WorkerRegistryService::Stub> stub_;
   prometheus::Counter* registrations_;
@@ -66,6 +73,7 @@ class ControlClient : public EngineEventSink {
   std::string registration_id_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(1);
   std::vector<EngineEvent> events_ ABSL_GUARDED_BY(mu_);
+  std::vector<KeepaliveEventOut> keepalive_events_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

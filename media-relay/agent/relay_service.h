@@ -1,6 +1,7 @@
 #pragma once
 // The RelayService control calls: thin gRPC adapter over the SessionTable.
 #include "latchkey/v1/worker.grpc.pb.h"
+#include "media-relay/keepalive/keepalive_sender.h"
 #include "media-relay/metrics/relay_metrics.h"
 #include "media-relay/sessions/session_table.h"
 
@@ -8,7 +9,9 @@ namespace latchkey::relay {
 
 class RelayServiceImpl final : public v1::RelayService::Service {
  public:
-  RelayServiceImpl(SessionTable* sessions, RelayMetrics* metrics) : sessions_(sessions), metrics_(metrics) {}
+  // `keepalives` may be null (keepalives off): SetKeepalives then answers FAILED_PRECONDITION.
+  RelayServiceImpl(SessionTable* sessions, RelayMetrics* metrics, KeepaliveSender* keepalives = nullptr)
+      : sessions_(sessions), metrics_(metrics), keepalives_(keepalives) {}
 
   grpc::Status CreateRelaySession(grpc::ServerContext*, const v1::CreateRelaySessionRequest* request,
                                   v1::CreateRelaySessionResponse* response) override;
@@ -18,12 +21,15 @@ class RelayServiceImpl final : public v1::RelayService::Service {
                                   v1::DeleteRelaySessionResponse* response) override;
   grpc::Status GetRelaySession(grpc::ServerContext*, const v1::GetRelaySessionRequest* request,
                                v1::GetRelaySessionResponse* response) override;
+  grpc::Status SetKeepalives(grpc::ServerContext*, const v1::SetKeepalivesRequest* request,
+                             v1::SetKeepalivesResponse* response) override;
   grpc::Status DrainRelay(grpc::ServerContext*, const v1::DrainRelayRequest* request,
                           v1::DrainRelayResponse* response) override;
 
  private:
   SessionTable* sessions_;
   RelayMetrics* metrics_;
+  KeepaliveSender* keepalives_;
 };
 
 }  // namespace latchkey::relay

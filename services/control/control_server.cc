@@ -71,7 +71,10 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
       s.store_.get(), s.detector_.get(), s.workers_.get(), metrics, s.session_events_.get(), clock);
   s.nat_service_ = std::make_unique<NatControlServiceImpl>(s.bindings_.get(), s.sessions_.get(), s.workers_.get(),
                                                            s.binding_events_.get(), s.session_events_.get());
-  s.worker_service_ = std::make_unique<WorkerRegistryServiceImpl>(s.workers_.get(), s.sessions_.get(), clock);
+  s.worker_service_ =
+      std::make_unique<WorkerRegistryServiceImpl>(s.workers_.get(), s.sessions_.get(), s.bindings_.get(), clock);
+  s.keepalives_ = std::make_unique<KeepaliveAssigner>(KeepaliveAssignerOptions{}, s.store_.get(), s.workers_.get(), metrics);
+  s.bindings_->SetObserver(s.keepalives_.get());
 
   auto metrics_server = metrics::MetricsServer::Start(config.metrics_listen(), s.registry_);
   if (!metrics_server.ok()) return metrics_server.status();
@@ -80,6 +83,7 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
   if (!grpc.ok()) return grpc.status();
   s.grpc_ = *std::move(grpc);
   s.sweeper_ = std::thread([&s] { s.SweepLoop(); });
+  s.keepalives_->Start();
   s.grpc_.SetServing(true);
   return server;
 }
@@ -105,6 +109,7 @@ void ControlServer::Shutdown() {
   if (grpc_.server) grpc_.server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
   stop_.Notify();
   if (sweeper_.joinable()) sweeper_.join();
+  if (keepalives_) keepalives_->Stop();
 }
 
 ControlServer::~ControlServer() { Shutdown(); }

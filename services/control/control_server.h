@@ -12,6 +12,7 @@
 #include "services/control/api/nat_control_service.h"
 #include "services/control/api/worker_registry_service.h"
 #include "services/control/bindings/binding_manager.h"
+#include "services/control/keepalive/keepalive_assigner.h"
 #include "services/control/sessions/session_manager.h"
 #include "services/control/store/store.h"
 
@@ -45,6 +46,7 @@ class ControlServer {
   std::unique_ptr<EventHub<SessionEvent>> session_events_;
   std::unique_ptr<BindingManager> bindings_;
   std::unique_ptr<SessionManager> sessions_;
+  std::unique_ptr<KeepaliveAssigner> keepalives_;
   std::unique_ptr<NatControlServiceImpl> nat_service_;
   std::unique_ptr<WorkerRegistryServiceImpl> worker_service_;
   grpcutil::StartedServer grpc_;

@@ -12,8 +12,8 @@ namespace latchkey::control {
 using grpcutil::ToGrpc;
 
 WorkerRegistryServiceImpl::WorkerRegistryServiceImpl(WorkerRegistry* workers, SessionManager* sessions,
-                                                     std::function<absl::Time()> clock)
-    : workers_(workers), sessions_(sessions), clock_(std::move(clock)) {}
+                                                     BindingManager* bindings, std::function<absl::Time()> clock)
+    : workers_(workers), sessions_(sessions), bindings_(bindings), clock_(std::move(clock)) {}
 
 grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest* request,
                                                        v1::RegisterWorkerResponse* response) {
@@ -65,6 +65,9 @@ grpc::Status WorkerRegistryServiceImpl::ReportEvents(grpc::ServerContext*, const
     return ToGrpc(absl::NotFoundError(absl::StrCat("worker_id: ", Excerpt(request->worker_id()), " is not registered")));
   }
   for (const v1::WorkerEvent& event : request->events()) sessions_->HandleWorkerEvent(request->worker_id(), event);
+  for (const v1::KeepaliveEvent& event : request->keepalive_events()) {
+    bindings_->OnKeepaliveEvent(request->worker_id(), event);
+  }
   return grpc::Status::OK;
 }
 

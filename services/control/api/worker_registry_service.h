@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "latchkey/v1/worker.grpc.pb.h"
+#include "services/control/bindings/binding_manager.h"
 #include "services/control/sessions/session_manager.h"
 #include "services/control/workers/worker_registry.h"
 
@@ -10,7 +11,8 @@ namespace latchkey::control {
 
 class WorkerRegistryServiceImpl final : public v1::WorkerRegistryService::Service {
  public:
-  WorkerRegistryServiceImpl(WorkerRegistry* workers, SessionManager* sessions, std::function<absl::Time()> clock);
+  WorkerRegistryServiceImpl(WorkerRegistry* workers, SessionManager* sessions, BindingManager* bindings,
+                            std::function<absl::Time()> clock);
 
   grpc::Status RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest*, v1::RegisterWorkerResponse*) override;
   grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*, v1::HeartbeatResponse*) override;
@@ -19,6 +21,7 @@ class WorkerRegistryServiceImpl final : public v1::WorkerRegistryService::Servic
  private:
   WorkerRegistry* workers_;
   SessionManager* sessions_;
+  BindingManager* bindings_;
   std::function<absl::Time()> clock_;
 };
 

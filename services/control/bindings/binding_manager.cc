@@ -47,6 +47,7 @@ std::string StoredForm(v1::Binding binding) {
   binding.clear_effective_contact();
   binding.clear_instance_id();
   binding.mutable_keepalive()->clear_note();
+  binding.mutable_keepalive()->clear_worker_id();  // follows the worker set: see KeepaliveAssigner
   return binding.SerializeAsString();
 }
 
@@ -79,10 +80,17 @@ void BindingManager::CountVerdict(const v1::Binding& binding, int delta) {
   prometheus::Gauge* gauge = binding.verdict().state() == v1::NAT_STATE_BEHIND_NAT ? metrics_->bindings_behind_nat
                                                                                   : metrics_->bindings_not_behind_nat;
   gauge->Increment(delta);
+  if (binding.reachability() == v1::REACHABILITY_UNREACHABLE) metrics_->bindings_unreachable->Increment(delta);
 }
 
-// Fills the fields derived from the stored record: instance id, effective Contact, keepalive note.
-static void Decorate(const sip::Contact& contact, v1::Binding* binding) {
+// Fills the fields derived from the stored record: instance id, effective Contact, keepalive worker
+// and note.
+void BindingManager::Decorate(const sip::Contact& contact, v1::Binding* binding) const {
+  if (binding->keepalive().method() == v1::KEEPALIVE_METHOD_OPTIONS ||
+      binding->keepalive().method() == v1::KEEPALIVE_METHOD_CRLF) {
+    binding->mutable_keepalive()->set_worker_id(
+        workers_->KeepaliveWorkerFor(binding->registrar().ip(), binding->binding_id()));
+  }
   binding->set_instance_id(contact.InstanceId());
   std::string effective = contact.Unprefixed();
   if (binding->verdict().state() == v1::NAT_STATE_BEHIND_NAT) {
@@ -125,7 +133,6 @@ v1::KeepalivePlan BindingManager::PlanKeepalive(const v1::Binding& binding, cons
   plan.set_method(policy.keepalive_method());
   *plan.mutable_interval() = policy.keepalive_interval();
   plan.set_failure_threshold(policy.keepalive_failure_threshold());
-  plan.set_worker_id(workers_->KeepaliveWorkerFor(binding.registrar().ip()));
   return plan;
 }
 
@@ -182,6 +189,7 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
     RETURN_IF_ERROR(store_->Delete(Table::kBindingIdentity, identity));
     CountVerdict(*existing, -1);
     metrics_->binding_unregistered->Increment();
+    if (observer_) observer_->OnBindingRemoved(*existing);
     *existing->mutable_expires() = ToProto(absl::ZeroDuration());
     Decorate(*contact, &*existing);
     Publish(v1::BINDING_EVENT_TYPE_RELEASED, *existing, now);
@@ -222,6 +230,7 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
 
   if (existing) CountVerdict(*existing, -1);
   CountVerdict(binding, +1);
+  if (observer_) observer_->OnBindingStored(existing ? &*existing : nullptr, binding);
   for (int reason : binding.verdict().reasons()) {
     if (reason > 0 && reason < static_cast<int>(metrics_->nat_reasons.size()) && metrics_->nat_reasons[reason]) {
       metrics_->nat_reasons[reason]->Increment();
@@ -303,6 +312,7 @@ absl::StatusOr<v1::Binding> BindingManager::Release(const std::string& binding_i
   RETURN_IF_ERROR(store_->Delete(Table::kBindingIdentity, identity));
   CountVerdict(binding, -1);
   metrics_->binding_released->Increment();
+  if (observer_) observer_->OnBindingRemoved(binding);
   Publish(v1::BINDING_EVENT_TYPE_RELEASED, binding, clock_());
   return binding;
 }
@@ -330,12 +340,40 @@ size_t BindingManager::SweepExpired() {
       ++removed;
       CountVerdict(binding, -1);
       metrics_->binding_expired->Increment();
+      if (observer_) observer_->OnBindingRemoved(binding);
       Decorate(*contact, &binding);
       Publish(v1::BINDING_EVENT_TYPE_EXPIRED, binding, now);
     }
     if (expired->size() < kBatch) break;
   }
   return removed;
+}
+
+void BindingManager::OnKeepaliveEvent(const std::string& worker_id, const v1::KeepaliveEvent& event) {
+  if (event.reachability() != v1::REACHABILITY_REACHABLE && event.reachability() != v1::REACHABILITY_UNREACHABLE) return;
+  auto loaded = Load(event.binding_id());
+  if (!loaded.ok()) return;  // released or expired meanwhile
+  auto contact = sip::Contact::Parse(loaded->contact());
+  if (!contact.ok()) return;
+  absl::MutexLock lock(&StripeFor(IdentityKey(loaded->aor(), *contact)));
+  auto binding = Load(event.binding_id());
+  if (!binding.ok() || binding->reachability() == event.reachability()) return;
+  // A worker the binding has moved away from may still report on it: only the current one counts.
+  if (workers_->KeepaliveWorkerFor(binding->registrar().ip(), binding->binding_id()) != worker_id) return;
+  CountVerdict(*binding, -1);
+  binding->set_reachability(event.reachability());
+  CountVerdict(*binding, +1);
+  if (!store_->Put(Table::kBindings, binding->binding_id(), StoredForm(*binding), FromProto(binding->expires_at())).ok()) {
+    return;
+  }
+  const bool unreachable = event.reachability() == v1::REACHABILITY_UNREACHABLE;
+  (unreachable ? metrics_->binding_became_unreachable : metrics_->binding_became_reachable)->Increment();
+  log::LogInfo(unreachable ? "binding unreachable" : "binding reachable again")
+      .Kv("binding_id", binding->binding_id())
+      .Kv("aor", binding->aor())
+      .Kv("worker_id", worker_id);
+  Decorate(*contact, &*binding);
+  Publish(unreachable ? v1::BINDING_EVENT_TYPE_UNREACHABLE : v1::BINDING_EVENT_TYPE_REACHABLE, *binding, clock_());
 }
 
 }  // namespace latchkey::control

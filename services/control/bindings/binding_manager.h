@@ -8,7 +8,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/sip/contact.h"
 #include "latchkey/v1/nat_control.pb.h"
+#include "latchkey/v1/worker.pb.h"
+#include "services/control/bindings/binding_observer.h"
 #include "services/control/events/event_hub.h"
 #include "services/control/metrics/control_metrics.h"
 #include "services/control/nat/nat_detector.h"
@@ -40,6 +43,11 @@ class BindingManager {
   // Removes bindings past their expiry; returns how many. Cost is proportional to what expired.
   size_t SweepExpired();
 
+  // Told of every binding stored or removed (keepalive assignment). Set before serving.
+  void SetObserver(BindingObserver* observer) { observer_ = observer; }
+  // A keepalive worker's report: the binding became unreachable or reachable again.
+  void OnKeepaliveEvent(const std::string& worker_id, const v1::KeepaliveEvent& event);
+
  private:
   absl::Mutex& StripeFor(absl::string_view identity_key);
   // The stored record (without derived fields); NOT_FOUND names binding_id.
@@ -47,6 +55,7 @@ class BindingManager {
   // A stored record with its derived fields filled in, as every reply and event carries it.
   absl::StatusOr<v1::Binding> Decorated(v1::Binding binding);
   void CountVerdict(const v1::Binding& binding, int delta);
+  void Decorate(const sip::Contact& contact, v1::Binding* binding) const;
   void Publish(v1::BindingEventType type, const v1::Binding& binding, absl::Time now);
   v1::KeepalivePlan PlanKeepalive(const v1::Binding& binding, const v1::NatPolicy& policy) const;
 
@@ -57,6 +66,7 @@ class BindingManager {
   ControlMetrics* metrics_;
   EventHub<BindingEvent>* events_;
   Clock clock_;
+  BindingObserver* observer_ = nullptr;
   // Serialises read-modify-write of one identity without a global lock.
   std::array<absl::Mutex, 64> stripes_;
 };

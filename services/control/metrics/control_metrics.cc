@@ -97,6 +97,33 @@ ControlMetrics::ControlMetrics(prometheus::Registry& registry) {
                               .Help("Events dropped because a Watch stream fell behind")
                               .Register(registry)
                               .Add({});
+
+  bindings_unreachable = &prometheus::BuildGauge()
+                              .Name("latchkey_bindings_unreachable")
+                              .Help("Bindings whose keepalives went unanswered the failure threshold of times in a row")
+                              .Register(registry)
+                              .Add({});
+  auto& reachability = prometheus::BuildCounter()
+                           .Name("latchkey_binding_reachability_changes_total")
+                           .Help("Bindings that became unreachable, or reachable again, by keepalive results")
+                           .Register(registry);
+  binding_became_unreachable = &reachability.Add({{"to", "unreachable"}});
+  binding_became_reachable = &reachability.Add({{"to", "reachable"}});
+  keepalive_resyncs = &prometheus::BuildCounter()
+                           .Name("latchkey_keepalive_assignment_syncs_total")
+                           .Help("Complete keepalive assignments sent to every worker after the worker set changed")
+                           .Register(registry)
+                           .Add({});
+  keepalive_targets_sent = &prometheus::BuildCounter()
+                                .Name("latchkey_keepalive_assignments_sent_total")
+                                .Help("Keepalive targets sent to relay workers")
+                                .Register(registry)
+                                .Add({});
+  keepalive_sync_failures = &prometheus::BuildCounter()
+                                 .Name("latchkey_keepalive_assignment_failures_total")
+                                 .Help("SetKeepalives calls a worker did not take (retried)")
+                                 .Register(registry)
+                                 .Add({});
 }
 
 }  // namespace latchkey::control

@@ -47,6 +47,18 @@ struct ControlMetrics {
 
   // latchkey_watch_events_dropped_total: events a slow watcher lost.
   prometheus::Counter* watch_events_dropped;
+
+  // latchkey_bindings_unreachable: bindings whose keepalives failed the threshold.
+  prometheus::Gauge* bindings_unreachable;
+  // latchkey_binding_reachability_changes_total{to="unreachable|reachable"}
+  prometheus::Counter* binding_became_unreachable;
+  prometheus::Counter* binding_became_reachable;
+  // latchkey_keepalive_assignment_syncs_total: complete keepalive sets sent after worker changes.
+  prometheus::Counter* keepalive_resyncs;
+  // latchkey_keepalive_assignments_sent_total: keepalive targets sent to workers.
+  prometheus::Counter* keepalive_targets_sent;
+  // latchkey_keepalive_assignment_failures_total: SetKeepalives calls a worker did not take.
+  prometheus::Counter* keepalive_sync_failures;
 };
 
 }  // namespace latchkey::control

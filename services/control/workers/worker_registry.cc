@@ -3,6 +3,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/hash/stable_hash.h"
 #include "common/log/log.h"
 #include "common/time/proto_time.h"
 #include "common/grpc/channel.h"
@@ -23,6 +24,8 @@ std::string WorkerRegistry::Register(const v1::RegisterWorkerRequest& request, a
   entry.worker.set_grpc_address(request.grpc_address());
   entry.worker.mutable_advertised_ips()->CopyFrom(request.advertised_ips());
   entry.worker.mutable_keepalive_source_ips()->CopyFrom(request.keepalive_source_ips());
+  entry.worker.set_keepalive_mode(request.keepalive_mode());
+  ++membership_version_;
   *entry.worker.mutable_load() = request.load();
   entry.worker.set_version(request.version());
   entry.worker.set_state(request.draining() || entry.drain_requested ? v1::WORKER_STATE_DRAINING
@@ -54,8 +57,10 @@ absl::StatusOr<v1::HeartbeatResponse> WorkerRegistry::Heartbeat(const v1::Heartb
   *entry.worker.mutable_last_heartbeat() = ToProto(now);
   *entry.worker.mutable_load() = request.load();
   entry.pending_sessions = entry.pending_ports = 0;
-  entry.worker.set_state(request.draining() || entry.drain_requested ? v1::WORKER_STATE_DRAINING
-                                                                     : v1::WORKER_STATE_READY);
+  const v1::WorkerState state =
+      request.draining() || entry.drain_requested ? v1::WORKER_STATE_DRAINING : v1::WORKER_STATE_READY;
+  if (state != entry.worker.state()) ++membership_version_;
+  entry.worker.set_state(state);
   UpdateStateGauges();
   v1::HeartbeatResponse response;
   response.set_drain(entry.drain_requested);
@@ -67,7 +72,10 @@ absl::StatusOr<v1::Worker> WorkerRegistry::Drain(const std::string& worker_id) {
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) return absl::NotFoundError(absl::StrCat("worker_id: no worker \"", worker_id, "\""));
   it->second.drain_requested = true;
-  if (it->second.worker.state() == v1::WORKER_STATE_READY) it->second.worker.set_state(v1::WORKER_STATE_DRAINING);
+  if (it->second.worker.state() == v1::WORKER_STATE_READY) {
+    it->second.worker.set_state(v1::WORKER_STATE_DRAINING);
+    ++membership_version_;
+  }
   UpdateStateGauges();
   return it->second.worker;
 }
@@ -117,17 +125,34 @@ bool WorkerRegistry::Responsive(const std::string& worker_id, absl::Time now) co
          now - it->second.last_heartbeat <= 2 * options_.heartbeat_interval;
 }
 
-std::string WorkerRegistry::KeepaliveWorkerFor(const std::string& registrar_ip) const {
+std::string WorkerRegistry::KeepaliveWorkerFor(const std::string& registrar_ip, const std::string& binding_id) const {
   absl::MutexLock lock(&mu_);
   std::string best;
+  uint64_t best_score = 0;
+  bool best_registrar = false;
+  const uint64_t key = StableHash(binding_id);
   for (const auto& [id, entry] : workers_) {
-    if (entry.worker.state() != v1::WORKER_STATE_READY) continue;
-    for (const std::string& ip : entry.worker.keepalive_source_ips()) {
-      // Lowest id wins so every control replica picks the same worker for a registrar.
-      if (ip == registrar_ip && (best.empty() || id < best)) best = id;
+    if (entry.worker.state() != v1::WORKER_STATE_READY || entry.worker.keepalive_source_ips().empty()) continue;
+    const bool own_socket = entry.worker.keepalive_mode() == v1::KEEPALIVE_SOURCE_MODE_OWN_SOCKET;
+    const bool registrar = !own_socket && std::find(entry.worker.keepalive_source_ips().begin(),
+                                                    entry.worker.keepalive_source_ips().end(),
+                                                    registrar_ip) != entry.worker.keepalive_source_ips().end();
+    if (!registrar && !own_socket) continue;
+    // A worker that can send from the registrar address beats any own-socket worker (NAT filtering).
+    if (best_registrar && !registrar) continue;
+    const uint64_t score = Mix64(StableHash(id) ^ key);
+    if (best.empty() || (registrar && !best_registrar) || score > best_score || (score == best_score && id < best)) {
+      best = id;
+      best_score = score;
+      best_registrar = registrar;
     }
   }
   return best;
+}
+
+uint64_t WorkerRegistry::membership_version() const {
+  absl::MutexLock lock(&mu_);
+  return membership_version_;
 }
 
 void WorkerRegistry::SessionEnded(const std::string& worker_id, uint32_t ports) {
@@ -153,7 +178,10 @@ std::vector<std::string> WorkerRegistry::SweepLost(absl::Time now) {
         .Kv("worker_id", id)
         .Kv("silent_seconds", absl::ToDoubleSeconds(now - entry.last_heartbeat));
   }
-  if (!lost.empty()) UpdateStateGauges();
+  if (!lost.empty()) {
+    ++membership_version_;
+    UpdateStateGauges();
+  }
   return lost;
 }
 

@@ -45,8 +45,13 @@ class WorkerRegistry {
   absl::StatusOr<WorkerHandle> Get(const std::string& worker_id) const;
   // Known, not lost, and heard from within two heartbeat intervals: worth a blocking call.
   bool Responsive(const std::string& worker_id, absl::Time now) const;
-  // A READY worker that announced it can send from `registrar_ip` (keepalives); empty if none.
-  std::string KeepaliveWorkerFor(const std::string& registrar_ip) const;
+  // The worker that keeps a binding alive: among READY workers that can send from `registrar_ip`
+  // (REGISTRAR_SOURCE), else among READY OWN_SOCKET workers, the one ranked highest for `binding_id`
+  // by rendezvous hashing, so every control replica agrees and a worker joining or leaving moves only
+  // its share. Empty if none.
+  std::string KeepaliveWorkerFor(const std::string& registrar_ip, const std::string& binding_id) const;
+  // Changes whenever the set of workers or their states changes (keepalive re-assignment).
+  uint64_t membership_version() const;
   // Control released a session on this worker before the next heartbeat could say so.
   void SessionEnded(const std::string& worker_id, uint32_t ports);
 
@@ -72,6 +77,7 @@ class WorkerRegistry {
   ControlMetrics* metrics_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> workers_ ABSL_GUARDED_BY(mu_);
+  uint64_t membership_version_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace latchkey::control

@@ -4,6 +4,9 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include <map>
+
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
@@ -252,22 +255,68 @@ TEST_F(WorkerRegistryTest, PlaceSkipsLostWorkers) {
   }
 }
 
-TEST_F(WorkerRegistryTest, KeepaliveWorkerForMatchesSourceIpAndPrefersLowestId) {
+TEST_F(WorkerRegistryTest, KeepaliveWorkerForNeedsTheRegistrarAddress) {
   workers_.Register(Registration("w-c", {"198.51.100.1"}), kT0);
   workers_.Register(Registration("w-b", {"10.0.0.1", "198.51.100.1"}), kT0);
   workers_.Register(Registration("w-a", {"10.0.0.2"}), kT0);
-  EXPECT_EQ(workers_.KeepaliveWorkerFor("198.51.100.1"), "w-b");
-  EXPECT_EQ(workers_.KeepaliveWorkerFor("10.0.0.2"), "w-a");
-  EXPECT_EQ(workers_.KeepaliveWorkerFor("192.0.2.99"), "");
+  EXPECT_THAT(workers_.KeepaliveWorkerFor("198.51.100.1", "b1"), ::testing::AnyOf("w-b", "w-c"));
+  EXPECT_EQ(workers_.KeepaliveWorkerFor("10.0.0.2", "b1"), "w-a");
+  EXPECT_EQ(workers_.KeepaliveWorkerFor("192.0.2.99", "b1"), "");
 }
 
-TEST_F(WorkerRegistryTest, KeepaliveWorkerForSkipsWorkersNotReady) {
+TEST_F(WorkerRegistryTest, KeepaliveAssignmentSpreadsAndMovesOnlyTheLeaversShare) {
+  for (const char* id : {"w-a", "w-b", "w-c"}) workers_.Register(Registration(id, {"198.51.100.1"}), kT0);
+  std::map<std::string, std::string> before;
+  std::map<std::string, int> per_worker;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string binding = absl::StrCat("b", i);
+    before[binding] = workers_.KeepaliveWorkerFor("198.51.100.1", binding);
+    ++per_worker[before[binding]];
+  }
+  for (const auto& [worker, count] : per_worker) {
+    EXPECT_GT(count, 800) << worker;  // ~1000 each
+    EXPECT_LT(count, 1200) << worker;
+  }
+  // Deterministic: asking again (or another control replica asking) gives the same answer.
+  EXPECT_EQ(workers_.KeepaliveWorkerFor("198.51.100.1", "b7"), before["b7"]);
+  ASSERT_TRUE(workers_.Drain("w-b").ok());
+  int moved = 0;
+  for (const auto& [binding, worker] : before) {
+    const std::string now = workers_.KeepaliveWorkerFor("198.51.100.1", binding);
+    EXPECT_NE(now, "w-b");
+    if (now != worker) {
+      ++moved;
+      EXPECT_EQ(worker, "w-b") << binding << " moved although its worker stayed";
+    }
+  }
+  EXPECT_EQ(moved, per_worker["w-b"]);
+}
+
+TEST_F(WorkerRegistryTest, KeepaliveWorkerPrefersRegistrarSourceOverOwnSocket) {
+  v1::RegisterWorkerRequest own = Registration("w-own", {"203.0.113.10"});
+  own.set_keepalive_mode(v1::KEEPALIVE_SOURCE_MODE_OWN_SOCKET);
+  workers_.Register(own, kT0);
+  // Only an own-socket worker: it takes any registrar.
+  EXPECT_EQ(workers_.KeepaliveWorkerFor("198.51.100.1", "b1"), "w-own");
+  workers_.Register(Registration("w-raw", {"198.51.100.1"}), kT0);
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(workers_.KeepaliveWorkerFor("198.51.100.1", absl::StrCat("b", i)), "w-raw");
+  }
+}
+
+TEST_F(WorkerRegistryTest, KeepaliveWorkerForSkipsWorkersNotReadyAndMembershipVersionMoves) {
+  const uint64_t v0 = workers_.membership_version();
   workers_.Register(Registration("w-a", {"198.51.100.1"}), kT0);
   workers_.Register(Registration("w-b", {"198.51.100.1"}), kT0);
+  const uint64_t v1 = workers_.membership_version();
+  EXPECT_NE(v1, v0);
   ASSERT_TRUE(workers_.Drain("w-a").ok());
-  EXPECT_EQ(workers_.KeepaliveWorkerFor("198.51.100.1"), "w-b");
+  EXPECT_NE(workers_.membership_version(), v1);
+  EXPECT_EQ(workers_.KeepaliveWorkerFor("198.51.100.1", "b1"), "w-b");
+  const uint64_t v2 = workers_.membership_version();
   ASSERT_EQ(workers_.SweepLost(kT0 + absl::Minutes(1)).size(), 2u);
-  EXPECT_EQ(workers_.KeepaliveWorkerFor("198.51.100.1"), "");
+  EXPECT_NE(workers_.membership_version(), v2);
+  EXPECT_EQ(workers_.KeepaliveWorkerFor("198.51.100.1", "b1"), "");
 }
 
 TEST_F(WorkerRegistryTest, StateGaugesFollowWorkers) {

@@ -1,0 +1,343 @@
+#include "media-relay/keepalive/keepalive_sender.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log/log.h"
+#include "common/sip/options.h"
+#include "media-relay/keepalive/raw_udp.h"
+
+namespace latchkey::relay {
+namespace {
+
+constexpr size_t kMaxDatagram = 1500;
+constexpr int kReceiveBatch = 64;
+
+absl::Status Errno(absl::string_view what) {
+  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
+}
+
+}  // namespace
+
+KeepaliveSender::KeepaliveSender(KeepaliveSenderOptions options, prometheus::Registry& registry,
+                                 KeepaliveEventSink* sink)
+    : options_(std::move(options)), sink_(sink), table_(absl::Now()) {
+  auto counter = [&](const std::string& name, const std::string& help) -> prometheus::Counter* {
+    return &prometheus::BuildCounter().Name(name).Help(help).Register(registry).Add({});
+  };
+  sent_ = counter("latchkey_keepalives_sent_total", "Keepalives sent (OPTIONS and CRLF)");
+  send_errors_ = counter("latchkey_keepalive_send_errors_total", "Keepalives the kernel refused to send");
+  misses_ = counter("latchkey_keepalive_misses_total", "OPTIONS keepalives unanswered by the time the next was due");
+  unmatched_ = counter("latchkey_keepalive_unmatched_responses_total",
+                       "Responses with a Latchkey branch but no open keepalive (removed binding, duplicate)");
+  malformed_ = counter("latchkey_keepalive_malformed_responses_total", "SIP responses that did not parse");
+  auto& changes = prometheus::BuildCounter()
+                      .Name("latchkey_keepalive_reachability_changes_total")
+                      .Help("Bindings that became unreachable or reachable again")
+                      .Register(registry);
+  to_unreachable_ = &changes.Add({{"to", "unreachable"}});
+  to_reachable_ = &changes.Add({{"to", "reachable"}});
+  auto& responses = prometheus::BuildCounter()
+                        .Name("latchkey_keepalive_responses_total")
+                        .Help("Answers to keepalives, by status class")
+                        .Register(registry);
+  for (int i = 0; i < 6; ++i) responses_[i] = &responses.Add({{"class", absl::StrCat(i + 1, "xx")}});
+  rtt_ = &prometheus::BuildHistogram()
+              .Name("latchkey_keepalive_rtt_seconds")
+              .Help("Round-trip time of answered OPTIONS keepalives")
+              .Register(registry)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5});
+  lag_ = &prometheus::BuildHistogram()
+              .Name("latchkey_keepalive_schedule_lag_seconds")
+              .Help("How late keepalives left after their due time")
+              .Register(registry)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5});
+  targets_ = &prometheus::BuildGauge()
+                  .Name("latchkey_keepalive_targets")
+                  .Help("Bindings this worker keeps alive")
+                  .Register(registry)
+                  .Add({});
+}
+
+absl::StatusOr<std::unique_ptr<KeepaliveSender>> KeepaliveSender::Create(KeepaliveSenderOptions options,
+                                                                         prometheus::Registry& registry,
+                                                                         KeepaliveEventSink* sink) {
+  std::unique_ptr<KeepaliveSender> sender(new KeepaliveSender(std::move(options), registry, sink));
+  sender->wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (sender->wake_fd_ < 0) return Errno("eventfd");
+  if (sender->options_.mode == v1::KEEPALIVE_SOURCE_MODE_OWN_SOCKET) {
+    const net::SocketAddress& bind = sender->options_.own_socket;
+    const int fd = ::socket(bind.ip.is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return Errno("keepalive socket");
+    sender->send_fd_ = sender->recv_fd_ = fd;
+    socklen_t length = 0;
+    const sockaddr_storage address = bind.ToSockaddr(&length);
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&address), length) != 0) {
+      return Errno(absl::StrCat("keepalive socket: bind ", bind.ToString()));
+    }
+    sockaddr_storage bound{};
+    socklen_t bound_length = sizeof(bound);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_length);
+    auto own = net::SocketAddress::FromSockaddr(bound);
+    if (own.ok()) sender->own_address_ = *own;
+    return sender;
+  }
+  sender->send_fd_ = ::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (sender->send_fd_ < 0) {
+    return absl::PermissionDeniedError(absl::StrCat("keepalive raw socket (needs CAP_NET_RAW; or use "
+                                                    "--keepalive_mode=own_socket): ", std::strerror(errno)));
+  }
+  const int one = 1;
+  ::setsockopt(sender->send_fd_, IPPROTO_IP, IP_HDRINCL, &one, sizeof(one));
+  sender->recv_fd_ = ::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+  if (sender->recv_fd_ < 0) return Errno("keepalive raw receive socket");
+  // Until the first registrar port is known, see nothing (port 0 never carries SIP).
+  sender->UpdateRawFilter({});
+  return sender;
+}
+
+KeepaliveSender::~KeepaliveSender() {
+  Stop();
+  if (recv_fd_ >= 0 && recv_fd_ != send_fd_) ::close(recv_fd_);
+  if (send_fd_ >= 0) ::close(send_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void KeepaliveSender::Start() {
+  if (running_.exchange(true)) return;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void KeepaliveSender::Stop() {
+  if (!running_.exchange(false)) return;
+  const uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof(one));
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::Status KeepaliveSender::Apply(const v1::SetKeepalivesRequest& request) {
+  const absl::Time now = absl::Now();
+  absl::Status first_error;
+  {
+    absl::MutexLock lock(&mu_);
+    if (request.replace_all()) {
+      table_.BeginReplace();
+      replacing_ = true;
+    }
+    for (int i = 0; i < request.upsert_size(); ++i) {
+      absl::Status status = table_.Upsert(request.upsert(i), now);
+      if (!status.ok() && first_error.ok()) {
+        first_error = absl::InvalidArgumentError(absl::StrCat("upsert[", i, "].", status.message()));
+      }
+    }
+    for (const std::string& id : request.remove()) table_.Remove(id);
+    if (request.complete() && replacing_) {
+      table_.EndReplace();
+      replacing_ = false;
+    }
+    targets_->Set(static_cast<double>(table_.size()));
+  }
+  // New targets may be due now.
+  const uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof(one));
+  return first_error;
+}
+
+size_t KeepaliveSender::size() const {
+  absl::MutexLock lock(&mu_);
+  return table_.size();
+}
+
+const std::string& KeepaliveSender::HostText(const net::IpAddress& ip) {
+  for (const auto& [known, text] : host_texts_) {
+    if (known == ip) return text;
+  }
+  if (host_texts_.size() > 1024) host_texts_.clear();  // bounded: registrars are few
+  host_texts_.emplace_back(ip, ip.is_v6() ? absl::StrCat("[", ip.ToString(), "]") : ip.ToString());
+  return host_texts_.back().second;
+}
+
+void KeepaliveSender::UpdateRawFilter(const std::vector<DueKeepalive>& due) {
+  bool changed = false;
+  for (const DueKeepalive& k : due) {
+    if (filtered_ports_.size() < 64 && std::find(filtered_ports_.begin(), filtered_ports_.end(), k.source.port) ==
+                                           filtered_ports_.end()) {
+      filtered_ports_.push_back(k.source.port);
+      changed = true;
+    }
+  }
+  if (!changed && !filtered_ports_.empty()) return;
+  std::vector<sock_filter> program = UdpDestinationPortFilter(filtered_ports_.empty() ? std::vector<uint16_t>{0}
+                                                                                      : filtered_ports_);
+  sock_fprog fprog{static_cast<unsigned short>(program.size()), program.data()};
+  if (::setsockopt(recv_fd_, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) != 0) {
+    log::LogWarning("keepalive: BPF filter refused; filtering in user space").Kv("error", std::strerror(errno));
+  }
+}
+
+bool KeepaliveSender::SendDue(absl::Time now) {
+  std::vector<DueKeepalive> due;
+  std::vector<KeepaliveEventOut> events;
+  due.reserve(options_.batch);
+  static thread_local std::vector<std::array<char, kMaxDatagram>> buffers;
+  static thread_local std::vector<std::array<uint8_t, kIpv4UdpHeaders>> headers;
+  static thread_local std::vector<iovec> iovs;
+  static thread_local std::vector<mmsghdr> messages;
+  static thread_local std::vector<sockaddr_storage> destinations;
+  buffers.resize(options_.batch);
+  headers.resize(options_.batch);
+  iovs.resize(2 * options_.batch);
+  messages.resize(options_.batch);
+  destinations.resize(options_.batch);
+  const bool raw = options_.mode != v1::KEEPALIVE_SOURCE_MODE_OWN_SOCKET;
+  size_t count = 0;
+  bool behind = false;
+  {
+    absl::MutexLock lock(&mu_);
+    table_.CollectDue(now, options_.batch, &due, &events);
+    for (const DueKeepalive& k : due) {
+      const net::SocketAddress& via = raw ? k.source : own_address_;
+      if (raw && (!k.source.ip.is_v4() || !k.destination.ip.is_v4() || k.source.port == 0)) {
+        send_errors_->Increment();  // registrar-source needs IPv4 addresses on both ends
+        continue;
+      }
+      const size_t length = table_.WriteRequest(k.slot, HostText(via.ip), via.port, buffers[count].data(), kMaxDatagram);
+      if (length == 0) {
+        send_errors_->Increment();
+        continue;
+      }
+      mmsghdr& message = messages[count];
+      message = {};
+      socklen_t to_length = 0;
+      destinations[count] = raw ? net::IpAddress(k.destination.ip).ToSockaddr(0, &to_length)
+                                : k.destination.ip.ToSockaddr(k.destination.port, &to_length);
+      message.msg_hdr.msg_name = &destinations[count];
+      message.msg_hdr.msg_namelen = to_length;
+      if (raw) {
+        WriteIpv4UdpHeaders(k.source, k.destination, absl::string_view(buffers[count].data(), length),
+                            headers[count].data());
+        iovs[2 * count] = {headers[count].data(), kIpv4UdpHeaders};
+        iovs[2 * count + 1] = {buffers[count].data(), length};
+        message.msg_hdr.msg_iov = &iovs[2 * count];
+        message.msg_hdr.msg_iovlen = 2;
+      } else {
+        iovs[2 * count] = {buffers[count].data(), length};
+        message.msg_hdr.msg_iov = &iovs[2 * count];
+        message.msg_hdr.msg_iovlen = 1;
+      }
+      ++count;
+    }
+    behind = table_.Behind(now);
+    misses_->Increment(static_cast<double>(table_.misses_total()) - misses_->Value());
+  }
+  if (raw) UpdateRawFilter(due);
+  for (const DueKeepalive& k : due) lag_->Observe(absl::ToDoubleSeconds(k.lag));
+  size_t done = 0;
+  while (done < count) {
+    const int sent = ::sendmmsg(send_fd_, messages.data() + done, static_cast<unsigned>(count - done), MSG_DONTWAIT);
+    if (sent <= 0) {
+      send_errors_->Increment();  // unreachable network, full buffer: this one is lost, the rest go on
+      ++done;
+      continue;
+    }
+    sent_->Increment(sent);
+    done += static_cast<size_t>(sent);
+  }
+  if (!events.empty()) {
+    for (const KeepaliveEventOut& e : events) {
+      (e.reachability == v1::REACHABILITY_UNREACHABLE ? to_unreachable_ : to_reachable_)->Increment();
+      log::LogInfo("keepalive: binding unreachable").Kv("binding_id", e.binding_id);
+    }
+    if (sink_) sink_->OnKeepaliveEvents(std::move(events));
+  }
+  return behind;
+}
+
+void KeepaliveSender::Receive(absl::Time now) {
+  std::array<std::array<uint8_t, kMaxDatagram + 64>, kReceiveBatch> buffers;
+  std::array<iovec, kReceiveBatch> iovs;
+  std::array<mmsghdr, kReceiveBatch> messages{};
+  for (int i = 0; i < kReceiveBatch; ++i) {
+    iovs[i] = {buffers[i].data(), buffers[i].size()};
+    messages[i].msg_hdr.msg_iov = &iovs[i];
+    messages[i].msg_hdr.msg_iovlen = 1;
+  }
+  const bool raw = options_.mode != v1::KEEPALIVE_SOURCE_MODE_OWN_SOCKET;
+  for (int round = 0; round < 16; ++round) {
+    const int received = ::recvmmsg(recv_fd_, messages.data(), kReceiveBatch, MSG_DONTWAIT, nullptr);
+    if (received <= 0) return;
+    std::vector<KeepaliveEventOut> events;
+    std::vector<std::pair<int, absl::Duration>> answered;  // status, rtt
+    {
+      absl::MutexLock lock(&mu_);
+      for (int i = 0; i < received; ++i) {
+        absl::string_view payload(reinterpret_cast<const char*>(buffers[i].data()), messages[i].msg_len);
+        if (raw) {
+          auto datagram = ParseIpv4Udp(buffers[i].data(), messages[i].msg_len);
+          if (!datagram) continue;
+          payload = datagram->payload;
+        }
+        if (!absl::StartsWith(payload, "SIP/2.0 ")) continue;  // requests to the registrar, stray datagrams
+        auto response = sip::ParseResponse(payload);
+        if (!response.ok()) {
+          malformed_->Increment();
+          continue;
+        }
+        absl::Duration rtt;
+        switch (table_.OnResponse(response->branch, response->status_code, now, &rtt, &events)) {
+          case ResponseMatch::kMatched:
+            answered.emplace_back(response->status_code, rtt);
+            break;
+          case ResponseMatch::kLate:
+            answered.emplace_back(response->status_code, absl::InfiniteDuration());
+            break;
+          case ResponseMatch::kUnknown:
+            unmatched_->Increment();
+            break;
+          case ResponseMatch::kForeign:
+            break;  // the registrar's own transactions (raw mode sees them all)
+        }
+      }
+    }
+    for (const auto& [status, rtt] : answered) {
+      const int cls = std::clamp(status / 100, 1, 6);
+      responses_[cls - 1]->Increment();
+      if (rtt != absl::InfiniteDuration()) rtt_->Observe(absl::ToDoubleSeconds(rtt));
+    }
+    if (!events.empty()) {
+      for (const KeepaliveEventOut& e : events) {
+        to_reachable_->Increment();
+        log::LogInfo("keepalive: binding reachable again").Kv("binding_id", e.binding_id).Kv("status", e.status_code);
+      }
+      if (sink_) sink_->OnKeepaliveEvents(std::move(events));
+    }
+    if (received < kReceiveBatch) return;
+  }
+}
+
+void KeepaliveSender::Run() {
+  const int tick_ms = static_cast<int>(absl::ToInt64Milliseconds(KeepaliveTable::kTick));
+  while (running_.load(std::memory_order_relaxed)) {
+    const bool more = SendDue(absl::Now());
+    pollfd fds[2] = {{recv_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    ::poll(fds, 2, more ? 0 : tick_ms);
+    if (fds[1].revents & POLLIN) {
+      uint64_t drained;
+      (void)!::read(wake_fd_, &drained, sizeof(drained));
+    }
+    if (fds[0].revents & POLLIN) Receive(absl::Now());
+  }
+}
+
+}  // namespace latchkey::relay

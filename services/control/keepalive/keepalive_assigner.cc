@@ -1,0 +1,204 @@
+#include "services/control/keepalive/keepalive_assigner.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log/log.h"
+#include "common/sip/contact.h"
+
+namespace latchkey::control {
+namespace {
+
+std::string AssignedWorker(const WorkerRegistry& workers, const v1::Binding& binding) {
+  return workers.KeepaliveWorkerFor(binding.registrar().ip(), binding.binding_id());
+}
+
+}  // namespace
+
+std::optional<v1::KeepaliveTarget> KeepaliveTargetOf(const v1::Binding& binding) {
+  const v1::KeepalivePlan& plan = binding.keepalive();
+  if (binding.transport() != v1::TRANSPORT_UDP) return std::nullopt;
+  if (plan.method() != v1::KEEPALIVE_METHOD_OPTIONS && plan.method() != v1::KEEPALIVE_METHOD_CRLF) return std::nullopt;
+  auto contact = sip::Contact::Parse(binding.contact());
+  if (!contact.ok()) return std::nullopt;
+  v1::KeepaliveTarget target;
+  target.set_binding_id(binding.binding_id());
+  target.set_contact_uri(std::string(contact->uri().text()));
+  *target.mutable_destination() = binding.source();
+  *target.mutable_registrar() = binding.registrar();
+  target.set_method(plan.method());
+  *target.mutable_interval() = plan.interval();
+  target.set_failure_threshold(plan.failure_threshold());
+  return target;
+}
+
+KeepaliveAssigner::KeepaliveAssigner(KeepaliveAssignerOptions options, Store* store, WorkerRegistry* workers,
+                                     ControlMetrics* metrics)
+    : options_(options), store_(store), workers_(workers), metrics_(metrics) {}
+
+KeepaliveAssigner::~KeepaliveAssigner() { Stop(); }
+
+void KeepaliveAssigner::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void KeepaliveAssigner::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void KeepaliveAssigner::OnBindingStored(const v1::Binding* previous, const v1::Binding& binding) {
+  std::optional<v1::KeepaliveTarget> target = KeepaliveTargetOf(binding);
+  const std::string worker = target ? AssignedWorker(*workers_, binding) : "";
+  const std::string old_worker =
+      previous && KeepaliveTargetOf(*previous) ? AssignedWorker(*workers_, *previous) : "";
+  absl::MutexLock lock(&mu_);
+  if (!old_worker.empty() && old_worker != worker) {
+    Pending& p = pending_[old_worker];
+    p.upserts.erase(binding.binding_id());
+    p.removes.insert(binding.binding_id());
+    ++queued_;
+  }
+  if (worker.empty()) return;
+  // A refresh that changes nothing a worker uses needs no message (the usual REGISTER refresh).
+  if (previous && old_worker == worker) {
+    auto old_target = KeepaliveTargetOf(*previous);
+    if (old_target && old_target->SerializeAsString() == target->SerializeAsString()) return;
+  }
+  Pending& p = pending_[worker];
+  p.removes.erase(binding.binding_id());
+  p.upserts[binding.binding_id()] = *std::move(target);
+  ++queued_;
+}
+
+void KeepaliveAssigner::OnBindingRemoved(const v1::Binding& binding) {
+  if (!KeepaliveTargetOf(binding)) return;
+  const std::string worker = AssignedWorker(*workers_, binding);
+  if (worker.empty()) return;
+  absl::MutexLock lock(&mu_);
+  Pending& p = pending_[worker];
+  p.upserts.erase(binding.binding_id());
+  p.removes.insert(binding.binding_id());
+  ++queued_;
+}
+
+bool KeepaliveAssigner::Flushed(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  const uint64_t target = queued_;
+  auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sent_ >= target || stopping_; };
+  return mu_.AwaitWithTimeout(absl::Condition(&done), timeout) && sent_ >= target;
+}
+
+bool KeepaliveAssigner::Send(const std::string& worker_id, const v1::SetKeepalivesRequest& request) {
+  auto worker = workers_->Get(worker_id);
+  if (!worker.ok()) return false;  // gone or lost: the next resync covers its bindings
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
+  v1::SetKeepalivesResponse response;
+  grpc::Status status = worker->stub->SetKeepalives(&context, request, &response);
+  if (!status.ok()) {
+    metrics_->keepalive_sync_failures->Increment();
+    log::LogWarning("keepalive assignment not delivered")
+        .Kv("worker_id", worker_id)
+        .Kv("code", static_cast<int>(status.error_code()))
+        .Kv("error", status.error_message());
+    return false;
+  }
+  metrics_->keepalive_targets_sent->Increment(request.upsert_size());
+  return true;
+}
+
+bool KeepaliveAssigner::FlushPending() {
+  absl::flat_hash_map<std::string, Pending> batch;
+  uint64_t queued;
+  {
+    absl::MutexLock lock(&mu_);
+    batch.swap(pending_);
+    queued = queued_;
+  }
+  bool ok = true;
+  for (auto& [worker_id, changes] : batch) {
+    v1::SetKeepalivesRequest request;
+    request.set_complete(true);
+    for (auto& [id, target] : changes.upserts) *request.add_upsert() = std::move(target);
+    for (const std::string& id : changes.removes) request.add_remove(id);
+    if (!Send(worker_id, request) && workers_->Get(worker_id).ok()) ok = false;
+  }
+  absl::MutexLock lock(&mu_);
+  sent_ = std::max(sent_, queued);
+  return ok;
+}
+
+bool KeepaliveAssigner::Resync() {
+  std::vector<std::string> ready;
+  for (const v1::Worker& w : workers_->List()) {
+    if (w.state() == v1::WORKER_STATE_READY && !w.keepalive_source_ips().empty()) ready.push_back(w.worker_id());
+  }
+  // Changes queued before this point are in the store already: the complete sets carry them.
+  uint64_t queued;
+  {
+    absl::MutexLock lock(&mu_);
+    pending_.clear();
+    queued = queued_;
+  }
+  metrics_->keepalive_resyncs->Increment();
+  const absl::Time started = absl::Now();
+  bool ok = true;
+  absl::flat_hash_map<std::string, v1::SetKeepalivesRequest> open;
+  for (const std::string& id : ready) open[id].set_replace_all(true);
+  auto flush = [&](const std::string& worker_id, bool complete) {
+    v1::SetKeepalivesRequest& request = open[worker_id];
+    request.set_complete(complete);
+    if (!Send(worker_id, request)) ok = false;
+    request.Clear();
+  };
+  size_t total = 0;
+  std::string cursor;
+  for (;;) {
+    auto page = store_->List(Table::kBindings, "", cursor, options_.chunk);
+    if (!page.ok() || page->empty()) break;
+    for (const StoredRecord& record : *page) {
+      cursor = record.key;
+      v1::Binding binding;
+      if (!binding.ParseFromString(record.value)) continue;
+      auto target = KeepaliveTargetOf(binding);
+      if (!target) continue;
+      const std::string worker = AssignedWorker(*workers_, binding);
+      auto it = open.find(worker);
+      if (it == open.end()) continue;  // no worker can take it (yet)
+      *it->second.add_upsert() = *std::move(target);
+      ++total;
+      if (static_cast<size_t>(it->second.upsert_size()) >= options_.chunk) flush(worker, false);
+    }
+    if (page->size() < options_.chunk) break;
+  }
+  for (const std::string& id : ready) flush(id, true);
+  log::LogInfo("keepalive assignments synced")
+      .Kv("workers", ready.size())
+      .Kv("bindings", total)
+      .Kv("ok", ok)
+      .Kv("ms", absl::ToInt64Milliseconds(absl::Now() - started));
+  absl::MutexLock lock(&mu_);
+  sent_ = std::max(sent_, queued);
+  return ok;
+}
+
+void KeepaliveAssigner::Run() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.flush_interval)) return;
+    }
+    const uint64_t version = workers_->membership_version();
+    if (version != synced_version_) {
+      // A failed pass is retried on the next round (after the flush interval).
+      if (Resync()) synced_version_ = version;
+      continue;
+    }
+    if (!FlushPending()) synced_version_ = UINT64_MAX;  // a worker missed changes: give it its whole set again
+  }
+}
+
+}  // namespace latchkey::control
