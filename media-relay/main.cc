@@ -34,6 +34,8 @@
 #include "media-relay/keepalive/keepalive_sender.h"
 #include "media-relay/metrics/engine_collector.h"
 #include "media-relay/sessions/session_table.h"
+#include "media-relay/stun/stun_message.h"
+#include "media-relay/stun/stun_server.h"
 
 ABSL_FLAG(std::string, config, "", "RelayConfig file (text proto, or JSON if it ends in .json)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:7410", "gRPC listen address (RelayService, health, reflection)");
@@ -324,6 +326,26 @@ int Main(int argc, char** argv) {
     return 2;
   }
   RelayServiceImpl relay_service(&sessions, &relay_metrics, keepalives.get());
+  // STUN for phones: optional, so a taken port (another relay on this host) is a warning, not fatal.
+  std::unique_ptr<StunServer> stun_server;
+  if (config->stun_listen() != "off") {
+    net::SocketAddress stun_listen{addresses->front().bind, stun::kDefaultPort};
+    if (!config->stun_listen().empty()) {
+      auto parsed = net::SocketAddress::Parse(config->stun_listen());
+      if (!parsed.ok()) {
+        log::LogError("invalid configuration").Kv("error", absl::StrCat("stun_listen: ", parsed.status().message()));
+        return 2;
+      }
+      stun_listen = *parsed;
+    }
+    auto started = StunServer::Start(stun_listen, *registry);
+    if (started.ok()) {
+      stun_server = *std::move(started);
+      log::LogInfo("STUN responder listening").Kv("address", stun_listen.ToString()).Kv("port", stun_server->port());
+    } else {
+      log::LogWarning("STUN responder not started").Kv("address", stun_listen.ToString()).Kv("error", started.status().ToString());
+    }
+  }
   auto server = grpcutil::StartServer(config->listen(), {&relay_service}, *registry);
   if (!server.ok()) {
     log::LogError("cannot start gRPC server").Kv("error", server.status().ToString());

@@ -12,7 +12,7 @@ RelayMetrics::RelayMetrics(prometheus::Registry& registry) {
   sessions = gauge("latchkey_relay_sessions", "Sessions this worker relays");
   sessions_max = gauge("latchkey_relay_sessions_max", "Sessions this worker accepts at most");
   ports_free = gauge("latchkey_relay_ports_free", "Media ports free for new sessions (quarantined ports excluded)");
-  ports_total = gauge("latchkey_relay_ports_total", "Media ports in the configured range");
+  ports_total = gauge("latchkey_relay_ports_max", "Media ports in the configured range");
   draining = gauge("latchkey_relay_draining", "1 while the worker drains and takes no new sessions");
   sessions_created = counter("latchkey_relay_sessions_created_total", "Sessions created on this worker");
   auto& closed = prometheus::BuildCounter()

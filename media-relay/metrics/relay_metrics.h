@@ -13,7 +13,7 @@ struct RelayMetrics {
   prometheus::Gauge* sessions;           // latchkey_relay_sessions
   prometheus::Gauge* sessions_max;       // latchkey_relay_sessions_max
   prometheus::Gauge* ports_free;         // latchkey_relay_ports{state="free"}
-  prometheus::Gauge* ports_total;        // latchkey_relay_ports_total
+  prometheus::Gauge* ports_total;        // latchkey_relay_ports_max
   prometheus::Gauge* draining;           // latchkey_relay_draining (0/1)
   prometheus::Counter* sessions_created;  // latchkey_relay_sessions_created_total
   // latchkey_relay_sessions_closed_total{reason}: released, expired, media_timeout, final_timeout,

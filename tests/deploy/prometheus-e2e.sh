@@ -53,7 +53,7 @@ expected=(
   'latchkey_rpc_requests_total{service="latchkey.v1.NatControlService",method="AllocateSession",code="OK"} >= 1'
   'latchkey_rpc_duration_seconds_bucket{service="latchkey.v1.RelayService",method="CreateRelaySession"}'
   # Capacity and load for orchestration.
-  'latchkey_relay_ports_total == 200'
+  'latchkey_relay_ports_max == 200'
   'latchkey_relay_ports_free'
   'latchkey_relay_sessions_max'
   'latchkey_relay_sessions'
