@@ -28,6 +28,16 @@ absl::Status Errno(absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
 
+// Answers arrive in bursts (every phone answers within milliseconds of its keepalive): a deep
+// receive queue keeps them from being dropped while the thread is sending. FORCE passes rmem_max
+// when the worker may (CAP_NET_ADMIN); otherwise the kernel caps the plain request.
+void DeepenReceiveBuffer(int fd) {
+  const int bytes = 8 << 20;
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) != 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+  }
+}
+
 }  // namespace
 
 KeepaliveSender::KeepaliveSender(KeepaliveSenderOptions options, prometheus::Registry& registry,
@@ -81,6 +91,7 @@ absl::StatusOr<std::unique_ptr<KeepaliveSender>> KeepaliveSender::Create(Keepali
     const int fd = ::socket(bind.ip.is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return Errno("keepalive socket");
     sender->send_fd_ = sender->recv_fd_ = fd;
+    DeepenReceiveBuffer(fd);
     socklen_t length = 0;
     const sockaddr_storage address = bind.ToSockaddr(&length);
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&address), length) != 0) {
@@ -102,6 +113,7 @@ absl::StatusOr<std::unique_ptr<KeepaliveSender>> KeepaliveSender::Create(Keepali
   ::setsockopt(sender->send_fd_, IPPROTO_IP, IP_HDRINCL, &one, sizeof(one));
   sender->recv_fd_ = ::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
   if (sender->recv_fd_ < 0) return Errno("keepalive raw receive socket");
+  DeepenReceiveBuffer(sender->recv_fd_);
   // Until the first registrar port is known, see nothing (port 0 never carries SIP).
   sender->UpdateRawFilter({});
   return sender;
