@@ -60,7 +60,9 @@ absl::Time KeepaliveTable::TimeOfTick(uint64_t tick) const {
 uint64_t KeepaliveTable::FirstDue(const Record& record, uint64_t now_tick) const {
   const uint64_t interval = record.interval_ticks;
   const uint64_t phase = StableHash(record.binding_id) % interval;
-  return now_tick + (phase + interval - now_tick % interval) % interval;
+  // Never a tick already collected: its wheel slot comes round again only a whole turn later.
+  const uint64_t from = std::max(now_tick, next_tick_);
+  return from + (phase + interval - from % interval) % interval;
 }
 
 void KeepaliveTable::Schedule(uint32_t slot, uint64_t previous_due) {
