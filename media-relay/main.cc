@@ -317,6 +317,29 @@ int Main(int argc, char** argv) {
   }
   SessionTable sessions({*addresses, config->max_sessions()}, *std::move(pool), &engine);
   RelayMetrics relay_metrics(*registry);
+  // Loop protection: our own media ports from the start, the peers' as control reports them.
+  std::vector<RelayRanges::Range> own_ranges;
+  for (const MediaAddresses& a : *addresses) {
+    for (const net::IpAddress& ip : {a.bind, a.advertised}) {
+      own_ranges.push_back({ip, static_cast<uint16_t>(config->port_min()), static_cast<uint16_t>(config->port_max())});
+    }
+  }
+  engine.SetRelayRanges(std::make_shared<const RelayRanges>(own_ranges));
+  client_options.port_min = config->port_min();
+  client_options.port_max = config->port_max();
+  client_options.on_relay_ranges = [&engine, &relay_metrics, own_ranges](const auto& relays) {
+    relay_metrics.known_relays->Set(relays.size());
+    std::vector<RelayRanges::Range> all = own_ranges;
+    for (const v1::RelayMediaRange& relay : relays) {
+      for (const std::string& text : relay.ips()) {
+        auto ip = net::IpAddress::Parse(text);
+        if (!ip.ok() || relay.port_min() > relay.port_max() || relay.port_max() > 65535) continue;
+        all.push_back({*ip, static_cast<uint16_t>(relay.port_min()), static_cast<uint16_t>(relay.port_max())});
+      }
+    }
+    log::LogInfo("relay media ranges").Kv("relays", relays.size()).Kv("ranges", all.size());
+    engine.SetRelayRanges(std::make_shared<const RelayRanges>(std::move(all)));
+  };
   auto keepalive_events = std::make_unique<KeepaliveForwarder>();
   absl::Status keepalive_config;
   std::unique_ptr<KeepaliveSender> keepalives = StartKeepalives(

@@ -181,6 +181,8 @@ bool ControlClient::RegisterOnce() {
   request.set_version(options_.version);
   request.set_keepalive_mode(options_.keepalive_mode);
   for (const std::string& ip : options_.keepalive_source_ips) request.add_keepalive_source_ips(ip);
+  request.set_port_min(options_.port_min);
+  request.set_port_max(options_.port_max);
   *request.mutable_load() = CurrentLoad();
   request.set_draining(sessions_->draining());
   for (v1::Session& session : sessions_->Snapshot()) *request.add_sessions() = std::move(session);
@@ -254,6 +256,14 @@ void ControlClient::Run() {
     SetDeadline(&context);
     grpc::Status status = stub_->Heartbeat(&context, request, &response);
     if (status.ok()) {
+      if (options_.on_relay_ranges) {
+        std::string seen;
+        for (const v1::RelayMediaRange& range : response.relays()) seen += range.SerializeAsString();
+        if (seen != relay_ranges_seen_) {
+          relay_ranges_seen_ = std::move(seen);
+          options_.on_relay_ranges(response.relays());
+        }
+      }
       if (response.drain() && !sessions_->draining()) {
         sessions_->SetDraining(true);
         log::LogInfo("control asked to drain").Kv("sessions", sessions_->size());

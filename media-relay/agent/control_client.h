@@ -2,6 +2,7 @@
 // Keeps this worker known to control: registers (announcing every session it holds, so a restarted
 // control loses nothing), heartbeats with its load, and registers again with backoff whenever control
 // forgets it or cannot be reached.
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -28,6 +29,11 @@ struct ControlClientOptions {
   // Keepalives: how this worker sends them and from which addresses (empty: it sends none).
   v1::KeepaliveSourceMode keepalive_mode = v1::KEEPALIVE_SOURCE_MODE_UNSPECIFIED;
   std::vector<std::string> keepalive_source_ips;
+  // Media port range, announced for other relays' loop protection.
+  uint32_t port_min = 0;
+  uint32_t port_max = 0;
+  // Called with the relays' media ranges from a heartbeat answer whenever they change.
+  std::function<void(const google::protobuf::RepeatedPtrField<v1::RelayMediaRange>&)> on_relay_ranges;
 };
 
 class ControlClient : public EngineEventSink, public KeepaliveEventSink {
@@ -74,6 +80,7 @@ class ControlClient : public EngineEventSink, public KeepaliveEventSink {
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(1);
   std::vector<EngineEvent> events_ ABSL_GUARDED_BY(mu_);
   std::vector<KeepaliveEventOut> keepalive_events_ ABSL_GUARDED_BY(mu_);
+  std::string relay_ranges_seen_;  // control client thread only
   std::thread thread_;
 };
 

@@ -233,6 +233,13 @@ void EngineThread::HandleReadable(SocketTag& tag, absl::Time now) {
             Refuse(in, DropReason::kMalformed);
             continue;
           }
+          // Another relay's port (or our own) that signalling did not name: latching onto it could
+          // close a loop between relays. Checked off the latched fast path.
+          if (relay_ranges_ && !in.latch.IsLatchedSource(*source) && relay_ranges_->Contains(*source) &&
+              !in.latch.IsExactSdp(*source)) {
+            Refuse(in, DropReason::kLoop);
+            continue;
+          }
           const LatchDecision decision = in.latch.OnRtp(*source, *rtp, now);
           if (decision.event != LatchEvent::kNone) OnLatchEvent(tag, decision.event, *source, now);
           if (!decision.forward) {

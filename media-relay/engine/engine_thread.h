@@ -17,6 +17,7 @@
 #include "media-relay/engine/engine_counters.h"
 #include "media-relay/engine/engine_events.h"
 #include "media-relay/engine/relay_stream.h"
+#include "media-relay/latching/relay_ranges.h"
 
 namespace latchkey::relay {
 
@@ -34,6 +35,7 @@ class EngineThread {
   void Attach(std::shared_ptr<RelayStream> stream, const LegTarget& caller, const LegTarget& callee, absl::Time now);
   void Configure(RelayStream& stream, const LegTarget& caller, const LegTarget& callee, absl::Time now);
   void Detach(RelayStream* stream);
+  void SetRelayRanges(std::shared_ptr<const RelayRanges> ranges) { relay_ranges_ = std::move(ranges); }
 
   EngineCounters& counters() { return counters_; }
 
@@ -63,6 +65,7 @@ class EngineThread {
 
   // Packet thread only.
   absl::flat_hash_map<RelayStream*, std::shared_ptr<RelayStream>> streams_;
+  std::shared_ptr<const RelayRanges> relay_ranges_;
   absl::Time next_timeout_check_ = absl::InfinitePast();
   std::array<std::array<uint8_t, kMaxPacket>, kBatch> buffers_{};
   std::array<mmsghdr, kBatch> recv_{};

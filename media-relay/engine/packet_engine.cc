@@ -48,6 +48,13 @@ void PacketEngine::Configure(std::shared_ptr<RelayStream> stream, LegTarget call
   });
 }
 
+void PacketEngine::SetRelayRanges(std::shared_ptr<const RelayRanges> ranges) {
+  for (auto& thread : threads_) {
+    EngineThread* t = thread.get();
+    t->Post([t, ranges] { t->SetRelayRanges(ranges); });
+  }
+}
+
 void PacketEngine::Detach(std::shared_ptr<RelayStream> stream) {
   EngineThread& thread = ThreadFor(stream->session_id);
   thread.Post([&thread, stream = std::move(stream)] { thread.Detach(stream.get()); });

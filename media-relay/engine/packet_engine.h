@@ -22,6 +22,8 @@ class PacketEngine {
   void Attach(std::shared_ptr<RelayStream> stream, LegTarget caller, LegTarget callee, SessionTimeouts timeouts);
   void Configure(std::shared_ptr<RelayStream> stream, LegTarget caller, LegTarget callee, SessionTimeouts timeouts);
   void Detach(std::shared_ptr<RelayStream> stream);
+  // The relays' media ranges (loop protection); replaces the previous set on every thread.
+  void SetRelayRanges(std::shared_ptr<const RelayRanges> ranges);
 
   int thread_count() const { return static_cast<int>(threads_.size()); }
   const EngineCounters& counters(int thread) const { return threads_[thread]->counters(); }

@@ -60,6 +60,7 @@ absl::string_view DropReasonName(DropReason reason) {
     case DropReason::kSendError: return "send_error";
     case DropReason::kStun: return "stun";
     case DropReason::kRtcpRefused: return "rtcp_refused";
+    case DropReason::kLoop: return "loop";
     case DropReason::kCount: break;
   }
   return "unknown";

@@ -92,6 +92,7 @@ enum class DropReason : uint8_t {
   kSendError,       // the kernel refused the send (buffer full, unreachable)
   kStun,            // STUN on a media port (no ICE here)
   kRtcpRefused,     // RTCP not from the latched source
+  kLoop,            // from a Latchkey relay's media port that the leg's SDP does not name
   kCount,
 };
 // "wrong_source", "probation", ... for metric labels (latchkey_relay_drops_total{reason}).
@@ -123,6 +124,11 @@ class Latch {
   std::optional<net::SocketAddress> Destination() const;
 
   bool latched() const { return latched_ >= 0; }
+  // The source this leg is latched to (compared as OnRtp does), and the SDP address exactly.
+  bool IsLatchedSource(const net::SocketAddress& source) const {
+    return latched_ >= 0 && slots_[latched_].source == source;
+  }
+  bool IsExactSdp(const net::SocketAddress& source) const;
   std::optional<net::SocketAddress> latched_source() const;
   uint32_t latched_ssrc() const { return latched_ >= 0 ? slots_[latched_].ssrc : 0; }
   uint32_t relatch_count() const { return relatch_count_; }
@@ -141,7 +147,6 @@ class Latch {
   };
 
   int Rank(const net::SocketAddress& source) const;
-  bool IsExactSdp(const net::SocketAddress& source) const;
   int Find(const net::SocketAddress& source) const;
   int Allocate(const net::SocketAddress& source);
   // Updates (or creates) the candidate for `source`; false if the packet came too fast.

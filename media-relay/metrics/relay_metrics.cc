@@ -14,6 +14,8 @@ RelayMetrics::RelayMetrics(prometheus::Registry& registry) {
   ports_free = gauge("latchkey_relay_ports_free", "Media ports free for new sessions (quarantined ports excluded)");
   ports_total = gauge("latchkey_relay_ports_max", "Media ports in the configured range");
   draining = gauge("latchkey_relay_draining", "1 while the worker drains and takes no new sessions");
+  known_relays = gauge("latchkey_relay_known_relays",
+                       "Relay workers (this one included) whose media ports this one refuses to latch onto unsignalled");
   sessions_created = counter("latchkey_relay_sessions_created_total", "Sessions created on this worker");
   auto& closed = prometheus::BuildCounter()
                      .Name("latchkey_relay_sessions_closed_total")

@@ -15,6 +15,7 @@ struct RelayMetrics {
   prometheus::Gauge* ports_free;         // latchkey_relay_ports{state="free"}
   prometheus::Gauge* ports_total;        // latchkey_relay_ports_max
   prometheus::Gauge* draining;           // latchkey_relay_draining (0/1)
+  prometheus::Gauge* known_relays;       // latchkey_relay_known_relays (loop protection)
   prometheus::Counter* sessions_created;  // latchkey_relay_sessions_created_total
   // latchkey_relay_sessions_closed_total{reason}: released, expired, media_timeout, final_timeout,
   // worker_drain (still open when the drain grace ran out), other

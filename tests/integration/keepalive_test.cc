@@ -572,14 +572,9 @@ namespace {
 // Draining a worker is a change of the worker set like losing it: its bindings move to the others
 // and leave it ("no binding goes unpinged, or is pinged by two workers, for longer than one pass").
 //
-// BUG (services/control/keepalive/keepalive_assigner.cc, KeepaliveAssigner::Resync): complete sets
-// go only to READY workers, so a worker that leaves READY but stays alive (DRAINING) never gets a
-// replace_all without its bindings. After DrainWorker, the other relay gets all bindings while the
-// draining relay keeps its old set (latchkey_keepalive_targets stays at its count) and goes on
-// pinging them: each of its bindings gets two OPTIONS per interval from two sources, indefinitely.
-// Expected: the draining worker is sent an empty complete set (or removes) in the same pass.
-// Enable when fixed.
-TEST_F(KeepaliveTest, DISABLED_DrainedRelayHandsItsBindingsOver) {
+// Regression: complete sets once went to READY workers only, so a draining worker kept its old set
+// and its bindings were pinged by two workers indefinitely.
+TEST_F(KeepaliveTest, DrainedRelayHandsItsBindingsOver) {
   ASSERT_NO_FATAL_FAILURE(StartControl());
   std::string address_a, address_b;
   auto relay_a = StartOwnSocketRelay("relay-a", &address_a);

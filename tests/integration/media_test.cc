@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/support/cluster.h"
@@ -261,6 +262,53 @@ Call PlaceCall(v1::NatControlService::Stub& stub, const std::string& call_id, ui
     call.callee_relay = static_cast<uint16_t>(answered.session().callee().relay(0).rtp().port());
   }
   return call;
+}
+
+TEST_F(MediaTest, MediaFromAnotherRelaysPortNeverLatchesALeg) {
+  // A second relay: control tells the first its port range in the heartbeat answers.
+  auto other = testing::LocalRelay::Start(control_->address(), "relay-other");
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE(testing::WaitForWorker(*stub_, "relay-other", absl::Seconds(10)));
+  // Its range carries no session, so a test socket can take one of its ports: what the first relay
+  // sees is then exactly what a media loop between the two relays would send it.
+  {
+    v1::DrainWorkerRequest drain;  // so the call lands on relay-media; a draining relay's range still counts
+    drain.set_worker_id("relay-other");
+    v1::DrainWorkerResponse drained;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->DrainWorker(&context, drain, &drained).ok());
+  }
+  // The first relay hears of the second with its next heartbeat answer.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return absl::StrContains(relay_->Metrics(), "latchkey_relay_known_relays 2\n"); }, absl::Seconds(5)));
+  UdpPeer looped(false, static_cast<uint16_t>((*other)->port_min() + 2));
+  ASSERT_NE(looped.port(), 0);
+  UdpPeer caller;
+
+  v1::AllocateSessionRequest offer;
+  offer.set_call_id("loop-1@pbx");
+  offer.set_from_tag("a");
+  offer.set_sdp(Sdp("192.168.1.20", 4000));
+  *offer.mutable_signaling_source() = testing::Address("127.0.0.1", 5060);
+  offer.mutable_options()->set_latching_mode(v1::LATCHING_MODE_FIRST_PACKET);  // the most trusting mode
+  v1::AllocateSessionResponse offered;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->AllocateSession(&context, offer, &offered).ok());
+  }
+  ASSERT_EQ(offered.session().worker_id(), "relay-media") << "placed on the relay this test does not watch";
+  const std::string id = offered.session().session_id();
+  const uint16_t caller_relay = static_cast<uint16_t>(offered.session().caller().relay(0).rtp().port());
+
+  // Well past probation, at a media stream's pace: every packet is refused as a loop.
+  SendStream(looped, caller_relay, 0x1007, 100, 20);
+  EXPECT_FALSE(GetSession(id).caller().stats().has_latched_source()) << "latched onto another relay's port";
+  EXPECT_THAT(relay_->Metrics(), HasSubstr("latchkey_relay_drops_total{reason=\"loop\"} 20\n"));
+
+  // The real endpoint still latches.
+  SendStream(caller, caller_relay, 0x2002, 1, 10);
+  ASSERT_TRUE(testing::WaitFor([&] { return GetSession(id).caller().stats().has_latched_source(); }, absl::Seconds(2)));
+  EXPECT_EQ(GetSession(id).caller().stats().latched_source().port(), caller.port());
 }
 
 TEST_F(MediaTest, SilentCallEndsWithMediaTimeout) {

@@ -132,9 +132,12 @@ bool KeepaliveAssigner::FlushPending() {
 }
 
 bool KeepaliveAssigner::Resync() {
-  std::vector<std::string> ready;
+  std::vector<std::string> ready;     // may be assigned bindings
+  std::vector<std::string> retiring;  // alive but draining: told to keep nothing
   for (const v1::Worker& w : workers_->List()) {
-    if (w.state() == v1::WORKER_STATE_READY && !w.keepalive_source_ips().empty()) ready.push_back(w.worker_id());
+    if (w.keepalive_source_ips().empty()) continue;
+    if (w.state() == v1::WORKER_STATE_READY) ready.push_back(w.worker_id());
+    if (w.state() == v1::WORKER_STATE_DRAINING) retiring.push_back(w.worker_id());
   }
   // Changes queued before this point are in the store already: the complete sets carry them.
   uint64_t queued;
@@ -175,6 +178,12 @@ bool KeepaliveAssigner::Resync() {
     if (page->size() < options_.chunk) break;
   }
   for (const std::string& id : ready) flush(id, true);
+  for (const std::string& id : retiring) {
+    v1::SetKeepalivesRequest empty;
+    empty.set_replace_all(true);
+    empty.set_complete(true);
+    if (!Send(id, empty)) ok = false;
+  }
   log::LogInfo("keepalive assignments synced")
       .Kv("workers", ready.size())
       .Kv("bindings", total)

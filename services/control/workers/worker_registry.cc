@@ -25,6 +25,8 @@ std::string WorkerRegistry::Register(const v1::RegisterWorkerRequest& request, a
   entry.worker.mutable_advertised_ips()->CopyFrom(request.advertised_ips());
   entry.worker.mutable_keepalive_source_ips()->CopyFrom(request.keepalive_source_ips());
   entry.worker.set_keepalive_mode(request.keepalive_mode());
+  entry.worker.set_port_min(request.port_min());
+  entry.worker.set_port_max(request.port_max());
   ++membership_version_;
   *entry.worker.mutable_load() = request.load();
   entry.worker.set_version(request.version());
@@ -64,6 +66,13 @@ absl::StatusOr<v1::HeartbeatResponse> WorkerRegistry::Heartbeat(const v1::Heartb
   UpdateStateGauges();
   v1::HeartbeatResponse response;
   response.set_drain(entry.drain_requested);
+  for (const auto& [id, other] : workers_) {
+    if (other.worker.state() == v1::WORKER_STATE_LOST || other.worker.port_max() == 0) continue;
+    v1::RelayMediaRange* range = response.add_relays();
+    for (const std::string& ip : other.worker.advertised_ips()) range->add_ips(ip);
+    range->set_port_min(other.worker.port_min());
+    range->set_port_max(other.worker.port_max());
+  }
   return response;
 }
 

@@ -35,11 +35,11 @@ uint16_t PortOf(const sockaddr_storage& storage) {
 
 }  // namespace
 
-UdpPeer::UdpPeer(bool ipv6) : ipv6_(ipv6) {
+UdpPeer::UdpPeer(bool ipv6, uint16_t port) : ipv6_(ipv6) {
   fd_ = ::socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   socklen_t length = 0;
-  sockaddr_storage addr = Loopback(ipv6, 0, &length);
-  ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), length);
+  sockaddr_storage addr = Loopback(ipv6, port, &length);
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), length) != 0) return;
   ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &length);
   port_ = PortOf(addr);
 }

@@ -16,7 +16,8 @@ struct Datagram {
 
 class UdpPeer {
  public:
-  explicit UdpPeer(bool ipv6 = false);  // binds 127.0.0.1:0 or [::1]:0
+  // Binds 127.0.0.1:`port` or [::1]:`port` (0: any); port() is 0 if that port was taken.
+  explicit UdpPeer(bool ipv6 = false, uint16_t port = 0);
   ~UdpPeer();
   UdpPeer(const UdpPeer&) = delete;
   UdpPeer& operator=(const UdpPeer&) = delete;
