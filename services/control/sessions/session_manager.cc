@@ -26,7 +26,8 @@ const std::string kSep(1, kKeySeparator);
 
 std::string NewSessionId() {
   static thread_local absl::BitGen rng;
-  return absl::StrFormat("s%015x", absl::Uniform<uint64_t>(rng) >> 4);
+  // 15 characters, like binding ids: inline in std::string wherever the relay and control keep it.
+  return absl::StrFormat("s%014x", absl::Uniform<uint64_t>(rng) >> 8);
 }
 
 v1::MediaDirection DirectionToProto(sdp::Direction direction) {
