@@ -286,16 +286,16 @@ int Main(int argc, char** argv) {
     log::LogError("cannot discover advertised address").Kv("error", addresses.status().ToString());
     return 1;
   }
-  // host: and stun: entries are re-resolved in the background; sessions keep the start-up addresses
-  // (see advertised_address.h), so a change is only logged for now.
+  // host: and stun: entries are re-resolved in the background; a change reaches the session table
+  // (new offers and answers carry it) and control (the worker registers again) once both exist.
+  absl::Mutex advertised_mu;
+  std::function<void(size_t, const net::IpAddress&)> apply_advertised;  // guarded by advertised_mu
   AdvertisedAddressRefresher advertised_refresher(
       std::move(advertised_entries),
       {absl::Seconds(60),
-       [startup = *addresses](size_t i, const net::IpAddress&, const net::IpAddress& now) {
-         log::LogWarning("advertised address change not applied to sessions until restart")
-             .Kv("index", i)
-             .Kv("advertising", startup[i].advertised.ToString())
-             .Kv("resolved", now.ToString());
+       [&](size_t i, const net::IpAddress&, const net::IpAddress& now) {
+         absl::MutexLock lock(&advertised_mu);
+         if (apply_advertised) apply_advertised(i, now);
        },
        nullptr});
   advertised_refresher.Start();
@@ -389,6 +389,15 @@ int Main(int argc, char** argv) {
   ControlClient control(client_options, *registry);
   control_events->Forward(&control);
   keepalive_events->Forward(&control);
+  {
+    absl::MutexLock lock(&advertised_mu);
+    apply_advertised = [&sessions, &control, &advertised_refresher](size_t i, const net::IpAddress& ip) {
+      sessions.SetAdvertised(i, ip);
+      std::vector<std::string> ips;
+      for (const net::IpAddress& current : advertised_refresher.CurrentAll()) ips.push_back(current.ToString());
+      control.SetAdvertisedIps(std::move(ips));
+    };
+  }
   control.Start(&sessions, &engine, keepalives.get());
 
   server->SetServing(true);
@@ -426,6 +435,10 @@ int Main(int argc, char** argv) {
   relay_metrics.closed_worker_drain->Increment(static_cast<double>(sessions.size()));
   control_events->Forward(nullptr);
   keepalive_events->Forward(nullptr);
+  {
+    absl::MutexLock lock(&advertised_mu);
+    apply_advertised = nullptr;
+  }
   if (keepalives) keepalives->Stop();
   control.Stop();
   stopping = true;

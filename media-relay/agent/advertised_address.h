@@ -9,10 +9,9 @@
 //   "stun:HOST[:PORT]"    the reflexive address a STUN server sees for a socket on the bind address
 //                         (default port 3478); re-discovered periodically.
 //
-// Live re-advertisement is not wired yet: the session table takes its addresses once, at start, so
-// AdvertisedAddressRefresher only reports a change (a log line and its callback). Bringing a changed
-// address to new sessions is a later change; until then a relay keeps advertising what it resolved
-// at start-up.
+// AdvertisedAddressRefresher reports a change (a log line and its callback); latchkey-relay then
+// writes the new address into the SDP of new offers and answers and registers again with control so
+// it lists the new address. Sessions keep their media sockets: only the address written changes.
 #include <cstddef>
 #include <cstdint>
 #include <functional>

@@ -27,6 +27,7 @@ ControlClient::ControlClient(ControlClientOptions options, prometheus::Registry&
     : options_(std::move(options)),
       stub_(v1::WorkerRegistryService::NewStub(
           grpcutil::CreateChannel(options_.control_address))) {
+  advertised_ips_ = options_.advertised_ips;
   auto& registrations = prometheus::BuildCounter()
                             .Name("latchkey_relay_registrations_total")
                             .Help("Registrations with control, by result")
@@ -61,6 +62,12 @@ void ControlClient::Stop() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
+}
+
+void ControlClient::SetAdvertisedIps(std::vector<std::string> ips) {
+  absl::MutexLock lock(&mu_);
+  advertised_ips_ = std::move(ips);
+  registered_ = false;
 }
 
 bool ControlClient::registered() const {
@@ -177,7 +184,10 @@ bool ControlClient::RegisterOnce() {
   v1::RegisterWorkerRequest request;
   request.set_worker_id(options_.worker_id);
   request.set_grpc_address(options_.grpc_address);
-  for (const std::string& ip : options_.advertised_ips) request.add_advertised_ips(ip);
+  {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& ip : advertised_ips_) request.add_advertised_ips(ip);
+  }
   request.set_version(options_.version);
   request.set_keepalive_mode(options_.keepalive_mode);
   for (const std::string& ip : options_.keepalive_source_ips) request.add_keepalive_source_ips(ip);

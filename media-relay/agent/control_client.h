@@ -46,6 +46,8 @@ class ControlClient : public EngineEventSink, public KeepaliveEventSink {
   void Start(SessionTable* sessions, const PacketEngine* engine = nullptr, const KeepaliveSender* keepalives = nullptr);
   void Stop();
   bool registered() const;
+  // The advertised addresses changed (host:/stun: discovery): registers again to announce them.
+  void SetAdvertisedIps(std::vector<std::string> ips);
   // From the packet threads: queued and reported to control at once (bounded; oldest dropped).
   void OnEngineEvent(EngineEvent event) override;
   // From the keepalive thread: reachability changes, reported like the engine's events.
@@ -77,6 +79,7 @@ class ControlClient : public EngineEventSink, public KeepaliveEventSink {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool registered_ ABSL_GUARDED_BY(mu_) = false;
   std::string registration_id_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> advertised_ips_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(1);
   std::vector<EngineEvent> events_ ABSL_GUARDED_BY(mu_);
   std::vector<KeepaliveEventOut> keepalive_events_ ABSL_GUARDED_BY(mu_);

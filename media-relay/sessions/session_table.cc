@@ -279,6 +279,13 @@ v1::WorkerLoad SessionTable::Load(absl::Time now) {
   return load;
 }
 
+void SessionTable::SetAdvertised(size_t index, const net::IpAddress& ip) {
+  absl::MutexLock lock(&mu_);
+  if (index >= options_.addresses.size()) return;
+  options_.addresses[index].advertised = ip;
+  addressing_.own_ips.push_back(ip);
+}
+
 void SessionTable::SetDraining(bool draining) {
   absl::MutexLock lock(&mu_);
   draining_ = draining;

@@ -44,6 +44,9 @@ class SessionTable {
   std::vector<v1::Session> Snapshot() const;
   v1::WorkerLoad Load(absl::Time now);
   void SetDraining(bool draining);
+  // A host:/stun: advertised address changed: new sessions and later offers/answers write `ip` into
+  // SDP for media address `index` (the old one was the relay's too, so it stays loop-protected).
+  void SetAdvertised(size_t index, const net::IpAddress& ip);
   bool draining() const;
   size_t size() const;
   // Answered sessions older than `grace` whose media flows one way only: one leg has sent nothing
@@ -80,7 +83,7 @@ class SessionTable {
                             google::protobuf::RepeatedPtrField<v1::RelayEndpoint>* callee);
   static void FillStats(const Session& session, v1::LegStats* caller, v1::LegStats* callee);
 
-  const SessionTableOptions options_;
+  SessionTableOptions options_;  // addresses[i].advertised changes under mu_; nothing else does
   PacketEngine* engine_;
   RelayAddressing addressing_;
   mutable absl::Mutex mu_;

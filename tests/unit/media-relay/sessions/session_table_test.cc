@@ -160,6 +160,27 @@ TEST_F(SessionTableTest, CreateAllocatesTwoBoundLegsPerStream) {
   EXPECT_EQ(load.free_ports(), total_ports_ - 8);
 }
 
+TEST_F(SessionTableTest, ChangedAdvertisedAddressReachesNewSessionsAndLaterAnswers) {
+  ASSERT_NO_FATAL_FAILURE(Make());
+  auto before = table_->Create(CreateRequest("s1", 1), kT0);
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(before->caller(0).rtp().ip(), kAdvertisedV4);
+  table_->SetAdvertised(0, Ip("198.51.100.99"));  // e.g. stun: found a new public address
+  auto after = table_->Create(CreateRequest("s2", 1), kT0);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->caller(0).rtp().ip(), "198.51.100.99");
+  EXPECT_EQ(after->callee(0).rtcp().ip(), "198.51.100.99");
+  // An existing session's next answer or re-INVITE advertises the new address too (same ports).
+  v1::UpdateRelaySessionRequest update;
+  *update.mutable_session() = CreateRequest("s1", 1).session();
+  update.set_stream_count(1);
+  auto updated = table_->Update(update, kT0);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->caller(0).rtp().ip(), "198.51.100.99");
+  EXPECT_EQ(updated->caller(0).rtp().port(), before->caller(0).rtp().port());
+  table_->SetAdvertised(7, Ip("198.51.100.1"));  // out of range: ignored
+}
+
 TEST_F(SessionTableTest, RtcpEqualsRtpWhenTheLegMuxes) {
   ASSERT_NO_FATAL_FAILURE(Make());
   v1::CreateRelaySessionRequest request = CreateRequest("s1", 2);
