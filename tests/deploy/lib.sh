@@ -48,7 +48,7 @@ wait_for() {
 # The value of key=VALUE on the "ready" line a server logs.
 logged() {
   local log=$1 key=$2
-  grep -m1 'ready' "$log" | grep -o "$key=[^ ]*" | cut -d= -f2
+  grep -m1 'msg="latchkey-[a-z]* ready"' "$log" | grep -o "$key=[^ ]*" | cut -d= -f2
 }
 
 # start_control [FLAGS...]: control on loopback with kernel-chosen ports; sets control_grpc and

@@ -108,7 +108,8 @@ TEST(WriteOptionsTest, EachHeaderReadsBack) {
   EXPECT_EQ(lines[8], "Content-Length: 0");
 
   // And the answer a phone builds from it matches the transaction.
-  absl::StatusOr<ResponseSummary> summary = ParseResponse(AnswerLikeAPhone(request, "SIP/2.0 200 OK"));
+  const std::string answer = AnswerLikeAPhone(request, "SIP/2.0 200 OK");  // the summary views into it
+  absl::StatusOr<ResponseSummary> summary = ParseResponse(answer);
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_EQ(summary->status_code, 200);
   EXPECT_EQ(summary->branch, "z9hG4bK-ka-000042");

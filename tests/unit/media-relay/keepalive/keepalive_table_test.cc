@@ -671,7 +671,8 @@ TEST(KeepaliveTableRequestTest, WriteRequestIsAnRfc3261OptionsThatOnResponseMatc
     EXPECT_TRUE(branches.insert(branch).second) << "branch reused";
 
     // The phone's answer, parsed as the sender parses it, matches this keepalive.
-    absl::StatusOr<sip::ResponseSummary> response = sip::ParseResponse(AnswerLikeAPhone(request, "SIP/2.0 200 OK"));
+    const std::string answer = AnswerLikeAPhone(request, "SIP/2.0 200 OK");  // the summary views into it
+    absl::StatusOr<sip::ResponseSummary> response = sip::ParseResponse(answer);
     ASSERT_TRUE(response.ok()) << response.status();
     EXPECT_EQ(response->branch, branch);
     EXPECT_EQ(response->cseq, static_cast<uint32_t>(n));
