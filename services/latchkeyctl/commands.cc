@@ -1,9 +1,19 @@
-// health, bindings, register, sessions and workers: one or a few unary RPCs each.
+// health, bindings, register, sessions (offer and answer included) and workers: one or a few unary
+// RPCs each.
 #include "services/latchkeyctl/commands.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <system_error>
 
 #include "absl/flags/flag.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/net/socket_address.h"
@@ -50,6 +60,82 @@ bool ParseTransport(const std::string& text, v1::Transport* transport) {
   else if (text == "ws" || text == "wss") *transport = v1::TRANSPORT_WS;
   else return false;
   return true;
+}
+
+bool ParseLatchingMode(const std::string& text, v1::LatchingMode* mode) {
+  if (text.empty() || text == "auto") *mode = v1::LATCHING_MODE_UNSPECIFIED;
+  else if (text == "first_packet") *mode = v1::LATCHING_MODE_FIRST_PACKET;
+  else if (text == "signaling_source") *mode = v1::LATCHING_MODE_SIGNALING_SOURCE;
+  else if (text == "heuristic") *mode = v1::LATCHING_MODE_HEURISTIC;
+  else if (text == "strict") *mode = v1::LATCHING_MODE_STRICT;
+  else return false;
+  return true;
+}
+
+// The SDP of --sdp=FILE ("-": stdin), sent as is (CRLF or LF line ends, control keeps them).
+absl::StatusOr<std::string> ReadSdp(const std::string& path) {
+  // Far above any real SDP; a wrong path to a large file should not be read whole into a request.
+  constexpr std::streamsize kMaxSdpBytes = 64 * 1024;
+  std::string text;
+  auto read = [&](std::istream& in) -> bool {
+    text.resize(static_cast<size_t>(kMaxSdpBytes) + 1);
+    in.read(text.data(), kMaxSdpBytes + 1);
+    text.resize(static_cast<size_t>(in.gcount()));
+    return !in.bad();
+  };
+  if (path == "-") {
+    if (!read(std::cin)) return absl::InvalidArgumentError("--sdp=-: cannot read stdin");
+  } else {
+    std::error_code error;
+    if (std::filesystem::is_directory(path, error)) {
+      return absl::InvalidArgumentError(absl::StrCat("--sdp=", path, ": is a directory, not an SDP file"));
+    }
+    std::ifstream file(path, std::ios::binary);
+    if (!file.is_open()) {
+      return absl::InvalidArgumentError(absl::StrCat("--sdp=", path, ": cannot open: ", std::strerror(errno)));
+    }
+    if (!read(file)) {
+      return absl::InvalidArgumentError(absl::StrCat("--sdp=", path, ": cannot read: ", std::strerror(errno)));
+    }
+  }
+  if (text.size() > static_cast<size_t>(kMaxSdpBytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--sdp=", path, ": larger than ", kMaxSdpBytes, " bytes, not an SDP"));
+  }
+  if (text.empty()) return absl::InvalidArgumentError(absl::StrCat("--sdp=", path, ": empty"));
+  return text;
+}
+
+// The flags sessions offer and answer share: the SDP and where the signalling came from.
+struct LegInput {
+  std::string sdp;
+  v1::SocketAddress signaling_source;
+};
+
+// Reads --sdp and --signaling_source; on a problem returns the exit code (usage error for a missing
+// or malformed flag, failure for an unreadable file) in `*exit_code`.
+std::optional<LegInput> ReadLegInput(Context& ctx, int* exit_code) {
+  const std::string sdp_path = absl::GetFlag(FLAGS_sdp);
+  const std::string source_text = absl::GetFlag(FLAGS_signaling_source);
+  if (sdp_path.empty()) {
+    *exit_code = ctx.UsageError("--sdp is required (a file with the SDP, - for stdin)");
+    return std::nullopt;
+  }
+  if (source_text.empty()) {
+    *exit_code = ctx.UsageError("--signaling_source is required");
+    return std::nullopt;
+  }
+  auto source = net::SocketAddress::Parse(source_text);
+  if (!source.ok()) {
+    *exit_code = ctx.UsageError(absl::StrCat("--signaling_source: ", source.status().message()));
+    return std::nullopt;
+  }
+  auto sdp = ReadSdp(sdp_path);
+  if (!sdp.ok()) {
+    *exit_code = ctx.Failure(sdp.status().message());
+    return std::nullopt;
+  }
+  return LegInput{*std::move(sdp), net::ToProto(*source)};
 }
 
 }  // namespace
@@ -253,6 +339,70 @@ int WorkersDrain(Context& ctx, const Args& args) {
     ctx.PrintJson(response);
   } else {
     ctx.Print(RenderWorker(response.worker(), absl::Now()));
+  }
+  return kExitOk;
+}
+
+int SessionsOffer(Context& ctx, const Args&) {
+  v1::AllocateSessionRequest request;
+  request.set_call_id(absl::GetFlag(FLAGS_call_id));
+  request.set_from_tag(absl::GetFlag(FLAGS_from_tag));
+  if (request.call_id().empty()) return ctx.UsageError("--call_id is required");
+  if (request.from_tag().empty()) return ctx.UsageError("--from_tag is required");
+  v1::LatchingMode mode;
+  if (!ParseLatchingMode(absl::GetFlag(FLAGS_latching_mode), &mode)) {
+    return ctx.UsageError(absl::StrCat("--latching_mode must be first_packet, signaling_source, heuristic or strict, ",
+                                       "got \"", absl::GetFlag(FLAGS_latching_mode), "\""));
+  }
+  const absl::Duration media_timeout = absl::GetFlag(FLAGS_media_timeout);
+  if (media_timeout < absl::ZeroDuration() || media_timeout == absl::InfiniteDuration()) {
+    return ctx.UsageError("--media_timeout must be a finite duration, 0s (control's default) or more");
+  }
+  int exit_code = kExitOk;
+  std::optional<LegInput> input = ReadLegInput(ctx, &exit_code);
+  if (!input) return exit_code;
+  request.set_sdp(std::move(input->sdp));
+  *request.mutable_signaling_source() = std::move(input->signaling_source);
+  request.mutable_options()->set_latching_mode(mode);
+  if (media_timeout > absl::ZeroDuration()) {
+    *request.mutable_options()->mutable_media_timeout() = ToProto(media_timeout);
+  }
+
+  v1::AllocateSessionResponse response;
+  grpc::Status status =
+      ctx.Call([&](grpc::ClientContext* c) { return ctx.control().AllocateSession(c, request, &response); });
+  if (!status.ok()) return ctx.RpcError(status);
+  if (ctx.json()) {
+    ctx.PrintJson(response);
+  } else {
+    ctx.Print(RenderSessionAndSdp(response.session(),
+                                  "SDP for the callee (the caller's media address replaced by the relay's)",
+                                  response.sdp()));
+  }
+  return kExitOk;
+}
+
+int SessionsAnswer(Context& ctx, const Args& args) {
+  v1::AnswerSessionRequest request;
+  request.set_session_id(args[0]);
+  request.set_to_tag(absl::GetFlag(FLAGS_to_tag));
+  if (request.to_tag().empty()) return ctx.UsageError("--to_tag is required");
+  int exit_code = kExitOk;
+  std::optional<LegInput> input = ReadLegInput(ctx, &exit_code);
+  if (!input) return exit_code;
+  request.set_sdp(std::move(input->sdp));
+  *request.mutable_signaling_source() = std::move(input->signaling_source);
+
+  v1::AnswerSessionResponse response;
+  grpc::Status status =
+      ctx.Call([&](grpc::ClientContext* c) { return ctx.control().AnswerSession(c, request, &response); });
+  if (!status.ok()) return ctx.RpcError(status);
+  if (ctx.json()) {
+    ctx.PrintJson(response);
+  } else {
+    ctx.Print(RenderSessionAndSdp(response.session(),
+                                  "SDP for the caller (the callee's media address replaced by the relay's)",
+                                  response.sdp()));
   }
   return kExitOk;
 }

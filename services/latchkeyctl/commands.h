@@ -21,6 +21,8 @@ int Register(Context& ctx, const Args& args);
 int SessionsList(Context& ctx, const Args& args);
 int SessionsGet(Context& ctx, const Args& args);
 int SessionsRelease(Context& ctx, const Args& args);
+int SessionsOffer(Context& ctx, const Args& args);
+int SessionsAnswer(Context& ctx, const Args& args);
 int WorkersList(Context& ctx, const Args& args);
 int WorkersDrain(Context& ctx, const Args& args);
 

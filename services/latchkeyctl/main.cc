@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "services/latchkeyctl/args.h"
 #include "services/latchkeyctl/commands.h"
 #include "services/latchkeyctl/context.h"
@@ -48,6 +50,18 @@ const std::vector<CommandSpec>& Commands() {
        "list relay sessions (all pages, up to --limit, default 10000)"},
       {{"sessions", "get"}, "ID", 1, {}, SessionsGet, "show one session with both legs and their figures"},
       {{"sessions", "release"}, "ID", 1, {}, SessionsRelease, "end a session and free its relay ports"},
+      {{"sessions", "offer"},
+       "--call_id=ID --from_tag=TAG --sdp=FILE --signaling_source=IP:PORT "
+       "[--latching_mode=first_packet|signaling_source|heuristic|strict] [--media_timeout=60s]",
+       0,
+       {"call_id", "from_tag", "sdp", "signaling_source", "latching_mode", "media_timeout"},
+       SessionsOffer,
+       "AllocateSession as a PBX would on INVITE, with the caller's SDP from FILE (- for stdin): shows the "
+       "session and the SDP for the callee; the session stays up until released or media times out"},
+      {{"sessions", "answer"}, "ID --to_tag=TAG --sdp=FILE --signaling_source=IP:PORT", 1,
+       {"to_tag", "sdp", "signaling_source"}, SessionsAnswer,
+       "AnswerSession as a PBX would on the 200 OK, with the callee's SDP from FILE (- for stdin): shows the "
+       "session and the SDP for the caller"},
       {{"workers", "list"}, "", 0, {}, WorkersList, "list relay workers with state and load"},
       {{"workers", "drain"}, "ID", 1, {}, WorkersDrain, "stop placing new sessions on a worker"},
       {{"watch", "bindings"}, "[--aor=AOR] [--count=N] [--duration=D]", 0, {"aor", "count", "duration"},
@@ -65,6 +79,16 @@ std::string Name(const CommandSpec& spec) { return absl::StrJoin(spec.words, " "
 
 std::string Synopsis(const CommandSpec& spec) {
   return spec.synopsis.empty() ? Name(spec) : absl::StrCat(Name(spec), " ", spec.synopsis);
+}
+
+// The positional part of the synopsis ("ID" of "ID --to_tag=TAG ..."), for "missing ..." errors.
+std::string PositionalSynopsis(const CommandSpec& spec) {
+  std::vector<std::string> words;
+  for (absl::string_view word : absl::StrSplit(spec.synopsis, ' ', absl::SkipEmpty())) {
+    if (absl::StartsWith(word, "-") || absl::StartsWith(word, "[")) break;
+    words.emplace_back(word);
+  }
+  return absl::StrJoin(words, " ");
 }
 
 std::string Usage() {
@@ -143,7 +167,9 @@ int Main(int argc, char** argv) {
   if (args.size() > spec->arg_count) {
     return PrintUsageError(name, {synopsis}, absl::StrCat("unexpected argument \"", args[spec->arg_count], "\""));
   }
-  if (args.size() < spec->arg_count) return PrintUsageError(name, {synopsis}, absl::StrCat("missing ", spec->synopsis));
+  if (args.size() < spec->arg_count) {
+    return PrintUsageError(name, {synopsis}, absl::StrCat("missing ", PositionalSynopsis(*spec)));
+  }
 
   GlobalOptions options;
   options.server = absl::GetFlag(FLAGS_server);

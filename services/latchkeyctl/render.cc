@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "services/latchkeyctl/format.h"
 
 namespace latchkey::ctl {
@@ -165,6 +167,15 @@ std::string RenderSession(const v1::Session& session) {
   AddLeg(block, "caller", session.caller());
   AddLeg(block, "callee", session.callee());
   return block.Render();
+}
+
+std::string RenderSessionAndSdp(const v1::Session& session, const std::string& heading, const std::string& sdp) {
+  std::string text = absl::StrCat(RenderSession(session), "\n", heading, ":\n");
+  for (absl::string_view line : absl::StrSplit(sdp, '\n', absl::SkipEmpty())) {
+    absl::ConsumeSuffix(&line, "\r");
+    absl::StrAppend(&text, line, "\n");
+  }
+  return text;
 }
 
 std::string RenderSessions(const Repeated<v1::Session>& sessions) {

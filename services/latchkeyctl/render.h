@@ -27,6 +27,9 @@ std::string RenderBindingEvent(const v1::WatchBindingsResponse& event);
 std::string RenderSession(const v1::Session& session);
 std::string RenderSessions(const Repeated<v1::Session>& sessions);
 std::string RenderSessionEvent(const v1::WatchSessionsResponse& event);
+// sessions offer/answer: the session as RenderSession shows it, then "`heading`:" and the rewritten
+// SDP as control returned it (line ends shown as plain newlines).
+std::string RenderSessionAndSdp(const v1::Session& session, const std::string& heading, const std::string& sdp);
 
 std::string RenderWorker(const v1::Worker& worker, absl::Time now);
 std::string RenderWorkers(const Repeated<v1::Worker>& workers, absl::Time now);
