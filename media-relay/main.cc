@@ -1,6 +1,7 @@
 // latchkey-relay: a media relay worker. Registers with latchkey-control, serves RelayService, and
 // exports Prometheus metrics.
 #include <ifaddrs.h>
+#include <sys/resource.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -412,8 +413,22 @@ int Main(int argc, char** argv) {
 
   // Load gauges are sampled here rather than on every change: the port pool is shared state.
   std::atomic<bool> stopping{false};
+  // CPU for autoscaling rules (rate() of it is cores in use); the heartbeat carries the same figure.
+  prometheus::Counter& cpu_seconds = prometheus::BuildCounter()
+                                         .Name("latchkey_relay_cpu_seconds_total")
+                                         .Help("CPU time used by the relay process (user + system)")
+                                         .Register(*registry)
+                                         .Add({});
   std::thread gauges([&] {
+    double cpu_reported = 0;
     while (!stopping.load()) {
+      rusage usage{};
+      if (::getrusage(RUSAGE_SELF, &usage) == 0) {
+        const double cpu = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+                           (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+        if (cpu > cpu_reported) cpu_seconds.Increment(cpu - cpu_reported);
+        cpu_reported = std::max(cpu_reported, cpu);
+      }
       const v1::WorkerLoad load = sessions.Load(absl::Now());
       relay_metrics.sessions->Set(load.sessions());
       relay_metrics.sessions_max->Set(load.max_sessions());

@@ -199,6 +199,8 @@ TEST_F(MediaTest, CallLatchesBothWaysCountsExactlyAndResistsAnAttacker) {
   EXPECT_GE(after.caller().stats().packets_dropped(), 100u);
   const std::string metrics = relay_->Metrics();
   EXPECT_THAT(metrics, HasSubstr("latchkey_relay_latches_total 2"));
+  EXPECT_THAT(metrics, HasSubstr("latchkey_relay_cpu_seconds_total "));
+  EXPECT_THAT(metrics, ::testing::Not(HasSubstr("latchkey_relay_cpu_seconds_total 0\n")));
   EXPECT_THAT(metrics, HasSubstr("latchkey_relay_drops_total{reason=\"wrong_source\"}"));
 
   // Released: the relay ports stop forwarding.
