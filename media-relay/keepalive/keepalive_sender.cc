@@ -224,6 +224,12 @@ bool KeepaliveSender::SendDue(absl::Time now) {
         send_errors_->Increment();  // registrar-source needs IPv4 addresses on both ends
         continue;
       }
+      // A loopback source reaches only loopback, and no answer could come back from elsewhere: a raw
+      // socket would still put such a packet on the wire, so it is refused here.
+      if (via.ip.Unmapped().IsLoopback() != k.destination.ip.Unmapped().IsLoopback()) {
+        send_errors_->Increment();
+        continue;
+      }
       const size_t length = table_.WriteRequest(k.slot, HostText(via.ip), via.port, buffers[count].data(), kMaxDatagram);
       if (length == 0) {
         send_errors_->Increment();

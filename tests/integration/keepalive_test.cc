@@ -428,6 +428,26 @@ TEST_F(KeepaliveTest, RegistrarSourceSendsFromTheRegistrarAddress) {
   EXPECT_EQ(MetricValue(metrics, "latchkey_keepalive_send_errors_total"), 0);
 }
 
+// A registrar on loopback cannot reach a phone elsewhere, and a raw socket would put the packet on
+// the wire all the same (the kernel does not refuse a loopback source there): the relay refuses it.
+TEST_F(KeepaliveTest, LoopbackRegistrarNeverSendsOffTheMachine) {
+  if (::geteuid() != 0) GTEST_SKIP() << "registrar-source keepalives need raw sockets (CAP_NET_RAW): run as root";
+  ASSERT_NO_FATAL_FAILURE(StartControl());
+  auto relay = testing::LocalRelay::Start(control_->address(), "relay-raw-guard",
+                                          {"--keepalive_mode=registrar_source", "--keepalive_source_ips=127.0.0.1",
+                                           "--stun_listen=off"},
+                                          20);
+  ASSERT_TRUE(relay.ok()) << relay.status();
+  ASSERT_TRUE(testing::WaitForWorker(*stub_, "relay-raw-guard", absl::Seconds(10)));
+  // TEST-NET-3: never a host of ours; nothing may be sent there.
+  const v1::Binding binding = Allocate(NatedPhone("carol", "203.0.113.7", 41234, 5060));
+  ASSERT_EQ(binding.keepalive().worker_id(), "relay-raw-guard");
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return MetricValue((*relay)->Metrics(), "latchkey_keepalive_send_errors_total") >= 2; }, absl::Seconds(5)))
+      << (*relay)->Metrics();
+  EXPECT_EQ(MetricValue((*relay)->Metrics(), "latchkey_keepalives_sent_total"), 0);
+}
+
 // (c, d) A TCP binding and a binding not behind NAT get no keepalives, while a NATed one on the same
 // worker does (and a non-NATed one does when its policy asks for it).
 TEST_F(KeepaliveTest, TcpAndNonNatBindingsAreNotPinged) {
