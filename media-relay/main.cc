@@ -199,6 +199,12 @@ std::unique_ptr<KeepaliveSender> StartKeepalives(const v1::RelayConfig& config, 
       }
       options.own_socket = *listen;
     }
+    // Its address goes into Via and is what control assigns by: a wildcard would say nothing.
+    if (options.own_socket.ip.IsUnspecified()) {
+      *config_error = absl::InvalidArgumentError(
+          "keepalive_listen: own_socket mode needs a concrete IP (the media address is a wildcard)");
+      return nullptr;
+    }
   }
   std::vector<std::string> sources;
   for (const std::string& ip : config.keepalive_source_ips()) {

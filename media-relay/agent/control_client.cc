@@ -84,7 +84,7 @@ bool ControlClient::Sleep(absl::Duration d) {
 void ControlClient::OnEngineEvent(EngineEvent event) {
   absl::MutexLock lock(&mu_);
   if (events_.size() >= kMaxQueuedEvents) {
-    events_.erase(events_.begin());
+    events_.pop_front();
     events_dropped_->Increment();
   }
   events_.push_back(std::move(event));
@@ -103,7 +103,7 @@ void ControlClient::OnKeepaliveEvents(std::vector<KeepaliveEventOut> events) {
   absl::MutexLock lock(&mu_);
   for (KeepaliveEventOut& e : events) {
     if (keepalive_events_.size() >= kMaxQueuedEvents) {
-      keepalive_events_.erase(keepalive_events_.begin());
+      keepalive_events_.pop_front();
       events_dropped_->Increment();
     }
     keepalive_events_.push_back(std::move(e));
@@ -159,11 +159,11 @@ bool ControlClient::ReportQueuedEvents() {
   keepalive_events_.insert(keepalive_events_.begin(), std::make_move_iterator(keepalive_batch.begin()),
                            std::make_move_iterator(keepalive_batch.end()));
   while (keepalive_events_.size() > kMaxQueuedEvents) {
-    keepalive_events_.erase(keepalive_events_.begin());
+    keepalive_events_.pop_front();
     events_dropped_->Increment();
   }
   while (events_.size() > kMaxQueuedEvents) {
-    events_.erase(events_.begin());
+    events_.pop_front();
     events_dropped_->Increment();
   }
   if (status.error_code() == grpc::StatusCode::NOT_FOUND) registered_ = false;

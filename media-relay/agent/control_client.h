@@ -2,6 +2,7 @@
 // Keeps this worker known to control: registers (announcing every session it holds, so a restarted
 // control loses nothing), heartbeats with its load, and registers again with backoff whenever control
 // forgets it or cannot be reached.
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -81,8 +82,8 @@ class ControlClient : public EngineEventSink, public KeepaliveEventSink {
   std::string registration_id_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> advertised_ips_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(1);
-  std::vector<EngineEvent> events_ ABSL_GUARDED_BY(mu_);
-  std::vector<KeepaliveEventOut> keepalive_events_ ABSL_GUARDED_BY(mu_);
+  std::deque<EngineEvent> events_ ABSL_GUARDED_BY(mu_);  // deque: the oldest is dropped when full
+  std::deque<KeepaliveEventOut> keepalive_events_ ABSL_GUARDED_BY(mu_);
   std::string relay_ranges_seen_;  // control client thread only
   std::thread thread_;
 };

@@ -51,9 +51,8 @@ grpc::Status RelayServiceImpl::GetRelaySession(grpc::ServerContext*, const v1::G
 grpc::Status RelayServiceImpl::SetKeepalives(grpc::ServerContext*, const v1::SetKeepalivesRequest* request,
                                              v1::SetKeepalivesResponse* response) {
   if (!keepalives_) return grpcutil::ToGrpc(absl::FailedPreconditionError("keepalives are off on this worker"));
-  absl::Status status = keepalives_->Apply(*request);
-  response->set_targets(static_cast<uint32_t>(keepalives_->size()));
-  return grpcutil::ToGrpc(status);
+  keepalives_->Apply(*request, response);
+  return grpc::Status::OK;
 }
 
 grpc::Status RelayServiceImpl::DrainRelay(grpc::ServerContext*, const v1::DrainRelayRequest*,

@@ -22,6 +22,7 @@ namespace latchkey::relay {
 namespace {
 
 constexpr size_t kMaxDatagram = 1500;
+constexpr size_t kMaxAnswer = 9000 + 64;  // IP and UDP headers in raw mode
 constexpr int kReceiveBatch = 64;
 
 absl::Status Errno(absl::string_view what) {
@@ -48,6 +49,8 @@ KeepaliveSender::KeepaliveSender(KeepaliveSenderOptions options, prometheus::Reg
   };
   sent_ = counter("latchkey_keepalives_sent_total", "Keepalives sent (OPTIONS and CRLF)");
   send_errors_ = counter("latchkey_keepalive_send_errors_total", "Keepalives the kernel refused to send");
+  unsendable_ = counter("latchkey_keepalive_unsendable_total",
+                        "Keepalives not sent: no route from their source (loopback registrar, other family)");
   misses_ = counter("latchkey_keepalive_misses_total", "OPTIONS keepalives unanswered by the time the next was due");
   unmatched_ = counter("latchkey_keepalive_unmatched_responses_total",
                        "Responses with a Latchkey branch but no open keepalive (removed binding, duplicate)");
@@ -138,9 +141,8 @@ void KeepaliveSender::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-absl::Status KeepaliveSender::Apply(const v1::SetKeepalivesRequest& request) {
+void KeepaliveSender::Apply(const v1::SetKeepalivesRequest& request, v1::SetKeepalivesResponse* response) {
   const absl::Time now = absl::Now();
-  absl::Status first_error;
   {
     absl::MutexLock lock(&mu_);
     if (request.replace_all()) {
@@ -149,8 +151,10 @@ absl::Status KeepaliveSender::Apply(const v1::SetKeepalivesRequest& request) {
     }
     for (int i = 0; i < request.upsert_size(); ++i) {
       absl::Status status = table_.Upsert(request.upsert(i), now);
-      if (!status.ok() && first_error.ok()) {
-        first_error = absl::InvalidArgumentError(absl::StrCat("upsert[", i, "].", status.message()));
+      if (!status.ok()) {
+        // Dropped, not fatal: control would resend the whole set for one target it cannot fix.
+        table_.Remove(request.upsert(i).binding_id());
+        response->add_refused(absl::StrCat(request.upsert(i).binding_id(), ": ", status.message()));
       }
     }
     for (const std::string& id : request.remove()) table_.Remove(id);
@@ -159,11 +163,14 @@ absl::Status KeepaliveSender::Apply(const v1::SetKeepalivesRequest& request) {
       replacing_ = false;
     }
     targets_->Set(static_cast<double>(table_.size()));
+    response->set_targets(static_cast<uint32_t>(table_.size()));
+  }
+  if (response->refused_size() > 0) {
+    log::LogWarning("keepalive targets refused").Kv("count", response->refused_size()).Kv("first", response->refused(0));
   }
   // New targets may be due now.
   const uint64_t one = 1;
   (void)!::write(wake_fd_, &one, sizeof(one));
-  return first_error;
 }
 
 size_t KeepaliveSender::size() const {
@@ -207,6 +214,8 @@ bool KeepaliveSender::SendDue(absl::Time now) {
   static thread_local std::vector<iovec> iovs;
   static thread_local std::vector<mmsghdr> messages;
   static thread_local std::vector<sockaddr_storage> destinations;
+  static thread_local std::vector<absl::Duration> lags;
+  lags.resize(options_.batch);
   buffers.resize(options_.batch);
   headers.resize(options_.batch);
   iovs.resize(2 * options_.batch);
@@ -220,21 +229,21 @@ bool KeepaliveSender::SendDue(absl::Time now) {
     table_.CollectDue(now, options_.batch, &due, &events);
     for (const DueKeepalive& k : due) {
       const net::SocketAddress& via = raw ? k.source : own_address_;
-      if (raw && (!k.source.ip.is_v4() || !k.destination.ip.is_v4() || k.source.port == 0)) {
-        send_errors_->Increment();  // registrar-source needs IPv4 addresses on both ends
-        continue;
-      }
-      // A loopback source reaches only loopback, and no answer could come back from elsewhere: a raw
-      // socket would still put such a packet on the wire, so it is refused here.
-      if (via.ip.Unmapped().IsLoopback() != k.destination.ip.Unmapped().IsLoopback()) {
-        send_errors_->Increment();
-        continue;
-      }
-      const size_t length = table_.WriteRequest(k.slot, HostText(via.ip), via.port, buffers[count].data(), kMaxDatagram);
+      // Refused here, never sent (and so no miss when unanswered): registrar-source needs IPv4 on both
+      // ends; a loopback source reaches only loopback, and a raw socket would still put such a packet on
+      // the wire; an own socket reaches only its own family.
+      const bool unsendable =
+          (raw && (!k.source.ip.is_v4() || !k.destination.ip.is_v4() || k.source.port == 0)) ||
+          (!raw && k.destination.ip.Unmapped().is_v4() != own_address_.ip.Unmapped().is_v4()) ||
+          via.ip.Unmapped().IsLoopback() != k.destination.ip.Unmapped().IsLoopback();
+      const size_t length =
+          unsendable ? 0 : table_.WriteRequest(k.slot, HostText(via.ip), via.port, buffers[count].data(), kMaxDatagram);
       if (length == 0) {
-        send_errors_->Increment();
+        table_.Abandon(k.slot);
+        unsendable_->Increment();
         continue;
       }
+      lags[count] = k.lag;
       mmsghdr& message = messages[count];
       message = {};
       socklen_t to_length = 0;
@@ -260,7 +269,7 @@ bool KeepaliveSender::SendDue(absl::Time now) {
     misses_->Increment(static_cast<double>(table_.misses_total()) - misses_->Value());
   }
   if (raw) UpdateRawFilter(due);
-  for (const DueKeepalive& k : due) lag_->Observe(absl::ToDoubleSeconds(k.lag));
+  for (size_t i = 0; i < count; ++i) lag_->Observe(absl::ToDoubleSeconds(lags[i]));
   size_t done = 0;
   while (done < count) {
     const int sent = ::sendmmsg(send_fd_, messages.data() + done, static_cast<unsigned>(count - done), MSG_DONTWAIT);
@@ -283,16 +292,20 @@ bool KeepaliveSender::SendDue(absl::Time now) {
 }
 
 void KeepaliveSender::Receive(absl::Time now) {
-  std::array<std::array<uint8_t, kMaxDatagram + 64>, kReceiveBatch> buffers;
+  // Answers may carry SDP or long Allow lists: room for any that fits an Ethernet jumbo frame.
+  static thread_local std::vector<std::array<uint8_t, kMaxAnswer>> buffers(kReceiveBatch);
   std::array<iovec, kReceiveBatch> iovs;
   std::array<mmsghdr, kReceiveBatch> messages{};
+  std::array<sockaddr_storage, kReceiveBatch> peers;
   for (int i = 0; i < kReceiveBatch; ++i) {
     iovs[i] = {buffers[i].data(), buffers[i].size()};
     messages[i].msg_hdr.msg_iov = &iovs[i];
     messages[i].msg_hdr.msg_iovlen = 1;
+    messages[i].msg_hdr.msg_name = &peers[i];
   }
   const bool raw = options_.mode != v1::KEEPALIVE_SOURCE_MODE_OWN_SOCKET;
   for (int round = 0; round < 16; ++round) {
+    for (int i = 0; i < kReceiveBatch; ++i) messages[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
     const int received = ::recvmmsg(recv_fd_, messages.data(), kReceiveBatch, MSG_DONTWAIT, nullptr);
     if (received <= 0) return;
     std::vector<KeepaliveEventOut> events;
@@ -301,10 +314,16 @@ void KeepaliveSender::Receive(absl::Time now) {
       absl::MutexLock lock(&mu_);
       for (int i = 0; i < received; ++i) {
         absl::string_view payload(reinterpret_cast<const char*>(buffers[i].data()), messages[i].msg_len);
+        net::SocketAddress from;
         if (raw) {
           auto datagram = ParseIpv4Udp(buffers[i].data(), messages[i].msg_len);
           if (!datagram) continue;
           payload = datagram->payload;
+          from = datagram->source;
+        } else {
+          auto peer = net::SocketAddress::FromSockaddr(peers[i]);
+          if (!peer.ok()) continue;
+          from = *peer;
         }
         if (!absl::StartsWith(payload, "SIP/2.0 ")) continue;  // requests to the registrar, stray datagrams
         auto response = sip::ParseResponse(payload);
@@ -313,7 +332,7 @@ void KeepaliveSender::Receive(absl::Time now) {
           continue;
         }
         absl::Duration rtt;
-        switch (table_.OnResponse(response->branch, response->status_code, now, &rtt, &events)) {
+        switch (table_.OnResponse(response->branch, response->status_code, from, now, &rtt, &events)) {
           case ResponseMatch::kMatched:
             answered.emplace_back(response->status_code, rtt);
             break;

@@ -52,9 +52,9 @@ class KeepaliveSender {
   void Start();
   void Stop();
 
-  // Control's changes (SetKeepalives). Valid targets are applied even when another is refused;
-  // the first refusal is returned (INVALID_ARGUMENT naming upsert[i]).
-  absl::Status Apply(const v1::SetKeepalivesRequest& request);
+  // Control's changes (SetKeepalives). Valid targets are applied; each refused one is listed in
+  // `response` ("binding_id: field: why") and not held.
+  void Apply(const v1::SetKeepalivesRequest& request, v1::SetKeepalivesResponse* response);
   size_t size() const;
   v1::KeepaliveSourceMode mode() const { return options_.mode; }
   // OWN_SOCKET: the bound address.
@@ -88,6 +88,7 @@ class KeepaliveSender {
 
   prometheus::Counter* sent_;
   prometheus::Counter* send_errors_;
+  prometheus::Counter* unsendable_;
   prometheus::Counter* misses_;
   prometheus::Counter* unmatched_;
   prometheus::Counter* malformed_;

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "absl/random/random.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -46,6 +47,9 @@ bool ParseHex8(absl::string_view text, uint32_t* out) {
 
 KeepaliveTable::KeepaliveTable(absl::Time start) : start_(start), wheel_(kWheelSlots) {
   next_tick_ = TickOf(start);
+  // Branches carry the incarnation: random from the start, so an answer to an earlier run's
+  // keepalive (or a guess) does not match this run's records.
+  next_incarnation_ = static_cast<uint32_t>(absl::Uniform<uint32_t>(absl::BitGen()) | 1u);
 }
 
 // Ticks count from the Unix epoch, so a binding's phase (below) is the same on every worker.
@@ -69,7 +73,11 @@ void KeepaliveTable::Schedule(uint32_t slot, uint64_t previous_due) {
   const Record& record = records_[slot];
   // An entry in the same wheel slot stays valid for the new due tick (entries are checked against
   // the record when their slot comes round): pushing another would ping twice.
-  if (previous_due != 0 && previous_due % kWheelSlots == record.due_tick % kWheelSlots) return;
+  // Except for the tick being collected: its entry may be behind the cursor already.
+  if (previous_due != 0 && previous_due % kWheelSlots == record.due_tick % kWheelSlots &&
+      record.due_tick != next_tick_) {
+    return;
+  }
   wheel_[record.due_tick % kWheelSlots].push_back({slot, record.incarnation});
 }
 
@@ -122,6 +130,8 @@ absl::Status KeepaliveTable::Upsert(const v1::KeepaliveTarget& target, absl::Tim
     record.binding_id = target.binding_id();
     record.live = true;
     record.incarnation = next_incarnation_++;
+    // Control's view: taking over an unreachable binding, the first answer must say it is back.
+    if (target.reachability() == v1::REACHABILITY_UNREACHABLE) record.reachability = v1::REACHABILITY_UNREACHABLE;
     record.interval_ticks = interval_ticks;
     record.due_tick = FirstDue(record, now_tick);
   }
@@ -254,8 +264,12 @@ size_t KeepaliveTable::WriteRequest(uint32_t slot, absl::string_view via_host, u
   return sip::WriteOptions(request, out, capacity);
 }
 
-ResponseMatch KeepaliveTable::OnResponse(absl::string_view branch, int status_code, absl::Time now, absl::Duration* rtt,
-                                         std::vector<KeepaliveEventOut>* events) {
+void KeepaliveTable::Abandon(uint32_t slot) {
+  if (slot < records_.size()) records_[slot].sent_at_us = 0;
+}
+
+ResponseMatch KeepaliveTable::OnResponse(absl::string_view branch, int status_code, const net::SocketAddress& source,
+                                         absl::Time now, absl::Duration* rtt, std::vector<KeepaliveEventOut>* events) {
   if (!absl::StartsWith(branch, kBranchPrefix) || branch.size() != kBranchPrefix.size() + 24) {
     return ResponseMatch::kForeign;
   }
@@ -268,12 +282,15 @@ ResponseMatch KeepaliveTable::OnResponse(absl::string_view branch, int status_co
   if (slot >= records_.size()) return ResponseMatch::kUnknown;
   Record& record = records_[slot];
   if (!record.live || record.incarnation != incarnation) return ResponseMatch::kUnknown;
+  if (source.port != record.destination.port || source.ip.Unmapped() != record.destination.ip.Unmapped()) {
+    return ResponseMatch::kUnknown;
+  }
   ResponseMatch match;
   if (cseq == record.cseq && record.sent_at_us != 0) {
     match = ResponseMatch::kMatched;
     *rtt = absl::Microseconds(absl::ToUnixMicros(now) - record.sent_at_us);
     record.sent_at_us = 0;
-  } else if (cseq < record.cseq && record.cseq - cseq <= 255u) {
+  } else if (cseq < record.cseq && record.cseq - cseq <= 3u) {
     match = ResponseMatch::kLate;  // slower than the interval, but alive
   } else {
     return ResponseMatch::kUnknown;

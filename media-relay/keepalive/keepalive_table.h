@@ -81,9 +81,12 @@ class KeepaliveTable {
   // Returns the bytes written, 0 if it does not fit.
   size_t WriteRequest(uint32_t slot, absl::string_view via_host, uint16_t via_port, char* out, size_t capacity) const;
 
-  // A SIP response with its top Via branch and status code.
-  ResponseMatch OnResponse(absl::string_view branch, int status_code, absl::Time now, absl::Duration* rtt,
-                           std::vector<KeepaliveEventOut>* events);
+  // A SIP response with its top Via branch and status code, from `source`: only the binding's own
+  // address can answer for it (a guessed branch from elsewhere proves nothing).
+  ResponseMatch OnResponse(absl::string_view branch, int status_code, const net::SocketAddress& source,
+                           absl::Time now, absl::Duration* rtt, std::vector<KeepaliveEventOut>* events);
+  // The keepalive CollectDue returned for `slot` was not sent after all: it must not count as a miss.
+  void Abandon(uint32_t slot);
 
   // Consecutive misses and reachability of a binding (tests, GetRelaySession-style queries).
   struct State {

@@ -12,7 +12,7 @@ struct RelayMetrics {
 
   prometheus::Gauge* sessions;           // latchkey_relay_sessions
   prometheus::Gauge* sessions_max;       // latchkey_relay_sessions_max
-  prometheus::Gauge* ports_free;         // latchkey_relay_ports{state="free"}
+  prometheus::Gauge* ports_free;         // latchkey_relay_ports_free
   prometheus::Gauge* ports_total;        // latchkey_relay_ports_max
   prometheus::Gauge* draining;           // latchkey_relay_draining (0/1)
   prometheus::Gauge* known_relays;       // latchkey_relay_known_relays (loop protection)

@@ -1,5 +1,7 @@
 #include "media-relay/sessions/session_table.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/time/proto_time.h"
@@ -283,7 +285,9 @@ void SessionTable::SetAdvertised(size_t index, const net::IpAddress& ip) {
   absl::MutexLock lock(&mu_);
   if (index >= options_.addresses.size()) return;
   options_.addresses[index].advertised = ip;
-  addressing_.own_ips.push_back(ip);
+  if (std::find(addressing_.own_ips.begin(), addressing_.own_ips.end(), ip) == addressing_.own_ips.end()) {
+    addressing_.own_ips.push_back(ip);
+  }
 }
 
 void SessionTable::SetDraining(bool draining) {

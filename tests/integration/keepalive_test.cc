@@ -443,9 +443,11 @@ TEST_F(KeepaliveTest, LoopbackRegistrarNeverSendsOffTheMachine) {
   const v1::Binding binding = Allocate(NatedPhone("carol", "203.0.113.7", 41234, 5060));
   ASSERT_EQ(binding.keepalive().worker_id(), "relay-raw-guard");
   ASSERT_TRUE(testing::WaitFor(
-      [&] { return MetricValue((*relay)->Metrics(), "latchkey_keepalive_send_errors_total") >= 2; }, absl::Seconds(5)))
+      [&] { return MetricValue((*relay)->Metrics(), "latchkey_keepalive_unsendable_total") >= 2; }, absl::Seconds(5)))
       << (*relay)->Metrics();
   EXPECT_EQ(MetricValue((*relay)->Metrics(), "latchkey_keepalives_sent_total"), 0);
+  // Never sent, so never missed: the binding is not declared unreachable for the relay's own refusal.
+  EXPECT_EQ(MetricValue((*relay)->Metrics(), "latchkey_keepalive_misses_total"), 0);
 }
 
 // (c, d) A TCP binding and a binding not behind NAT get no keepalives, while a NATed one on the same

@@ -28,6 +28,16 @@ grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext*, con
       return ToGrpc(absl::InvalidArgumentError(absl::StrCat("advertised_ips[", i, "]: ", ip.status().message())));
     }
   }
+  if (!v1::KeepaliveSourceMode_IsValid(request->keepalive_mode())) {
+    return ToGrpc(absl::InvalidArgumentError(absl::StrCat("keepalive_mode: unknown value ", request->keepalive_mode())));
+  }
+  // 0/0: a worker that does not say (older); otherwise a real range (other relays refuse media from it).
+  if ((request->port_min() != 0 || request->port_max() != 0) &&
+      (request->port_min() < 1 || request->port_min() > request->port_max() || request->port_max() > 65535)) {
+    return ToGrpc(absl::InvalidArgumentError(
+        absl::StrCat("port_min, port_max: need 1 <= port_min <= port_max <= 65535, got ", request->port_min(), "-",
+                     request->port_max())));
+  }
   // Canonical text, so a registrar address compares equal however the worker spelled it.
   v1::RegisterWorkerRequest canonical = *request;
   for (int i = 0; i < canonical.keepalive_source_ips_size(); ++i) {

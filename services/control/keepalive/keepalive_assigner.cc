@@ -4,9 +4,12 @@
 #include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "common/sip/contact.h"
+#include "common/time/proto_time.h"
 
 namespace latchkey::control {
 namespace {
+
+constexpr size_t kMaxKeepaliveUri = 512;  // a worker's limit for a Request-URI
 
 std::string AssignedWorker(const WorkerRegistry& workers, const v1::Binding& binding) {
   return workers.KeepaliveWorkerFor(binding.registrar().ip(), binding.binding_id());
@@ -18,8 +21,14 @@ std::optional<v1::KeepaliveTarget> KeepaliveTargetOf(const v1::Binding& binding)
   const v1::KeepalivePlan& plan = binding.keepalive();
   if (binding.transport() != v1::TRANSPORT_UDP) return std::nullopt;
   if (plan.method() != v1::KEEPALIVE_METHOD_OPTIONS && plan.method() != v1::KEEPALIVE_METHOD_CRLF) return std::nullopt;
+  // What a worker accepts (KeepaliveTable::Upsert): anything else would be refused there anyway.
+  const absl::Duration interval = FromProto(plan.interval());
+  if (interval < absl::Seconds(1) || interval > absl::Hours(1) || plan.failure_threshold() < 1 ||
+      plan.failure_threshold() > 100) {
+    return std::nullopt;
+  }
   auto contact = sip::Contact::Parse(binding.contact());
-  if (!contact.ok()) return std::nullopt;
+  if (!contact.ok() || contact->uri().text().size() > kMaxKeepaliveUri) return std::nullopt;
   v1::KeepaliveTarget target;
   target.set_binding_id(binding.binding_id());
   target.set_contact_uri(std::string(contact->uri().text()));
@@ -28,6 +37,7 @@ std::optional<v1::KeepaliveTarget> KeepaliveTargetOf(const v1::Binding& binding)
   target.set_method(plan.method());
   *target.mutable_interval() = plan.interval();
   target.set_failure_threshold(plan.failure_threshold());
+  target.set_reachability(binding.reachability());
   return target;
 }
 
@@ -107,6 +117,13 @@ bool KeepaliveAssigner::Send(const std::string& worker_id, const v1::SetKeepaliv
     return false;
   }
   metrics_->keepalive_targets_sent->Increment(request.upsert_size());
+  if (response.refused_size() > 0) {
+    // Delivered: a refused target stays refused however often it is sent.
+    log::LogWarning("worker refused keepalive targets")
+        .Kv("worker_id", worker_id)
+        .Kv("count", response.refused_size())
+        .Kv("first", response.refused(0));
+  }
   return true;
 }
 
@@ -150,18 +167,32 @@ bool KeepaliveAssigner::Resync() {
   const absl::Time started = absl::Now();
   bool ok = true;
   absl::flat_hash_map<std::string, v1::SetKeepalivesRequest> open;
+  absl::flat_hash_set<std::string> failed;  // a worker that missed a chunk gets no more of this pass
   for (const std::string& id : ready) open[id].set_replace_all(true);
   auto flush = [&](const std::string& worker_id, bool complete) {
     v1::SetKeepalivesRequest& request = open[worker_id];
     request.set_complete(complete);
-    if (!Send(worker_id, request)) ok = false;
+    // Never "complete" after a lost chunk: the worker would drop that chunk's bindings.
+    if (!failed.contains(worker_id) && !Send(worker_id, request)) {
+      failed.insert(worker_id);
+      ok = false;
+    }
     request.Clear();
   };
   size_t total = 0;
   std::string cursor;
+  bool store_ok = true;
   for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return false;
+    }
     auto page = store_->List(Table::kBindings, "", cursor, options_.chunk);
-    if (!page.ok() || page->empty()) break;
+    if (!page.ok()) {
+      store_ok = false;  // a partial set must not replace the workers' complete ones
+      break;
+    }
+    if (page->empty()) break;
     for (const StoredRecord& record : *page) {
       cursor = record.key;
       v1::Binding binding;
@@ -176,6 +207,10 @@ bool KeepaliveAssigner::Resync() {
       if (static_cast<size_t>(it->second.upsert_size()) >= options_.chunk) flush(worker, false);
     }
     if (page->size() < options_.chunk) break;
+  }
+  if (!store_ok) {
+    log::LogWarning("keepalive assignment sync abandoned: store unreadable");
+    return false;
   }
   for (const std::string& id : ready) flush(id, true);
   for (const std::string& id : retiring) {

@@ -562,7 +562,7 @@ void SessionManager::HandleWorkerEvent(const std::string& worker_id, const v1::W
     // here but succeeded there): its media timeout is the moment to free those ports.
     if (event.type() == v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT || event.type() == v1::SESSION_EVENT_TYPE_FINAL_TIMEOUT) {
       v1::DeleteRelaySessionResponse ignored;
-      DeleteOnWorker(worker_id, event.session_id(), v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT, &ignored);
+      DeleteOnWorker(worker_id, event.session_id(), event.type(), &ignored);
     }
     return;
   }
@@ -616,6 +616,13 @@ size_t SessionManager::SweepExpired() {
       absl::MutexLock lock(&SessionStripe(record.key));
       // Signalling may have refreshed it since the listing: then it lives on.
       auto session = Load(record.key);
+      if (absl::IsDataLoss(session.status())) {
+        // Unreadable: it would stay at the head of the expiry index and stall every later sweep.
+        log::LogError("corrupt session record deleted").Kv("session_id", record.key);
+        store_->Delete(Table::kSessions, record.key).IgnoreError();
+        ++handled;
+        continue;
+      }
       if (!session.ok() || ExpiryOf(*session) > now) continue;
       ++handled;
       if (session->state() == v1::SESSION_STATE_ENDED) {

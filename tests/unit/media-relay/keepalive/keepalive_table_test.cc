@@ -41,6 +41,8 @@ v1::SocketAddress Proto(const std::string& ip, uint32_t port) {
   return a;
 }
 
+const net::SocketAddress kPhone = *net::SocketAddress::Parse("203.0.113.7:41234");  // Target()'s default
+
 v1::KeepaliveTarget Target(const std::string& id, absl::Duration interval = absl::Seconds(30), uint32_t threshold = 3,
                            v1::KeepaliveMethod method = v1::KEEPALIVE_METHOD_OPTIONS, uint32_t port = 41234) {
   v1::KeepaliveTarget t;
@@ -116,7 +118,8 @@ std::string AnswerLikeAPhone(absl::string_view request, absl::string_view status
 // One binding stepped from due time to due time.
 class OneBinding {
  public:
-  explicit OneBinding(v1::KeepaliveTarget target, absl::Time start = kT0) : table_(start), id_(target.binding_id()) {
+  explicit OneBinding(v1::KeepaliveTarget target, absl::Time start = kT0)
+      : table_(start), id_(target.binding_id()), phone_(*net::FromProto(target.destination(), "destination")) {
     EXPECT_TRUE(table_.Upsert(target, start).ok());
   }
   // Collects at the binding's next due time: exactly one keepalive, whose branch is remembered.
@@ -133,7 +136,7 @@ class OneBinding {
   ResponseMatch Answer(const std::string& branch, absl::Duration after, std::vector<KeepaliveEventOut>* events,
                        int status = 200, absl::Duration* rtt = nullptr) {
     absl::Duration ignored;
-    return table_.OnResponse(branch, status, now_ + after, rtt ? rtt : &ignored, events);
+    return table_.OnResponse(branch, status, phone_, now_ + after, rtt ? rtt : &ignored, events);
   }
   KeepaliveTable::State state() const { return *table_.StateOf(id_); }
   KeepaliveTable& table() { return table_; }
@@ -143,6 +146,7 @@ class OneBinding {
  private:
   KeepaliveTable table_;
   std::string id_;
+  net::SocketAddress phone_;  // where the binding's answers come from
   absl::Time now_;
   uint32_t slot_ = 0;
   std::vector<std::string> branches_;
@@ -426,6 +430,54 @@ TEST(KeepaliveTableLivenessTest, LateAnswerToAnEarlierKeepaliveCountsAlive) {
   EXPECT_EQ(b.state().misses, 0u);
 }
 
+TEST(KeepaliveTableLivenessTest, OnlyTheBindingsOwnAddressCanAnswerForIt) {
+  KeepaliveTable table(kT0);
+  ASSERT_TRUE(table.Upsert(Target("b-src", absl::Seconds(1), 3), kT0).ok());
+  Collected c = Collect(table, kT0 + absl::Seconds(1));
+  ASSERT_THAT(c.due, SizeIs(1));
+  const std::string branch = BranchOf(Request(table, c.due[0].slot));
+  std::vector<KeepaliveEventOut> events;
+  absl::Duration rtt;
+  // Someone who learnt (or guessed) the branch, from another address or port: nothing.
+  EXPECT_EQ(table.OnResponse(branch, 200, *net::SocketAddress::Parse("198.51.100.66:41234"), kT0 + absl::Seconds(1),
+                             &rtt, &events),
+            ResponseMatch::kUnknown);
+  EXPECT_EQ(table.OnResponse(branch, 200, *net::SocketAddress::Parse("203.0.113.7:41235"), kT0 + absl::Seconds(1),
+                             &rtt, &events),
+            ResponseMatch::kUnknown);
+  // The phone itself (also as seen on a dual-stack socket).
+  EXPECT_EQ(table.OnResponse(branch, 200, *net::SocketAddress::Parse("[::ffff:203.0.113.7]:41234"),
+                             kT0 + absl::Seconds(1), &rtt, &events),
+            ResponseMatch::kMatched);
+}
+
+TEST(KeepaliveTableLivenessTest, TakingOverAnUnreachableBindingReportsItsFirstAnswer) {
+  v1::KeepaliveTarget target = Target("b-moved", absl::Seconds(1), 3);
+  target.set_reachability(v1::REACHABILITY_UNREACHABLE);  // what control holds after the old worker's reports
+  OneBinding b(target);
+  b.NextDue();
+  std::vector<KeepaliveEventOut> events;
+  EXPECT_EQ(b.Answer(b.branches()[0], absl::Milliseconds(5), &events), ResponseMatch::kMatched);
+  ASSERT_THAT(events, SizeIs(1));
+  EXPECT_EQ(events[0].reachability, v1::REACHABILITY_REACHABLE);
+  // A binding control knows nothing bad about: its first answer is no news.
+  OneBinding fresh(Target("b-fresh", absl::Seconds(1), 3));
+  fresh.NextDue();
+  events.clear();
+  EXPECT_EQ(fresh.Answer(fresh.branches()[0], absl::Milliseconds(5), &events), ResponseMatch::kMatched);
+  EXPECT_TRUE(events.empty());
+}
+
+TEST(KeepaliveTableLivenessTest, AnAbandonedKeepaliveIsNoMiss) {
+  OneBinding b(Target("b-abandon", absl::Seconds(1), 1));
+  Collected c = b.NextDue();
+  ASSERT_THAT(c.due, SizeIs(1));
+  b.table().Abandon(c.due[0].slot);  // the sender could not send it
+  b.NextDue();
+  EXPECT_EQ(b.state().misses, 0u);
+  EXPECT_NE(b.state().reachability, v1::REACHABILITY_UNREACHABLE);
+}
+
 TEST(KeepaliveTableLivenessTest, CrlfKeepalivesAreTwoCrlfsAndNeverMiss) {
   OneBinding b(Target("b-crlf", absl::Seconds(1), 1, v1::KEEPALIVE_METHOD_CRLF));
   for (int i = 0; i < 6; ++i) {
@@ -496,8 +548,8 @@ TEST(KeepaliveTableMatchTest, RemovedBindingsAnswerIsUnknown) {
   EXPECT_EQ(table.size(), 1u);
   std::vector<KeepaliveEventOut> events;
   absl::Duration rtt;
-  EXPECT_EQ(table.OnResponse(gone_branch, 200, kT0 + absl::Seconds(1), &rtt, &events), ResponseMatch::kUnknown);
-  EXPECT_EQ(table.OnResponse(stays_branch, 200, kT0 + absl::Seconds(1), &rtt, &events), ResponseMatch::kMatched);
+  EXPECT_EQ(table.OnResponse(gone_branch, 200, kPhone, kT0 + absl::Seconds(1), &rtt, &events), ResponseMatch::kUnknown);
+  EXPECT_EQ(table.OnResponse(stays_branch, 200, kPhone, kT0 + absl::Seconds(1), &rtt, &events), ResponseMatch::kMatched);
   EXPECT_TRUE(events.empty());
   // And it is not pinged any more.
   for (int s = 2; s < 5; ++s) {
@@ -529,12 +581,12 @@ TEST(KeepaliveTableMatchTest, ReusedSlotDoesNotMatchThePreviousOccupantsBranch) 
 
   std::vector<KeepaliveEventOut> events;
   absl::Duration rtt;
-  EXPECT_EQ(table.OnResponse(old_branch, 200, later + absl::Seconds(1), &rtt, &events), ResponseMatch::kUnknown);
+  EXPECT_EQ(table.OnResponse(old_branch, 200, kPhone, later + absl::Seconds(1), &rtt, &events), ResponseMatch::kUnknown);
   // The new occupant's keepalive is still open: its next due is a miss (threshold 1: unreachable).
   Collected third = Collect(table, later + absl::Seconds(2) - kTick);
   EXPECT_EQ(table.StateOf("new")->misses, 1u);
   EXPECT_THAT(third.events, SizeIs(1));
-  EXPECT_EQ(table.OnResponse(BranchOf(Request(table, slot)), 200, later + absl::Seconds(2), &rtt, &events),
+  EXPECT_EQ(table.OnResponse(BranchOf(Request(table, slot)), 200, kPhone, later + absl::Seconds(2), &rtt, &events),
             ResponseMatch::kMatched);
 }
 
@@ -678,7 +730,7 @@ TEST(KeepaliveTableRequestTest, WriteRequestIsAnRfc3261OptionsThatOnResponseMatc
     EXPECT_EQ(response->cseq, static_cast<uint32_t>(n));
     std::vector<KeepaliveEventOut> events;
     absl::Duration rtt;
-    EXPECT_EQ(table.OnResponse(response->branch, response->status_code, now + absl::Milliseconds(12), &rtt, &events),
+    EXPECT_EQ(table.OnResponse(response->branch, response->status_code, kPhone, now + absl::Milliseconds(12), &rtt, &events),
               ResponseMatch::kMatched);
     EXPECT_EQ(rtt, absl::Milliseconds(12));
   }
@@ -756,7 +808,7 @@ TEST(KeepaliveTablePropertyTest, NoKeepaliveIsEmittedTwiceForTheSameDueTickAndNo
       if (rng() % 2) {
         std::vector<KeepaliveEventOut> events;
         absl::Duration rtt;
-        ASSERT_EQ(table.OnResponse(BranchOf(Request(table, k.slot)), 200, now, &rtt, &events), ResponseMatch::kMatched);
+        ASSERT_EQ(table.OnResponse(BranchOf(Request(table, k.slot)), 200, k.destination, now, &rtt, &events), ResponseMatch::kMatched);
         ++answered;
       }
     }
