@@ -44,6 +44,8 @@ Try, in another terminal:
   $ctl bindings list
   $ctl demo-call
   $ctl watch sessions
+  $ctl watch bindings        # keepalive results (run as root: OPTIONS from the registrar address)
+  turnutils_stunclient 127.0.0.1   # the relay's STUN responder on UDP 3478
   curl -s http://127.0.0.1:9400/metrics | grep ^latchkey_
 
 Ctrl-C stops both.
