@@ -114,11 +114,12 @@ absl::StatusOr<std::unique_ptr<KeepaliveSender>> KeepaliveSender::Create(Keepali
   }
   const int one = 1;
   ::setsockopt(sender->send_fd_, IPPROTO_IP, IP_HDRINCL, &one, sizeof(one));
-  sender->recv_fd_ = ::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
-  if (sender->recv_fd_ < 0) return Errno("keepalive raw receive socket");
-  DeepenReceiveBuffer(sender->recv_fd_);
-  // Until the first registrar port is known, see nothing (port 0 never carries SIP).
-  sender->UpdateRawFilter({});
+  // The receive socket is checked now (the worker announces what it can do) but opened for good
+  // only with the first keepalive: while it exists the kernel runs its filter for every UDP packet
+  // the host receives, media included.
+  const int probe = ::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+  if (probe < 0) return Errno("keepalive raw receive socket");
+  ::close(probe);
   return sender;
 }
 
@@ -188,6 +189,16 @@ const std::string& KeepaliveSender::HostText(const net::IpAddress& ip) {
 }
 
 void KeepaliveSender::UpdateRawFilter(const std::vector<DueKeepalive>& due) {
+  if (due.empty()) return;
+  if (recv_fd_ < 0) {
+    recv_fd_ = ::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+    if (recv_fd_ < 0) {
+      log::LogError("keepalive raw receive socket").Kv("error", std::strerror(errno));
+      return;
+    }
+    DeepenReceiveBuffer(recv_fd_);
+    filtered_ports_.clear();
+  }
   bool changed = false;
   for (const DueKeepalive& k : due) {
     if (filtered_ports_.size() < 64 && std::find(filtered_ports_.begin(), filtered_ports_.end(), k.source.port) ==
