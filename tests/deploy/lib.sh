@@ -82,7 +82,7 @@ ctl() {
 }
 
 worker_ready() {
-  ctl workers list | grep "$1" | grep -qi ready
+  ctl workers list | grep "$1" | grep -i ready >/dev/null
 }
 
 # A TCP port free right now on loopback (for servers that cannot report a kernel-chosen one).

@@ -7,7 +7,7 @@ source "$here/lib.sh"
 source "$here/render.sh"
 
 render_all
-"$kubectl" version --client 2>/dev/null | head -1
+"$kubectl" version --client 2>/dev/null | sed -n 1p  # not head: pipefail would fail on the SIGPIPE it can cause
 
 # The flags each binary accepts, for the invariant "every flag a manifest passes exists".
 mkdir -p "$scratch/help"
