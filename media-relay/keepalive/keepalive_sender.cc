@@ -237,6 +237,7 @@ bool KeepaliveSender::SendDue(absl::Time now) {
   bool behind = false;
   {
     absl::MutexLock lock(&mu_);
+    const uint64_t misses_before = table_.misses_total();
     table_.CollectDue(now, options_.batch, &due, &events);
     for (const DueKeepalive& k : due) {
       const net::SocketAddress& via = raw ? k.source : own_address_;
@@ -277,7 +278,7 @@ bool KeepaliveSender::SendDue(absl::Time now) {
       ++count;
     }
     behind = table_.Behind(now);
-    misses_->Increment(static_cast<double>(table_.misses_total()) - misses_->Value());
+    misses_->Increment(static_cast<double>(table_.misses_total() - misses_before));
   }
   if (raw) UpdateRawFilter(due);
   for (size_t i = 0; i < count; ++i) lag_->Observe(absl::ToDoubleSeconds(lags[i]));

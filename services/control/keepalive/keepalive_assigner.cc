@@ -62,8 +62,8 @@ void KeepaliveAssigner::Stop() {
 void KeepaliveAssigner::OnBindingStored(const v1::Binding* previous, const v1::Binding& binding) {
   std::optional<v1::KeepaliveTarget> target = KeepaliveTargetOf(binding);
   const std::string worker = target ? AssignedWorker(*workers_, binding) : "";
-  const std::string old_worker =
-      previous && KeepaliveTargetOf(*previous) ? AssignedWorker(*workers_, *previous) : "";
+  const std::optional<v1::KeepaliveTarget> old_target = previous ? KeepaliveTargetOf(*previous) : std::nullopt;
+  const std::string old_worker = old_target ? AssignedWorker(*workers_, *previous) : "";
   absl::MutexLock lock(&mu_);
   if (!old_worker.empty() && old_worker != worker) {
     Pending& p = pending_[old_worker];
@@ -73,10 +73,7 @@ void KeepaliveAssigner::OnBindingStored(const v1::Binding* previous, const v1::B
   }
   if (worker.empty()) return;
   // A refresh that changes nothing a worker uses needs no message (the usual REGISTER refresh).
-  if (previous && old_worker == worker) {
-    auto old_target = KeepaliveTargetOf(*previous);
-    if (old_target && old_target->SerializeAsString() == target->SerializeAsString()) return;
-  }
+  if (old_target && old_worker == worker && old_target->SerializeAsString() == target->SerializeAsString()) return;
   Pending& p = pending_[worker];
   p.removes.erase(binding.binding_id());
   p.upserts[binding.binding_id()] = *std::move(target);
