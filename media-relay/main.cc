@@ -58,6 +58,7 @@ ABSL_FLAG(std::string, keepalive_mode, "registrar_source",
 ABSL_FLAG(std::string, keepalive_listen, "", "own_socket mode: IP:PORT of the SIP socket (default: first media IP, any port)");
 ABSL_FLAG(std::string, keepalive_source_ips, "",
           "registrar_source mode: comma-separated registrar IPs this worker may send from (default: all local IPv4)");
+ABSL_FLAG(std::string, packet_io, "auto", "auto (io_uring if available, else epoll), epoll or io_uring");
 ABSL_FLAG(std::string, stun_listen, "", "STUN responder IP:PORT, or off (default: first media IP, port 3478)");
 
 namespace latchkey::relay {
@@ -113,6 +114,18 @@ absl::StatusOr<v1::RelayConfig> LoadConfig() {
     }
   }
   if (FlagGiven(FLAGS_stun_listen)) config.set_stun_listen(absl::GetFlag(FLAGS_stun_listen));
+  if (FlagGiven(FLAGS_packet_io) || config.packet_io() == v1::PACKET_IO_UNSPECIFIED) {
+    const std::string io = absl::GetFlag(FLAGS_packet_io);
+    if (io == "auto") {
+      config.set_packet_io(v1::PACKET_IO_AUTO);
+    } else if (io == "epoll") {
+      config.set_packet_io(v1::PACKET_IO_EPOLL);
+    } else if (io == "io_uring") {
+      config.set_packet_io(v1::PACKET_IO_IO_URING);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("packet_io: must be auto, epoll or io_uring, got \"", io, "\""));
+    }
+  }
   if (config.keepalive_mode() == v1::KEEPALIVE_SOURCE_MODE_UNSPECIFIED) {
     config.set_keepalive_mode(v1::KEEPALIVE_SOURCE_MODE_REGISTRAR_SOURCE);
   }
@@ -317,7 +330,10 @@ int Main(int argc, char** argv) {
   std::string grpc_advertise = config->grpc_advertise();
 
   auto control_events = std::make_unique<EventForwarder>();
-  PacketEngine engine(static_cast<int>(config->threads()), control_events.get());
+  const PacketIoMode io_mode = config->packet_io() == v1::PACKET_IO_EPOLL      ? PacketIoMode::kEpoll
+                              : config->packet_io() == v1::PACKET_IO_IO_URING ? PacketIoMode::kIoUring
+                                                                              : PacketIoMode::kAuto;
+  PacketEngine engine(static_cast<int>(config->threads()), control_events.get(), io_mode);
   if (absl::Status s = engine.Start(); !s.ok()) {
     log::LogError("cannot start packet threads").Kv("error", s.ToString());
     return 1;
@@ -415,7 +431,8 @@ int Main(int argc, char** argv) {
       .Kv("metrics_port", (*metrics)->port())
       .Kv("control", config->control())
       .Kv("media_ports", absl::StrCat(config->port_min(), "-", config->port_max()))
-      .Kv("threads", engine.thread_count());
+      .Kv("threads", engine.thread_count())
+      .Kv("packet_io", engine.io_name());
 
   // Load gauges are sampled here rather than on every change: the port pool is shared state.
   std::atomic<bool> stopping{false};

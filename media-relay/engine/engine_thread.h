@@ -1,11 +1,11 @@
 #pragma once
-// One packet thread: an epoll loop over the sockets of the streams it owns. Receives in batches
-// (recvmmsg), runs each packet through its leg's latch, and sends the accepted ones out of the other
-// leg's socket in batches (sendmmsg). The hot path allocates nothing and takes no lock; changes
-// (attach, reconfigure, detach) arrive as closures through a queue and an eventfd.
+// One packet thread: owns the streams of its sessions and decides each datagram's fate (latch,
+// loop check, stats, destination); its PacketIo (epoll or io_uring) moves the datagrams. The hot
+// path allocates nothing and takes no lock; changes (attach, reconfigure, detach) arrive as closures
+// through a queue and an eventfd.
 #include <sys/socket.h>
 
-#include <array>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "media-relay/engine/engine_counters.h"
 #include "media-relay/engine/engine_events.h"
+#include "media-relay/engine/packet_io.h"
 #include "media-relay/engine/relay_stream.h"
 #include "media-relay/latching/relay_ranges.h"
 
@@ -23,13 +24,16 @@ namespace latchkey::relay {
 
 class EngineThread {
  public:
-  EngineThread(int index, EngineEventSink* sink);
+  EngineThread(int index, EngineEventSink* sink, PacketIoMode io_mode = PacketIoMode::kEpoll);
   ~EngineThread();
 
+  // Fails if the requested packet I/O is unavailable (kAuto falls back to epoll instead).
   absl::Status Start();
   void Stop();
   // Runs `fn` on the packet thread, between batches.
   void Post(std::function<void()> fn);
+  // "epoll" or "io_uring" once started.
+  const char* io_name() const { return io_ ? io_->name() : "none"; }
 
   // Packet thread only (from posted closures).
   void Attach(std::shared_ptr<RelayStream> stream, const LegTarget& caller, const LegTarget& callee, absl::Time now);
@@ -37,26 +41,34 @@ class EngineThread {
   void Detach(RelayStream* stream);
   void SetRelayRanges(std::shared_ptr<const RelayRanges> ranges) { relay_ranges_ = std::move(ranges); }
 
+  // Packet thread only, from its PacketIo: the fate of one datagram that arrived on `tag`'s socket.
+  // Returns the socket to send it from (one of tag.out's), with `to` / `to_length` set, or -1 when it
+  // was refused (and counted).
+  int Route(SocketTag& tag, const uint8_t* data, size_t length, const sockaddr_storage& from, bool truncated,
+            absl::Time now, sockaddr_storage& to, socklen_t& to_length);
+  void CountSent(RelayLeg& out, size_t bytes) {
+    EngineCounters::Add(out.packets_out);
+    EngineCounters::Add(out.bytes_out, bytes);
+    EngineCounters::Add(counters_.packets_out);
+    EngineCounters::Add(counters_.bytes_out, bytes);
+  }
+
   EngineCounters& counters() { return counters_; }
 
  private:
-  static constexpr int kBatch = 32;
-  static constexpr size_t kMaxPacket = 2048;  // larger datagrams are truncated and dropped
-  static constexpr int kMaxRoundsPerWakeup = 4;
-
+  absl::Status CreateIo();
   void Run();
   void RunPosted();
-  void HandleReadable(SocketTag& tag, absl::Time now);
   void OnLatchEvent(SocketTag& tag, LatchEvent event, const net::SocketAddress& source, absl::Time now);
   void CheckTimeouts(absl::Time now);
   void Refuse(RelayLeg& leg, DropReason reason);
-  void Send(int fd, mmsghdr* messages, int count, RelayLeg& out);
 
   const int index_;
   EngineEventSink* sink_;
+  const PacketIoMode io_mode_;
   EngineCounters counters_;
-  int epoll_fd_ = -1;
   int wake_fd_ = -1;
+  std::unique_ptr<PacketIo> io_;
   std::thread thread_;
   std::atomic<bool> running_{false};
 
@@ -67,14 +79,6 @@ class EngineThread {
   absl::flat_hash_map<RelayStream*, std::shared_ptr<RelayStream>> streams_;
   std::shared_ptr<const RelayRanges> relay_ranges_;
   absl::Time next_timeout_check_ = absl::InfinitePast();
-  std::array<std::array<uint8_t, kMaxPacket>, kBatch> buffers_{};
-  std::array<mmsghdr, kBatch> recv_{};
-  std::array<iovec, kBatch> recv_iov_{};
-  std::array<sockaddr_storage, kBatch> recv_from_{};
-  // Two send batches per receive batch: the out leg's RTP and RTCP sockets.
-  std::array<mmsghdr, kBatch> send_rtp_{}, send_rtcp_{};
-  std::array<iovec, kBatch> send_rtp_iov_{}, send_rtcp_iov_{};
-  std::array<sockaddr_storage, kBatch> send_rtp_to_{}, send_rtcp_to_{};
 };
 
 }  // namespace latchkey::relay

@@ -7,8 +7,8 @@
 
 namespace latchkey::relay {
 
-PacketEngine::PacketEngine(int threads, EngineEventSink* sink) {
-  for (int i = 0; i < std::max(1, threads); ++i) threads_.push_back(std::make_unique<EngineThread>(i, sink));
+PacketEngine::PacketEngine(int threads, EngineEventSink* sink, PacketIoMode io_mode) {
+  for (int i = 0; i < std::max(1, threads); ++i) threads_.push_back(std::make_unique<EngineThread>(i, sink, io_mode));
 }
 
 PacketEngine::~PacketEngine() { Stop(); }

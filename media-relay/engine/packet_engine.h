@@ -12,7 +12,7 @@ namespace latchkey::relay {
 
 class PacketEngine {
  public:
-  PacketEngine(int threads, EngineEventSink* sink);
+  PacketEngine(int threads, EngineEventSink* sink, PacketIoMode io_mode = PacketIoMode::kAuto);
   ~PacketEngine();
 
   absl::Status Start();
@@ -22,10 +22,13 @@ class PacketEngine {
   void Attach(std::shared_ptr<RelayStream> stream, LegTarget caller, LegTarget callee, SessionTimeouts timeouts);
   void Configure(std::shared_ptr<RelayStream> stream, LegTarget caller, LegTarget callee, SessionTimeouts timeouts);
   void Detach(std::shared_ptr<RelayStream> stream);
+  // Runs `fn` on packet thread `thread` between rounds.
+  void Post(int thread, std::function<void()> fn) { threads_[thread]->Post(std::move(fn)); }
   // The relays' media ranges (loop protection); replaces the previous set on every thread.
   void SetRelayRanges(std::shared_ptr<const RelayRanges> ranges);
 
   int thread_count() const { return static_cast<int>(threads_.size()); }
+  const char* io_name() const { return threads_[0]->io_name(); }
   const EngineCounters& counters(int thread) const { return threads_[thread]->counters(); }
 
  private:

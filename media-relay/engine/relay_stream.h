@@ -71,6 +71,9 @@ struct SocketTag {
   RelayLeg* out = nullptr;
   v1::Side side = v1::SIDE_UNSPECIFIED;  // the side of `in`
   bool rtcp = false;
+  bool armed = false;  // io_uring: a multishot receive is pending on this socket
+
+  int fd() const { return rtcp ? in->rtcp.fd() : in->rtp.fd(); }
 };
 
 // Shared by the streams of one session (all on the same packet thread): media on any of them keeps
@@ -93,6 +96,11 @@ struct RelayStream {
   RelayLeg caller, callee;
   std::array<SocketTag, 4> tags;
   std::shared_ptr<SessionActivity> activity;  // packet thread only
+
+  // Packet I/O bookkeeping (packet thread only): a detached stream lives on until the kernel holds
+  // no request that points at it.
+  uint32_t inflight_sends = 0;
+  bool retiring = false;
 };
 
 }  // namespace latchkey::relay

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "tests/integration/support/cluster.h"
 #include "tests/integration/support/udp_peer.h"
+#include "tests/support/io_uring_probe.h"
 
 namespace latchkey {
 namespace {
@@ -45,14 +46,19 @@ void SendStream(UdpPeer& from, uint16_t to_port, uint32_t ssrc, uint16_t first_s
   }
 }
 
-class MediaTest : public ::testing::Test {
+// Every test runs once per packet I/O of the relay.
+class MediaTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
+    if (GetParam() == "io_uring" && !testing::KernelAllowsIoUring()) {
+      GTEST_SKIP() << "io_uring_setup refused here (kernel or seccomp)";
+    }
     auto control = testing::LocalControl::Start("worker_heartbeat_interval { nanos: 200000000 }");
     ASSERT_TRUE(control.ok()) << control.status();
     control_ = *std::move(control);
     stub_ = control_->Stub();
-    auto relay = testing::LocalRelay::Start(control_->address(), "relay-media", {"--threads=2"});
+    auto relay = testing::LocalRelay::Start(control_->address(), "relay-media",
+                                            {"--threads=2", "--packet_io=" + GetParam()});
     ASSERT_TRUE(relay.ok()) << relay.status();
     relay_ = *std::move(relay);
     ASSERT_TRUE(testing::WaitForWorker(*stub_, "relay-media", absl::Seconds(10)));
@@ -72,7 +78,7 @@ class MediaTest : public ::testing::Test {
   std::unique_ptr<testing::LocalRelay> relay_;
 };
 
-TEST_F(MediaTest, CallLatchesBothWaysCountsExactlyAndResistsAnAttacker) {
+TEST_P(MediaTest, CallLatchesBothWaysCountsExactlyAndResistsAnAttacker) {
   UdpPeer caller;      // behind NAT: its SDP claims 192.168.1.20:4000, it really sends from here
   UdpPeer callee_sdp;  // the callee's announced media port (early media goes here before it latches)
   UdpPeer callee;      // where the callee really sends from
@@ -266,7 +272,7 @@ Call PlaceCall(v1::NatControlService::Stub& stub, const std::string& call_id, ui
   return call;
 }
 
-TEST_F(MediaTest, MediaFromAnotherRelaysPortNeverLatchesALeg) {
+TEST_P(MediaTest, MediaFromAnotherRelaysPortNeverLatchesALeg) {
   // A second relay: control tells the first its port range in the heartbeat answers.
   auto other = testing::LocalRelay::Start(control_->address(), "relay-other");
   ASSERT_TRUE(other.ok()) << other.status();
@@ -313,7 +319,7 @@ TEST_F(MediaTest, MediaFromAnotherRelaysPortNeverLatchesALeg) {
   EXPECT_EQ(GetSession(id).caller().stats().latched_source().port(), caller.port());
 }
 
-TEST_F(MediaTest, SilentCallEndsWithMediaTimeout) {
+TEST_P(MediaTest, SilentCallEndsWithMediaTimeout) {
   UdpPeer caller, callee;
   grpc::ClientContext watch_context;
   v1::WatchSessionsRequest watch;
@@ -337,7 +343,7 @@ TEST_F(MediaTest, SilentCallEndsWithMediaTimeout) {
   EXPECT_THAT(control_->Metrics(), HasSubstr("latchkey_session_ends_total{reason=\"media_timeout\"} 1"));
 }
 
-TEST_F(MediaTest, ReinviteMovingTheCalleeKeepsMediaFlowing) {
+TEST_P(MediaTest, ReinviteMovingTheCalleeKeepsMediaFlowing) {
   UdpPeer caller, callee_old, callee_new;
   const Call call = PlaceCall(*stub_, "move@pbx", callee_old.port());
   std::thread old_leg([&] { SendStream(callee_old, call.callee_relay, kCalleeSsrc, 1, 10); });
@@ -370,7 +376,7 @@ TEST_F(MediaTest, ReinviteMovingTheCalleeKeepsMediaFlowing) {
   EXPECT_TRUE(callee_old.Drain(absl::Milliseconds(50)).empty());
 }
 
-TEST_F(MediaTest, SigtermDrainsRelayAndExitsWhenCallsEnd) {
+TEST_P(MediaTest, SigtermDrainsRelayAndExitsWhenCallsEnd) {
   UdpPeer caller, callee;
   const Call call = PlaceCall(*stub_, "drain@pbx", callee.port());
   ASSERT_NE(call.caller_relay, 0);
@@ -470,6 +476,9 @@ TEST(MediaBridgeTest, Ipv6PhoneTalksToIpv4Callee) {
   for (const Datagram& d : at_callee) EXPECT_EQ(SsrcOf(d), kCallerSsrc);
   for (const Datagram& d : at_caller) EXPECT_EQ(SsrcOf(d), kCalleeSsrc);
 }
+
+INSTANTIATE_TEST_SUITE_P(PacketIo, MediaTest, ::testing::Values("epoll", "io_uring"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace latchkey
