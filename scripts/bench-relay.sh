@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Relay benchmark: N concurrent calls (2 x 50 packets/s of 172-byte RTP each) through latchkey-relay,
-# rtpengine (userspace forwarding) and a minimal single-threaded forwarder, on loopback. The relay
+# rtpengine (userspace forwarding) and a minimal single-threaded forwarder, on loopback (latchkey-epoll:
+# latchkey-relay with --packet_io=epoll instead of the default, io_uring where available). The relay
 # under test is pinned to one core, the load generator (relay_bench) to the other. One JSON object per
 # run on stdout, also saved under build/bench/relay-<date>.jsonl; the first line describes the setup.
 # See docs/PERFORMANCE.md ("## Relay") for the fields and the results.
 #
-#   scripts/bench-relay.sh [--calls="250 500 1000 1500 2000"] [--targets="latchkey rtpengine minimal"]
+#   scripts/bench-relay.sh [--calls="250 500 1000 1500 2000"] [--targets="latchkey latchkey-epoll rtpengine minimal"]
 #                          [--duration=10s] [--warmup=4s] [--threads=1] [--rtpengine_threads=1]
 #                          [--repeat=1] [--rt=1] [--nice=-15] [--no-build] [-- extra relay_bench flags]
 #
@@ -21,7 +22,7 @@ self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
 
 calls_list="250 500 1000 1500 2000"
-targets="latchkey rtpengine minimal"
+targets="latchkey latchkey-epoll rtpengine minimal"
 duration=10s
 warmup=4s
 threads=1
@@ -160,17 +161,20 @@ loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "{\"bench\":\"relay\",\"date\":\"$stamp\",\"cpus\":$(nproc),\"gen_cpu\":$gen_cpu,\"relay_cpu\":$relay_cpu,\"nice\":$nice_level,\"rt\":$rt,\"duration\":\"$duration\",\"warmup\":\"$warmup\",\"latchkey_threads\":$threads,\"rtpengine_threads\":$rtpengine_threads,\"kernel\":\"$(uname -r)\",\"git\":\"$git_rev\",\"tree_modified\":$git_dirty,\"loadavg\":\"$loadavg\"}" | tee "$results"
 
 run_one() {
-  local target=$1 calls=$2 pid note args=()
+  local target=$1 calls=$2 pid note args=() bench_target=$1 packet_io=auto
   case "$target" in
-    latchkey)
+    latchkey|latchkey-epoll)
+      bench_target=latchkey
+      [[ $target == latchkey-epoll ]] && packet_io=epoll
       taskset -c "$relay_cpu" "${prio[@]}" "$control_bin" --listen=$control_addr --metrics_listen=127.0.0.1:9620 \
         --log_level=warning >>"$logs/control.log" 2>&1 &
       pids+=($!)
       taskset -c "$relay_cpu" "${prio[@]}" "$relay_bin" --control=$control_addr --listen=127.0.0.1:7630 \
         --metrics_listen=127.0.0.1:9630 --worker_id=bench-relay --port_min=20000 --port_max=31999 \
-        --port_quarantine=1s --max_sessions=100000 --threads="$threads" --log_level=warning >>"$logs/relay.log" 2>&1 &
+        --port_quarantine=1s --max_sessions=100000 --threads="$threads" --packet_io=$packet_io --log_level=warning \
+        >>"$logs/relay.log" 2>&1 &
       pid=$!; pids+=($pid)
-      note="latchkey-relay --threads=$threads; latchkey-control on the same core (idle while measuring)"
+      note="latchkey-relay --threads=$threads --packet_io=$packet_io; latchkey-control on the same core (idle while measuring)"
       args=(--control=$control_addr)
       ;;
     rtpengine)
@@ -195,12 +199,13 @@ run_one() {
     *) echo "bench-relay: unknown target $target" >&2; return ;;
   esac
   local line rc=0
-  line=$(timeout --foreground --kill-after=5 "$run_limit" taskset -c "$gen_cpu" "${prio[@]}" "$bin/relay_bench" --target="$target" \
+  line=$(timeout --foreground --kill-after=5 "$run_limit" taskset -c "$gen_cpu" "${prio[@]}" "$bin/relay_bench" --target="$bench_target" \
            --calls="$calls" --duration="$duration" --warmup="$warmup" --target_pid="$pid" --note="$note" \
            "${args[@]}" "${extra[@]}") || rc=$?
   if [[ -z "$line" ]]; then
     line="{\"target\":\"$target\",\"calls\":$calls,\"error\":\"relay_bench exited with $rc$([[ $rc == 124 ]] && echo ' (timed out)')\"}"
   fi
+  [[ $target != "$bench_target" ]] && line="${line/\"target\":\"$bench_target\"/\"target\":\"$target\"}"
   kill -0 "$pid" 2>/dev/null || line="${line%\}},\"target_died\":true}"
   echo "$line" | tee -a "$results"
   stop "${pids[@]}"
