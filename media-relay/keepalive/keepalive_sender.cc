@@ -41,9 +41,24 @@ void DeepenReceiveBuffer(int fd) {
 
 }  // namespace
 
+// The sender thread's batch buffers, sized once (the options fix the batch).
+struct KeepaliveSender::Buffers {
+  explicit Buffers(size_t batch)
+      : datagrams(batch), headers(batch), iovs(2 * batch), messages(batch), destinations(batch), lags(batch),
+        answers(kReceiveBatch) {}
+  std::vector<std::array<char, kMaxDatagram>> datagrams;
+  std::vector<std::array<uint8_t, kIpv4UdpHeaders>> headers;
+  std::vector<iovec> iovs;
+  std::vector<mmsghdr> messages;
+  std::vector<sockaddr_storage> destinations;
+  std::vector<absl::Duration> lags;
+  std::vector<std::array<uint8_t, kMaxAnswer>> answers;  // received
+};
+
 KeepaliveSender::KeepaliveSender(KeepaliveSenderOptions options, prometheus::Registry& registry,
                                  KeepaliveEventSink* sink)
-    : options_(std::move(options)), sink_(sink), table_(absl::Now()) {
+    : options_(std::move(options)), sink_(sink), buffers_(std::make_unique<Buffers>(options_.batch)),
+      table_(absl::Now()) {
   auto counter = [&](const std::string& name, const std::string& help) -> prometheus::Counter* {
     return &prometheus::BuildCounter().Name(name).Help(help).Register(registry).Add({});
   };
@@ -220,18 +235,12 @@ bool KeepaliveSender::SendDue(absl::Time now) {
   std::vector<DueKeepalive> due;
   std::vector<KeepaliveEventOut> events;
   due.reserve(options_.batch);
-  static thread_local std::vector<std::array<char, kMaxDatagram>> buffers;
-  static thread_local std::vector<std::array<uint8_t, kIpv4UdpHeaders>> headers;
-  static thread_local std::vector<iovec> iovs;
-  static thread_local std::vector<mmsghdr> messages;
-  static thread_local std::vector<sockaddr_storage> destinations;
-  static thread_local std::vector<absl::Duration> lags;
-  lags.resize(options_.batch);
-  buffers.resize(options_.batch);
-  headers.resize(options_.batch);
-  iovs.resize(2 * options_.batch);
-  messages.resize(options_.batch);
-  destinations.resize(options_.batch);
+  auto& buffers = buffers_->datagrams;
+  auto& headers = buffers_->headers;
+  auto& iovs = buffers_->iovs;
+  auto& messages = buffers_->messages;
+  auto& destinations = buffers_->destinations;
+  auto& lags = buffers_->lags;
   const bool raw = options_.mode != v1::KEEPALIVE_SOURCE_MODE_OWN_SOCKET;
   size_t count = 0;
   bool behind = false;
@@ -305,7 +314,7 @@ bool KeepaliveSender::SendDue(absl::Time now) {
 
 void KeepaliveSender::Receive(absl::Time now) {
   // Answers may carry SDP or long Allow lists: room for any that fits an Ethernet jumbo frame.
-  static thread_local std::vector<std::array<uint8_t, kMaxAnswer>> buffers(kReceiveBatch);
+  auto& buffers = buffers_->answers;
   std::array<iovec, kReceiveBatch> iovs;
   std::array<mmsghdr, kReceiveBatch> messages{};
   std::array<sockaddr_storage, kReceiveBatch> peers;

@@ -69,8 +69,11 @@ class KeepaliveSender {
   void UpdateRawFilter(const std::vector<DueKeepalive>& due);
   const std::string& HostText(const net::IpAddress& ip);
 
+  struct Buffers;
+
   const KeepaliveSenderOptions options_;
   KeepaliveEventSink* sink_;
+  std::unique_ptr<Buffers> buffers_;  // the sender thread's
   int send_fd_ = -1;
   int recv_fd_ = -1;  // own socket: same as send_fd_
   int wake_fd_ = -1;

@@ -1,6 +1,8 @@
 # Shared by the tests/deploy shell tests: a scratch directory, servers on loopback that are stopped
 # on any exit, and waiting with a deadline. Source it; set LATCHKEY_{CONTROL,RELAY,CTL}_BIN first.
 set -euo pipefail
+# shellcheck source=../shell_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-deploy.XXXXXX")
 pids=()
@@ -27,22 +29,6 @@ trap 'exit 143' TERM INT
 run_bg() {
   setpriv --pdeathsig KILL -- "$@" &
   pids+=($!)
-}
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
-# wait_for SECONDS DESCRIPTION COMMAND...: runs COMMAND every 0.2 s until it succeeds.
-wait_for() {
-  local seconds=$1 what=$2
-  shift 2
-  local deadline=$((SECONDS + seconds))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out after ${seconds}s waiting for $what"
-    sleep 0.2
-  done
 }
 
 # The value of key=VALUE on the "ready" line a server logs.

@@ -12,6 +12,8 @@
 set -euo pipefail
 
 e2e_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../shell_lib.sh
+source "$e2e_dir/../shell_lib.sh"
 SKIP=77
 
 REGISTRAR_IP=203.0.113.1
@@ -30,10 +32,6 @@ CONNTRACK_UDP_TIMEOUT=10
 
 step() { echo "---- $(date +%T) $*"; }
 pass() { echo "PASS: $*"; }
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
 skip() {
   echo "SKIP: $*"
   exit "$SKIP"
@@ -110,17 +108,6 @@ in_ns() {
   local ns=$1
   shift
   ip netns exec "$ns" "$@"
-}
-
-# wait_for SECONDS DESCRIPTION COMMAND...: runs COMMAND every 0.2 s until it succeeds.
-wait_for() {
-  local seconds=$1 what=$2
-  shift 2
-  local deadline=$((SECONDS + seconds))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out after ${seconds}s waiting for $what"
-    sleep 0.2
-  done
 }
 
 # build_nat [MASQUERADE OPTIONS...]: the three namespaces, wired and configured.

@@ -26,6 +26,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/support/cluster.h"
+#include "tests/support/sip_phone.h"
 
 namespace latchkey {
 namespace {
@@ -111,7 +112,8 @@ class Phones {
         ::inet_ntop(AF_INET, &from.sin_addr, ip, sizeof(ip));
         Received r{absl::Now(), absl::StrCat(ip, ":", ntohs(from.sin_port)), std::string(buffer, n)};
         if (answering_ && absl::StartsWith(r.text, "OPTIONS ")) {
-          const std::string answer = Answer(r.text);
+          const std::string answer = testing::AnswerLikeAPhone(r.text, "SIP/2.0 200 OK",
+                                                                "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n");
           if (::sendto(fds_[i], answer.data(), answer.size(), 0, reinterpret_cast<sockaddr*>(&from), from_length) > 0) {
             ++answers_sent_;
           }
@@ -120,20 +122,6 @@ class Phones {
         received_[i].push_back(std::move(r));
       }
     }
-  }
-
-  static std::string Answer(absl::string_view request) {
-    std::string response = "SIP/2.0 200 OK\r\n";
-    for (absl::string_view line : absl::StrSplit(request, "\r\n")) {
-      if (absl::StartsWith(line, "Via:") || absl::StartsWith(line, "From:") || absl::StartsWith(line, "Call-ID:") ||
-          absl::StartsWith(line, "CSeq:")) {
-        absl::StrAppend(&response, line, "\r\n");
-      } else if (absl::StartsWith(line, "To:")) {
-        absl::StrAppend(&response, line, ";tag=ph0ne\r\n");
-      }
-    }
-    absl::StrAppend(&response, "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\nContent-Length: 0\r\n\r\n");
-    return response;
   }
 
   const std::string ip_;

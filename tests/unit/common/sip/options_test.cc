@@ -10,6 +10,7 @@
 #include "common/sip/via.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/sip_phone.h"
 
 namespace latchkey::sip {
 namespace {
@@ -51,27 +52,10 @@ constexpr absl::string_view kExpected =
     "Content-Length: 0\r\n"
     "\r\n";
 
-// The header lines of a written request, the request line first, without the final empty line.
+// The header lines of a message; it must end with an empty line.
 std::vector<std::string> Lines(absl::string_view message) {
   EXPECT_TRUE(absl::EndsWith(message, "\r\n\r\n")) << message;
-  message.remove_suffix(4);
-  return absl::StrSplit(message, "\r\n");
-}
-
-// What a UAS does with a request (RFC 3261 section 8.2.6.2): the response copies Via, From, To
-// (adding a tag), Call-ID and CSeq.
-std::string AnswerLikeAPhone(absl::string_view request, absl::string_view status_line) {
-  std::string response = absl::StrCat(status_line, "\r\n");
-  for (const std::string& line : Lines(request)) {
-    if (absl::StartsWith(line, "Via:") || absl::StartsWith(line, "From:") || absl::StartsWith(line, "Call-ID:") ||
-        absl::StartsWith(line, "CSeq:")) {
-      absl::StrAppend(&response, line, "\r\n");
-    } else if (absl::StartsWith(line, "To:")) {
-      absl::StrAppend(&response, line, ";tag=as5f2\r\n");
-    }
-  }
-  absl::StrAppend(&response, "Content-Length: 0\r\n\r\n");
-  return response;
+  return testing::SipLines(message);
 }
 
 // ---- WriteOptions ----
@@ -108,7 +92,7 @@ TEST(WriteOptionsTest, EachHeaderReadsBack) {
   EXPECT_EQ(lines[8], "Content-Length: 0");
 
   // And the answer a phone builds from it matches the transaction.
-  const std::string answer = AnswerLikeAPhone(request, "SIP/2.0 200 OK");  // the summary views into it
+  const std::string answer = testing::AnswerLikeAPhone(request, "SIP/2.0 200 OK");  // the summary views into it
   absl::StatusOr<ResponseSummary> summary = ParseResponse(answer);
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_EQ(summary->status_code, 200);

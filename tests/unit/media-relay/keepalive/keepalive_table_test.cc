@@ -19,6 +19,7 @@
 #include "common/time/proto_time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/sip_phone.h"
 
 namespace latchkey::relay {
 namespace {
@@ -93,26 +94,10 @@ std::string BranchOf(absl::string_view request) {
   return std::string(rest.substr(0, rest.find_first_of(";\r")));
 }
 
-// The header lines of a request, the request line first, without the final empty line.
+// The header lines of a message; it must end with an empty line.
 std::vector<std::string> Lines(absl::string_view message) {
   EXPECT_TRUE(absl::EndsWith(message, "\r\n\r\n")) << message;
-  message.remove_suffix(4);
-  return absl::StrSplit(message, "\r\n");
-}
-
-// What a phone answers (RFC 3261 8.2.6.2): Via, From, Call-ID, CSeq copied, To with a tag added.
-std::string AnswerLikeAPhone(absl::string_view request, absl::string_view status_line) {
-  std::string response = absl::StrCat(status_line, "\r\n");
-  for (const std::string& line : Lines(request)) {
-    if (absl::StartsWith(line, "Via:") || absl::StartsWith(line, "From:") || absl::StartsWith(line, "Call-ID:") ||
-        absl::StartsWith(line, "CSeq:")) {
-      absl::StrAppend(&response, line, "\r\n");
-    } else if (absl::StartsWith(line, "To:")) {
-      absl::StrAppend(&response, line, ";tag=as5f2\r\n");
-    }
-  }
-  absl::StrAppend(&response, "Content-Length: 0\r\n\r\n");
-  return response;
+  return testing::SipLines(message);
 }
 
 // One binding stepped from due time to due time.
@@ -723,7 +708,7 @@ TEST(KeepaliveTableRequestTest, WriteRequestIsAnRfc3261OptionsThatOnResponseMatc
     EXPECT_TRUE(branches.insert(branch).second) << "branch reused";
 
     // The phone's answer, parsed as the sender parses it, matches this keepalive.
-    const std::string answer = AnswerLikeAPhone(request, "SIP/2.0 200 OK");  // the summary views into it
+    const std::string answer = testing::AnswerLikeAPhone(request, "SIP/2.0 200 OK");  // the summary views into it
     absl::StatusOr<sip::ResponseSummary> response = sip::ParseResponse(answer);
     ASSERT_TRUE(response.ok()) << response.status();
     EXPECT_EQ(response->branch, branch);
