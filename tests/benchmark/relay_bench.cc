@@ -74,6 +74,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -232,15 +233,22 @@ std::optional<sockaddr_in> SdpAudioAddress(absl::string_view sdp) {
 // ---------------------------------------------------------------------------------------------------
 // Process figures from /proc.
 
+// Resident memory from smaps_rollup, which walks the page tables: VmRSS in /proc/PID/status comes
+// from per-CPU counters that can lag by megabytes right after a burst of page faults (as a call setup
+// is), which made memory seem to appear only later, once media flowed.
 int64_t RssBytes(int pid) {
   if (pid <= 0) return -1;
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    int64_t kib;
-    if (line.rfind("VmRSS:", 0) == 0 &&
-        absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::string_view(line).substr(6, line.size() - 9)), &kib)) {
-      return kib * 1024;
+  for (const char* file : {"smaps_rollup", "status"}) {
+    const std::string key = std::string(file) == "status" ? "VmRSS:" : "Rss:";
+    std::ifstream in(absl::StrCat("/proc/", pid, "/", file));
+    std::string line;
+    while (std::getline(in, line)) {
+      int64_t kib;
+      if (line.rfind(key, 0) == 0 &&
+          absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(absl::string_view(line).substr(key.size()), "kB")),
+                           &kib)) {
+        return kib * 1024;
+      }
     }
   }
   return -1;
