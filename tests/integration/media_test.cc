@@ -427,13 +427,17 @@ TEST_P(MediaTest, SigtermDrainsRelayAndExitsWhenCallsEnd) {
 namespace latchkey {
 namespace {
 
-TEST(MediaBridgeTest, Ipv6PhoneTalksToIpv4Callee) {
+class MediaBridgeTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MediaBridgeTest, Ipv6PhoneTalksToIpv4Callee) {
   UdpPeer probe(/*ipv6=*/true);
   if (probe.port() == 0) GTEST_SKIP() << "no IPv6 loopback here";
+  if (GetParam() == "io_uring" && !testing::KernelAllowsIoUring()) GTEST_SKIP() << "io_uring_setup refused here";
   auto control = testing::LocalControl::Start();
   ASSERT_TRUE(control.ok()) << control.status();
   auto stub = (*control)->Stub();
-  auto relay = testing::LocalRelay::Start((*control)->address(), "relay-dual", {"--media_ip=127.0.0.1,::1"});
+  auto relay = testing::LocalRelay::Start((*control)->address(), "relay-dual",
+                                          {"--media_ip=127.0.0.1,::1", "--packet_io=" + GetParam()});
   ASSERT_TRUE(relay.ok()) << relay.status();
   ASSERT_TRUE(testing::WaitForWorker(*stub, "relay-dual", absl::Seconds(10)));
 
@@ -478,6 +482,8 @@ TEST(MediaBridgeTest, Ipv6PhoneTalksToIpv4Callee) {
 }
 
 INSTANTIATE_TEST_SUITE_P(PacketIo, MediaTest, ::testing::Values("epoll", "io_uring"),
+                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(PacketIo, MediaBridgeTest, ::testing::Values("epoll", "io_uring"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace
