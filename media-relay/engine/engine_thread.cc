@@ -44,9 +44,11 @@ absl::Status EngineThread::Start() {
   absl::Status io_status;
   running_ = true;
   thread_ = std::thread([this, &ready, &io_status] {
-    io_status = CreateIo();
-    ready.Notify();
-    if (io_status.ok()) Run();
+    absl::Status status = CreateIo();
+    const bool ok = status.ok();
+    io_status = std::move(status);
+    ready.Notify();  // from here on Start() may have returned: its locals are gone
+    if (ok) Run();
   });
   ready.WaitForNotification();
   if (!io_status.ok()) {

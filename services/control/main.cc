@@ -7,6 +7,7 @@
 #include "common/config/flags.h"
 #include "common/config/proto_file.h"
 #include "common/log/log.h"
+#include "common/process/mutex_mode.h"
 #include "common/process/signals.h"
 #include "services/control/control_server.h"
 
@@ -18,6 +19,7 @@ ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 int main(int argc, char** argv) {
   using namespace latchkey;
   process::BlockTerminationSignals();
+  process::DisableMutexDeadlockDetection();
   absl::SetProgramUsageMessage("latchkey-control: SIP/RTP NAT traversal control plane");
   absl::ParseCommandLine(argc, argv);
   if (log::Level level; log::ParseLevel(absl::GetFlag(FLAGS_log_level), &level)) log::SetMinLevel(level);
