@@ -1,23 +1,17 @@
 #include "media-relay/agent/relay_service.h"
 
 #include "absl/time/clock.h"
-#include "common/grpc/status.h"
+#include "common/grpc/unary.h"
 #include "common/log/log.h"
 
 namespace latchkey::relay {
-namespace {
 
-template <typename T>
-grpc::Status Reply(absl::StatusOr<T> result, T* response) {
-  if (!result.ok()) return grpcutil::ToGrpc(result.status());
-  *response = *std::move(result);
-  return grpc::Status::OK;
-}
+using grpcutil::Finish;
+using grpcutil::Reply;
 
-}  // namespace
-
-grpc::Status RelayServiceImpl::CreateRelaySession(grpc::ServerContext*, const v1::CreateRelaySessionRequest* request,
-                                                  v1::CreateRelaySessionResponse* response) {
+grpc::ServerUnaryReactor* RelayServiceImpl::CreateRelaySession(grpc::CallbackServerContext* context,
+                                                               const v1::CreateRelaySessionRequest* request,
+                                                               v1::CreateRelaySessionResponse* response) {
   auto result = sessions_->Create(*request, absl::Now());
   (result.ok() ? metrics_->sessions_created : metrics_->create_failures)->Increment();
   if (result.ok()) {
@@ -25,41 +19,47 @@ grpc::Status RelayServiceImpl::CreateRelaySession(grpc::ServerContext*, const v1
         .Kv("session_id", request->session().session_id())
         .Kv("streams", request->stream_count());
   }
-  return Reply(std::move(result), response);
+  return Finish(context, Reply(std::move(result), response));
 }
 
-grpc::Status RelayServiceImpl::UpdateRelaySession(grpc::ServerContext*, const v1::UpdateRelaySessionRequest* request,
-                                                  v1::UpdateRelaySessionResponse* response) {
-  return Reply(sessions_->Update(*request, absl::Now()), response);
+grpc::ServerUnaryReactor* RelayServiceImpl::UpdateRelaySession(grpc::CallbackServerContext* context,
+                                                               const v1::UpdateRelaySessionRequest* request,
+                                                               v1::UpdateRelaySessionResponse* response) {
+  return Finish(context, Reply(sessions_->Update(*request, absl::Now()), response));
 }
 
-grpc::Status RelayServiceImpl::DeleteRelaySession(grpc::ServerContext*, const v1::DeleteRelaySessionRequest* request,
-                                                  v1::DeleteRelaySessionResponse* response) {
+grpc::ServerUnaryReactor* RelayServiceImpl::DeleteRelaySession(grpc::CallbackServerContext* context,
+                                                               const v1::DeleteRelaySessionRequest* request,
+                                                               v1::DeleteRelaySessionResponse* response) {
   auto result = sessions_->Delete(request->session_id(), absl::Now());
   if (result.ok()) {
     metrics_->ClosedCounter(request->reason())->Increment();
     log::LogInfo("relay session deleted").Kv("session_id", request->session_id());
   }
-  return Reply(std::move(result), response);
+  return Finish(context, Reply(std::move(result), response));
 }
 
-grpc::Status RelayServiceImpl::GetRelaySession(grpc::ServerContext*, const v1::GetRelaySessionRequest* request,
-                                               v1::GetRelaySessionResponse* response) {
-  return Reply(sessions_->Get(request->session_id()), response);
+grpc::ServerUnaryReactor* RelayServiceImpl::GetRelaySession(grpc::CallbackServerContext* context,
+                                                            const v1::GetRelaySessionRequest* request,
+                                                            v1::GetRelaySessionResponse* response) {
+  return Finish(context, Reply(sessions_->Get(request->session_id()), response));
 }
 
-grpc::Status RelayServiceImpl::SetKeepalives(grpc::ServerContext*, const v1::SetKeepalivesRequest* request,
-                                             v1::SetKeepalivesResponse* response) {
-  if (!keepalives_) return grpcutil::ToGrpc(absl::FailedPreconditionError("keepalives are off on this worker"));
+grpc::ServerUnaryReactor* RelayServiceImpl::SetKeepalives(grpc::CallbackServerContext* context,
+                                                          const v1::SetKeepalivesRequest* request,
+                                                          v1::SetKeepalivesResponse* response) {
+  if (!keepalives_) {
+    return Finish(context, grpcutil::ToGrpc(absl::FailedPreconditionError("keepalives are off on this worker")));
+  }
   keepalives_->Apply(*request, response);
-  return grpc::Status::OK;
+  return Finish(context, grpc::Status::OK);
 }
 
-grpc::Status RelayServiceImpl::DrainRelay(grpc::ServerContext*, const v1::DrainRelayRequest*,
-                                          v1::DrainRelayResponse* response) {
+grpc::ServerUnaryReactor* RelayServiceImpl::DrainRelay(grpc::CallbackServerContext* context,
+                                                       const v1::DrainRelayRequest*, v1::DrainRelayResponse* response) {
   sessions_->SetDraining(true);
   response->set_sessions(static_cast<uint32_t>(sessions_->size()));
-  return grpc::Status::OK;
+  return Finish(context, grpc::Status::OK);
 }
 
 }  // namespace latchkey::relay

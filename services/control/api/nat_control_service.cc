@@ -1,26 +1,15 @@
 #include "services/control/api/nat_control_service.h"
 
 #include "common/grpc/status.h"
+#include "common/grpc/unary.h"
 #include "common/validation.h"
 
 namespace latchkey::control {
 namespace {
 
+using grpcutil::Finish;
+using grpcutil::Reply;
 using grpcutil::ToGrpc;
-
-// Sets `*field` from an OK result, or returns its status as a gRPC error.
-template <typename T, typename Field>
-grpc::Status Reply(absl::StatusOr<T> result, Field* field) {
-  if (!result.ok()) return ToGrpc(result.status());
-  *field = *std::move(result);
-  return grpc::Status::OK;
-}
-
-grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const grpc::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(status);
-  return reactor;
-}
 
 // Streams events matching `filter` until the client goes away or the server shuts down. The poll
 // interval bounds how late a cancelled stream notices.
