@@ -153,23 +153,28 @@ absl::Status UringIo::SelfTest() {
 }
 
 io_uring_sqe* UringIo::NextSqe() {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  if (sqe == nullptr) {
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
     // The submission queue is full: hand it to the kernel, which empties it.
     io_uring_submit(&ring_);
-    sqe = io_uring_get_sqe(&ring_);
   }
-  return sqe;
+  return nullptr;  // the kernel refuses submissions (out of memory): callers retry next round or drop
 }
 
 void UringIo::ArmWake() {
   io_uring_sqe* sqe = NextSqe();
+  wake_armed_ = sqe != nullptr;
+  if (!wake_armed_) return;
   io_uring_prep_poll_multishot(sqe, wake_fd_, POLLIN);
   io_uring_sqe_set_data64(sqe, kWake);
 }
 
 void UringIo::ArmReceive(SocketTag& tag) {
   io_uring_sqe* sqe = NextSqe();
+  if (sqe == nullptr) {
+    rearm_.push_back(&tag);
+    return;
+  }
   io_uring_prep_recvmsg_multishot(sqe, tag.fd(), &recv_layout_, 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
@@ -184,14 +189,20 @@ void UringIo::Watch(RelayStream& stream) {
 void UringIo::Unwatch(std::shared_ptr<RelayStream> stream) {
   RelayStream& s = *stream;
   s.retiring = true;
-  for (SocketTag& tag : s.tags) {
-    if (!tag.armed) continue;
-    io_uring_sqe* sqe = NextSqe();
-    io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(&tag) | kReceive, 0);
-    io_uring_sqe_set_data64(sqe, kCancel);
-  }
+  for (SocketTag& tag : s.tags) Cancel(tag);
   retiring_.emplace(&s, std::move(stream));
   ReleaseIfIdle(s);
+}
+
+void UringIo::Cancel(SocketTag& tag) {
+  if (!tag.armed) return;
+  io_uring_sqe* sqe = NextSqe();
+  if (sqe == nullptr) {
+    uncancelled_.push_back(&tag);
+    return;
+  }
+  io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(&tag) | kReceive, 0);
+  io_uring_sqe_set_data64(sqe, kCancel);
 }
 
 void UringIo::ReleaseIfIdle(RelayStream& stream) {
@@ -246,10 +257,15 @@ bool UringIo::RunOnce(absl::Duration timeout) {
     io_uring_buf_ring_advance(buffer_ring_, buffers_returned_);
     buffers_returned_ = 0;
   }
-  for (SocketTag* tag : rearm_) {
+  std::vector<SocketTag*> rearm;
+  rearm.swap(rearm_);
+  for (SocketTag* tag : rearm) {
     if (!tag->armed && !tag->stream->retiring) ArmReceive(*tag);
   }
-  rearm_.clear();
+  std::vector<SocketTag*> uncancelled;
+  uncancelled.swap(uncancelled_);
+  for (SocketTag* tag : uncancelled) Cancel(*tag);
+  if (!wake_armed_) ArmWake();
   return woken;
 }
 
@@ -275,13 +291,14 @@ void UringIo::OnReceive(const io_uring_cqe& cqe, absl::Time now) {
       slot.msg.msg_namelen = to_length;
       slot.iov = {payload, length};
     }
-    if (fd < 0) {
+    io_uring_sqe* sqe = fd < 0 ? nullptr : NextSqe();
+    if (sqe == nullptr) {
+      if (fd >= 0) thread_.counters().Dropped(DropReason::kSendError);  // no room to send it
       ReturnBuffer(id);
     } else {
       slot.out = tag.out;
       slot.stream = &stream;
       ++stream.inflight_sends;
-      io_uring_sqe* sqe = NextSqe();
       // MSG_DONTWAIT: a full socket buffer fails the send (counted) instead of parking it.
       io_uring_prep_sendmsg(sqe, fd, &slot.msg, MSG_DONTWAIT);
       io_uring_sqe_set_data64(sqe, (static_cast<uint64_t>(id) << kOpBits) | kSend);

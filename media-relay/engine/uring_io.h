@@ -57,6 +57,7 @@ class UringIo final : public PacketIo {
   io_uring_sqe* NextSqe();
   void ArmReceive(SocketTag& tag);
   void ArmWake();
+  void Cancel(SocketTag& tag);
   void OnReceive(const io_uring_cqe& cqe, absl::Time now);
   void OnSent(const io_uring_cqe& cqe);
   void ReturnBuffer(unsigned id);
@@ -72,7 +73,10 @@ class UringIo final : public PacketIo {
   msghdr recv_layout_{};                      // multishot receives: room for the source address only
   std::vector<SendSlot> slots_;
   int buffers_returned_ = 0;  // added to the ring since its tail was last advanced
+  // Retried next round: receives that ended or could not be queued, cancels that could not be queued.
   std::vector<SocketTag*> rearm_;
+  std::vector<SocketTag*> uncancelled_;
+  bool wake_armed_ = false;
   absl::flat_hash_map<RelayStream*, std::shared_ptr<RelayStream>> retiring_;
 };
 

@@ -60,7 +60,8 @@ class EngineCollector : public prometheus::Collectable {
     auto finals = counter("latchkey_relay_final_timeouts_total", "Sessions that reached their final timeout");
     add(finals, by(&EngineCounters::final_timeouts), {});
     out.push_back(std::move(finals));
-    auto batches = counter("latchkey_relay_receive_batches_total", "recvmmsg calls that returned packets");
+    auto batches = counter("latchkey_relay_receive_batches_total",
+                           "Receive rounds that returned packets (recvmmsg calls or io_uring rounds)");
     add(batches, by(&EngineCounters::recv_batches), {});
     out.push_back(std::move(batches));
     return out;
