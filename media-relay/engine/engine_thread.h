@@ -24,7 +24,7 @@ namespace latchkey::relay {
 
 class EngineThread {
  public:
-  EngineThread(int index, EngineEventSink* sink, PacketIoMode io_mode = PacketIoMode::kEpoll);
+  EngineThread(int index, EngineEventSink* sink, PacketIoMode io_mode);
   ~EngineThread();
 
   // Fails if the requested packet I/O is unavailable (kAuto falls back to epoll instead).

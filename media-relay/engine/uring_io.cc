@@ -257,14 +257,15 @@ bool UringIo::RunOnce(absl::Duration timeout) {
     io_uring_buf_ring_advance(buffer_ring_, buffers_returned_);
     buffers_returned_ = 0;
   }
-  std::vector<SocketTag*> rearm;
-  rearm.swap(rearm_);
-  for (SocketTag* tag : rearm) {
-    if (!tag->armed && !tag->stream->retiring) ArmReceive(*tag);
+  // By index: a retry that fails again is appended, for the next round (the lists keep their capacity).
+  const size_t rearm_count = rearm_.size();
+  for (size_t i = 0; i < rearm_count; ++i) {
+    if (!rearm_[i]->armed && !rearm_[i]->stream->retiring) ArmReceive(*rearm_[i]);
   }
-  std::vector<SocketTag*> uncancelled;
-  uncancelled.swap(uncancelled_);
-  for (SocketTag* tag : uncancelled) Cancel(*tag);
+  rearm_.erase(rearm_.begin(), rearm_.begin() + rearm_count);
+  const size_t cancel_count = uncancelled_.size();
+  for (size_t i = 0; i < cancel_count; ++i) Cancel(*uncancelled_[i]);
+  uncancelled_.erase(uncancelled_.begin(), uncancelled_.begin() + cancel_count);
   if (!wake_armed_) ArmWake();
   return woken;
 }
@@ -276,18 +277,22 @@ void UringIo::OnReceive(const io_uring_cqe& cqe, absl::Time now) {
   if (!more) tag.armed = false;
   if (cqe.flags & IORING_CQE_F_BUFFER) {
     const unsigned id = cqe.flags >> IORING_CQE_BUFFER_SHIFT;
-    io_uring_recvmsg_out* out = cqe.res >= 0 && !stream.retiring
-                                    ? io_uring_recvmsg_validate(Buffer(id), cqe.res, &recv_layout_)
-                                    : nullptr;
     int fd = -1;
     SendSlot& slot = slots_[id];
-    if (out != nullptr) {
+    if (cqe.res >= 0 && !stream.retiring) {
+      // A datagram whose header did not fit the buffer goes to the router as truncated (malformed).
       sockaddr_storage from{};
-      std::memcpy(&from, io_uring_recvmsg_name(out), std::min<size_t>(out->namelen, recv_layout_.msg_namelen));
-      auto* payload = static_cast<uint8_t*>(io_uring_recvmsg_payload(out, &recv_layout_));
-      const size_t length = io_uring_recvmsg_payload_length(out, cqe.res, &recv_layout_);
+      uint8_t* payload = nullptr;
+      size_t length = 0;
+      bool truncated = true;
+      if (io_uring_recvmsg_out* out = io_uring_recvmsg_validate(Buffer(id), cqe.res, &recv_layout_)) {
+        std::memcpy(&from, io_uring_recvmsg_name(out), std::min<size_t>(out->namelen, recv_layout_.msg_namelen));
+        payload = static_cast<uint8_t*>(io_uring_recvmsg_payload(out, &recv_layout_));
+        length = io_uring_recvmsg_payload_length(out, cqe.res, &recv_layout_);
+        truncated = out->flags & MSG_TRUNC;
+      }
       socklen_t to_length = 0;
-      fd = thread_.Route(tag, payload, length, from, out->flags & MSG_TRUNC, now, slot.to, to_length);
+      fd = thread_.Route(tag, payload, length, from, truncated, now, slot.to, to_length);
       slot.msg.msg_namelen = to_length;
       slot.iov = {payload, length};
     }
