@@ -192,6 +192,21 @@ step "building the NAT (port-preserving), starting control and relay; callee $CA
 build_nat
 ip -n "$NS_PUB" addr add "$CALLEE_IP/24" dev pub0
 ip -n "$NS_PUB" addr add "$OUTSIDER_IP/24" dev pub0
+# write_sdp FILE ORIGIN IP PORT: a G.711 phone's SDP, one audio stream at IP:PORT.
+write_sdp() {
+  cat >"$1" <<EOF
+v=0
+o=$2 1 1 IN IP4 $3
+s=-
+c=IN IP4 $3
+t=0 0
+m=audio $4 RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+a=ptime:20
+a=sendrecv
+EOF
+}
+
 start_control
 start_relay
 run_in "$NS_PUB" "$scratch/watch.log" "$LATCHKEY_CTL_BIN" --server=127.0.0.1:7400 --json watch sessions \
@@ -199,17 +214,7 @@ run_in "$NS_PUB" "$scratch/watch.log" "$LATCHKEY_CTL_BIN" --server=127.0.0.1:740
 wait_for 10 "watch sessions subscribed" grep -q 'latchkeyctl: watching' "$scratch/watch.log"
 
 step "offer: the phone's SDP names $PHONE_IP:$PHONE_SDP_PORT, its INVITE came from $NAT_PUBLIC_IP:5060"
-cat >"$scratch/offer.sdp" <<EOF
-v=0
-o=phone 1 1 IN IP4 $PHONE_IP
-s=-
-c=IN IP4 $PHONE_IP
-t=0 0
-m=audio $PHONE_SDP_PORT RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-a=ptime:20
-a=sendrecv
-EOF
+write_sdp "$scratch/offer.sdp" phone "$PHONE_IP" "$PHONE_SDP_PORT"
 ctl --json sessions offer --call_id="$CALL_ID" --from_tag=phone-1 --sdp="$scratch/offer.sdp" \
   --signaling_source="$NAT_PUBLIC_IP:5060" >"$scratch/offer.json" 2>&1 ||
   fail "sessions offer: $(cat "$scratch/offer.json")"
@@ -225,17 +230,7 @@ check "control: the caller is behind NAT, latching signaling_source" \
   test "$caller_mode" = NAT_STATE_BEHIND_NAT/LATCHING_MODE_SIGNALING_SOURCE
 
 step "answer: the callee's public SDP $CALLEE_IP:$CALLEE_PORT"
-cat >"$scratch/answer.sdp" <<EOF
-v=0
-o=callee 1 1 IN IP4 $CALLEE_IP
-s=-
-c=IN IP4 $CALLEE_IP
-t=0 0
-m=audio $CALLEE_PORT RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-a=ptime:20
-a=sendrecv
-EOF
+write_sdp "$scratch/answer.sdp" callee "$CALLEE_IP" "$CALLEE_PORT"
 ctl --json sessions answer "$session_id" --to_tag=callee-1 --sdp="$scratch/answer.sdp" \
   --signaling_source="$CALLEE_IP:5060" >"$scratch/answer.json" 2>&1 ||
   fail "sessions answer: $(cat "$scratch/answer.json")"
