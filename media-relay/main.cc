@@ -344,9 +344,15 @@ int Main(int argc, char** argv) {
   RelayMetrics relay_metrics(*registry);
   // Loop protection: our own media ports from the start, the peers' as control reports them.
   std::vector<RelayRanges::Range> own_ranges;
+  const auto port_min = static_cast<uint16_t>(config->port_min());
+  const auto port_max = static_cast<uint16_t>(config->port_max());
   for (const MediaAddresses& a : *addresses) {
-    for (const net::IpAddress& ip : {a.bind, a.advertised}) {
-      own_ranges.push_back({ip, static_cast<uint16_t>(config->port_min()), static_cast<uint16_t>(config->port_max())});
+    for (const net::IpAddress& ip : {a.bind, a.advertised}) own_ranges.push_back({ip, port_min, port_max, true});
+    if (!a.bind.IsUnspecified()) continue;
+    // Bound to all addresses: a packet from any local one (loopback included) is our own.
+    if (a.bind.is_v6()) own_ranges.push_back({*net::IpAddress::Parse("::1"), port_min, port_max, true});
+    for (const std::string& text : LocalIpv4Addresses()) {
+      if (auto ip = net::IpAddress::Parse(text); ip.ok()) own_ranges.push_back({*ip, port_min, port_max, true});
     }
   }
   engine.SetRelayRanges(std::make_shared<const RelayRanges>(own_ranges));

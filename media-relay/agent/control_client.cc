@@ -131,7 +131,8 @@ bool ControlClient::ReportQueuedEvents() {
     event->set_session_id(e.session_id);
     event->set_side(e.side);
     event->set_type(e.type);
-    if (e.type == v1::SESSION_EVENT_TYPE_LATCHED || e.type == v1::SESSION_EVENT_TYPE_RELATCHED) {
+    if (e.type == v1::SESSION_EVENT_TYPE_LATCHED || e.type == v1::SESSION_EVENT_TYPE_RELATCHED ||
+        e.type == v1::SESSION_EVENT_TYPE_LATCH_CONTESTED) {
       event->mutable_source()->set_ip(e.source.ip.ToString());
       event->mutable_source()->set_port(e.source.port);
     }

@@ -16,6 +16,8 @@ struct alignas(64) EngineCounters {
   std::atomic<uint64_t> bytes_out{0};
   std::atomic<uint64_t> latches{0};
   std::atomic<uint64_t> relatches{0};
+  std::atomic<uint64_t> contests{0};
+  std::atomic<uint64_t> contest_reports_suppressed{0};
   std::atomic<uint64_t> media_timeouts{0};
   std::atomic<uint64_t> final_timeouts{0};
   std::atomic<uint64_t> recv_batches{0};

@@ -122,9 +122,22 @@ void EngineThread::Attach(std::shared_ptr<RelayStream> stream, const LegTarget& 
 
 void EngineThread::Configure(RelayStream& s, const LegTarget& caller, const LegTarget& callee, absl::Time now) {
   for (auto [leg, target] : {std::pair{&s.caller, &caller}, std::pair{&s.callee, &callee}}) {
-    leg->latch.Configure(target->policy, target->target, now);
+    LatchTarget latch_target = target->target;
+    std::optional<net::SocketAddress> sdp_rtcp = target->sdp_rtcp;
+    // A relay's port is no destination unless control chained the leg to that relay; our own never.
+    if (relay_ranges_) {
+      auto relay_port = [&](const std::optional<net::SocketAddress>& address) {
+        if (!address) return false;
+        const RelayRanges::Match match = relay_ranges_->Find(*address);
+        return match == RelayRanges::Match::kOwn || (match == RelayRanges::Match::kPeer && !target->relay_chain);
+      };
+      if (relay_port(latch_target.sdp)) latch_target.sdp_sendable = false;
+      if (relay_port(sdp_rtcp)) sdp_rtcp.reset();
+    }
+    leg->latch.Configure(target->policy, latch_target, now);
     leg->rtcp_mux = target->rtcp_mux;
-    leg->sdp_rtcp = target->sdp_rtcp;
+    leg->relay_chain = target->relay_chain;
+    leg->sdp_rtcp = sdp_rtcp;
     leg->rtcp_source.reset();
   }
   // Signalling is activity: a re-INVITE restarts the media clock.
@@ -159,6 +172,10 @@ void EngineThread::Refuse(RelayLeg& leg, DropReason reason) {
 
 void EngineThread::OnLatchEvent(SocketTag& tag, LatchEvent event, const net::SocketAddress& source, absl::Time now) {
   RelayLeg& in = *tag.in;
+  if (event == LatchEvent::kContested) {
+    OnContest(tag, in.latch.contender(), now);
+    return;
+  }
   const bool relatched = event == LatchEvent::kRelatched;
   Add(relatched ? counters_.relatches : counters_.latches);
   {
@@ -176,6 +193,28 @@ void EngineThread::OnLatchEvent(SocketTag& tag, LatchEvent event, const net::Soc
   if (sink_) {
     sink_->OnEngineEvent({tag.stream->session_id, tag.side,
                           relatched ? v1::SESSION_EVENT_TYPE_RELATCHED : v1::SESSION_EVENT_TYPE_LATCHED, source, now});
+  }
+}
+
+void EngineThread::OnContest(SocketTag& tag, const net::SocketAddress& contender, absl::Time now) {
+  Add(counters_.contests);
+  // Reported at most once per contender and leg by the latch; a spray over many legs is still
+  // many events, so the packet thread reports at most kMaxContestReports per second to control.
+  if (now - contest_window_start_ >= absl::Seconds(1)) {
+    contest_window_start_ = now;
+    contest_reports_ = 0;
+  }
+  if (++contest_reports_ > kMaxContestReports) {
+    Add(counters_.contest_reports_suppressed);
+    return;
+  }
+  log::LogInfo("latch contested")
+      .Kv("session_id", tag.stream->session_id)
+      .Kv("stream", tag.stream->media_index)
+      .Kv("side", tag.side == v1::SIDE_CALLER ? "caller" : "callee")
+      .Kv("contender", contender.ToString());
+  if (sink_) {
+    sink_->OnEngineEvent({tag.stream->session_id, tag.side, v1::SESSION_EVENT_TYPE_LATCH_CONTESTED, contender, now});
   }
 }
 
@@ -200,12 +239,15 @@ int EngineThread::Route(SocketTag& tag, const uint8_t* data, size_t length, cons
         Refuse(in, DropReason::kMalformed);
         return -1;
       }
-      // Another relay's port (or our own) that signalling did not name: latching onto it could
-      // close a loop between relays. Checked off the latched fast path.
-      if (relay_ranges_ && !in.latch.IsLatchedSource(*source) && relay_ranges_->Contains(*source) &&
-          !in.latch.IsExactSdp(*source)) {
-        Refuse(in, DropReason::kLoop);
-        return -1;
+      // A relay's port: ours never (a loop inside this relay), another's only on a chained leg
+      // whose SDP names it (else a loop between relays). Checked off the latched fast path.
+      if (relay_ranges_ && !in.latch.IsLatchedSource(*source)) {
+        const RelayRanges::Match match = relay_ranges_->Find(*source);
+        if (match == RelayRanges::Match::kOwn ||
+            (match == RelayRanges::Match::kPeer && !(in.relay_chain && in.latch.IsExactSdp(*source)))) {
+          Refuse(in, DropReason::kLoop);
+          return -1;
+        }
       }
       const LatchDecision decision = in.latch.OnRtp(*source, *rtp, now);
       if (decision.event != LatchEvent::kNone) OnLatchEvent(tag, decision.event, *source, now);
@@ -221,8 +263,8 @@ int EngineThread::Route(SocketTag& tag, const uint8_t* data, size_t length, cons
         Refuse(in, DropReason::kMalformed);
         return -1;
       }
-      if (!in.latch.OnRtcp(*source, now).forward) {
-        Refuse(in, DropReason::kRtcpRefused);
+      if (const LatchDecision decision = in.latch.OnRtcp(*source, now); !decision.forward) {
+        Refuse(in, decision.reason);
         return -1;
       }
       if (tag.rtcp) in.rtcp_source = *source;
@@ -246,6 +288,11 @@ int EngineThread::Route(SocketTag& tag, const uint8_t* data, size_t length, cons
   }
   if (!destination) {
     Refuse(in, DropReason::kNoDestination);
+    return -1;
+  }
+  // Before the other leg latched: only to a plausible endpoint, at a bounded rate.
+  if (const DropReason refusal = out.latch.AdmitSend(now); refusal != DropReason::kNone) {
+    Refuse(in, refusal);
     return -1;
   }
   to = destination->ip.ToSockaddr(destination->port, &to_length);

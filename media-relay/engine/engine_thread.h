@@ -60,6 +60,7 @@ class EngineThread {
   void Run();
   void RunPosted();
   void OnLatchEvent(SocketTag& tag, LatchEvent event, const net::SocketAddress& source, absl::Time now);
+  void OnContest(SocketTag& tag, const net::SocketAddress& contender, absl::Time now);
   void CheckTimeouts(absl::Time now);
   void Refuse(RelayLeg& leg, DropReason reason);
 
@@ -79,6 +80,9 @@ class EngineThread {
   absl::flat_hash_map<RelayStream*, std::shared_ptr<RelayStream>> streams_;
   std::shared_ptr<const RelayRanges> relay_ranges_;
   absl::Time next_timeout_check_ = absl::InfinitePast();
+  static constexpr int kMaxContestReports = 20;
+  absl::Time contest_window_start_ = absl::InfinitePast();
+  int contest_reports_ = 0;
 };
 
 }  // namespace latchkey::relay

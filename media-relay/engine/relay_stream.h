@@ -29,6 +29,7 @@ struct LegTarget {
   LatchTarget target;
   std::optional<net::SocketAddress> sdp_rtcp;  // only when sendable
   bool rtcp_mux = false;
+  bool relay_chain = false;  // control chained this leg to another relay (v1::Leg.relay_chain)
 };
 
 struct LegSnapshot {
@@ -45,6 +46,7 @@ struct RelayLeg {
   // Packet thread only.
   Latch latch;
   bool rtcp_mux = false;
+  bool relay_chain = false;
   std::optional<net::SocketAddress> rtcp_source;  // where this endpoint's RTCP comes from
   std::optional<net::SocketAddress> sdp_rtcp;
   StreamStats stats;

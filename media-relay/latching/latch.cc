@@ -2,12 +2,13 @@
 
 #include <algorithm>
 #include <limits>
+#include <tuple>
 
 namespace latchkey::relay {
 namespace {
 
 // Times are int64 Unix microseconds and durations uint32 microseconds: half the size of
-// absl::Time / absl::Duration, which keeps the whole Latch within 256 bytes.
+// absl::Time / absl::Duration, which keeps the whole Latch small.
 int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 
 uint32_t ClampMicros(absl::Duration d) {
@@ -16,9 +17,9 @@ uint32_t ClampMicros(absl::Duration d) {
       std::min<int64_t>(absl::ToInt64Microseconds(d), std::numeric_limits<uint32_t>::max()));
 }
 
-// Saturating, so an absurd `now` cannot wrap the window end into the past.
-int64_t AddMicros(int64_t t, uint32_t d) {
-  return t > std::numeric_limits<int64_t>::max() - int64_t{d} ? std::numeric_limits<int64_t>::max() : t + d;
+// Saturating, so an absurd `now` cannot wrap a deadline into the past.
+int64_t AddMicros(int64_t t, int64_t d) {
+  return t > std::numeric_limits<int64_t>::max() - d ? std::numeric_limits<int64_t>::max() : t + d;
 }
 
 // Elapsed time from `since` to `now`, 0 if the clock went backwards (never negative, never wraps).
@@ -44,7 +45,9 @@ LatchDecision Drop(DropReason reason) { return {false, reason, LatchEvent::kNone
 
 }  // namespace
 
-static_assert(sizeof(Latch) <= 256, "Latch is per leg and per packet-thread cache: keep it small");
+// Per leg, two per stream: the rules of latch.h need six slots' worth of state; 320 bytes is 15 %
+// of a session's memory budget (docs/PERFORMANCE.md).
+static_assert(sizeof(Latch) <= 320, "Latch is per leg and per packet-thread cache: keep it small");
 
 absl::string_view DropReasonName(DropReason reason) {
   switch (reason) {
@@ -54,9 +57,12 @@ absl::string_view DropReasonName(DropReason reason) {
     case DropReason::kTooFast: return "too_fast";
     case DropReason::kNotSignalingIp: return "not_signaling_ip";
     case DropReason::kStrict: return "strict";
-    case DropReason::kStale: return "stale";
+    case DropReason::kPortNotAnnounced: return "port_not_announced";
+    case DropReason::kWrongSsrc: return "wrong_ssrc";
     case DropReason::kMalformed: return "malformed";
     case DropReason::kNoDestination: return "no_destination";
+    case DropReason::kNoConsent: return "no_consent";
+    case DropReason::kUnlatchedRate: return "unlatched_rate";
     case DropReason::kSendError: return "send_error";
     case DropReason::kStun: return "stun";
     case DropReason::kRtcpRefused: return "rtcp_refused";
@@ -68,6 +74,7 @@ absl::string_view DropReasonName(DropReason reason) {
 
 void Latch::Configure(const LatchPolicy& policy, const LatchTarget& target, absl::Time now) {
   const int64_t now_us = ToMicros(now);
+  const Mode previous_mode = mode_;
   switch (policy.mode) {
     case v1::LATCHING_MODE_FIRST_PACKET: mode_ = Mode::kFirstPacket; break;
     case v1::LATCHING_MODE_SIGNALING_SOURCE: mode_ = Mode::kSignalingSource; break;
@@ -75,136 +82,184 @@ void Latch::Configure(const LatchPolicy& policy, const LatchTarget& target, absl
     default: mode_ = Mode::kHeuristic; break;  // UNSPECIFIED: control should have decided
   }
   probation_ = static_cast<uint8_t>(std::clamp<uint32_t>(policy.probation_packets, 1, 255));
-  learning_window_us_ = ClampMicros(policy.learning_window);
+  takeover_probation_ = static_cast<uint8_t>(std::clamp<uint32_t>(policy.takeover_packets, probation_, 255));
   min_interarrival_us_ = ClampMicros(policy.min_interarrival);
+  max_gap_us_ = std::max(ClampMicros(policy.max_gap), min_interarrival_us_);
   relatch_silence_us_ = ClampMicros(policy.relatch_silence);
   relatch_min_interval_us_ = ClampMicros(policy.relatch_min_interval);
-  stale_grace_us_ = ClampMicros(policy.stale_grace);
+  consent_timeout_us_ = ClampMicros(policy.consent_timeout);
+  unlatched_interval_us_ = 1'000'000 / std::clamp<uint32_t>(policy.unlatched_rate, 1, 1'000'000);
 
   // 0.0.0.0 (hold in old SDP) and port 0 (rejected stream) name no address.
   const bool has_sdp = target.sdp.has_value() && !target.sdp->ip.IsUnspecified() && target.sdp->port != 0;
   const bool has_sig = target.signaling_ip.has_value() && !target.signaling_ip->IsUnspecified();
-  const bool changed = has_sdp != has_sdp_ || (has_sdp && !SameAddress(*target.sdp, sdp_)) ||
-                       has_sig != has_signaling_ip_ || (has_sig && !SameIp(*target.signaling_ip, signaling_ip_));
+  const bool sdp_changed = has_sdp != has_sdp_ || (has_sdp && !SameAddress(*target.sdp, sdp_));
+  const bool changed = sdp_changed || has_sig != has_signaling_ip_ ||
+                       (has_sig && !SameIp(*target.signaling_ip, signaling_ip_)) || mode_ != previous_mode ||
+                       target.expected_ssrc != expected_ssrc_;
   has_sdp_ = has_sdp;
   sdp_ = has_sdp ? *target.sdp : net::SocketAddress{};
   has_signaling_ip_ = has_sig;
   signaling_ip_ = has_sig ? *target.signaling_ip : net::IpAddress();
   sdp_sendable_ = has_sdp && target.sdp_sendable;
+  open_ = target.open;
+  sending_ = target.sending;
+  expected_ssrc_ = target.expected_ssrc;
+  // Every signalling exchange renews consent (rule 8); a new address must be heard from anew.
+  consent_until_us_ = AddMicros(now_us, consent_timeout_us_);
+  if (sdp_changed) heard_sdp_ip_ = false;
 
-  if (stale_ >= 0 && now_us >= stale_until_us_) stale_ = -1;
-  if (latched_ >= 0) {
-    const net::SocketAddress& source = slots_[latched_].source;
-    const bool is_new_sdp = IsExactSdp(source);
-    bool keep = !changed || is_new_sdp;
-    if (mode_ == Mode::kStrict) keep = false;
-    if (mode_ == Mode::kSignalingSource && !is_new_sdp &&
-        !(has_signaling_ip_ && SameIp(source.ip, signaling_ip_))) {
-      keep = false;
-    }
-    if (!keep) Release(now_us);
+  if (mode_ == Mode::kStrict) {
+    for (Candidate& slot : slots_) slot = Candidate{};
+    latched_ = -1;
+    home_ = -1;
+    challenged_ = false;
+    return;
   }
-  if (changed) {
-    // Learning restarts: progress made against the old target says nothing about the new one.
-    for (int i = 0; i < kSlots; ++i) {
-      if (i != latched_ && i != stale_) slots_[i] = Candidate{};
-    }
+  if (!changed) return;
+  // Rule 5: a new sendable address is where the endpoint says it is now; otherwise the lock keeps
+  // media flowing, and stays home only with a standing under the new target.
+  if (latched_ >= 0 && sdp_changed && sdp_sendable_ && !IsExactSdp(slots_[latched_].source)) latched_ = -1;
+  for (int i = 0; i < kSlots; ++i) {
+    if (i != latched_) slots_[i] = Candidate{};
   }
-  window_end_us_ = AddMicros(now_us, learning_window_us_);
+  home_ = latched_ >= 0 && (mode_ == Mode::kFirstPacket || StandingOf(slots_[latched_].source) >= kKnownIp)
+              ? latched_
+              : -1;
+  challenged_ = false;
 }
 
 LatchDecision Latch::OnRtp(const net::SocketAddress& source, const RtpHeader& rtp, absl::Time now) {
   const int64_t now_us = ToMicros(now);
+  if (!open_ && latched_ < 0) return Drop(DropReason::kPortNotAnnounced);
   if (mode_ == Mode::kStrict) {
-    if (!IsExactSdp(source)) return Drop(DropReason::kStrict);
+    if (!sdp_sendable_ || !IsExactSdp(source)) return Drop(DropReason::kStrict);
+    Heard(source.ip, now_us);
     last_forward_us_ = now_us;
     return Forward();
   }
-
   if (latched_ >= 0 && slots_[latched_].source == source) {
-    Candidate& lock = slots_[latched_];
-    lock.ssrc = rtp.ssrc;
-    lock.seq = rtp.sequence;
-    last_us_[latched_] = now_us;
-    last_forward_us_ = now_us;
-    return Forward();
+    Remember(latched_, rtp, now_us);
+    return OnLockedPacket(now_us);
   }
-
-  if (stale_ >= 0) {
-    if (now_us >= stale_until_us_) {
-      stale_ = -1;
-    } else if (slots_[stale_].source == source) {
-      return Drop(DropReason::kStale);
-    }
-  }
+  if (!open_) return Drop(DropReason::kPortNotAnnounced);
+  if (!latched()) Heard(source.ip, now_us);
 
   const bool exact = IsExactSdp(source);
-  // Checked before tracking so that other IPs cannot even occupy candidate slots.
-  if (mode_ == Mode::kSignalingSource && !exact && !(has_signaling_ip_ && SameIp(source.ip, signaling_ip_))) {
-    return Drop(DropReason::kNotSignalingIp);
-  }
-
-  const int rank = Rank(source);
-  const int lock_rank = latched_ >= 0 ? Rank(slots_[latched_].source) : 0;
-  const bool upgrade_possible = latched_ >= 0 && mode_ == Mode::kHeuristic && InWindow(now_us) && rank < lock_rank;
-  const bool lock_silent = latched_ >= 0 && Elapsed(now_us, last_us_[latched_]) >= relatch_silence_us_;
-  // While the endpoint is sending, others may not bank probation (see rule (b)).
-  const bool hold = latched_ >= 0 && !lock_silent && !upgrade_possible;
-
   int idx = Find(source);
-  if (idx < 0) idx = Allocate(source);
-  if (!Track(idx, rtp, now_us, hold)) return Drop(DropReason::kTooFast);
-  const bool passed = slots_[idx].count >= probation_;
-
-  if (latched_ < 0) {
-    if (exact) return LatchTo(idx, now_us);  // the signalled address is trusted
-    if (!passed) return Drop(DropReason::kProbation);
-    if (mode_ == Mode::kHeuristic && InWindow(now_us) && BetterRankedTracked(rank, idx)) {
-      return Drop(DropReason::kWrongSource);
-    }
+  // Rule 4a (and 3 for the signalled address): trusted sources latch on their first packet.
+  if (exact || (idx >= 0 && idx == home_)) {
+    if (idx < 0) idx = Allocate(source);
+    Remember(idx, rtp, now_us);
     return LatchTo(idx, now_us);
   }
+  if (const DropReason refusal = Eligibility(source, exact); refusal != DropReason::kNone) return Drop(refusal);
+  if (expected_ssrc_ != 0 && rtp.ssrc != expected_ssrc_) return Drop(DropReason::kWrongSsrc);
+  if (idx < 0) idx = Allocate(source);
+  if (!Track(idx, rtp, now_us)) return Drop(DropReason::kTooFast);
+  if (latched_ >= 0) return OnChallenger(idx, now_us);
 
-  // (a) NAT rebinding: the same stream continuing from a new port.
-  const Candidate& lock = slots_[latched_];
-  if (rtp.ssrc == lock.ssrc) {
-    const uint16_t ahead = static_cast<uint16_t>(rtp.sequence - lock.seq);
-    if (ahead >= 1 && ahead <= kMaxRebindAhead) {
-      return RateOk(now_us) ? LatchTo(idx, now_us) : Drop(DropReason::kWrongSource);
-    }
+  // Rule 3: first latch.
+  const uint8_t count = slots_[idx].count;
+  if (mode_ == Mode::kHeuristic && StandingOf(source) == kAnyone) {
+    if (KnownIpTracked(idx)) return Drop(DropReason::kWrongSource);
+    return count >= takeover_probation_ ? LatchTo(idx, now_us) : Drop(DropReason::kProbation);
   }
-  // HEURISTIC: a better-ranked candidate proven within the window takes over.
-  if (upgrade_possible && (exact || passed) && !BetterRankedTracked(rank, idx)) return LatchTo(idx, now_us);
-  // (b) the endpoint went silent and someone else proved itself since.
-  if (lock_silent && passed && RateOk(now_us)) return LatchTo(idx, now_us);
-  return Drop(DropReason::kWrongSource);
+  return count >= probation_ ? LatchTo(idx, now_us) : Drop(DropReason::kProbation);
+}
+
+LatchDecision Latch::OnLockedPacket(int64_t now_us) {
+  lock_alive_us_ = now_us;
+  last_forward_us_ = now_us;
+  if (!challenged_) return Forward();
+  // Rule 4c: the endpoint spoke, so challengers of its standing or lower start again. One that had
+  // completed a probation meanwhile was competing with a live endpoint: report it.
+  challenged_ = false;
+  const int lock_standing = mode_ == Mode::kFirstPacket ? kAnyone : StandingOf(slots_[latched_].source);
+  int contender = -1;
+  for (int i = 0; i < kSlots; ++i) {
+    Candidate& c = slots_[i];
+    if (i == latched_ || !c.used || c.count == 0) continue;
+    if (mode_ != Mode::kFirstPacket && StandingOf(c.source) > lock_standing) continue;  // may upgrade
+    if (c.count >= probation_ && !c.reported && contender < 0) contender = i;
+    c.count = 0;
+  }
+  return contender >= 0 ? Contest(contender, /*forward=*/true) : Forward();
+}
+
+LatchDecision Latch::OnChallenger(int idx, int64_t now_us) {
+  const Candidate& c = slots_[idx];
+  const int standing = StandingOf(c.source);
+  if (c.count > 0) challenged_ = true;
+  // Rule 4b: a better standing than the lock's (never in FIRST_PACKET, which ranks nobody).
+  if (mode_ != Mode::kFirstPacket && standing > StandingOf(slots_[latched_].source)) {
+    return c.count >= probation_ ? LatchTo(idx, now_us) : Drop(DropReason::kWrongSource);
+  }
+  // Rule 4c: a takeover.
+  if (c.count < takeover_probation_) return Drop(DropReason::kWrongSource);
+  if (MayTakeOver(idx, now_us)) return LatchTo(idx, now_us);
+  return Contest(idx, /*forward=*/false);
+}
+
+bool Latch::MayTakeOver(int idx, int64_t now_us) const {
+  const Candidate& c = slots_[idx];
+  const Candidate& lock = slots_[latched_];
+  if (!sending_) return false;  // on hold: the endpoint's silence is expected
+  if (Elapsed(now_us, lock_alive_us_) < relatch_silence_us_) return false;
+  if (Elapsed(now_us, last_latch_us_) < relatch_min_interval_us_) return false;
+  if (c.ssrc != lock.ssrc) return false;
+  const uint16_t run_start = static_cast<uint16_t>(c.seq - (c.count - 1));
+  const uint16_t ahead = static_cast<uint16_t>(run_start - lock.seq);
+  if (ahead < 1 || ahead > kMaxRebindAhead) return false;
+  return mode_ == Mode::kFirstPacket || SameIp(c.source.ip, lock.source.ip) || StandingOf(c.source) >= kKnownIp;
+}
+
+LatchDecision Latch::Contest(int idx, bool forward) {
+  Candidate& c = slots_[idx];
+  if (c.reported) return forward ? Forward() : Drop(DropReason::kWrongSource);
+  c.reported = true;
+  contender_ = c.source;
+  return {forward, forward ? DropReason::kNone : DropReason::kWrongSource, LatchEvent::kContested};
 }
 
 LatchDecision Latch::OnRtcp(const net::SocketAddress& source, absl::Time now) {
   const int64_t now_us = ToMicros(now);
-  bool accept = false;
   if (mode_ == Mode::kStrict) {
-    if (!has_sdp_ || !SameIp(source.ip, sdp_.ip)) return Drop(DropReason::kStrict);
-    accept = true;
-  } else if (latched_ >= 0 && SameIp(source.ip, slots_[latched_].source.ip)) {
-    accept = true;
-  } else if (stale_ >= 0 && now_us < stale_until_us_ && SameIp(source.ip, slots_[stale_].source.ip)) {
-    return Drop(DropReason::kStale);
+    if (!sdp_sendable_ || !SameIp(source.ip, sdp_.ip)) return Drop(DropReason::kStrict);
+    Heard(source.ip, now_us);
   } else if (latched_ >= 0) {
-    return Drop(DropReason::kWrongSource);
+    const net::SocketAddress& lock = slots_[latched_].source;
+    if (!SameIp(source.ip, lock.ip)) return Drop(DropReason::kRtcpRefused);
+    if (source.port != lock.port && source.port != static_cast<uint16_t>(lock.port + 1)) {
+      if (rtcp_port_ == 0) rtcp_port_ = source.port;
+      if (source.port != rtcp_port_) return Drop(DropReason::kRtcpRefused);
+    }
+    lock_alive_us_ = now_us;  // RTCP is liveness too: a muted endpoint still reports
   } else {
-    accept = sdp_sendable_ && SameIp(source.ip, sdp_.ip);
+    if (!sdp_sendable_ || !SameIp(source.ip, sdp_.ip)) return Drop(DropReason::kRtcpRefused);
+    Heard(source.ip, now_us);
   }
-  if (!accept) return Drop(DropReason::kProbation);
   last_forward_us_ = now_us;
   return Forward();
 }
 
 std::optional<net::SocketAddress> Latch::Destination() const {
-  if (mode_ == Mode::kStrict) return has_sdp_ ? std::optional<net::SocketAddress>(sdp_) : std::nullopt;
   if (latched_ >= 0) return slots_[latched_].source;
   if (sdp_sendable_) return sdp_;
   return std::nullopt;
+}
+
+DropReason Latch::AdmitSend(absl::Time now) {
+  if (latched_ >= 0) return DropReason::kNone;
+  if (!sdp_sendable_) return DropReason::kNoDestination;
+  const int64_t now_us = ToMicros(now);
+  if (now_us > consent_until_us_) return DropReason::kNoConsent;
+  if (heard_sdp_ip_) return DropReason::kNone;
+  // GCRA: a burst of kUnlatchedBurst, then one send per unlatched_interval.
+  const int64_t tolerance = int64_t{unlatched_interval_us_} * (kUnlatchedBurst - 1);
+  if (unlatched_next_us_ != kNever && now_us < unlatched_next_us_ - tolerance) return DropReason::kUnlatchedRate;
+  unlatched_next_us_ = AddMicros(std::max(unlatched_next_us_, now_us), unlatched_interval_us_);
+  return DropReason::kNone;
 }
 
 std::optional<net::SocketAddress> Latch::latched_source() const {
@@ -218,14 +273,26 @@ absl::Time Latch::last_packet() const {
 
 bool Latch::IsExactSdp(const net::SocketAddress& source) const { return has_sdp_ && SameAddress(source, sdp_); }
 
-int Latch::Rank(const net::SocketAddress& source) const {
-  if (!has_sdp_) return 3;
-  const bool same_ip = SameIp(source.ip, sdp_.ip);
-  const bool same_port = source.port == sdp_.port;
-  if (same_ip && same_port) return 0;
-  if (same_ip) return 1;
-  if (same_port) return 2;
-  return 3;
+bool Latch::SameIpAsSdp(const net::IpAddress& ip) const { return has_sdp_ && SameIp(ip, sdp_.ip); }
+
+bool Latch::IsSignalingIp(const net::IpAddress& ip) const { return has_signaling_ip_ && SameIp(ip, signaling_ip_); }
+
+int Latch::StandingOf(const net::SocketAddress& source) const {
+  if (IsExactSdp(source)) return kSignalled;
+  switch (mode_) {
+    case Mode::kSignalingSource: return IsSignalingIp(source.ip) ? kKnownIp : kAnyone;
+    case Mode::kHeuristic: return IsSignalingIp(source.ip) || SameIpAsSdp(source.ip) ? kKnownIp : kAnyone;
+    default: return kAnyone;
+  }
+}
+
+DropReason Latch::Eligibility(const net::SocketAddress& source, bool exact) const {
+  if (exact || mode_ == Mode::kFirstPacket) return DropReason::kNone;
+  if (StandingOf(source) >= kKnownIp) return DropReason::kNone;
+  if (latched_ >= 0 && SameIp(source.ip, slots_[latched_].source.ip)) return DropReason::kNone;  // rebinding
+  if (mode_ == Mode::kSignalingSource) return DropReason::kNotSignalingIp;
+  // HEURISTIC: anyone only while signalling names nobody better (rule 3).
+  return latched_ < 0 && !sdp_sendable_ && !has_signaling_ip_ ? DropReason::kNone : DropReason::kWrongSource;
 }
 
 int Latch::Find(const net::SocketAddress& source) const {
@@ -235,92 +302,103 @@ int Latch::Find(const net::SocketAddress& source) const {
   return -1;
 }
 
-// The newcomer always gets a slot; ranking and progress decide only whom it displaces. The slot is
-// returned unused (Track fills it in) but already bound to `source`.
+// The newcomer always gets a slot; the per-IP bound, standing and progress decide only whom it
+// displaces. The slot is returned unused (Track or Remember fills it in) but bound to `source`.
 int Latch::Allocate(const net::SocketAddress& source) {
-  int victim = -1;
-  int victim_rank = -1;
+  int same_ip = 0;
   for (int i = 0; i < kSlots; ++i) {
     if (!slots_[i].used) {
+      slots_[i] = Candidate{};
       slots_[i].source = source;
       return i;
     }
-    if (i == latched_ || i == stale_) continue;
-    const int r = Rank(slots_[i].source);
-    // Worst rank first, then least progress, then oldest.
-    const bool worse = victim < 0 || r > victim_rank ||
-                       (r == victim_rank && (slots_[i].count < slots_[victim].count ||
-                                             (slots_[i].count == slots_[victim].count && last_us_[i] < last_us_[victim])));
-    if (worse) {
-      victim = i;
-      victim_rank = r;
-    }
+    if (i != latched_ && i != home_ && SameIp(slots_[i].source.ip, source.ip)) ++same_ip;
   }
-  // At most two slots are pinned (latched, stale), so with kSlots = 4 a victim always exists.
+  const bool own_only = same_ip >= kSlotsPerIp;
+  // Lowest standing first, then not on the lock's IP (a NAT rebinding in progress is kept), then
+  // least progress, then the most recent: a spray of fresh sources churns its own latest slot
+  // instead of the one an endpoint has been progressing in.
+  auto key = [this](int i) {
+    const bool near_lock = latched_ >= 0 && SameIp(slots_[i].source.ip, slots_[latched_].source.ip);
+    return std::tuple(StandingOf(slots_[i].source), near_lock, slots_[i].count, -last_us_[i]);
+  };
+  int victim = -1;
+  for (int i = 0; i < kSlots; ++i) {
+    if (i == latched_ || i == home_) continue;
+    if (own_only && !SameIp(slots_[i].source.ip, source.ip)) continue;
+    if (victim < 0 || key(i) < key(victim)) victim = i;
+  }
+  // At most two slots are pinned (lock, home), so with kSlots = 4 a victim always exists.
   slots_[victim] = Candidate{};
   slots_[victim].source = source;
   return victim;
 }
 
-bool Latch::Track(int idx, const RtpHeader& rtp, int64_t now_us, bool hold) {
+void Latch::Remember(int idx, const RtpHeader& rtp, int64_t now_us) {
+  Candidate& c = slots_[idx];
+  c.used = true;
+  c.ssrc = rtp.ssrc;
+  c.seq = rtp.sequence;
+  c.timestamp = rtp.timestamp;
+  if (c.count == 0) c.count = 1;
+  last_us_[idx] = now_us;
+}
+
+bool Latch::Track(int idx, const RtpHeader& rtp, int64_t now_us) {
   Candidate& c = slots_[idx];
   if (!c.used) {
-    c.used = true;
-    c.ssrc = rtp.ssrc;
-    c.seq = rtp.sequence;
-    c.count = hold ? 0 : 1;
-    last_us_[idx] = now_us;
+    Remember(idx, rtp, now_us);
     return true;
   }
-  if (Elapsed(now_us, last_us_[idx]) < min_interarrival_us_) {
+  const int64_t gap = Elapsed(now_us, last_us_[idx]);
+  if (gap < min_interarrival_us_) {
     // The arrival still counts as "the previous one", so a sustained flood stays too fast; the
     // sequence is not advanced, so the next counted packet looks like a gap and restarts the count.
     last_us_[idx] = now_us;
     return false;
   }
-  const bool in_sequence = c.ssrc == rtp.ssrc && rtp.sequence == static_cast<uint16_t>(c.seq + 1);
-  if (hold) {
-    c.count = 0;
-  } else if (in_sequence && c.count > 0) {
-    c.count = static_cast<uint8_t>(std::min<int>(c.count + 1, 255));
-  } else {
-    c.count = 1;
-  }
+  const bool in_order = c.ssrc == rtp.ssrc && rtp.sequence == static_cast<uint16_t>(c.seq + 1) &&
+                        static_cast<int32_t>(rtp.timestamp - c.timestamp) >= 0 && gap <= max_gap_us_;
+  c.count = in_order && c.count > 0 ? static_cast<uint8_t>(std::min<int>(c.count + 1, 255)) : 1;
   c.ssrc = rtp.ssrc;
   c.seq = rtp.sequence;
+  c.timestamp = rtp.timestamp;
   last_us_[idx] = now_us;
   return true;
 }
 
-bool Latch::BetterRankedTracked(int rank, int self) const {
+bool Latch::KnownIpTracked(int self) const {
   for (int i = 0; i < kSlots; ++i) {
-    if (i == self || i == latched_ || i == stale_ || !slots_[i].used) continue;
-    if (Rank(slots_[i].source) < rank) return true;
+    if (i != self && slots_[i].used && StandingOf(slots_[i].source) >= kKnownIp) return true;
   }
   return false;
 }
 
-bool Latch::RateOk(int64_t now_us) const { return Elapsed(now_us, last_latch_us_) >= relatch_min_interval_us_; }
-
 LatchDecision Latch::LatchTo(int idx, int64_t now_us) {
   const LatchEvent event = latched_ >= 0 ? LatchEvent::kRelatched : LatchEvent::kLatched;
-  if (latched_ >= 0) {
+  if (latched_ >= 0 && latched_ != idx) {
     ++relatch_count_;
-    // The old source starts from scratch if it ever wants the lock back.
+    // The old source starts from scratch if it ever wants the lock back (unless it is home).
     slots_[latched_].count = 0;
+  } else if (latched_ == idx) {
+    return Forward();  // already ours (a trusted source re-sending)
   }
-  if (idx == stale_) stale_ = -1;
+  // The first lock since a signalled change is home; an upgrade moves home with it (rule 4a, 4b).
+  if (home_ < 0 || StandingOf(slots_[idx].source) > StandingOf(slots_[home_].source)) home_ = static_cast<int8_t>(idx);
   latched_ = static_cast<int8_t>(idx);
+  slots_[idx].reported = false;
+  lock_alive_us_ = now_us;
   last_latch_us_ = now_us;
   last_forward_us_ = now_us;
+  rtcp_port_ = 0;
+  challenged_ = false;
   return Forward(event);
 }
 
-void Latch::Release(int64_t now_us) {
-  stale_ = latched_;
-  stale_until_us_ = AddMicros(now_us, stale_grace_us_);
-  slots_[stale_].count = 0;
-  latched_ = -1;
+void Latch::Heard(const net::IpAddress& ip, int64_t now_us) {
+  if (!SameIpAsSdp(ip)) return;
+  heard_sdp_ip_ = true;
+  consent_until_us_ = AddMicros(now_us, consent_timeout_us_);
 }
 
 bool SdpSendable(const net::SocketAddress& sdp, const std::vector<net::IpAddress>& own_ips, uint16_t port_min,

@@ -1,9 +1,10 @@
 #pragma once
-// The media ports of Latchkey relays: this worker's and, as control reports them, its peers'. A
-// packet from one of them comes from a relay, not from an endpoint. A leg may take media from a relay
-// only when its SDP names that very address (a call chained through two relays, signalled); any
-// other relay source is refused (DropReason::kLoop) before it can latch, which is what would close a
-// loop: relay A latched onto relay B's port for a leg B forwards back to A.
+// The media ports of Latchkey relays: this worker's (from start-up) and, as control reports them, its
+// peers'. A packet from one of them comes from a relay, not from an endpoint. Our own ports are
+// never a media source or destination (DropReason::kLoop): a leg latched onto one, or an SDP naming
+// one, would close a loop inside this relay. A peer's port is refused unless control marked the leg
+// as a relay chain and its SDP names that very address; otherwise latching onto it could close a loop
+// between relays (relay A latched onto relay B's port for a leg B forwards back to A).
 #include <cstdint>
 #include <vector>
 
@@ -18,10 +19,14 @@ class RelayRanges {
     net::IpAddress ip;
     uint16_t port_min = 0;
     uint16_t port_max = 0;
+    bool own = false;  // this relay's
   };
+  enum class Match : uint8_t { kNone, kOwn, kPeer };
+
   explicit RelayRanges(std::vector<Range> ranges);
 
-  bool Contains(const net::SocketAddress& source) const;
+  Match Find(const net::SocketAddress& source) const;
+  bool Contains(const net::SocketAddress& source) const { return Find(source) != Match::kNone; }
   size_t size() const { return ranges_.size(); }
 
  private:

@@ -54,6 +54,14 @@ class EngineCollector : public prometheus::Collectable {
     auto relatches = counter("latchkey_relay_relatches_total", "Latched legs that moved to a new source");
     add(relatches, by(&EngineCounters::relatches), {});
     out.push_back(std::move(relatches));
+    auto contests = counter("latchkey_relay_latch_contests_total",
+                            "Sources that completed a probation on a latched leg and were refused the lock");
+    add(contests, by(&EngineCounters::contests), {});
+    out.push_back(std::move(contests));
+    auto suppressed = counter("latchkey_relay_contest_reports_suppressed_total",
+                              "Contests counted but not reported to control (over the per-thread report rate)");
+    add(suppressed, by(&EngineCounters::contest_reports_suppressed), {});
+    out.push_back(std::move(suppressed));
     auto timeouts = counter("latchkey_relay_media_timeouts_total", "Sessions silent for their media timeout");
     add(timeouts, by(&EngineCounters::media_timeouts), {});
     out.push_back(std::move(timeouts));

@@ -21,10 +21,14 @@ LegTarget TargetFor(const v1::Leg& leg, uint32_t media_index, const RelayAddress
   LegTarget out;
   out.policy.mode = leg.latching_mode() == v1::LATCHING_MODE_UNSPECIFIED ? v1::LATCHING_MODE_HEURISTIC
                                                                          : leg.latching_mode();
+  out.relay_chain = leg.relay_chain();
   if (auto ip = net::IpAddress::Parse(leg.signaling_source().ip()); ip.ok()) out.target.signaling_ip = *ip;
   for (const v1::RemoteMedia& media : leg.remote()) {
     if (media.media_index() != media_index) continue;
     out.rtcp_mux = media.rtcp_mux();
+    out.target.sending =
+        media.direction() != v1::MEDIA_DIRECTION_RECVONLY && media.direction() != v1::MEDIA_DIRECTION_INACTIVE;
+    out.target.expected_ssrc = media.ssrc();
     out.target.sdp = Usable(media.sdp_rtp());
     if (out.target.sdp) {
       out.target.sdp_sendable = SdpSendable(*out.target.sdp, addressing.own_ips, addressing.port_min,
@@ -36,6 +40,17 @@ LegTarget TargetFor(const v1::Leg& leg, uint32_t media_index, const RelayAddress
       out.sdp_rtcp = rtcp;
     }
   }
+  return out;
+}
+
+LegTargets TargetsFor(const v1::Session& session, uint32_t media_index, const RelayAddressing& addressing) {
+  LegTargets out{TargetFor(session.caller(), media_index, addressing),
+                 TargetFor(session.callee(), media_index, addressing)};
+  bool answered = false;
+  for (const v1::RemoteMedia& media : session.callee().remote()) answered |= media.media_index() == media_index;
+  // The caller learns its leg's relay port from the answer: until then nobody legitimate sends there.
+  out.caller.target.open = answered;
+  if (!answered) out.callee.rtcp_mux = out.caller.rtcp_mux;  // offered as the caller's
   return out;
 }
 

@@ -22,6 +22,14 @@ struct RelayAddressing {
 
 LegTarget TargetFor(const v1::Leg& leg, uint32_t media_index, const RelayAddressing& addressing);
 
+struct LegTargets {
+  LegTarget caller, callee;
+};
+// Both legs of stream `media_index`, with what one leg's target takes from the other: the caller's
+// leg is open only once the callee answered (LatchTarget::open), and an unanswered callee leg
+// offers the caller's rtcp-mux.
+LegTargets TargetsFor(const v1::Session& session, uint32_t media_index, const RelayAddressing& addressing);
+
 // The session's media timeout; on hold (a stream sendonly, recvonly or inactive) one hour, since
 // silence is then expected.
 absl::Duration MediaTimeoutFor(const v1::Session& session);

@@ -143,13 +143,11 @@ void SessionTable::SyncEngine(Session& session, const v1::Session& record, size_
   const SessionTimeouts timeouts = TimeoutsFor(record, session.created_at);
   for (size_t i = 0; i < session.streams.size(); ++i) {
     const uint32_t index = static_cast<uint32_t>(i);
-    LegTarget caller = TargetFor(record.caller(), index, addressing_);
-    LegTarget callee = TargetFor(record.callee(), index, addressing_);
-    if (record.callee().remote().empty()) callee.rtcp_mux = caller.rtcp_mux;  // offered as the caller's
+    LegTargets targets = TargetsFor(record, index, addressing_);
     if (i < attached_before) {
-      engine_->Configure(session.streams[i].relay, std::move(caller), std::move(callee), timeouts);
+      engine_->Configure(session.streams[i].relay, std::move(targets.caller), std::move(targets.callee), timeouts);
     } else {
-      engine_->Attach(session.streams[i].relay, std::move(caller), std::move(callee), timeouts);
+      engine_->Attach(session.streams[i].relay, std::move(targets.caller), std::move(targets.callee), timeouts);
     }
   }
 }

@@ -1,7 +1,8 @@
 // Arbitrary bytes through the relay's per-packet path: demultiplexing, RTP / RTCP header parsing,
 // latching and receiver statistics. Properties: no out-of-bounds read (ASan in the fuzz preset), a
 // parsed RTP header never claims more than the datagram, the parsers agree with Classify, a 4-byte
-// RTCP is never accepted (CVE-2017-14099), and the latch forwards only from where it sends to.
+// RTCP is never accepted (CVE-2017-14099), the latch forwards only from where it sends to and
+// nothing on a port not yet announced, and never sends to an unsendable address before a latch.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -56,6 +57,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     target.sdp = sdp;
     target.signaling_ip = sdp.ip;
     target.sdp_sendable = size % 2 == 0;
+    target.sending = size % 3 != 0;
+    target.open = size % 5 != 0;
+    if (rtp && size % 7 == 0) target.expected_ssrc = rtp->ssrc;
     relay::Latch latch;
     latch.Configure(policy, target, t0);
     relay::StreamStats stats;
@@ -86,9 +90,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         } else {
           Check(destination->ip == source.ip);
         }
+        Check(!rtp || target.open);  // nobody sends to a port before it was announced
       } else {
-        Check(decision.reason != relay::DropReason::kNone && decision.event == relay::LatchEvent::kNone);
+        // A refusal may report a contest, never a latch.
+        Check(decision.reason != relay::DropReason::kNone && (decision.event == relay::LatchEvent::kNone ||
+                                                              decision.event == relay::LatchEvent::kContested));
       }
+      // Nothing unsendable is ever a destination before a latch.
+      if (!latch.latched() && latch.Destination()) Check(target.sdp_sendable);
       if (mode == latchkey::v1::LATCHING_MODE_STRICT) Check(!latch.latched());
     }
     Check(stats.Lost() <= static_cast<int64_t>(stats.Expected()));

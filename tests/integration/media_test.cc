@@ -307,6 +307,17 @@ TEST_P(MediaTest, MediaFromAnotherRelaysPortNeverLatchesALeg) {
   ASSERT_EQ(offered.session().worker_id(), "relay-media") << "placed on the relay this test does not watch";
   const std::string id = offered.session().session_id();
   const uint16_t caller_relay = static_cast<uint16_t>(offered.session().caller().relay(0).rtp().port());
+  {
+    // Answered: the caller's leg is open (the caller learns its relay port from the answer).
+    v1::AnswerSessionRequest answer;
+    answer.set_session_id(id);
+    answer.set_to_tag("b");
+    answer.set_sdp(Sdp("127.0.0.1", 4002));
+    *answer.mutable_signaling_source() = testing::Address("127.0.0.1", 5062);
+    v1::AnswerSessionResponse answered;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->AnswerSession(&context, answer, &answered).ok());
+  }
 
   // Well past probation, at a media stream's pace: every packet is refused as a loop.
   SendStream(looped, caller_relay, 0x1007, 100, 20);

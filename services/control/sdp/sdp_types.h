@@ -81,6 +81,9 @@ struct MediaDescription {
   Direction direction = Direction::kUnspecified;  // own attribute only; see EffectiveDirection()
   bool has_ice_attributes = false;                // own a=candidate / a=ice-* lines
   std::optional<std::string> mid;
+  // The first a=ssrc (RFC 5576) of the section: the stream's primary SSRC (a=ssrc-group lists it
+  // first too).
+  std::optional<uint32_t> ssrc;
   size_t first_line = 0;  // index of the m= line in lines()
   size_t end_line = 0;    // one past the section's last line
 };

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "services/control/sdp/sdp_line_parsers.h"
@@ -180,6 +181,14 @@ absl::Status SessionDescription::InterpretAttribute(size_t index, MediaDescripti
     media->rtcp_mux = true;
   } else if (attribute.name == "mid" && attribute.has_value) {
     media->mid = std::string(attribute.value);
+  } else if (attribute.name == "ssrc") {
+    // a=ssrc:<ssrc-id> <attribute>[:<value>]
+    uint32_t ssrc = 0;
+    const absl::string_view id = attribute.value.substr(0, attribute.value.find(' '));
+    if (!absl::SimpleAtoi(id, &ssrc) || id.empty() || id[0] == '-' || id[0] == '+') {
+      return LineError(index, text, "a=ssrc needs an SSRC from 0 to 4294967295");
+    }
+    if (!media->ssrc) media->ssrc = ssrc;
   }
   return absl::OkStatus();
 }

@@ -166,6 +166,7 @@ absl::StatusOr<sdp::SessionDescription> SessionManager::DescribeLeg(v1::Session&
     }
     remote->set_rtcp_mux(media.rtcp_mux);
     remote->set_direction(DirectionToProto(description->EffectiveDirection(i)));
+    remote->set_ssrc(media.ssrc.value_or(0));
   }
   return description;
 }
@@ -577,6 +578,21 @@ void SessionManager::HandleWorkerEvent(const std::string& worker_id, const v1::W
       }
       *session->mutable_updated_at() = ToProto(clock_());
       if (Save(*session).ok()) Publish(event.type(), *session);
+      break;
+    }
+    case v1::SESSION_EVENT_TYPE_LATCH_CONTESTED: {
+      // Nothing changes in the session: watchers see the attack (or a misfit mode) as it happens.
+      SessionEvent published;
+      published.set_type(event.type());
+      *published.mutable_session() = *session;
+      *published.mutable_time() = event.time();
+      published.set_side(event.side());
+      *published.mutable_source() = event.source();
+      events_->Publish(published);
+      log::LogInfo("latch contested")
+          .Kv("session_id", session->session_id())
+          .Kv("side", v1::Side_Name(event.side()))
+          .Kv("source", absl::StrCat(event.source().ip(), ":", event.source().port()));
       break;
     }
     case v1::SESSION_EVENT_TYPE_MEDIA_TIMEOUT:

@@ -27,6 +27,15 @@ TEST(RelayRangesTest, V4MappedSourcesMatchIpv4Ranges) {
   EXPECT_TRUE(mapped.Contains(Addr("203.0.113.10:30050")));
 }
 
+TEST(RelayRangesTest, OwnRangeWinsOverAPeersReportOfIt) {
+  RelayRanges ranges({{Ip("203.0.113.10"), 30000, 30099, /*own=*/false},
+                      {Ip("203.0.113.10"), 30000, 30099, /*own=*/true},
+                      {Ip("203.0.113.20"), 30000, 30099, /*own=*/false}});
+  EXPECT_EQ(ranges.Find(Addr("203.0.113.10:30050")), RelayRanges::Match::kOwn);
+  EXPECT_EQ(ranges.Find(Addr("203.0.113.20:30050")), RelayRanges::Match::kPeer);
+  EXPECT_EQ(ranges.Find(Addr("203.0.113.30:30050")), RelayRanges::Match::kNone);
+}
+
 TEST(RelayRangesTest, EmptyContainsNothing) {
   RelayRanges none({});
   EXPECT_EQ(none.size(), 0u);
