@@ -211,6 +211,8 @@ bool ControlClient::RegisterOnce() {
     return false;
   }
   registrations_->Increment();
+  // Loop protection before control can place anything here.
+  ApplyRelayRanges(response.relays());
   absl::MutexLock lock(&mu_);
   registered_ = true;
   registration_id_ = response.registration_id();
@@ -221,6 +223,15 @@ bool ControlClient::RegisterOnce() {
       .Kv("sessions", request.sessions_size())
       .Kv("heartbeat_ms", absl::ToInt64Milliseconds(heartbeat_interval_));
   return true;
+}
+
+void ControlClient::ApplyRelayRanges(const google::protobuf::RepeatedPtrField<v1::RelayMediaRange>& relays) {
+  if (!options_.on_relay_ranges) return;
+  std::string seen;
+  for (const v1::RelayMediaRange& range : relays) seen += range.SerializeAsString();
+  if (seen == relay_ranges_seen_) return;
+  relay_ranges_seen_ = std::move(seen);
+  options_.on_relay_ranges(relays);
 }
 
 void ControlClient::Run() {
@@ -267,14 +278,7 @@ void ControlClient::Run() {
     SetDeadline(&context);
     grpc::Status status = stub_->Heartbeat(&context, request, &response);
     if (status.ok()) {
-      if (options_.on_relay_ranges) {
-        std::string seen;
-        for (const v1::RelayMediaRange& range : response.relays()) seen += range.SerializeAsString();
-        if (seen != relay_ranges_seen_) {
-          relay_ranges_seen_ = std::move(seen);
-          options_.on_relay_ranges(response.relays());
-        }
-      }
+      ApplyRelayRanges(response.relays());
       if (response.drain() && !sessions_->draining()) {
         sessions_->SetDraining(true);
         log::LogInfo("control asked to drain").Kv("sessions", sessions_->size());

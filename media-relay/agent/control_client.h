@@ -57,6 +57,7 @@ class ControlClient : public EngineEventSink, public KeepaliveEventSink {
  private:
   void Run();
   bool RegisterOnce();
+  void ApplyRelayRanges(const google::protobuf::RepeatedPtrField<v1::RelayMediaRange>& relays);
   // Sleeps up to `d`; false if stopping.
   bool Sleep(absl::Duration d);
   // Waits until events are queued, `deadline` passes or stopping; false if stopping.

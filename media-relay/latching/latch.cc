@@ -87,6 +87,7 @@ void Latch::Configure(const LatchPolicy& policy, const LatchTarget& target, absl
   max_gap_us_ = std::max(ClampMicros(policy.max_gap), min_interarrival_us_);
   relatch_silence_us_ = ClampMicros(policy.relatch_silence);
   relatch_min_interval_us_ = ClampMicros(policy.relatch_min_interval);
+  abandoned_after_us_ = std::max(ClampMicros(policy.abandoned_after), relatch_silence_us_);
   consent_timeout_us_ = ClampMicros(policy.consent_timeout);
   unlatched_interval_us_ = 1'000'000 / std::clamp<uint32_t>(policy.unlatched_rate, 1, 1'000'000);
 
@@ -181,7 +182,8 @@ LatchDecision Latch::OnLockedPacket(int64_t now_us) {
     Candidate& c = slots_[i];
     if (i == latched_ || !c.used || c.count == 0) continue;
     if (mode_ != Mode::kFirstPacket && StandingOf(c.source) > lock_standing) continue;  // may upgrade
-    if (c.count >= probation_ && !c.reported && contender < 0) contender = i;
+    if (c.interleaved < 255) ++c.interleaved;
+    if ((c.count >= probation_ || c.interleaved >= probation_) && !c.reported && contender < 0) contender = i;
     c.count = 0;
   }
   return contender >= 0 ? Contest(contender, /*forward=*/true) : Forward();
@@ -195,30 +197,47 @@ LatchDecision Latch::OnChallenger(int idx, int64_t now_us) {
   if (mode_ != Mode::kFirstPacket && standing > StandingOf(slots_[latched_].source)) {
     return c.count >= probation_ ? LatchTo(idx, now_us) : Drop(DropReason::kWrongSource);
   }
-  // Rule 4c: a takeover.
+  // Rule 4c: a takeover. One that replaces an abandoned lock makes the newcomer home: whoever held
+  // it (a racer that won the first latch, say) cannot reclaim it.
   if (c.count < takeover_probation_) return Drop(DropReason::kWrongSource);
-  if (MayTakeOver(idx, now_us)) return LatchTo(idx, now_us);
-  return Contest(idx, /*forward=*/false);
+  switch (MayTakeOver(idx, now_us)) {
+    case Takeover::kNotYet: return Drop(DropReason::kWrongSource);
+    case Takeover::kNever: return Contest(idx, /*forward=*/false);
+    case Takeover::kNow: break;
+  }
+  if (Abandoned(now_us)) home_ = -1;
+  return LatchTo(idx, now_us);
 }
 
-bool Latch::MayTakeOver(int idx, int64_t now_us) const {
+Latch::Takeover Latch::MayTakeOver(int idx, int64_t now_us) const {
   const Candidate& c = slots_[idx];
   const Candidate& lock = slots_[latched_];
-  if (!sending_) return false;  // on hold: the endpoint's silence is expected
-  if (Elapsed(now_us, lock_alive_us_) < relatch_silence_us_) return false;
-  if (Elapsed(now_us, last_latch_us_) < relatch_min_interval_us_) return false;
-  if (c.ssrc != lock.ssrc) return false;
-  const uint16_t run_start = static_cast<uint16_t>(c.seq - (c.count - 1));
-  const uint16_t ahead = static_cast<uint16_t>(run_start - lock.seq);
-  if (ahead < 1 || ahead > kMaxRebindAhead) return false;
-  return mode_ == Mode::kFirstPacket || SameIp(c.source.ip, lock.source.ip) || StandingOf(c.source) >= kKnownIp;
+  if (!sending_) return Takeover::kNever;  // on hold: the endpoint's silence is expected
+  if (!(mode_ == Mode::kFirstPacket || SameIp(c.source.ip, lock.source.ip) || StandingOf(c.source) >= kKnownIp)) {
+    return Takeover::kNever;
+  }
+  if (c.ssrc == lock.ssrc) {
+    const uint16_t run_start = static_cast<uint16_t>(c.seq - (c.count - 1));
+    const uint16_t ahead = static_cast<uint16_t>(run_start - lock.seq);
+    if (ahead < 1 || ahead > kMaxRebindAhead) return Takeover::kNever;
+  } else if (!Abandoned(now_us)) {
+    // Another stream only once the lock is gone: until then, a neighbour's stream is refused. Not
+    // reported as a contest before the lock is even silent (the lock's own packets report it).
+    return Elapsed(now_us, lock_alive_us_) < relatch_silence_us_ ? Takeover::kNotYet : Takeover::kNever;
+  }
+  // A NAT rebinding in progress: the old mapping falls silent, the new one waits for that.
+  if (Elapsed(now_us, lock_alive_us_) < relatch_silence_us_) return Takeover::kNotYet;
+  if (Elapsed(now_us, last_latch_us_) < relatch_min_interval_us_) return Takeover::kNotYet;
+  return Takeover::kNow;
 }
+
+bool Latch::Abandoned(int64_t now_us) const { return Elapsed(now_us, lock_alive_us_) >= abandoned_after_us_; }
 
 LatchDecision Latch::Contest(int idx, bool forward) {
   Candidate& c = slots_[idx];
   if (c.reported) return forward ? Forward() : Drop(DropReason::kWrongSource);
   c.reported = true;
-  contender_ = c.source;
+  contender_ = static_cast<int8_t>(idx);
   return {forward, forward ? DropReason::kNone : DropReason::kWrongSource, LatchEvent::kContested};
 }
 

@@ -12,9 +12,9 @@
 // The home source is the first one latched since the last signalled change (or the signalled one).
 //
 // Rules
-// 1. Closed leg. Until control says the endpoint has been told this leg's relay port (`open`: the
-//    caller's leg opens with the answer), RTP is dropped untracked (kPortNotAnnounced): a sprayer
-//    cannot win or prepare the caller's leg while the call rings.
+// 1. Closed leg. Until control opens the leg (`open`: both legs open with the answer, before which
+//    no endpoint sends), RTP is dropped untracked (kPortNotAnnounced): a sprayer cannot win or
+//    prepare a leg while the call rings.
 // 2. Probation. A candidate is tracked per source ip:port in kSlots slots and passes probation with
 //    N consecutive packets (N = probation_packets to latch first or upgrade, takeover_packets to
 //    take over a lock): same SSRC, sequence +1 each, RTP timestamp never going back, each gap between
@@ -41,10 +41,12 @@
 //        sequence, passes takeover probation, while the lock has been silent (no RTP, no RTCP) for
 //        relatch_silence and the endpoint is sending (not recvonly/inactive: on hold silence is
 //        expected), at most once per relatch_min_interval. Only packets after the lock's last one
-//        count: while the lock speaks a challenger restarts from zero (a contest).
+//        count: while the lock speaks a challenger restarts from zero (a contest). Another SSRC
+//        only once the lock is abandoned (silent for abandoned_after); the newcomer is then home.
 //    Nothing else forwards a packet of another source after a lock (kWrongSource). A challenger
-//    that completes a probation and is refused (contest, hold, SSRC, IP) is reported once as
-//    kContested, so an attack is visible as it happens.
+//    that completes a probation and is refused (contest, hold, SSRC, IP), or keeps streaming amid
+//    probation_packets of the lock's, is reported once as kContested: an attack is visible as it
+//    happens.
 // 5. Signalled change (Configure with another SDP address, signalling IP or mode). A new sendable
 //    SDP address releases the lock: media goes where the endpoint says it now is (rule 8), and the
 //    address latches on its first packet. Otherwise (hold with 0.0.0.0, a new private address, a
@@ -85,6 +87,9 @@ struct LatchPolicy {
   absl::Duration max_gap = absl::Milliseconds(250);  // ptime up to 120 ms, with jitter
   absl::Duration relatch_silence = absl::Milliseconds(250);
   absl::Duration relatch_min_interval = absl::Seconds(1);
+  // A lock silent this long (no RTP, no RTCP, though its SDP lets it send) is gone: a known-IP
+  // source with another SSRC may then take over (rule 4c). Longer than RTCP's 7.5 s at most.
+  absl::Duration abandoned_after = absl::Seconds(10);
   absl::Duration consent_timeout = absl::Seconds(5);
   uint32_t unlatched_rate = 100;  // packets/s to an SDP address nobody has been heard from
 };
@@ -166,8 +171,8 @@ class Latch {
   std::optional<net::SocketAddress> latched_source() const;
   uint32_t latched_ssrc() const { return latched_ >= 0 ? slots_[latched_].ssrc : 0; }
   uint32_t relatch_count() const { return relatch_count_; }
-  // The challenger of the last kContested event.
-  const net::SocketAddress& contender() const { return contender_; }
+  // The challenger of the kContested event just returned (read it before the next packet).
+  const net::SocketAddress& contender() const { return slots_[contender_].source; }
   // Last forwarded RTP or RTCP packet from the endpoint; InfinitePast() if none.
   absl::Time last_packet() const;
 
@@ -181,6 +186,7 @@ class Latch {
     uint32_t timestamp = 0;
     uint16_t seq = 0;
     uint8_t count = 0;  // consecutive counted in-sequence packets
+    uint8_t interleaved = 0;  // lock packets that arrived amid this candidate's runs
     bool used = false;
     bool reported = false;  // a refused probation of this run was reported (kContested)
   };
@@ -199,7 +205,9 @@ class Latch {
   bool KnownIpTracked(int self) const;
   LatchDecision OnLockedPacket(int64_t now_us);
   LatchDecision OnChallenger(int idx, int64_t now_us);
-  bool MayTakeOver(int idx, int64_t now_us) const;
+  enum class Takeover : uint8_t { kNow, kNotYet, kNever };
+  Takeover MayTakeOver(int idx, int64_t now_us) const;
+  bool Abandoned(int64_t now_us) const;
   LatchDecision LatchTo(int idx, int64_t now_us);
   LatchDecision Contest(int idx, bool forward);
   void Heard(const net::IpAddress& ip, int64_t now_us);
@@ -217,12 +225,12 @@ class Latch {
   uint32_t max_gap_us_ = 250'000;
   uint32_t relatch_silence_us_ = 250'000;
   uint32_t relatch_min_interval_us_ = 1'000'000;
+  uint32_t abandoned_after_us_ = 10'000'000;
   uint32_t consent_timeout_us_ = 5'000'000;
   uint32_t unlatched_interval_us_ = 10'000;
   uint32_t expected_ssrc_ = 0;
   uint32_t relatch_count_ = 0;
   net::SocketAddress sdp_;
-  net::SocketAddress contender_;
   net::IpAddress signaling_ip_;
   uint16_t rtcp_port_ = 0;  // pinned RTCP port of the lock's IP, 0: none yet
   bool has_sdp_ = false;
@@ -237,6 +245,7 @@ class Latch {
   uint8_t takeover_probation_ = 8;
   int8_t latched_ = -1;  // slot index
   int8_t home_ = -1;     // slot index
+  int8_t contender_ = 0;  // slot index
 };
 
 // Whether the relay may send to an SDP address before latching: port != 0; not unspecified,

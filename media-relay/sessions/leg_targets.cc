@@ -48,8 +48,11 @@ LegTargets TargetsFor(const v1::Session& session, uint32_t media_index, const Re
                  TargetFor(session.callee(), media_index, addressing)};
   bool answered = false;
   for (const v1::RemoteMedia& media : session.callee().remote()) answered |= media.media_index() == media_index;
-  // The caller learns its leg's relay port from the answer: until then nobody legitimate sends there.
+  // Nobody legitimate sends before the answer: the caller learns its leg's port from it, and the
+  // callee sends only once it has answered (RFC 3264; its first packets may beat the answer to the
+  // relay by a few milliseconds and are dropped). The ringing time is no window for a sprayer.
   out.caller.target.open = answered;
+  out.callee.target.open = answered;
   if (!answered) out.callee.rtcp_mux = out.caller.rtcp_mux;  // offered as the caller's
   return out;
 }

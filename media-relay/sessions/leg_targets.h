@@ -25,9 +25,9 @@ LegTarget TargetFor(const v1::Leg& leg, uint32_t media_index, const RelayAddress
 struct LegTargets {
   LegTarget caller, callee;
 };
-// Both legs of stream `media_index`, with what one leg's target takes from the other: the caller's
-// leg is open only once the callee answered (LatchTarget::open), and an unanswered callee leg
-// offers the caller's rtcp-mux.
+// Both legs of stream `media_index`, with what one leg's target takes from the other: both legs are
+// open only once the callee answered (LatchTarget::open), and an unanswered callee leg offers the
+// caller's rtcp-mux.
 LegTargets TargetsFor(const v1::Session& session, uint32_t media_index, const RelayAddressing& addressing);
 
 // The session's media timeout; on hold (a stream sendonly, recvonly or inactive) one hour, since

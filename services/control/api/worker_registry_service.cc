@@ -58,6 +58,7 @@ grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext*, con
   *response->mutable_heartbeat_interval() = ToProto(workers_->heartbeat_interval());
   response->set_lost_after_missed(workers_->lost_after_missed());
   response->set_registration_id(registration_id);
+  workers_->MediaRanges(response->mutable_relays());
   return grpc::Status::OK;
 }
 

@@ -66,14 +66,23 @@ absl::StatusOr<v1::HeartbeatResponse> WorkerRegistry::Heartbeat(const v1::Heartb
   UpdateStateGauges();
   v1::HeartbeatResponse response;
   response.set_drain(entry.drain_requested);
+  AddMediaRanges(response.mutable_relays());
+  return response;
+}
+
+void WorkerRegistry::MediaRanges(google::protobuf::RepeatedPtrField<v1::RelayMediaRange>* out) const {
+  absl::MutexLock lock(&mu_);
+  AddMediaRanges(out);
+}
+
+void WorkerRegistry::AddMediaRanges(google::protobuf::RepeatedPtrField<v1::RelayMediaRange>* out) const {
   for (const auto& [id, other] : workers_) {
     if (other.worker.state() == v1::WORKER_STATE_LOST || other.worker.port_max() == 0) continue;
-    v1::RelayMediaRange* range = response.add_relays();
+    v1::RelayMediaRange* range = out->Add();
     for (const std::string& ip : other.worker.advertised_ips()) range->add_ips(ip);
     range->set_port_min(other.worker.port_min());
     range->set_port_max(other.worker.port_max());
   }
-  return response;
 }
 
 absl::StatusOr<v1::Worker> WorkerRegistry::Drain(const std::string& worker_id) {

@@ -35,6 +35,8 @@ class WorkerRegistry {
   std::string Register(const v1::RegisterWorkerRequest& request, absl::Time now);
   // NOT_FOUND when the worker or its registration id is unknown: the worker must register again.
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request, absl::Time now);
+  // Every live worker's media range (loop protection), as heartbeats and registrations answer it.
+  void MediaRanges(google::protobuf::RepeatedPtrField<v1::RelayMediaRange>* out) const;
   // Marks a worker draining; NOT_FOUND if unknown.
   absl::StatusOr<v1::Worker> Drain(const std::string& worker_id);
 
@@ -62,6 +64,8 @@ class WorkerRegistry {
   uint32_t lost_after_missed() const { return options_.lost_after_missed; }
 
  private:
+  void AddMediaRanges(google::protobuf::RepeatedPtrField<v1::RelayMediaRange>* out) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   struct Entry {
     v1::Worker worker;
     std::string registration_id;

@@ -1,5 +1,6 @@
 #include "tests/integration/support/udp_peer.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -42,6 +43,24 @@ UdpPeer::UdpPeer(bool ipv6, uint16_t port) : ipv6_(ipv6) {
   if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), length) != 0) return;
   ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &length);
   port_ = PortOf(addr);
+}
+
+std::unique_ptr<UdpPeer> UdpPeer::OnIp(const std::string& loopback_ipv4, uint16_t port) {
+  auto peer = std::unique_ptr<UdpPeer>(new UdpPeer(false, 0));
+  ::close(peer->fd_);
+  peer->port_ = 0;
+  peer->fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  if (::inet_pton(AF_INET, loopback_ipv4.c_str(), &addr.sin_addr) != 1 || (ntohl(addr.sin_addr.s_addr) >> 24) != 127) {
+    return peer;  // loopback only: tests send nowhere else
+  }
+  if (::bind(peer->fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return peer;
+  socklen_t length = sizeof(addr);
+  ::getsockname(peer->fd_, reinterpret_cast<sockaddr*>(&addr), &length);
+  peer->port_ = ntohs(addr.sin_port);
+  return peer;
 }
 
 UdpPeer::~UdpPeer() {

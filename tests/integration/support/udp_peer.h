@@ -1,6 +1,7 @@
 #pragma once
 // A UDP endpoint on 127.0.0.1 playing a phone's media socket in integration tests.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,11 +19,15 @@ class UdpPeer {
  public:
   // Binds 127.0.0.1:`port` or [::1]:`port` (0: any); port() is 0 if that port was taken.
   explicit UdpPeer(bool ipv6 = false, uint16_t port = 0);
+  // Binds another loopback IPv4 address (127.0.0.0/8: a second host on this machine); it still
+  // sends to 127.0.0.1. (A named factory: a string literal would otherwise pick the bool overload.)
+  static std::unique_ptr<UdpPeer> OnIp(const std::string& loopback_ipv4, uint16_t port = 0);
   ~UdpPeer();
   UdpPeer(const UdpPeer&) = delete;
   UdpPeer& operator=(const UdpPeer&) = delete;
 
   uint16_t port() const { return port_; }
+  int fd() const { return fd_; }
   // Sends to the loopback address of this peer's family.
   bool SendTo(uint16_t port, const std::vector<uint8_t>& data);
   std::optional<Datagram> Receive(absl::Duration timeout);

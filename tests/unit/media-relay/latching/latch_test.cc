@@ -674,6 +674,44 @@ TEST_P(DefaultModeAttackTest, SameIpNeighbourWithoutTheStreamNeverTakesOver) {
   EXPECT_EQ(latch.latched_source(), phone.source);
 }
 
+// A neighbour behind the endpoint's CGNAT IP that beats the endpoint's first packet after the
+// answer wins the first latch (docs/SECURITY.md: only a=ssrc tells them apart). While it streams
+// the endpoint is refused (and reported); once it has been silent for abandoned_after the endpoint
+// takes over, becomes home, and the racer cannot take the lock back.
+TEST(LatchTest, AbandonedLockIsTakenOverAndTheRacerCannotReclaim) {
+  Latch latch = Configured(v1::LATCHING_MODE_SIGNALING_SOURCE, NatTarget());
+  Stream racer = MakeStream(kNatOtherPort, 0x5151);
+  Stream phone = MakeStream(kNatSource, 0x1111);
+  EXPECT_EQ(PacketsToLatch(latch, racer, 0), 4);
+  Tally refused, lock;
+  for (int ms = 100; ms < 3'000; ms += 20) {
+    lock.Add(racer.Send(latch, Ms(ms)));
+    refused.Add(phone.Send(latch, Ms(ms + 5)));
+  }
+  EXPECT_EQ(refused.forwarded, 0);
+  // Reported once, with the lock's packet that found the phone streaming amid its own.
+  EXPECT_EQ(refused.contested + lock.contested, 1);
+  // The racer stops at 2,980 ms; the phone's SSRC differs, so it waits for abandonment.
+  int64_t taken_ms = -1;
+  for (int ms = 3'005; ms < 20'000 && taken_ms < 0; ms += 20) {
+    if (phone.Send(latch, Ms(ms)).event == LatchEvent::kRelatched) taken_ms = ms;
+  }
+  EXPECT_GE(taken_ms, 2'980 + 10'000);
+  EXPECT_LE(taken_ms, 2'980 + 10'000 + 20);
+  EXPECT_FALSE(racer.Send(latch, Ms(taken_ms + 7)).forward);
+  EXPECT_EQ(latch.latched_source(), phone.source);
+}
+
+TEST(LatchTest, NoAbandonmentOnHold) {
+  Stream phone = MakeStream(kNatSource, 1);
+  Latch latch = LatchedBehindNat(v1::LATCHING_MODE_SIGNALING_SOURCE, phone);
+  LatchTarget hold = NatTarget();
+  hold.sending = false;
+  latch.Configure(Policy(v1::LATCHING_MODE_SIGNALING_SOURCE), hold, Ms(100));
+  Stream neighbour = MakeStream(kNatOtherPort, 0x7777);
+  EXPECT_EQ(SendRun(latch, neighbour, 200, 2'000).forwarded, 0);  // 40 s
+}
+
 TEST(LatchTest, TakeoversAreRateLimited) {
   Stream phone = MakeStream(kNatSource, 1);
   Latch latch = LatchedBehindNat(v1::LATCHING_MODE_SIGNALING_SOURCE, phone);  // latched at 60 ms

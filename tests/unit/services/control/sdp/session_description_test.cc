@@ -210,6 +210,8 @@ TEST(SessionDescriptionTest, ChromeWebrtcOffer) {
   EXPECT_EQ(sdp.media()[0].end_line, sdp.media()[1].first_line);
   EXPECT_EQ(sdp.media()[1].end_line, sdp.lines().size());
   EXPECT_THAT(sdp.ConnectionAddresses(), ElementsAre("198.51.100.77"));
+  EXPECT_EQ(audio.ssrc, 3735928559u);
+  EXPECT_EQ(video.ssrc, 2882400001u);
 }
 
 TEST(SessionDescriptionTest, FreeswitchRtcpWithAddress) {
@@ -345,6 +347,26 @@ TEST(SessionDescriptionTest, AllSamplesParse) {
 }
 
 // ---- Errors: each says what is wrong and where ----
+
+TEST(SessionDescriptionTest, FirstSsrcOfEachMediaSection) {
+  const SessionDescription sdp = ParseOrDie(absl::StrCat(
+      kMinimalHead, "a=ssrc:99 cname:session-level-means-nothing\r\n",
+      "m=audio 4000 RTP/AVP 0\r\na=ssrc:3735928559 cname:phone\r\na=ssrc:3735928559 msid:a b\r\n",
+      "m=video 4002 RTP/AVP 96\r\na=ssrc-group:FID 11 12\r\na=ssrc:11 cname:phone\r\na=ssrc:12 cname:phone\r\n",
+      "m=audio 4004 RTP/AVP 0\r\n"));
+  ASSERT_EQ(sdp.media().size(), 3u);
+  EXPECT_EQ(sdp.media()[0].ssrc, 3735928559u);
+  EXPECT_EQ(sdp.media()[1].ssrc, 11u) << "the primary stream, not the retransmission";
+  EXPECT_FALSE(sdp.media()[2].ssrc.has_value());
+}
+
+TEST(SessionDescriptionErrorTest, SsrcOutOfRange) {
+  for (const char* bad : {"a=ssrc:4294967296 cname:x", "a=ssrc:-1 cname:x", "a=ssrc:abc cname:x", "a=ssrc: cname:x"}) {
+    EXPECT_THAT(ParseError(absl::StrCat(kMinimalHead, "m=audio 4000 RTP/AVP 0\r\n", bad, "\r\n")),
+                HasSubstr("SDP line 7"))
+        << bad;
+  }
+}
 
 TEST(SessionDescriptionErrorTest, Empty) {
   EXPECT_THAT(ParseError(""), HasSubstr("empty"));
