@@ -8,7 +8,11 @@
 #
 #   scripts/bench-relay.sh [--calls="250 500 1000 1500 2000"] [--targets="latchkey latchkey-epoll rtpengine minimal"]
 #                          [--duration=10s] [--warmup=4s] [--threads=1] [--rtpengine_threads=1]
-#                          [--repeat=1] [--rt=1] [--nice=-15] [--no-build] [-- extra relay_bench flags]
+#                          [--repeat=1] [--rt=1] [--nice=-15] [--no-build] [--baseline_relay=PATH]
+#                          [-- extra relay_bench flags]
+#
+# --baseline_relay: another latchkey-relay binary (say, built from the commit before a change) measured
+# as target `latchkey-before` in the same run, side by side with `latchkey`.
 #
 # --threads: latchkey-relay packet threads; --rtpengine_threads: rtpengine --num-threads. One core for
 # the relay is the fair comparison, so both default to 1. The machine is shared, and other work on it
@@ -31,6 +35,7 @@ repeat=1
 rt=1
 nice_level=-15
 build=1
+baseline_relay=""
 extra=()
 args=("$@")
 while (($#)); do
@@ -45,6 +50,7 @@ while (($#)); do
     --nice=*) nice_level="${1#*=}" ;;
     --rt=*) rt="${1#*=}" ;;
     --no-build) build=0 ;;
+    --baseline_relay=*) baseline_relay="${1#*=}" ;;
     --) shift; extra=("$@"); break ;;
     -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench-relay: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -108,6 +114,10 @@ for b in services/control/latchkey-control media-relay/latchkey-relay tests/benc
 done
 control_bin=$bin/latchkey-control
 relay_bin=$bin/latchkey-relay
+if [[ -n "$baseline_relay" ]]; then
+  cp "$baseline_relay" "$bin/latchkey-relay-before"
+  strip --strip-debug "$bin/latchkey-relay-before" 2>/dev/null || true
+fi
 git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git_dirty=$([[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]] && echo true || echo false)
 
@@ -163,18 +173,23 @@ echo "{\"bench\":\"relay\",\"date\":\"$stamp\",\"cpus\":$(nproc),\"gen_cpu\":$ge
 run_one() {
   local target=$1 calls=$2 pid note args=() bench_target=$1 packet_io=auto
   case "$target" in
-    latchkey|latchkey-epoll)
+    latchkey|latchkey-epoll|latchkey-before)
       bench_target=latchkey
       [[ $target == latchkey-epoll ]] && packet_io=epoll
+      local relay=$relay_bin
+      if [[ $target == latchkey-before ]]; then
+        [[ -x "$bin/latchkey-relay-before" ]] || { echo "bench-relay: latchkey-before needs --baseline_relay" >&2; return; }
+        relay=$bin/latchkey-relay-before
+      fi
       taskset -c "$relay_cpu" "${prio[@]}" "$control_bin" --listen=$control_addr --metrics_listen=127.0.0.1:9620 \
         --log_level=warning >>"$logs/control.log" 2>&1 &
       pids+=($!)
-      taskset -c "$relay_cpu" "${prio[@]}" "$relay_bin" --control=$control_addr --listen=127.0.0.1:7630 \
+      taskset -c "$relay_cpu" "${prio[@]}" "$relay" --control=$control_addr --listen=127.0.0.1:7630 \
         --metrics_listen=127.0.0.1:9630 --worker_id=bench-relay --port_min=20000 --port_max=31999 \
         --port_quarantine=1s --max_sessions=100000 --threads="$threads" --packet_io=$packet_io --log_level=warning \
         >>"$logs/relay.log" 2>&1 &
       pid=$!; pids+=($pid)
-      note="latchkey-relay --threads=$threads --packet_io=$packet_io; latchkey-control on the same core (idle while measuring)"
+      note="$(basename "$relay") --threads=$threads --packet_io=$packet_io; latchkey-control on the same core (idle while measuring)"
       args=(--control=$control_addr)
       ;;
     rtpengine)

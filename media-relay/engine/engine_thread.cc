@@ -290,8 +290,11 @@ int EngineThread::Route(SocketTag& tag, const uint8_t* data, size_t length, cons
     Refuse(in, DropReason::kNoDestination);
     return -1;
   }
-  // Before the other leg latched: only to a plausible endpoint, at a bounded rate.
-  if (const DropReason refusal = out.latch.AdmitSend(now); refusal != DropReason::kNone) {
+  // Before the other leg latched: only to a plausible endpoint, at a bounded rate; RTCP only to the
+  // IP media goes to.
+  const DropReason refusal = is_rtcp && !out.rtcp_mux ? out.latch.AdmitRtcpSend(*destination, now)
+                                                      : out.latch.AdmitSend(now);
+  if (refusal != DropReason::kNone) {
     Refuse(in, refusal);
     return -1;
   }

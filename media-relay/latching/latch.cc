@@ -108,7 +108,6 @@ void Latch::Configure(const LatchPolicy& policy, const LatchTarget& target, absl
   expected_ssrc_ = target.expected_ssrc;
   // Every signalling exchange renews consent (rule 8); a new address must be heard from anew.
   consent_until_us_ = AddMicros(now_us, consent_timeout_us_);
-  if (sdp_changed) heard_sdp_ip_ = false;
 
   if (mode_ == Mode::kStrict) {
     for (Candidate& slot : slots_) slot = Candidate{};
@@ -132,7 +131,7 @@ void Latch::Configure(const LatchPolicy& policy, const LatchTarget& target, absl
 
 LatchDecision Latch::OnRtp(const net::SocketAddress& source, const RtpHeader& rtp, absl::Time now) {
   const int64_t now_us = ToMicros(now);
-  if (!open_ && latched_ < 0) return Drop(DropReason::kPortNotAnnounced);
+  if (!open_ && !IsLatchedSource(source)) return Drop(DropReason::kPortNotAnnounced);
   if (mode_ == Mode::kStrict) {
     if (!sdp_sendable_ || !IsExactSdp(source)) return Drop(DropReason::kStrict);
     Heard(source.ip, now_us);
@@ -143,10 +142,8 @@ LatchDecision Latch::OnRtp(const net::SocketAddress& source, const RtpHeader& rt
     Remember(latched_, rtp, now_us);
     return OnLockedPacket(now_us);
   }
-  if (!open_) return Drop(DropReason::kPortNotAnnounced);
-  if (!latched()) Heard(source.ip, now_us);
 
-  const bool exact = IsExactSdp(source);
+  const bool exact = IsSignalled(source);
   int idx = Find(source);
   // Rule 4a (and 3 for the signalled address): trusted sources latch on their first packet.
   if (exact || (idx >= 0 && idx == home_)) {
@@ -156,6 +153,7 @@ LatchDecision Latch::OnRtp(const net::SocketAddress& source, const RtpHeader& rt
   }
   if (const DropReason refusal = Eligibility(source, exact); refusal != DropReason::kNone) return Drop(refusal);
   if (expected_ssrc_ != 0 && rtp.ssrc != expected_ssrc_) return Drop(DropReason::kWrongSsrc);
+  if (!latched()) Heard(source.ip, now_us);  // only a source that may latch renews consent
   if (idx < 0) idx = Allocate(source);
   if (!Track(idx, rtp, now_us)) return Drop(DropReason::kTooFast);
   if (latched_ >= 0) return OnChallenger(idx, now_us);
@@ -202,9 +200,15 @@ LatchDecision Latch::OnChallenger(int idx, int64_t now_us) {
   if (c.count < takeover_probation_) return Drop(DropReason::kWrongSource);
   switch (MayTakeOver(idx, now_us)) {
     case Takeover::kNotYet: return Drop(DropReason::kWrongSource);
+    case Takeover::kSwept:
+      // The lock's SSRC with a sequence outside the window: someone guessing. Each guess costs a
+      // relatch_min_interval, so the 65,536 starts cannot be swept during a pause.
+      last_latch_us_ = now_us;
+      return Contest(idx, /*forward=*/false);
     case Takeover::kNever: return Contest(idx, /*forward=*/false);
     case Takeover::kNow: break;
   }
+  // The abandoned lock (a racer that won the first latch and went quiet) is home no more.
   if (Abandoned(now_us)) home_ = -1;
   return LatchTo(idx, now_us);
 }
@@ -213,13 +217,13 @@ Latch::Takeover Latch::MayTakeOver(int idx, int64_t now_us) const {
   const Candidate& c = slots_[idx];
   const Candidate& lock = slots_[latched_];
   if (!sending_) return Takeover::kNever;  // on hold: the endpoint's silence is expected
-  if (!(mode_ == Mode::kFirstPacket || SameIp(c.source.ip, lock.source.ip) || StandingOf(c.source) >= kKnownIp)) {
-    return Takeover::kNever;
-  }
+  // Eligibility() admitted only the lock's IP and known IPs, but FIRST_PACKET admits anyone.
+  const bool near = SameIp(c.source.ip, lock.source.ip) || StandingOf(c.source) >= kKnownIp;
   if (c.ssrc == lock.ssrc) {
-    const uint16_t run_start = static_cast<uint16_t>(c.seq - (c.count - 1));
-    const uint16_t ahead = static_cast<uint16_t>(run_start - lock.seq);
-    if (ahead < 1 || ahead > kMaxRebindAhead) return Takeover::kNever;
+    const uint16_t ahead = static_cast<uint16_t>(c.run_start - lock.seq);
+    if (ahead < 1 || ahead > kMaxRebindAhead) return Takeover::kSwept;
+  } else if (!near) {
+    return Takeover::kNever;  // another stream from afar never replaces even an abandoned lock
   } else if (!Abandoned(now_us)) {
     // Another stream only once the lock is gone: until then, a neighbour's stream is refused. Not
     // reported as a contest before the lock is even silent (the lock's own packets report it).
@@ -243,17 +247,21 @@ LatchDecision Latch::Contest(int idx, bool forward) {
 
 LatchDecision Latch::OnRtcp(const net::SocketAddress& source, absl::Time now) {
   const int64_t now_us = ToMicros(now);
+  if (!open_ && !IsLatchedSource(source)) return Drop(DropReason::kPortNotAnnounced);
   if (mode_ == Mode::kStrict) {
     if (!sdp_sendable_ || !SameIp(source.ip, sdp_.ip)) return Drop(DropReason::kStrict);
     Heard(source.ip, now_us);
   } else if (latched_ >= 0) {
     const net::SocketAddress& lock = slots_[latched_].source;
     if (!SameIp(source.ip, lock.ip)) return Drop(DropReason::kRtcpRefused);
-    if (source.port != lock.port && source.port != static_cast<uint16_t>(lock.port + 1)) {
+    if (source.port == lock.port || source.port == static_cast<uint16_t>(lock.port + 1)) {
+      lock_alive_us_ = now_us;  // RTCP is liveness too: a muted endpoint still reports
+    } else {
+      // A NAT that maps RTCP elsewhere: forwarded, but not proof of life (anyone on that IP could
+      // send it, and liveness blocks a rebinding).
       if (rtcp_port_ == 0) rtcp_port_ = source.port;
       if (source.port != rtcp_port_) return Drop(DropReason::kRtcpRefused);
     }
-    lock_alive_us_ = now_us;  // RTCP is liveness too: a muted endpoint still reports
   } else {
     if (!sdp_sendable_ || !SameIp(source.ip, sdp_.ip)) return Drop(DropReason::kRtcpRefused);
     Heard(source.ip, now_us);
@@ -273,12 +281,17 @@ DropReason Latch::AdmitSend(absl::Time now) {
   if (!sdp_sendable_) return DropReason::kNoDestination;
   const int64_t now_us = ToMicros(now);
   if (now_us > consent_until_us_) return DropReason::kNoConsent;
-  if (heard_sdp_ip_) return DropReason::kNone;
   // GCRA: a burst of kUnlatchedBurst, then one send per unlatched_interval.
   const int64_t tolerance = int64_t{unlatched_interval_us_} * (kUnlatchedBurst - 1);
   if (unlatched_next_us_ != kNever && now_us < unlatched_next_us_ - tolerance) return DropReason::kUnlatchedRate;
   unlatched_next_us_ = AddMicros(std::max(unlatched_next_us_, now_us), unlatched_interval_us_);
   return DropReason::kNone;
+}
+
+DropReason Latch::AdmitRtcpSend(const net::SocketAddress& to, absl::Time now) {
+  if (latched_ >= 0) return SameIp(to.ip, slots_[latched_].source.ip) ? DropReason::kNone : DropReason::kNoDestination;
+  if (!sdp_sendable_ || !SameIp(to.ip, sdp_.ip)) return DropReason::kNoDestination;
+  return AdmitSend(now);
 }
 
 std::optional<net::SocketAddress> Latch::latched_source() const {
@@ -292,12 +305,14 @@ absl::Time Latch::last_packet() const {
 
 bool Latch::IsExactSdp(const net::SocketAddress& source) const { return has_sdp_ && SameAddress(source, sdp_); }
 
+bool Latch::IsSignalled(const net::SocketAddress& source) const { return sdp_sendable_ && IsExactSdp(source); }
+
 bool Latch::SameIpAsSdp(const net::IpAddress& ip) const { return has_sdp_ && SameIp(ip, sdp_.ip); }
 
 bool Latch::IsSignalingIp(const net::IpAddress& ip) const { return has_signaling_ip_ && SameIp(ip, signaling_ip_); }
 
 int Latch::StandingOf(const net::SocketAddress& source) const {
-  if (IsExactSdp(source)) return kSignalled;
+  if (IsSignalled(source)) return kSignalled;
   switch (mode_) {
     case Mode::kSignalingSource: return IsSignalingIp(source.ip) ? kKnownIp : kAnyone;
     case Mode::kHeuristic: return IsSignalingIp(source.ip) || SameIpAsSdp(source.ip) ? kKnownIp : kAnyone;
@@ -359,7 +374,10 @@ void Latch::Remember(int idx, const RtpHeader& rtp, int64_t now_us) {
   c.ssrc = rtp.ssrc;
   c.seq = rtp.sequence;
   c.timestamp = rtp.timestamp;
-  if (c.count == 0) c.count = 1;
+  if (c.count == 0) {
+    c.count = 1;
+    c.run_start = rtp.sequence;
+  }
   last_us_[idx] = now_us;
 }
 
@@ -378,7 +396,9 @@ bool Latch::Track(int idx, const RtpHeader& rtp, int64_t now_us) {
   }
   const bool in_order = c.ssrc == rtp.ssrc && rtp.sequence == static_cast<uint16_t>(c.seq + 1) &&
                         static_cast<int32_t>(rtp.timestamp - c.timestamp) >= 0 && gap <= max_gap_us_;
-  c.count = in_order && c.count > 0 ? static_cast<uint8_t>(std::min<int>(c.count + 1, 255)) : 1;
+  const bool continues = in_order && c.count > 0;
+  c.count = continues ? static_cast<uint8_t>(std::min<int>(c.count + 1, 255)) : 1;
+  if (!continues) c.run_start = rtp.sequence;
   c.ssrc = rtp.ssrc;
   c.seq = rtp.sequence;
   c.timestamp = rtp.timestamp;
@@ -416,7 +436,6 @@ LatchDecision Latch::LatchTo(int idx, int64_t now_us) {
 
 void Latch::Heard(const net::IpAddress& ip, int64_t now_us) {
   if (!SameIpAsSdp(ip)) return;
-  heard_sdp_ip_ = true;
   consent_until_us_ = AddMicros(now_us, consent_timeout_us_);
 }
 

@@ -5,7 +5,8 @@
 // docs/SECURITY.md holds the threat model these rules answer; each rule names the attack it stops.
 //
 // Standing of a source (compared with v4-mapped IPv6 folded to IPv4):
-// - signalled: exactly the SDP ip:port.
+// - signalled: exactly the SDP ip:port, when that address is sendable (a private SDP address is
+//   only a known IP: a spoofed private source must not latch at once and aim media inside).
 // - known IP: SIGNALING_SOURCE: the signalling IP (any port); HEURISTIC: the signalling IP or the
 //   SDP IP (any port); FIRST_PACKET ranks nobody here.
 // - anyone else.
@@ -36,13 +37,17 @@
 //        someone spoofing that address can only send media to the endpoint it names);
 //    (b) upgrade: a standing better than the lock's (a known-IP endpoint over an anyone lock, or the
 //        new signalled sources after a change), after probation, at any time;
-//    (c) takeover (a NAT rebinding): a source of the lock's IP or the signalling IP (FIRST_PACKET:
+//    (c) takeover (a NAT rebinding): a source of the lock's IP or of a known IP (FIRST_PACKET:
 //        any IP) whose run carries the lock's SSRC, starts 1..kMaxRebindAhead after the lock's last
 //        sequence, passes takeover probation, while the lock has been silent (no RTP, no RTCP) for
 //        relatch_silence and the endpoint is sending (not recvonly/inactive: on hold silence is
 //        expected), at most once per relatch_min_interval. Only packets after the lock's last one
 //        count: while the lock speaks a challenger restarts from zero (a contest). Another SSRC
-//        only once the lock is abandoned (silent for abandoned_after); the newcomer is then home.
+//        only from the lock's IP or a known IP once the lock is abandoned (silent for
+//        abandoned_after), and the newcomer is then home: the abandoned lock (a racer that won
+//        the first latch and went quiet) cannot reclaim it. A run with the lock's SSRC that starts
+//        outside the window is refused and blocks takeovers for relatch_min_interval (the window
+//        cannot be swept).
 //    Nothing else forwards a packet of another source after a lock (kWrongSource). A challenger
 //    that completes a probation and is refused (contest, hold, SSRC, IP), or keeps streaming amid
 //    probation_packets of the lock's, is reported once as kContested: an attack is visible as it
@@ -56,13 +61,14 @@
 // 6. STRICT never latches: only the sendable signalled address is forwarded (kStrict) and is the
 //    destination. An SDP address that is not sendable (the relay's own ports, node-local and
 //    private addresses) gives no destination, so an offer cannot make the relay a proxy or a loop.
-// 7. RTCP never latches. Locked: accepted from the lock itself (rtcp-mux), from its port + 1, or from
-//    the first other port of the lock's IP seen since the latch (pinned until the next latch).
-//    Unlocked: from the SDP IP, and only when the SDP address is sendable (STRICT: the same).
+// 7. RTCP never latches. Locked: accepted from the lock itself (rtcp-mux) or its port + 1 (both keep
+//    the lock alive), or from the first other port of the lock's IP seen since the latch (pinned
+//    until the next latch; forwarded, not liveness). Unlocked: from the SDP IP, and only when the
+//    SDP address is sendable (STRICT: the same). RTCP is sent only to the IP media goes to.
 // 8. Media before a lock goes to the SDP address only while it is sendable and plausible: nothing
-//    more than consent_timeout since the Configure or the last packet from the SDP IP (kNoConsent,
-//    in the spirit of RFC 7675), and, until something has come from that IP, no faster than
-//    unlatched_rate (kUnlatchedRate): ringback cannot be aimed at a victim.
+//    more than consent_timeout since the Configure or the last packet from the SDP IP that may latch
+//    (kNoConsent, in the spirit of RFC 7675), and never faster than unlatched_rate (kUnlatchedRate):
+//    ringback cannot be aimed at a victim, and a spoofer renewing consent gets no more than the rate.
 // 9. Every latch returns its event exactly once: kLatched when nothing was latched, kRelatched when
 //    an existing lock moves (counted in relatch_count()). The caller counts events and drop reasons.
 #include <cstdint>
@@ -161,6 +167,9 @@ class Latch {
   // Before each send to Destination() (or to the SDP's RTCP address): kNone when it may go now,
   // else why not (rule 8). Charges the unlatched budget.
   DropReason AdmitSend(absl::Time now);
+  // The same for RTCP to `to` (learned or from the SDP's a=rtcp): only to the IP media goes to, so
+  // an a=rtcp line cannot aim the other side's reports at a third party.
+  DropReason AdmitRtcpSend(const net::SocketAddress& to, absl::Time now);
 
   bool latched() const { return latched_ >= 0; }
   // The source this leg is latched to (compared as OnRtp does), and the SDP address exactly.
@@ -168,6 +177,9 @@ class Latch {
     return latched_ >= 0 && slots_[latched_].source == source;
   }
   bool IsExactSdp(const net::SocketAddress& source) const;
+  // The exact SDP address, and it is sendable: the signalled standing (only such an address is
+  // trusted at once; a private one could be spoofed into the relay's own network).
+  bool IsSignalled(const net::SocketAddress& source) const;
   std::optional<net::SocketAddress> latched_source() const;
   uint32_t latched_ssrc() const { return latched_ >= 0 ? slots_[latched_].ssrc : 0; }
   uint32_t relatch_count() const { return relatch_count_; }
@@ -185,6 +197,7 @@ class Latch {
     uint32_t ssrc = 0;
     uint32_t timestamp = 0;
     uint16_t seq = 0;
+    uint16_t run_start = 0;  // sequence number of the current run's first packet
     uint8_t count = 0;  // consecutive counted in-sequence packets
     uint8_t interleaved = 0;  // lock packets that arrived amid this candidate's runs
     bool used = false;
@@ -205,7 +218,7 @@ class Latch {
   bool KnownIpTracked(int self) const;
   LatchDecision OnLockedPacket(int64_t now_us);
   LatchDecision OnChallenger(int idx, int64_t now_us);
-  enum class Takeover : uint8_t { kNow, kNotYet, kNever };
+  enum class Takeover : uint8_t { kNow, kNotYet, kSwept, kNever };
   Takeover MayTakeOver(int idx, int64_t now_us) const;
   bool Abandoned(int64_t now_us) const;
   LatchDecision LatchTo(int idx, int64_t now_us);
@@ -215,7 +228,7 @@ class Latch {
   // Ordered for packing: 8-byte fields first, then 4, then the byte-aligned addresses and flags.
   int64_t last_us_[kSlots] = {};  // per slot: last arrival (kept apart from Candidate: no padding)
   int64_t lock_alive_us_ = 0;     // last RTP or RTCP of the lock; meaningful while latched_ >= 0
-  int64_t last_latch_us_ = kNever;
+  int64_t last_latch_us_ = kNever;  // also moved by a swept guess (rule 4c)
   int64_t last_forward_us_ = kNever;
   int64_t consent_until_us_ = kNever;
   int64_t unlatched_next_us_ = kNever;  // GCRA: earliest time of the next unlatched send
@@ -238,7 +251,6 @@ class Latch {
   bool sdp_sendable_ = false;
   bool open_ = true;
   bool sending_ = true;
-  bool heard_sdp_ip_ = false;  // something arrived from the SDP IP since Configure
   bool challenged_ = false;    // a challenger counts packets against the lock
   Mode mode_ = Mode::kHeuristic;
   uint8_t probation_ = 4;

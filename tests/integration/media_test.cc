@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <chrono>
 #include <set>
 #include <thread>
 
@@ -270,6 +271,42 @@ Call PlaceCall(v1::NatControlService::Stub& stub, const std::string& call_id, ui
     call.callee_relay = static_cast<uint16_t>(answered.session().callee().relay(0).rtp().port());
   }
   return call;
+}
+
+// A neighbour on the caller's IP streams amid the latched caller's packets: refused, and watchers
+// see it as it happens (the leg and the contender), once.
+TEST_P(MediaTest, ContestedLatchIsPublishedWithTheContender) {
+  UdpPeer caller, callee, neighbour;
+  grpc::ClientContext watch_context;
+  watch_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));  // Read() ends by then
+  v1::WatchSessionsRequest watch;
+  watch.set_call_id("contest@pbx");
+  auto events = stub_->WatchSessions(&watch_context, watch);
+  events->WaitForInitialMetadata();
+  const Call call = PlaceCall(*stub_, "contest@pbx", callee.port());
+  std::thread rival([&] {
+    absl::SleepFor(absl::Milliseconds(150));  // after the caller latched
+    SendStream(neighbour, call.caller_relay, 0x0BAD0BAD, 500, 30);
+  });
+  SendStream(caller, call.caller_relay, kCallerSsrc, 1, 40);
+  rival.join();
+  EXPECT_TRUE(callee.Drain(absl::Milliseconds(100)).size() >= 30);
+  EXPECT_EQ(GetSession(call.id).caller().stats().latched_source().port(), caller.port());
+
+  v1::WatchSessionsResponse event;
+  int contests = 0;
+  while (events->Read(&event)) {
+    if (event.type() != v1::SESSION_EVENT_TYPE_LATCH_CONTESTED) continue;
+    ++contests;
+    EXPECT_EQ(event.side(), v1::SIDE_CALLER);
+    EXPECT_EQ(event.source().port(), neighbour.port());
+    EXPECT_EQ(event.session().session_id(), call.id);
+    break;
+  }
+  EXPECT_EQ(contests, 1);
+  watch_context.TryCancel();
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return absl::StrContains(relay_->Metrics(), "latchkey_relay_latch_contests_total 1\n"); }, absl::Seconds(2)));
 }
 
 TEST_P(MediaTest, MediaFromAnotherRelaysPortNeverLatchesALeg) {

@@ -289,7 +289,7 @@ class Run {
   // Sleeps until `ms` after the answer.
   void At(int ms) const { absl::SleepFor(answered_at_ + absl::Milliseconds(ms) - absl::Now()); }
 
-  Row Finish(bool legit_move) {
+  Row Finish() {
     absl::SleepFor(absl::Milliseconds(100));  // the last packets in flight
     const absl::Time end = absl::Now();
     caller_.SetTalking(false);
@@ -312,7 +312,6 @@ class Run {
       return n;
     };
     row.recovered = heard_in_last_second(counts.caller_heard) >= 40 && heard_in_last_second(counts.callee_heard) >= 40;
-    (void)legit_move;
     return row;
   }
 
@@ -585,7 +584,7 @@ Row MohAtVictim(v1::NatControlService::Stub& stub, const testing::LocalRelay& re
     }
   });
   run.At(8'000);
-  Row row = run.Finish(false);
+  Row row = run.Finish();
   row.recovered = true;  // nothing to recover: the caller never existed
   return row;
 }
@@ -647,7 +646,7 @@ int Main() {
       run.StartPhones();
       scenario.play(run);
       run.At(kEndMs);
-      const Row row = run.Finish(scenario.legit_move);
+      const Row row = run.Finish();
       const char* verdict = Verdict(row, !scenario.limits.contains(mode), scenario.legit_move);
       failures += std::string(verdict) == "FAIL";
       std::printf("| %s | %s | %d | %d | %s | %lld | %s | %d | %s |\n", scenario.name.c_str(), mode_name.c_str(),

@@ -712,6 +712,69 @@ TEST(LatchTest, NoAbandonmentOnHold) {
   EXPECT_EQ(SendRun(latch, neighbour, 200, 2'000).forwarded, 0);  // 40 s
 }
 
+// A private SDP address is not trusted at once: a spoofed private source must not aim media inside
+// the relay's network. It still latches after probation where it may (a phone on the relay's LAN).
+TEST(LatchTest, PrivateSdpAddressIsNotTrustedAtOnce) {
+  Stream phone = MakeStream(kNatSource, 1);
+  Latch latch = LatchedBehindNat(v1::LATCHING_MODE_HEURISTIC, phone);
+  Stream spoofed = MakeStream(kPrivateSdp, 0x5151);
+  EXPECT_FALSE(spoofed.Send(latch, Ms(100)).forward);
+  EXPECT_EQ(latch.latched_source(), phone.source);
+  Latch lan = Configured(v1::LATCHING_MODE_HEURISTIC, NatTarget());
+  Stream on_lan = MakeStream(kPrivateSdp, 2);
+  EXPECT_EQ(PacketsToLatch(lan, on_lan, 0), 4);
+}
+
+// Only the lock's own port and port + 1 prove it alive: RTCP from another port of its IP (spoofed,
+// or a neighbour that won the RTCP pin) cannot hold off a NAT rebinding.
+TEST(LatchTest, RtcpFromThePinnedPortIsNotLiveness) {
+  Stream phone = MakeStream(kNatSource, 1);
+  Latch latch = LatchedBehindNat(v1::LATCHING_MODE_SIGNALING_SOURCE, phone);
+  SendRun(latch, phone, 80, 50);  // until 1,060 ms
+  Stream rebound = MakeStream(kNatOtherPort, 0);
+  rebound.Mirror(phone);
+  int64_t relatched = -1;
+  for (int ms = 1'080; ms < 4'000 && relatched < 0; ms += 20) {
+    if (ms % 200 == 0) latch.OnRtcp(Addr("198.51.100.7:7777"), Ms(ms + 1));
+    if (rebound.Send(latch, Ms(ms)).event == LatchEvent::kRelatched) relatched = ms;
+  }
+  ASSERT_GT(relatched, 0);
+  EXPECT_LE(relatched - 1'060, 1'000);
+}
+
+// A neighbour that knows the SSRC but not the sequence cannot sweep the rebinding window: every
+// wrong guess costs it a relatch_min_interval.
+TEST(LatchTest, SequenceWindowCannotBeSwept) {
+  Stream phone = MakeStream(kNatSource, 0x1111);
+  Latch latch = LatchedBehindNat(v1::LATCHING_MODE_SIGNALING_SOURCE, phone);  // last sequence 1003
+  Stream guesser = MakeStream(kNatOtherPort, 0x1111, 30'000);
+  Tally guesses = SendRun(latch, guesser, 2'000, 8, 2);  // a wrong guess
+  EXPECT_EQ(guesses.contested, 1);
+  Stream right = MakeStream("198.51.100.7:50004", 0x1111);
+  right.Mirror(phone);
+  const int n = PacketsToLatch(latch, right, 2'020);
+  EXPECT_GE(2'020 + (n - 1) * 20, 2'014 + 1'000) << "blocked for a second after the wrong guess";
+}
+
+// A stream from afar never replaces even an abandoned lock; one from the lock's IP does, becomes
+// home, and the endpoint that went quiet has to wait for its silence in turn.
+TEST(LatchTest, AbandonmentNeedsTheLocksIpAndLeavesNoHome) {
+  Stream phone = MakeStream(kNatSource, 0x1111);
+  Latch latch = LatchedBehindNat(v1::LATCHING_MODE_FIRST_PACKET, phone);
+  Stream far = MakeStream(kAttacker, 0x5151);
+  EXPECT_EQ(SendRun(latch, far, 100, 1'500).forwarded, 0) << "30 s of a blind stream from another IP";
+  Stream neighbour = MakeStream(kNatOtherPort, 0x7777);
+  int64_t taken = -1;
+  for (int ms = 30'100; ms < 45'000 && taken < 0; ms += 20) {
+    if (neighbour.Send(latch, Ms(ms)).event == LatchEvent::kRelatched) taken = ms;
+  }
+  ASSERT_GT(taken, 0) << "the phone has been silent (no RTP, no RTCP) since 60 ms";
+  // The phone comes back: it is not home any more, so it waits for the neighbour's silence too.
+  // (The price of recovering from a racer; docs/SECURITY.md, "the 10 s rule".)
+  EXPECT_FALSE(phone.Send(latch, Ms(taken + 20)).forward);
+  EXPECT_EQ(latch.latched_source(), neighbour.source);
+}
+
 TEST(LatchTest, TakeoversAreRateLimited) {
   Stream phone = MakeStream(kNatSource, 1);
   Latch latch = LatchedBehindNat(v1::LATCHING_MODE_SIGNALING_SOURCE, phone);  // latched at 60 ms
@@ -852,7 +915,7 @@ TEST(LatchTest, RtcpFromTheLockIsLiveness) {
 // ---------------------------------------------------------------------------------------------
 // Rule 8: media before the latch
 
-TEST(LatchTest, UnlatchedSendsAreRateLimitedUntilTheEndpointIsHeard) {
+TEST(LatchTest, UnlatchedSendsAreRateLimited) {
   Latch latch = Configured(v1::LATCHING_MODE_HEURISTIC, PublicTarget());
   int sent = 0;
   for (int i = 0; i < 50; ++i) sent += latch.AdmitSend(Ms(0)) == DropReason::kNone;
@@ -862,10 +925,33 @@ TEST(LatchTest, UnlatchedSendsAreRateLimitedUntilTheEndpointIsHeard) {
   sent = 0;
   for (int ms = 1; ms <= 1'000; ++ms) sent += latch.AdmitSend(Ms(ms)) == DropReason::kNone;
   EXPECT_NEAR(sent, 100, 1);
-  // Once something arrives from the SDP IP there is an endpoint: no rate limit.
+  // Packets from the SDP IP renew consent but never lift the rate: a spoofer of that IP gets no more.
   Stream lan = MakeStream(kSdpIpOtherPort, 1);
   EXPECT_EQ(lan.Send(latch, Ms(1'001)).reason, DropReason::kProbation);
-  for (int i = 0; i < 500; ++i) EXPECT_EQ(latch.AdmitSend(Ms(1'002)), DropReason::kNone);
+  sent = 0;
+  for (int i = 0; i < 500; ++i) sent += latch.AdmitSend(Ms(1'002)) == DropReason::kNone;
+  EXPECT_LE(sent, static_cast<int>(Latch::kUnlatchedBurst));
+}
+
+TEST(LatchTest, OnlyASourceThatMayLatchRenewsConsent) {
+  // SIGNALING_SOURCE: the SDP names a public address the SIP did not come from (a victim's, say);
+  // packets from that address are not even tracked, so they do not keep media flowing to it.
+  Latch latch = Configured(v1::LATCHING_MODE_SIGNALING_SOURCE, Target(kSdp, kNatIp, true));
+  Stream victim = MakeStream(kSdpIpOtherPort, 1);
+  for (int ms = 0; ms < 8'000; ms += 500) EXPECT_EQ(victim.Send(latch, Ms(ms)).reason, DropReason::kNotSignalingIp);
+  EXPECT_EQ(latch.AdmitSend(Ms(5'001)), DropReason::kNoConsent);
+}
+
+TEST(LatchTest, RtcpGoesOnlyToTheIpMediaGoesTo) {
+  // An a=rtcp line naming a third party: refused before the latch and after it.
+  Latch latch = Configured(v1::LATCHING_MODE_HEURISTIC, PublicTarget());
+  EXPECT_EQ(latch.AdmitRtcpSend(Addr("192.0.2.99:9"), Ms(0)), DropReason::kNoDestination);
+  EXPECT_EQ(latch.AdmitRtcpSend(Addr("203.0.113.5:30001"), Ms(0)), DropReason::kNone);
+  Stream phone = MakeStream(kSdp, 1);
+  phone.Send(latch, Ms(10));
+  EXPECT_EQ(latch.AdmitRtcpSend(Addr("192.0.2.99:9"), Ms(20)), DropReason::kNoDestination);
+  EXPECT_EQ(latch.AdmitRtcpSend(Addr("203.0.113.5:30001"), Ms(20)), DropReason::kNone);
+  EXPECT_EQ(latch.AdmitRtcpSend(Addr("203.0.113.5:61000"), Ms(99'000)), DropReason::kNone);  // learned port
 }
 
 TEST(LatchTest, UnlatchedSendsStopWithoutConsent) {
