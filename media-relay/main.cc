@@ -192,6 +192,23 @@ std::vector<std::string> LocalIpv4Addresses() {
   return out;
 }
 
+// Every address of every local interface, both families (loop protection for a wildcard bind).
+std::vector<net::IpAddress> LocalIps() {
+  std::vector<net::IpAddress> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      out.push_back(net::IpAddress::FromV4(reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr));
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      out.push_back(net::IpAddress::FromV6(reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr));
+    }
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
 // Opens the keepalive sockets. Without CAP_NET_RAW the worker runs on without keepalives (and
 // announces no source address, so control assigns it none) rather than refusing to relay media.
 std::unique_ptr<KeepaliveSender> StartKeepalives(const v1::RelayConfig& config, const net::IpAddress& first_media_ip,
@@ -349,11 +366,9 @@ int Main(int argc, char** argv) {
   for (const MediaAddresses& a : *addresses) {
     for (const net::IpAddress& ip : {a.bind, a.advertised}) own_ranges.push_back({ip, port_min, port_max, true});
     if (!a.bind.IsUnspecified()) continue;
-    // Bound to all addresses: a packet from any local one (loopback included) is our own.
-    if (a.bind.is_v6()) own_ranges.push_back({*net::IpAddress::Parse("::1"), port_min, port_max, true});
-    for (const std::string& text : LocalIpv4Addresses()) {
-      if (auto ip = net::IpAddress::Parse(text); ip.ok()) own_ranges.push_back({*ip, port_min, port_max, true});
-    }
+    // Bound to all addresses: a packet from any local one (loopback included) is our own. (An
+    // interface that appears later is not: bind the relay to its media addresses.)
+    for (const net::IpAddress& ip : LocalIps()) own_ranges.push_back({ip, port_min, port_max, true});
   }
   engine.SetRelayRanges(std::make_shared<const RelayRanges>(own_ranges));
   client_options.port_min = config->port_min();

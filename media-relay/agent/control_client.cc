@@ -15,6 +15,8 @@ constexpr absl::Duration kCallTimeout = absl::Seconds(2);
 constexpr absl::Duration kMinBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(5);
 constexpr size_t kMaxQueuedEvents = 10000;
+constexpr size_t kMaxQueuedContests = 1000;
+constexpr int kMaxContestsPerSecond = 20;
 constexpr int kMaxEventsPerReport = 500;
 
 void SetDeadline(grpc::ClientContext* context) {
@@ -83,6 +85,20 @@ bool ControlClient::Sleep(absl::Duration d) {
 
 void ControlClient::OnEngineEvent(EngineEvent event) {
   absl::MutexLock lock(&mu_);
+  if (event.type == v1::SESSION_EVENT_TYPE_LATCH_CONTESTED) {
+    // Reports of an attack are worth less than the events that end calls: at most
+    // kMaxContestsPerSecond per worker (its packet threads each cap theirs too), and never more
+    // than kMaxQueuedContests waiting while control is away.
+    const absl::Time now = absl::Now();
+    if (now - contest_window_start_ >= absl::Seconds(1)) {
+      contest_window_start_ = now;
+      contests_in_window_ = 0;
+    }
+    if (++contests_in_window_ > kMaxContestsPerSecond || events_.size() >= kMaxQueuedContests) {
+      events_dropped_->Increment();
+      return;
+    }
+  }
   if (events_.size() >= kMaxQueuedEvents) {
     events_.pop_front();
     events_dropped_->Increment();

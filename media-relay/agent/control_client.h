@@ -86,6 +86,8 @@ class ControlClient : public EngineEventSink, public KeepaliveEventSink {
   std::deque<EngineEvent> events_ ABSL_GUARDED_BY(mu_);  // deque: the oldest is dropped when full
   std::deque<KeepaliveEventOut> keepalive_events_ ABSL_GUARDED_BY(mu_);
   std::string relay_ranges_seen_;  // control client thread only
+  absl::Time contest_window_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  int contests_in_window_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 

@@ -131,16 +131,19 @@ void Latch::Configure(const LatchPolicy& policy, const LatchTarget& target, absl
 
 LatchDecision Latch::OnRtp(const net::SocketAddress& source, const RtpHeader& rtp, absl::Time now) {
   const int64_t now_us = ToMicros(now);
-  if (!open_ && !IsLatchedSource(source)) return Drop(DropReason::kPortNotAnnounced);
+  if (latched_ >= 0 && slots_[latched_].source == source) {
+    // The hot path: the endpoint itself. Only what a takeover compares against is kept.
+    Candidate& lock = slots_[latched_];
+    lock.ssrc = rtp.ssrc;
+    lock.seq = rtp.sequence;
+    return OnLockedPacket(now_us);
+  }
+  if (!open_) return Drop(DropReason::kPortNotAnnounced);
   if (mode_ == Mode::kStrict) {
     if (!sdp_sendable_ || !IsExactSdp(source)) return Drop(DropReason::kStrict);
     Heard(source.ip, now_us);
     last_forward_us_ = now_us;
     return Forward();
-  }
-  if (latched_ >= 0 && slots_[latched_].source == source) {
-    Remember(latched_, rtp, now_us);
-    return OnLockedPacket(now_us);
   }
 
   const bool exact = IsSignalled(source);
@@ -276,8 +279,7 @@ std::optional<net::SocketAddress> Latch::Destination() const {
   return std::nullopt;
 }
 
-DropReason Latch::AdmitSend(absl::Time now) {
-  if (latched_ >= 0) return DropReason::kNone;
+DropReason Latch::AdmitUnlatched(absl::Time now) {
   if (!sdp_sendable_) return DropReason::kNoDestination;
   const int64_t now_us = ToMicros(now);
   if (now_us > consent_until_us_) return DropReason::kNoConsent;

@@ -166,7 +166,7 @@ class Latch {
   std::optional<net::SocketAddress> Destination() const;
   // Before each send to Destination() (or to the SDP's RTCP address): kNone when it may go now,
   // else why not (rule 8). Charges the unlatched budget.
-  DropReason AdmitSend(absl::Time now);
+  DropReason AdmitSend(absl::Time now) { return latched_ >= 0 ? DropReason::kNone : AdmitUnlatched(now); }
   // The same for RTCP to `to` (learned or from the SDP's a=rtcp): only to the IP media goes to, so
   // an a=rtcp line cannot aim the other side's reports at a third party.
   DropReason AdmitRtcpSend(const net::SocketAddress& to, absl::Time now);
@@ -223,16 +223,22 @@ class Latch {
   bool Abandoned(int64_t now_us) const;
   LatchDecision LatchTo(int idx, int64_t now_us);
   LatchDecision Contest(int idx, bool forward);
+  DropReason AdmitUnlatched(absl::Time now);
   void Heard(const net::IpAddress& ip, int64_t now_us);
 
-  // Ordered for packing: 8-byte fields first, then 4, then the byte-aligned addresses and flags.
-  int64_t last_us_[kSlots] = {};  // per slot: last arrival (kept apart from Candidate: no padding)
+  // Ordered for packing, with what the endpoint's own packets touch (lock index, liveness, last
+  // forward) in the first cache line together with the first slots.
   int64_t lock_alive_us_ = 0;     // last RTP or RTCP of the lock; meaningful while latched_ >= 0
-  int64_t last_latch_us_ = kNever;  // also moved by a swept guess (rule 4c)
   int64_t last_forward_us_ = kNever;
+  int8_t latched_ = -1;  // slot index
+  bool challenged_ = false;  // a challenger counts packets against the lock
+  bool open_ = true;
+  Mode mode_ = Mode::kHeuristic;
+  Candidate slots_[kSlots];
+  int64_t last_us_[kSlots] = {};  // per slot: last arrival (kept apart from Candidate: no padding)
+  int64_t last_latch_us_ = kNever;  // also moved by a swept guess (rule 4c)
   int64_t consent_until_us_ = kNever;
   int64_t unlatched_next_us_ = kNever;  // GCRA: earliest time of the next unlatched send
-  Candidate slots_[kSlots];
   // LatchPolicy's defaults, so that a Latch used before Configure() is not permissive.
   uint32_t min_interarrival_us_ = 2'000;
   uint32_t max_gap_us_ = 250'000;
@@ -249,13 +255,9 @@ class Latch {
   bool has_sdp_ = false;
   bool has_signaling_ip_ = false;
   bool sdp_sendable_ = false;
-  bool open_ = true;
   bool sending_ = true;
-  bool challenged_ = false;    // a challenger counts packets against the lock
-  Mode mode_ = Mode::kHeuristic;
   uint8_t probation_ = 4;
   uint8_t takeover_probation_ = 8;
-  int8_t latched_ = -1;  // slot index
   int8_t home_ = -1;     // slot index
   int8_t contender_ = 0;  // slot index
 };

@@ -191,17 +191,6 @@ class BindingWatch {
 
 // ---- Helpers ----
 
-// The value of one Prometheus series (name with labels, exactly as exposed); -1 when absent.
-double MetricValue(const std::string& metrics, const std::string& series) {
-  for (absl::string_view line : absl::StrSplit(metrics, '\n')) {
-    if (absl::StartsWith(line, series + " ")) {
-      double value = -1;
-      if (absl::SimpleAtod(line.substr(series.size() + 1), &value)) return value;
-    }
-  }
-  return -1;
-}
-
 std::string HeaderValue(absl::string_view message, absl::string_view name) {
   for (absl::string_view line : absl::StrSplit(message, "\r\n")) {
     if (absl::StartsWith(line, absl::StrCat(name, ": "))) return std::string(line.substr(name.size() + 2));
@@ -327,18 +316,18 @@ TEST_F(KeepaliveTest, OwnSocketPingsEveryIntervalAndReportsReachability) {
   }
   // The answers are matched to their keepalives, and nothing is unreachable.
   ASSERT_TRUE(testing::WaitFor(
-      [&] { return MetricValue(relay->Metrics(), "latchkey_keepalive_responses_total{class=\"2xx\"}") >= 2; },
+      [&] { return testing::MetricValue(relay->Metrics(), "latchkey_keepalive_responses_total{class=\"2xx\"}") >= 2; },
       absl::Seconds(3)))
       << relay->Metrics();
   {
     const std::string metrics = relay->Metrics();
-    EXPECT_GE(MetricValue(metrics, "latchkey_keepalives_sent_total"), 3);
-    EXPECT_EQ(MetricValue(metrics, "latchkey_keepalive_targets"), 1);
-    EXPECT_EQ(MetricValue(metrics, "latchkey_keepalive_unmatched_responses_total"), 0);
-    EXPECT_EQ(MetricValue(metrics, "latchkey_keepalive_reachability_changes_total{to=\"unreachable\"}"), 0);
-    EXPECT_GE(MetricValue(metrics, "latchkey_keepalive_rtt_seconds_count"), 2);
+    EXPECT_GE(testing::MetricValue(metrics, "latchkey_keepalives_sent_total"), 3);
+    EXPECT_EQ(testing::MetricValue(metrics, "latchkey_keepalive_targets"), 1);
+    EXPECT_EQ(testing::MetricValue(metrics, "latchkey_keepalive_unmatched_responses_total"), 0);
+    EXPECT_EQ(testing::MetricValue(metrics, "latchkey_keepalive_reachability_changes_total{to=\"unreachable\"}"), 0);
+    EXPECT_GE(testing::MetricValue(metrics, "latchkey_keepalive_rtt_seconds_count"), 2);
   }
-  EXPECT_EQ(MetricValue(control_->Metrics(), "latchkey_bindings_unreachable"), 0);
+  EXPECT_EQ(testing::MetricValue(control_->Metrics(), "latchkey_bindings_unreachable"), 0);
   EXPECT_NE(Get(binding.binding_id()).reachability(), v1::REACHABILITY_UNREACHABLE);
   EXPECT_EQ(watch.Count(v1::BINDING_EVENT_TYPE_UNREACHABLE), 0);
 
@@ -354,8 +343,8 @@ TEST_F(KeepaliveTest, OwnSocketPingsEveryIntervalAndReportsReachability) {
   EXPECT_EQ(unreachable->second.binding().reachability(), v1::REACHABILITY_UNREACHABLE);
   EXPECT_EQ(Get(binding.binding_id()).reachability(), v1::REACHABILITY_UNREACHABLE);
   EXPECT_TRUE(testing::WaitFor(
-      [&] { return MetricValue(control_->Metrics(), "latchkey_bindings_unreachable") == 1; }, absl::Seconds(2)));
-  EXPECT_GE(MetricValue(relay->Metrics(), "latchkey_keepalive_misses_total"), kThreshold);
+      [&] { return testing::MetricValue(control_->Metrics(), "latchkey_bindings_unreachable") == 1; }, absl::Seconds(2)));
+  EXPECT_GE(testing::MetricValue(relay->Metrics(), "latchkey_keepalive_misses_total"), kThreshold);
   // Still pinged while unreachable.
   const size_t pings_at_unreachable = phone.Options(0).size();
 
@@ -368,12 +357,12 @@ TEST_F(KeepaliveTest, OwnSocketPingsEveryIntervalAndReportsReachability) {
   EXPECT_GT(phone.Options(0).size(), pings_at_unreachable);
   EXPECT_EQ(Get(binding.binding_id()).reachability(), v1::REACHABILITY_REACHABLE);
   EXPECT_TRUE(testing::WaitFor(
-      [&] { return MetricValue(control_->Metrics(), "latchkey_bindings_unreachable") == 0; }, absl::Seconds(2)));
+      [&] { return testing::MetricValue(control_->Metrics(), "latchkey_bindings_unreachable") == 0; }, absl::Seconds(2)));
   EXPECT_EQ(watch.Count(v1::BINDING_EVENT_TYPE_UNREACHABLE), 1);
   EXPECT_EQ(watch.Count(v1::BINDING_EVENT_TYPE_REACHABLE), 1);
   const std::string control_metrics = control_->Metrics();
-  EXPECT_EQ(MetricValue(control_metrics, "latchkey_binding_reachability_changes_total{to=\"unreachable\"}"), 1);
-  EXPECT_EQ(MetricValue(control_metrics, "latchkey_binding_reachability_changes_total{to=\"reachable\"}"), 1);
+  EXPECT_EQ(testing::MetricValue(control_metrics, "latchkey_binding_reachability_changes_total{to=\"unreachable\"}"), 1);
+  EXPECT_EQ(testing::MetricValue(control_metrics, "latchkey_binding_reachability_changes_total{to=\"reachable\"}"), 1);
 }
 
 // (b) Registrar-source mode: the keepalive comes from the registrar's address (which nobody in this
@@ -405,15 +394,15 @@ TEST_F(KeepaliveTest, RegistrarSourceSendsFromTheRegistrarAddress) {
   // The phone answered to the registrar address; the relay saw those answers and matched them.
   ASSERT_TRUE(testing::WaitFor(
       [&] {
-        return MetricValue((*relay)->Metrics(), "latchkey_keepalive_responses_total{class=\"2xx\"}") >= 2;
+        return testing::MetricValue((*relay)->Metrics(), "latchkey_keepalive_responses_total{class=\"2xx\"}") >= 2;
       },
       absl::Seconds(3)))
       << (*relay)->Metrics();
   EXPECT_GE(phone.answers_sent(), 2u);
   const std::string metrics = (*relay)->Metrics();
-  EXPECT_EQ(MetricValue(metrics, "latchkey_keepalive_unmatched_responses_total"), 0);
-  EXPECT_EQ(MetricValue(metrics, "latchkey_keepalive_misses_total"), 0);
-  EXPECT_EQ(MetricValue(metrics, "latchkey_keepalive_send_errors_total"), 0);
+  EXPECT_EQ(testing::MetricValue(metrics, "latchkey_keepalive_unmatched_responses_total"), 0);
+  EXPECT_EQ(testing::MetricValue(metrics, "latchkey_keepalive_misses_total"), 0);
+  EXPECT_EQ(testing::MetricValue(metrics, "latchkey_keepalive_send_errors_total"), 0);
 }
 
 // A registrar on loopback cannot reach a phone elsewhere, and a raw socket would put the packet on
@@ -431,11 +420,11 @@ TEST_F(KeepaliveTest, LoopbackRegistrarNeverSendsOffTheMachine) {
   const v1::Binding binding = Allocate(NatedPhone("carol", "203.0.113.7", 41234, 5060));
   ASSERT_EQ(binding.keepalive().worker_id(), "relay-raw-guard");
   ASSERT_TRUE(testing::WaitFor(
-      [&] { return MetricValue((*relay)->Metrics(), "latchkey_keepalive_unsendable_total") >= 2; }, absl::Seconds(5)))
+      [&] { return testing::MetricValue((*relay)->Metrics(), "latchkey_keepalive_unsendable_total") >= 2; }, absl::Seconds(5)))
       << (*relay)->Metrics();
-  EXPECT_EQ(MetricValue((*relay)->Metrics(), "latchkey_keepalives_sent_total"), 0);
+  EXPECT_EQ(testing::MetricValue((*relay)->Metrics(), "latchkey_keepalives_sent_total"), 0);
   // Never sent, so never missed: the binding is not declared unreachable for the relay's own refusal.
-  EXPECT_EQ(MetricValue((*relay)->Metrics(), "latchkey_keepalive_misses_total"), 0);
+  EXPECT_EQ(testing::MetricValue((*relay)->Metrics(), "latchkey_keepalive_misses_total"), 0);
 }
 
 // (c, d) A TCP binding and a binding not behind NAT get no keepalives, while a NATed one on the same
@@ -487,7 +476,7 @@ TEST_F(KeepaliveTest, TcpAndNonNatBindingsAreNotPinged) {
   absl::SleepFor(absl::Milliseconds(500));
   EXPECT_THAT(tcp.received(0), ::testing::IsEmpty()) << "a TCP binding was pinged over UDP";
   EXPECT_THAT(lan.received(0), ::testing::IsEmpty()) << "a binding not behind NAT was pinged";
-  EXPECT_EQ(MetricValue(relay->Metrics(), "latchkey_keepalive_targets"), 2);
+  EXPECT_EQ(testing::MetricValue(relay->Metrics(), "latchkey_keepalive_targets"), 2);
 }
 
 // (e) Two relays share the bindings, each binding pinged by exactly one; when one relay dies, the
@@ -533,8 +522,8 @@ TEST_F(KeepaliveTest, AssignmentMovesWhenARelayIsLostAndReleaseStopsPings) {
     EXPECT_LE(phones.Options(i).size(), 5u) << "binding " << i << " pinged too often";
   }
   ASSERT_FALSE(on_a.empty());
-  EXPECT_EQ(MetricValue(relay_a->Metrics(), "latchkey_keepalive_targets"), static_cast<double>(on_a.size()));
-  EXPECT_EQ(MetricValue(relay_b->Metrics(), "latchkey_keepalive_targets"), static_cast<double>(kBindings - on_a.size()));
+  EXPECT_EQ(testing::MetricValue(relay_a->Metrics(), "latchkey_keepalive_targets"), static_cast<double>(on_a.size()));
+  EXPECT_EQ(testing::MetricValue(relay_b->Metrics(), "latchkey_keepalive_targets"), static_cast<double>(kBindings - on_a.size()));
 
   // Relay A dies. After the loss detection (3 heartbeats of 200 ms) B pings every binding.
   relay_a->process().Stop(SIGKILL);
@@ -556,7 +545,7 @@ TEST_F(KeepaliveTest, AssignmentMovesWhenARelayIsLostAndReleaseStopsPings) {
     for (const Received& r : phones.Options(i, killed)) EXPECT_EQ(r.from, address_b) << "binding " << i;
     EXPECT_EQ(Get(ids[i]).keepalive().worker_id(), "relay-b");
   }
-  EXPECT_EQ(MetricValue(relay_b->Metrics(), "latchkey_keepalive_targets"), kBindings);
+  EXPECT_EQ(testing::MetricValue(relay_b->Metrics(), "latchkey_keepalive_targets"), kBindings);
 
   // Releasing five bindings stops their keepalives within one interval; the others go on.
   for (int i = 0; i < 5; ++i) Release(ids[i]);
@@ -570,7 +559,7 @@ TEST_F(KeepaliveTest, AssignmentMovesWhenARelayIsLostAndReleaseStopsPings) {
       EXPECT_FALSE(late.empty()) << "binding " << i << " no longer pinged";
     }
   }
-  EXPECT_EQ(MetricValue(relay_b->Metrics(), "latchkey_keepalive_targets"), kBindings - 5);
+  EXPECT_EQ(testing::MetricValue(relay_b->Metrics(), "latchkey_keepalive_targets"), kBindings - 5);
 }
 
 }  // namespace
@@ -602,7 +591,7 @@ TEST_F(KeepaliveTest, DrainedRelayHandsItsBindingsOver) {
   }
   ASSERT_GT(on_a, 0);
   ASSERT_TRUE(testing::WaitFor(
-      [&] { return MetricValue(relay_a->Metrics(), "latchkey_keepalive_targets") == on_a; }, absl::Seconds(3)));
+      [&] { return testing::MetricValue(relay_a->Metrics(), "latchkey_keepalive_targets") == on_a; }, absl::Seconds(3)));
 
   v1::DrainWorkerRequest drain;
   drain.set_worker_id("relay-a");
@@ -612,10 +601,10 @@ TEST_F(KeepaliveTest, DrainedRelayHandsItsBindingsOver) {
   const absl::Time at = absl::Now();
   // One resync pass later: relay-b holds them all, relay-a none.
   EXPECT_TRUE(testing::WaitFor(
-      [&] { return MetricValue(relay_b->Metrics(), "latchkey_keepalive_targets") == kBindings; }, absl::Seconds(3)));
+      [&] { return testing::MetricValue(relay_b->Metrics(), "latchkey_keepalive_targets") == kBindings; }, absl::Seconds(3)));
   EXPECT_TRUE(testing::WaitFor(
-      [&] { return MetricValue(relay_a->Metrics(), "latchkey_keepalive_targets") == 0; }, absl::Seconds(3)))
-      << "the draining relay still holds " << MetricValue(relay_a->Metrics(), "latchkey_keepalive_targets");
+      [&] { return testing::MetricValue(relay_a->Metrics(), "latchkey_keepalive_targets") == 0; }, absl::Seconds(3)))
+      << "the draining relay still holds " << testing::MetricValue(relay_a->Metrics(), "latchkey_keepalive_targets");
   const absl::Time settled = std::max(absl::Now(), at + absl::Milliseconds(500));
   absl::SleepFor(absl::Milliseconds(2200) - (absl::Now() - settled));
   for (int i = 0; i < kBindings; ++i) {

@@ -28,10 +28,7 @@ using testing::UdpPeer;
 constexpr uint32_t kCallerSsrc = 0x11111111;
 constexpr uint32_t kCalleeSsrc = 0x22222222;
 
-std::string Sdp(const std::string& ip, int port, const std::string& extra = "") {
-  return absl::StrCat("v=0\r\no=- 1 1 IN IP4 ", ip, "\r\ns=-\r\nc=IN IP4 ", ip, "\r\nt=0 0\r\nm=audio ", port,
-                      " RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n", extra);
-}
+using testing::AudioSdp;
 
 uint32_t SsrcOf(const Datagram& d) {
   return d.data.size() >= 12 ? (uint32_t{d.data[8]} << 24 | uint32_t{d.data[9]} << 16 | uint32_t{d.data[10]} << 8 | d.data[11])
@@ -94,7 +91,7 @@ TEST_P(MediaTest, CallLatchesBothWaysCountsExactlyAndResistsAnAttacker) {
   v1::AllocateSessionRequest offer;
   offer.set_call_id("media-1@pbx");
   offer.set_from_tag("a");
-  offer.set_sdp(Sdp("192.168.1.20", 4000));
+  offer.set_sdp(AudioSdp("192.168.1.20", 4000));
   *offer.mutable_signaling_source() = testing::Address("127.0.0.1", 5060);
   v1::AllocateSessionResponse offered;
   {
@@ -107,7 +104,7 @@ TEST_P(MediaTest, CallLatchesBothWaysCountsExactlyAndResistsAnAttacker) {
   v1::AnswerSessionRequest answer;
   answer.set_session_id(id);
   answer.set_to_tag("b");
-  answer.set_sdp(Sdp("127.0.0.1", callee_sdp.port()));
+  answer.set_sdp(AudioSdp("127.0.0.1", callee_sdp.port()));
   *answer.mutable_signaling_source() = testing::Address("127.0.0.1", 5062);
   v1::AnswerSessionResponse answered;
   {
@@ -246,7 +243,7 @@ Call PlaceCall(v1::NatControlService::Stub& stub, const std::string& call_id, ui
   v1::AllocateSessionRequest offer;
   offer.set_call_id(call_id);
   offer.set_from_tag("a");
-  offer.set_sdp(Sdp("192.168.1.20", 4000));
+  offer.set_sdp(AudioSdp("192.168.1.20", 4000));
   *offer.mutable_signaling_source() = testing::Address("127.0.0.1", 5060);
   if (media_timeout > absl::ZeroDuration()) {
     offer.mutable_options()->mutable_media_timeout()->set_seconds(absl::ToInt64Seconds(media_timeout));
@@ -261,7 +258,7 @@ Call PlaceCall(v1::NatControlService::Stub& stub, const std::string& call_id, ui
   v1::AnswerSessionRequest answer;
   answer.set_session_id(call.id);
   answer.set_to_tag("b");
-  answer.set_sdp(Sdp("127.0.0.1", callee_sdp_port));
+  answer.set_sdp(AudioSdp("127.0.0.1", callee_sdp_port));
   *answer.mutable_signaling_source() = testing::Address("127.0.0.1", 5062);
   v1::AnswerSessionResponse answered;
   grpc::ClientContext context;
@@ -333,7 +330,7 @@ TEST_P(MediaTest, MediaFromAnotherRelaysPortNeverLatchesALeg) {
   v1::AllocateSessionRequest offer;
   offer.set_call_id("loop-1@pbx");
   offer.set_from_tag("a");
-  offer.set_sdp(Sdp("192.168.1.20", 4000));
+  offer.set_sdp(AudioSdp("192.168.1.20", 4000));
   *offer.mutable_signaling_source() = testing::Address("127.0.0.1", 5060);
   offer.mutable_options()->set_latching_mode(v1::LATCHING_MODE_FIRST_PACKET);  // the most trusting mode
   v1::AllocateSessionResponse offered;
@@ -349,7 +346,7 @@ TEST_P(MediaTest, MediaFromAnotherRelaysPortNeverLatchesALeg) {
     v1::AnswerSessionRequest answer;
     answer.set_session_id(id);
     answer.set_to_tag("b");
-    answer.set_sdp(Sdp("127.0.0.1", 4002));
+    answer.set_sdp(AudioSdp("127.0.0.1", 4002));
     *answer.mutable_signaling_source() = testing::Address("127.0.0.1", 5062);
     v1::AnswerSessionResponse answered;
     grpc::ClientContext context;
@@ -403,7 +400,7 @@ TEST_P(MediaTest, ReinviteMovingTheCalleeKeepsMediaFlowing) {
   v1::UpdateSessionRequest update;
   update.set_session_id(call.id);
   update.set_side(v1::SIDE_CALLEE);
-  update.set_sdp(Sdp("127.0.0.1", callee_new.port()));
+  update.set_sdp(AudioSdp("127.0.0.1", callee_new.port()));
   *update.mutable_signaling_source() = testing::Address("127.0.0.1", 5062);
   v1::UpdateSessionResponse updated;
   {
@@ -443,7 +440,7 @@ TEST_P(MediaTest, SigtermDrainsRelayAndExitsWhenCallsEnd) {
   v1::AllocateSessionRequest offer;
   offer.set_call_id("drain-2@pbx");
   offer.set_from_tag("a");
-  offer.set_sdp(Sdp("192.168.1.20", 4000));
+  offer.set_sdp(AudioSdp("192.168.1.20", 4000));
   *offer.mutable_signaling_source() = testing::Address("127.0.0.1", 5060);
   v1::AllocateSessionResponse offered;
   {
@@ -506,7 +503,7 @@ TEST_P(MediaBridgeTest, Ipv6PhoneTalksToIpv4Callee) {
   v1::AnswerSessionRequest answer;
   answer.set_session_id(offered.session().session_id());
   answer.set_to_tag("b");
-  answer.set_sdp(Sdp("127.0.0.1", callee.port()));
+  answer.set_sdp(AudioSdp("127.0.0.1", callee.port()));
   *answer.mutable_signaling_source() = testing::Address("127.0.0.1", 5062);
   v1::AnswerSessionResponse answered;
   {

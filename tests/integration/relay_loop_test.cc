@@ -3,12 +3,9 @@
 // from its first heartbeat). Real control and relays on loopback.
 #include <memory>
 #include <string>
+#include <thread>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/support/cluster.h"
 #include "tests/integration/support/udp_peer.h"
@@ -16,30 +13,13 @@
 namespace latchkey {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::UdpPeer;
-
-std::string Sdp(const std::string& ip, int port) {
-  return absl::StrCat("v=0\r\no=- 1 1 IN IP4 ", ip, "\r\ns=-\r\nc=IN IP4 ", ip, "\r\nt=0 0\r\nm=audio ", port,
-                      " RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n");
-}
 
 void SendStream(UdpPeer& from, uint16_t to_port, uint32_t ssrc, int count) {
   for (int i = 0; i < count; ++i) {
     from.SendTo(to_port, testing::RtpPacket(ssrc, static_cast<uint16_t>(100 + i), 160u * i));
     absl::SleepFor(absl::Milliseconds(20));
   }
-}
-
-// A counter of the relay's /metrics text, 0 if absent.
-double Counter(const std::string& metrics, const std::string& name) {
-  for (absl::string_view line : absl::StrSplit(metrics, '\n')) {
-    if (absl::StartsWith(line, name + " ")) {
-      double value = 0;
-      if (absl::SimpleAtod(line.substr(name.size() + 1), &value)) return value;
-    }
-  }
-  return 0;
 }
 
 struct Placed {
@@ -100,13 +80,13 @@ class RelayLoopTest : public ::testing::Test {
 TEST_F(RelayLoopTest, StrictOfferNamingAPrivateServiceIsNoProxy) {
   Start("");
   UdpPeer callee;
-  const Placed call = Place("strict-proxy@pbx", Sdp("10.96.0.10", 53), Sdp("127.0.0.1", callee.port()),
+  const Placed call = Place("strict-proxy@pbx", testing::AudioSdp("10.96.0.10", 53), testing::AudioSdp("127.0.0.1", callee.port()),
                             v1::LATCHING_MODE_STRICT);
   SendStream(callee, call.callee_relay, 0x2222, 20);
   ASSERT_TRUE(testing::WaitFor(
-      [&] { return Counter(relay_->Metrics(), "latchkey_relay_drops_total{reason=\"no_destination\"}") >= 20; },
+      [&] { return testing::MetricValue(relay_->Metrics(), "latchkey_relay_drops_total{reason=\"no_destination\"}") >= 20; },
       absl::Seconds(2)));
-  EXPECT_EQ(Counter(relay_->Metrics(), "latchkey_relay_packets_total{direction=\"out\"}"), 0);
+  EXPECT_EQ(testing::MetricValue(relay_->Metrics(), "latchkey_relay_packets_total{direction=\"out\"}"), 0);
 }
 
 // Two calls whose SDPs name each other's relay ports (the relay's own range) in STRICT and in the
@@ -116,19 +96,19 @@ TEST_F(RelayLoopTest, LegsNamingTheRelaysOwnPortsNeverLoop) {
   for (v1::LatchingMode mode : {v1::LATCHING_MODE_STRICT, v1::LATCHING_MODE_FIRST_PACKET}) {
     SCOPED_TRACE(v1::LatchingMode_Name(mode));
     UdpPeer callee_a, callee_b;
-    const Placed a = Place(absl::StrCat("loop-a-", mode, "@pbx"), Sdp("127.0.0.1", relay_->port_max() - 1),
-                           Sdp("127.0.0.1", callee_a.port()), mode);
+    const Placed a = Place(absl::StrCat("loop-a-", mode, "@pbx"), testing::AudioSdp("127.0.0.1", relay_->port_max() - 1),
+                           testing::AudioSdp("127.0.0.1", callee_a.port()), mode);
     // B's caller names A's caller relay port; A's caller was told (above) to send to a port in the
     // relay's range as well.
-    const Placed b = Place(absl::StrCat("loop-b-", mode, "@pbx"), Sdp("127.0.0.1", a.caller_relay),
-                           Sdp("127.0.0.1", callee_b.port()), mode);
-    const double out_before = Counter(relay_->Metrics(), "latchkey_relay_packets_total{direction=\"out\"}");
+    const Placed b = Place(absl::StrCat("loop-b-", mode, "@pbx"), testing::AudioSdp("127.0.0.1", a.caller_relay),
+                           testing::AudioSdp("127.0.0.1", callee_b.port()), mode);
+    const double out_before = testing::MetricValue(relay_->Metrics(), "latchkey_relay_packets_total{direction=\"out\"}");
     SendStream(callee_b, b.callee_relay, 0xB0B0, 20);
     SendStream(callee_a, a.callee_relay, 0xA0A0, 20);
     absl::SleepFor(absl::Milliseconds(200));
     const std::string metrics = relay_->Metrics();
-    EXPECT_EQ(Counter(metrics, "latchkey_relay_packets_total{direction=\"out\"}"), out_before);
-    EXPECT_EQ(Counter(metrics, "latchkey_relay_packets_total{direction=\"in\"}"), 40 * (mode == v1::LATCHING_MODE_STRICT ? 1 : 2));
+    EXPECT_EQ(testing::MetricValue(metrics, "latchkey_relay_packets_total{direction=\"out\"}"), out_before);
+    EXPECT_EQ(testing::MetricValue(metrics, "latchkey_relay_packets_total{direction=\"in\"}"), 40 * (mode == v1::LATCHING_MODE_STRICT ? 1 : 2));
   }
 }
 
@@ -139,7 +119,9 @@ TEST_F(RelayLoopTest, PeerRangesArriveWithTheRegistration) {
   auto second = testing::LocalRelay::Start(control_->address(), "relay-second");
   ASSERT_TRUE(second.ok()) << second.status();
   ASSERT_TRUE(testing::WaitForWorker(*stub_, "relay-second", absl::Seconds(10)));
-  EXPECT_THAT((*second)->Metrics(), HasSubstr("latchkey_relay_known_relays 2\n"));
+  // No heartbeat for 30 s: the ranges came with the registration answer.
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return testing::MetricValue((*second)->Metrics(), "latchkey_relay_known_relays") == 2; }, absl::Seconds(2)));
   {
     v1::DrainWorkerRequest drain;  // the call goes to the second relay
     drain.set_worker_id("relay-loop");
@@ -148,15 +130,57 @@ TEST_F(RelayLoopTest, PeerRangesArriveWithTheRegistration) {
     ASSERT_TRUE(stub_->DrainWorker(&context, drain, &drained).ok());
   }
   UdpPeer callee;
-  const Placed call = Place("peer-loop@pbx", Sdp("192.168.1.20", 4000), Sdp("127.0.0.1", callee.port()),
+  const Placed call = Place("peer-loop@pbx", testing::AudioSdp("192.168.1.20", 4000), testing::AudioSdp("127.0.0.1", callee.port()),
                             v1::LATCHING_MODE_FIRST_PACKET);
   // A socket on the first relay's range plays that relay forwarding a leg to the second.
   UdpPeer looped(false, static_cast<uint16_t>(relay_->port_min() + 2));
   ASSERT_NE(looped.port(), 0);
   SendStream(looped, call.caller_relay, 0x1007, 20);
   ASSERT_TRUE(testing::WaitFor(
-      [&] { return Counter((*second)->Metrics(), "latchkey_relay_drops_total{reason=\"loop\"}") == 20; },
+      [&] { return testing::MetricValue((*second)->Metrics(), "latchkey_relay_drops_total{reason=\"loop\"}") == 20; },
       absl::Seconds(2)));
+}
+
+// A call between two PBXes that both use this fleet goes through two relays, each leg's SDP naming
+// the other relay's port. Control marks such legs as a relay chain, so the relays accept each other
+// there (and only there) and the phones hear each other.
+TEST_F(RelayLoopTest, ChainedCallThroughTwoRelaysCarriesMedia) {
+  Start("worker_heartbeat_interval { nanos: 200000000 }");
+  UdpPeer phone1, phone2, placeholder;
+  const Placed first = Place("chain-1@pbx1", testing::AudioSdp("127.0.0.1", phone1.port()),
+                             testing::AudioSdp("127.0.0.1", placeholder.port()), v1::LATCHING_MODE_UNSPECIFIED);
+  auto second = testing::LocalRelay::Start(control_->address(), "relay-second");
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE(testing::WaitForWorker(*stub_, "relay-second", absl::Seconds(10)));
+  {
+    v1::DrainWorkerRequest drain;  // the second call lands on the second relay
+    drain.set_worker_id("relay-loop");
+    v1::DrainWorkerResponse drained;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->DrainWorker(&context, drain, &drained).ok());
+  }
+  const Placed chained = Place("chain-2@pbx2", testing::AudioSdp("127.0.0.1", first.callee_relay),
+                               testing::AudioSdp("127.0.0.1", phone2.port()), v1::LATCHING_MODE_UNSPECIFIED);
+  {
+    v1::UpdateSessionRequest update;  // the first PBX learns where the second relay wants its media
+    update.set_session_id(first.id);
+    update.set_side(v1::SIDE_CALLEE);
+    update.set_sdp(testing::AudioSdp("127.0.0.1", chained.caller_relay));
+    *update.mutable_signaling_source() = testing::Address("127.0.0.1", 5062);
+    v1::UpdateSessionResponse updated;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->UpdateSession(&context, update, &updated).ok());
+    EXPECT_TRUE(updated.session().callee().relay_chain());
+  }
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return testing::MetricValue(relay_->Metrics(), "latchkey_relay_known_relays") == 2; }, absl::Seconds(2)));
+  std::thread back([&] { SendStream(phone2, chained.callee_relay, 0x2222, 40); });
+  SendStream(phone1, first.caller_relay, 0x1111, 40);
+  back.join();
+  EXPECT_GE(phone2.Drain(absl::Milliseconds(200)).size(), 30u);
+  EXPECT_GE(phone1.Drain(absl::Milliseconds(200)).size(), 30u);
+  EXPECT_EQ(testing::MetricValue(relay_->Metrics(), "latchkey_relay_drops_total{reason=\"loop\"}"), 0);
+  EXPECT_EQ(testing::MetricValue((*second)->Metrics(), "latchkey_relay_drops_total{reason=\"loop\"}"), 0);
 }
 
 }  // namespace

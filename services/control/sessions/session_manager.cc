@@ -109,11 +109,10 @@ absl::Status SessionManager::Save(const v1::Session& session) {
   return store_->Put(Table::kSessions, session.session_id(), session.SerializeAsString(), ExpiryOf(session));
 }
 
-void SessionManager::Publish(v1::SessionEventType type, const v1::Session& session) {
-  SessionEvent event;
+void SessionManager::Publish(v1::SessionEventType type, const v1::Session& session, SessionEvent event) {
   event.set_type(type);
   *event.mutable_session() = session;
-  *event.mutable_time() = ToProto(clock_());
+  if (!event.has_time()) *event.mutable_time() = ToProto(clock_());
   events_->Publish(event);
 }
 
@@ -151,6 +150,7 @@ absl::StatusOr<sdp::SessionDescription> SessionManager::DescribeLeg(v1::Session&
   }
   leg->set_latching_mode(mode);
   leg->clear_remote();
+  leg->set_relay_chain(false);
   for (size_t i = 0; i < streams; ++i) {
     const sdp::MediaDescription& media = description->media()[i];
     v1::RemoteMedia* remote = leg->add_remote();
@@ -159,6 +159,9 @@ absl::StatusOr<sdp::SessionDescription> SessionManager::DescribeLeg(v1::Session&
     if (auto rtp = description->RtpAddress(i)) {
       remote->mutable_sdp_rtp()->set_ip(rtp->ip);
       remote->mutable_sdp_rtp()->set_port(rtp->port);
+      // This side is another relay's port (a call through two PBXes on this fleet): the relays
+      // accept a peer's range only on a leg marked so.
+      if (workers_->IsRelayMediaAddress(rtp->ip, rtp->port)) leg->set_relay_chain(true);
     }
     if (auto rtcp = description->RtcpAddress(i)) {
       remote->mutable_sdp_rtcp()->set_ip(rtcp->ip);
@@ -582,13 +585,11 @@ void SessionManager::HandleWorkerEvent(const std::string& worker_id, const v1::W
     }
     case v1::SESSION_EVENT_TYPE_LATCH_CONTESTED: {
       // Nothing changes in the session: watchers see the attack (or a misfit mode) as it happens.
-      SessionEvent published;
-      published.set_type(event.type());
-      *published.mutable_session() = *session;
-      *published.mutable_time() = event.time();
-      published.set_side(event.side());
-      *published.mutable_source() = event.source();
-      events_->Publish(published);
+      SessionEvent contest;
+      *contest.mutable_time() = event.time();
+      contest.set_side(event.side());
+      *contest.mutable_source() = event.source();
+      Publish(event.type(), *session, std::move(contest));
       log::LogInfo("latch contested")
           .Kv("session_id", session->session_id())
           .Kv("side", v1::Side_Name(event.side()))

@@ -79,7 +79,8 @@ class SessionManager {
                       v1::DeleteRelaySessionResponse* response);
   // Ends a session (worker told unless it is lost), keeps it queryable for a while, emits the event.
   void End(v1::Session& session, v1::SessionEventType reason, bool tell_worker);
-  void Publish(v1::SessionEventType type, const v1::Session& session);
+  // `event` may carry the type-specific fields (side, source) and the time; type and session are set here.
+  void Publish(v1::SessionEventType type, const v1::Session& session, SessionEvent event = {});
 
   const SessionManagerOptions options_;
   Store* store_;

@@ -5,6 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "common/hash/stable_hash.h"
 #include "common/log/log.h"
+#include "common/net/ip_address.h"
 #include "common/time/proto_time.h"
 #include "common/grpc/channel.h"
 #include "services/control/workers/placement.h"
@@ -73,6 +74,21 @@ absl::StatusOr<v1::HeartbeatResponse> WorkerRegistry::Heartbeat(const v1::Heartb
 void WorkerRegistry::MediaRanges(google::protobuf::RepeatedPtrField<v1::RelayMediaRange>* out) const {
   absl::MutexLock lock(&mu_);
   AddMediaRanges(out);
+}
+
+bool WorkerRegistry::IsRelayMediaAddress(const std::string& ip, uint32_t port) const {
+  auto address = net::IpAddress::Parse(ip);
+  if (!address.ok()) return false;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, entry] : workers_) {
+    const v1::Worker& worker = entry.worker;
+    if (worker.state() == v1::WORKER_STATE_LOST || port < worker.port_min() || port > worker.port_max()) continue;
+    for (const std::string& text : worker.advertised_ips()) {
+      auto own = net::IpAddress::Parse(text);
+      if (own.ok() && own->Unmapped() == address->Unmapped()) return true;
+    }
+  }
+  return false;
 }
 
 void WorkerRegistry::AddMediaRanges(google::protobuf::RepeatedPtrField<v1::RelayMediaRange>* out) const {

@@ -37,6 +37,8 @@ class WorkerRegistry {
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request, absl::Time now);
   // Every live worker's media range (loop protection), as heartbeats and registrations answer it.
   void MediaRanges(google::protobuf::RepeatedPtrField<v1::RelayMediaRange>* out) const;
+  // Whether `ip`:`port` is in a live worker's media range: an SDP naming it chains two relays.
+  bool IsRelayMediaAddress(const std::string& ip, uint32_t port) const;
   // Marks a worker draining; NOT_FOUND if unknown.
   absl::StatusOr<v1::Worker> Drain(const std::string& worker_id);
 

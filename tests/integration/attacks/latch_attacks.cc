@@ -16,10 +16,10 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <functional>
-#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -32,6 +32,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "tests/integration/support/cluster.h"
@@ -43,7 +44,6 @@ ABSL_FLAG(std::string, scenarios, "", "Scenarios to run (empty: all)");
 namespace latchkey {
 namespace {
 
-using testing::Datagram;
 using testing::UdpPeer;
 
 constexpr uint8_t kCallerMark = 0xA1;
@@ -63,11 +63,6 @@ std::vector<uint8_t> Rtp(uint32_t ssrc, uint16_t seq, uint32_t ts, uint8_t mark)
   return p;
 }
 
-std::string Sdp(const std::string& ip, int port, const std::string& extra = "") {
-  return absl::StrCat("v=0\r\no=- 1 1 IN IP4 ", ip, "\r\ns=-\r\nc=IN IP4 ", ip, "\r\nt=0 0\r\nm=audio ", port,
-                      " RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n", extra);
-}
-
 enum class Role { kCaller, kCallee, kAttacker, kVictim };
 
 // Every socket of one run, polled by one thread: what arrived where, and when.
@@ -81,6 +76,11 @@ class Receiver {
   void Watch(const UdpPeer* peer, Role role) {
     absl::MutexLock lock(&mu_);
     sockets_.push_back({peer->fd(), role});
+  }
+  // A socket the phone no longer uses (its old NAT mapping): what still arrives there is lost.
+  void Unwatch(const UdpPeer* peer) {
+    absl::MutexLock lock(&mu_);
+    std::erase_if(sockets_, [fd = peer->fd()](const auto& s) { return s.first == fd; });
   }
   struct Counts {
     int attacker_got = 0, victim_got = 0, injected = 0;
@@ -197,12 +197,13 @@ class Run {
   Phone& callee() { return callee_; }
   int port_min() const { return relay_.port_min(); }
   int port_max() const { return relay_.port_max(); }
-  absl::Time answered_at() const { return answered_at_; }
+  // When the answer was sent; before it, a far-future time.
+  absl::Time answered_at() const { return answered() ? answered_at_ : absl::InfiniteFuture(); }
 
   // The caller's SDP: behind NAT (private; the relay cannot send there before it latches), except in
   // STRICT, which only serves endpoints whose SDP is exact.
   std::string CallerSdp(const std::string& extra = "") const {
-    return strict() ? Sdp(kPhonesIp, caller_.socket->port(), extra) : Sdp("192.168.1.20", 4000, extra);
+    return strict() ? testing::AudioSdp(kPhonesIp, caller_.socket->port(), extra) : testing::AudioSdp("192.168.1.20", 4000, extra);
   }
 
   bool Offer(const std::string& caller_sdp) {
@@ -225,11 +226,12 @@ class Run {
     v1::AnswerSessionRequest answer;
     answer.set_session_id(session_id_);
     answer.set_to_tag("b");
-    answer.set_sdp(Sdp(kPhonesIp, callee_.socket->port()));
+    answer.set_sdp(testing::AudioSdp(kPhonesIp, callee_.socket->port()));
     *answer.mutable_signaling_source() = testing::Address(kPhonesIp, 5062);
     v1::AnswerSessionResponse answered;
     grpc::ClientContext context;
     answered_at_ = absl::Now();
+    answered_.Notify();
     return stub_.AnswerSession(&context, answer, &answered).ok();
   }
   bool Reinvite(v1::Side side, const std::string& sdp, const std::string& signaling_ip = kPhonesIp) {
@@ -248,7 +250,9 @@ class Run {
     caller_.SetTalking(true);
     callee_.SetTalking(true);
     threads_.emplace_back([this] {
-      for (absl::Time next = absl::Now(); !stop_; next += absl::Milliseconds(20)) {
+      // Paced like a phone: a late round is not made up with a burst (a slow build would otherwise
+      // send packets closer together than any phone does).
+      for (absl::Time next = absl::Now(); !stop_; next = std::max(next + absl::Milliseconds(20), absl::Now())) {
         for (Phone* phone : {&caller_, &callee_}) {
           if (phone->talking) phone->SendOne();
         }
@@ -258,9 +262,10 @@ class Run {
   }
   // The caller's NAT maps it anew (`ip` other than the phones' for a handover).
   void MoveCaller(const std::string& ip) {
-    auto fresh = UdpPeer::OnIp(ip);
+    auto fresh = Checked(UdpPeer::OnIp(ip));
     receiver_.Watch(fresh.get(), Role::kCaller);
     absl::MutexLock lock(&caller_.mu);
+    receiver_.Unwatch(caller_.socket.get());
     retired_.push_back(std::move(caller_.socket));
     caller_.socket = std::move(fresh);
   }
@@ -271,17 +276,21 @@ class Run {
 
   // An attacker socket on `ip` (its address is an attacker's for the `hijacked` column).
   UdpPeer* AttackerSocket(const std::string& ip) {
-    auto peer = UdpPeer::OnIp(ip);
+    auto peer = Checked(UdpPeer::OnIp(ip));
     receiver_.Watch(peer.get(), Role::kAttacker);
-    attacker_addresses_.insert(absl::StrCat(ip, ":", peer->port()));
+    {
+      absl::MutexLock lock(&events_mu_);
+      attacker_addresses_.insert(absl::StrCat(ip, ":", peer->port()));
+    }
     attackers_.push_back(std::move(peer));
     return attackers_.back().get();
   }
   UdpPeer* VictimSocket() {
-    victims_.push_back(UdpPeer::OnIp("127.0.0.99"));
+    victims_.push_back(Checked(UdpPeer::OnIp("127.0.0.99")));
     receiver_.Watch(victims_.back().get(), Role::kVictim);
     return victims_.back().get();
   }
+  bool answered() const { return answered_.HasBeenNotified(); }
   // Runs `body` in a thread of its own until the run stops.
   void Background(std::function<void(const std::atomic<bool>& stop)> body) {
     threads_.emplace_back([this, body = std::move(body)] { body(stop_); });
@@ -290,6 +299,7 @@ class Run {
   void At(int ms) const { absl::SleepFor(answered_at_ + absl::Milliseconds(ms) - absl::Now()); }
 
   Row Finish() {
+    if (broken_) return Row{.bleed = -1};  // a socket could not be bound: no figures
     absl::SleepFor(absl::Milliseconds(100));  // the last packets in flight
     const absl::Time end = absl::Now();
     caller_.SetTalking(false);
@@ -316,6 +326,10 @@ class Run {
   }
 
  private:
+  std::unique_ptr<UdpPeer> Checked(std::unique_ptr<UdpPeer> peer) {
+    if (peer->port() == 0) broken_ = true;
+    return peer;
+  }
   void StartWatch() {
     watch_context_ = std::make_unique<grpc::ClientContext>();
     v1::WatchSessionsRequest request;
@@ -382,17 +396,19 @@ class Run {
   const v1::LatchingMode mode_;
   const std::string call_id_;
   std::string session_id_;
-  absl::Time answered_at_ = absl::Now();
+  absl::Time answered_at_;  // written once, before answered_ is notified
+  absl::Notification answered_;
+  bool broken_ = false;
   Phone caller_, callee_;
   std::vector<std::unique_ptr<UdpPeer>> retired_, attackers_, victims_;
-  std::set<std::string> attacker_addresses_;  // written before the attack threads start
+  absl::Mutex events_mu_;
+  std::set<std::string> attacker_addresses_ ABSL_GUARDED_BY(events_mu_);
   Receiver receiver_;
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;
   std::unique_ptr<grpc::ClientContext> watch_context_;
   std::unique_ptr<grpc::ClientReader<v1::WatchSessionsResponse>> watch_;
   std::thread watch_thread_;
-  absl::Mutex events_mu_;
   bool hijacked_ ABSL_GUARDED_BY(events_mu_) = false;
   int contests_ ABSL_GUARDED_BY(events_mu_) = 0;
 };
@@ -406,7 +422,7 @@ void Mirror(Run& run, UdpPeer* socket, Phone& victim, uint16_t port, int pps, in
   run.Background([&run, socket, &victim, port, pps, until_ms](const std::atomic<bool>& stop) {
     const absl::Time until = run.answered_at() + absl::Milliseconds(until_ms);
     uint32_t seq = 0;
-    for (absl::Time next = absl::Now(); !stop && next < until; next += absl::Seconds(1) / pps) {
+    for (absl::Time next = absl::Now(); !stop && next < until; next = std::max(next + absl::Seconds(1) / pps, absl::Now())) {
       socket->SendTo(port, victim.Forged(&seq));
       absl::SleepFor(next + absl::Seconds(1) / pps - absl::Now());
     }
@@ -418,7 +434,7 @@ struct Spray {
   int pps_per_port = 50;
   int source_ports = 1;      // > 1: a new source port for each packet, round robin
   Phone* victim = nullptr;   // set: the victim's SSRC and sequence, else its own stream per port
-  int from_ms = -400;        // before the answer: the ports exist from the offer
+  int from_ms = -1;          // negative: from the offer on (the ports exist from then)
   int until_ms = kAttackEndMs;
 };
 
@@ -427,13 +443,14 @@ void SprayRange(Run& run, const Spray& spray) {
   std::vector<UdpPeer*> sockets;
   for (int i = 0; i < spray.source_ports; ++i) sockets.push_back(run.AttackerSocket(spray.ip));
   run.Background([&run, spray, sockets](const std::atomic<bool>& stop) {
-    const absl::Time from = run.answered_at() + absl::Milliseconds(spray.from_ms);
-    const absl::Time until = run.answered_at() + absl::Milliseconds(spray.until_ms);
     const absl::Duration round = absl::Seconds(1) / spray.pps_per_port;
-    absl::SleepFor(from - absl::Now());
+    // A negative start: at once (from the offer on); else that long after the answer.
+    while (!stop && spray.from_ms >= 0 && absl::Now() < run.answered_at() + absl::Milliseconds(spray.from_ms)) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
     size_t next_socket = 0;
     uint32_t victim_seq = 0;
-    for (uint32_t seq = 5000; !stop && absl::Now() < until; ++seq) {
+    for (uint32_t seq = 5000; !stop && absl::Now() < run.answered_at() + absl::Milliseconds(spray.until_ms); ++seq) {
       const absl::Time start = absl::Now();
       // One sequence number per round: every port sees an in-sequence stream.
       const std::vector<uint8_t> forged = spray.victim ? spray.victim->Forged(&victim_seq) : std::vector<uint8_t>{};
@@ -547,9 +564,9 @@ std::vector<Scenario> Scenarios() {
                       Mirror(run, attacker, run.caller(), run.caller().relay_port, 120, kAttackEndMs);
                       run.At(1'500);
                       run.Reinvite(v1::SIDE_CALLER, run.strict() ? run.CallerSdp("a=sendrecv\r\n")
-                                                                  : Sdp("192.168.1.21", 4000));
+                                                                  : testing::AudioSdp("192.168.1.21", 4000));
                       run.At(2'000);
-                      run.Reinvite(v1::SIDE_CALLEE, Sdp(kPhonesIp, run.callee().socket->port(), "a=sendrecv\r\n"));
+                      run.Reinvite(v1::SIDE_CALLEE, testing::AudioSdp(kPhonesIp, run.callee().socket->port(), "a=sendrecv\r\n"));
                     }));
   out.push_back(Make("nat-rebinding", "legitimate: the caller's NAT maps it to a new port mid-call, no signalling")
                     .Play([](Run& run) {
@@ -563,7 +580,7 @@ std::vector<Scenario> Scenarios() {
                       run.At(1'500);
                       run.MoveCaller("127.0.0.2");
                       run.Reinvite(v1::SIDE_CALLER,
-                                   run.strict() ? Sdp("127.0.0.2", run.caller_port()) : Sdp("10.1.1.1", 4000),
+                                   run.strict() ? testing::AudioSdp("127.0.0.2", run.caller_port()) : testing::AudioSdp("10.1.1.1", 4000),
                                    "127.0.0.2");
                     })
                     .LegitMove());
@@ -575,7 +592,7 @@ std::vector<Scenario> Scenarios() {
 Row MohAtVictim(v1::NatControlService::Stub& stub, const testing::LocalRelay& relay, v1::LatchingMode mode) {
   Run run(stub, relay, mode, absl::StrCat("moh-", v1::LatchingMode_Name(mode), "@attack"));
   UdpPeer* victim = run.VictimSocket();
-  if (!run.Offer(Sdp("127.0.0.99", victim->port())) || !run.Answer()) return {};
+  if (!run.Offer(testing::AudioSdp("127.0.0.99", victim->port())) || !run.Answer()) return {};
   run.callee().SetTalking(true);
   run.Background([&run](const std::atomic<bool>& stop) {
     for (absl::Time next = absl::Now(); !stop; next += absl::Milliseconds(20)) {
@@ -590,6 +607,7 @@ Row MohAtVictim(v1::NatControlService::Stub& stub, const testing::LocalRelay& re
 }
 
 const char* Verdict(const Row& row, bool must_be_safe, bool legit_move) {
+  if (row.bleed < 0) return "FAIL";  // the run could not be set up
   const bool safe = row.bleed == 0 && row.injected <= 4 && !row.hijacked && row.recovered &&
                     (!legit_move || row.outage_ms <= 1'000);
   if (safe) return "safe";

@@ -7,7 +7,10 @@
 #include <atomic>
 #include <fstream>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/grpc/channel.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -129,6 +132,21 @@ bool WaitForWorker(v1::NatControlService::Stub& stub, const std::string& worker_
         return false;
       },
       timeout);
+}
+
+double MetricValue(const std::string& metrics, const std::string& series) {
+  for (absl::string_view line : absl::StrSplit(metrics, '\n')) {
+    if (absl::StartsWith(line, series + " ")) {
+      double value = -1;
+      if (absl::SimpleAtod(line.substr(series.size() + 1), &value)) return value;
+    }
+  }
+  return -1;
+}
+
+std::string AudioSdp(const std::string& ip, int port, const std::string& extra) {
+  return absl::StrCat("v=0\r\no=- 1 1 IN IP4 ", ip, "\r\ns=-\r\nc=IN IP4 ", ip, "\r\nt=0 0\r\nm=audio ", port,
+                      " RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n", extra);
 }
 
 }  // namespace latchkey::testing

@@ -80,4 +80,10 @@ inline v1::SocketAddress Address(const std::string& ip, uint32_t port) {
 // Waits until control lists `worker_id` as READY.
 bool WaitForWorker(v1::NatControlService::Stub& stub, const std::string& worker_id, absl::Duration timeout);
 
+// The value of one Prometheus series (name with labels, exactly as exposed); -1 when absent.
+double MetricValue(const std::string& metrics, const std::string& series);
+
+// A phone's SDP: one PCMU audio stream (with telephone-event) at `ip`:`port`, then `extra` lines.
+std::string AudioSdp(const std::string& ip, int port, const std::string& extra = "");
+
 }  // namespace latchkey::testing

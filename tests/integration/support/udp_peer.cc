@@ -46,9 +46,7 @@ UdpPeer::UdpPeer(bool ipv6, uint16_t port) : ipv6_(ipv6) {
 }
 
 std::unique_ptr<UdpPeer> UdpPeer::OnIp(const std::string& loopback_ipv4, uint16_t port) {
-  auto peer = std::unique_ptr<UdpPeer>(new UdpPeer(false, 0));
-  ::close(peer->fd_);
-  peer->port_ = 0;
+  auto peer = std::unique_ptr<UdpPeer>(new UdpPeer(Unbound{}));
   peer->fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;

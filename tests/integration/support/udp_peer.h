@@ -35,6 +35,8 @@ class UdpPeer {
   std::vector<Datagram> Drain(absl::Duration quiet);
 
  private:
+  struct Unbound {};
+  explicit UdpPeer(Unbound) {}
   int fd_ = -1;
   uint16_t port_ = 0;
   bool ipv6_ = false;
