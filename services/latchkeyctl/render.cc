@@ -193,10 +193,14 @@ std::string RenderSessions(const Repeated<v1::Session>& sessions) {
 
 std::string RenderSessionEvent(const v1::WatchSessionsResponse& event) {
   const v1::Session& s = event.session();
+  // A contest names the leg and the refused source: what an operator acts on.
+  const std::string contest = event.type() == v1::SESSION_EVENT_TYPE_LATCH_CONTESTED
+                                  ? absl::StrCat(" side=", EnumName(event.side()), " contender=", FormatAddress(event.source()))
+                                  : "";
   return absl::StrCat(FormatTime(event.time()), " ", EnumName(event.type()), " ", s.session_id(),
                       " call_id=", s.call_id(), " state=", EnumName(s.state()), " worker=", OrDash(s.worker_id()),
                       " caller_relay=", RelayText(s.caller().relay()), " callee_relay=", RelayText(s.callee().relay()),
-                      "\n");
+                      contest, "\n");
 }
 
 std::string RenderWorker(const v1::Worker& worker, absl::Time now) {
