@@ -227,7 +227,7 @@ bool ControlClient::RegisterOnce() {
     return false;
   }
   registrations_->Increment();
-  // Loop protection before control can place anything here.
+  // Loop protection from the registration on, not only from the first heartbeat.
   ApplyRelayRanges(response.relays());
   absl::MutexLock lock(&mu_);
   registered_ = true;
