@@ -26,7 +26,6 @@ class RelayRanges {
   explicit RelayRanges(std::vector<Range> ranges);
 
   Match Find(const net::SocketAddress& source) const;
-  bool Contains(const net::SocketAddress& source) const { return Find(source) != Match::kNone; }
   size_t size() const { return ranges_.size(); }
 
  private:
