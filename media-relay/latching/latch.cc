@@ -45,8 +45,8 @@ LatchDecision Drop(DropReason reason) { return {false, reason, LatchEvent::kNone
 
 }  // namespace
 
-// Per leg, two per stream: the rules of latch.h need six slots' worth of state; 320 bytes is 15 %
-// of a session's memory budget (docs/PERFORMANCE.md).
+// Per leg, two per stream: two legs of 320 bytes are 15 % of a session's 4 KiB memory budget
+// (docs/PERFORMANCE.md).
 static_assert(sizeof(Latch) <= 320, "Latch is per leg and per packet-thread cache: keep it small");
 
 absl::string_view DropReasonName(DropReason reason) {
@@ -106,7 +106,7 @@ void Latch::Configure(const LatchPolicy& policy, const LatchTarget& target, absl
   open_ = target.open;
   sending_ = target.sending;
   expected_ssrc_ = target.expected_ssrc;
-  // Every signalling exchange renews consent (rule 8); a new address must be heard from anew.
+  // Every signalling exchange renews consent (rule 8).
   consent_until_us_ = AddMicros(now_us, consent_timeout_us_);
 
   if (mode_ == Mode::kStrict) {
@@ -140,7 +140,7 @@ LatchDecision Latch::OnRtp(const net::SocketAddress& source, const RtpHeader& rt
   }
   if (!open_) return Drop(DropReason::kPortNotAnnounced);
   if (mode_ == Mode::kStrict) {
-    if (!sdp_sendable_ || !IsExactSdp(source)) return Drop(DropReason::kStrict);
+    if (!IsSignalled(source)) return Drop(DropReason::kStrict);
     Heard(source.ip, now_us);
     last_forward_us_ = now_us;
     return Forward();
@@ -250,7 +250,7 @@ LatchDecision Latch::Contest(int idx, bool forward) {
 
 LatchDecision Latch::OnRtcp(const net::SocketAddress& source, absl::Time now) {
   const int64_t now_us = ToMicros(now);
-  if (!open_ && !IsLatchedSource(source)) return Drop(DropReason::kPortNotAnnounced);
+  if (!open_ && latched_ < 0) return Drop(DropReason::kPortNotAnnounced);
   if (mode_ == Mode::kStrict) {
     if (!sdp_sendable_ || !SameIp(source.ip, sdp_.ip)) return Drop(DropReason::kStrict);
     Heard(source.ip, now_us);
