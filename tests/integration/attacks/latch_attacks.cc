@@ -684,7 +684,10 @@ int Main() {
                   row.unsolicited, row.contests, bounded ? "safe" : "FAIL");
     }
   }
-  std::printf("\n%d cells failed\n", failures);
+  std::printf("\n%d cells failed\n\nscenarios:\n", failures);
+  for (const Scenario& scenario : Scenarios()) {
+    if (only.empty() || only.contains(scenario.name)) std::printf("  %s: %s\n", scenario.name.c_str(), scenario.what.c_str());
+  }
   std::printf("relay drops: ");
   for (absl::string_view line : absl::StrSplit((*relay)->Metrics(), '\n')) {
     if (absl::StartsWith(line, "latchkey_relay_drops_total{") || absl::StartsWith(line, "latchkey_relay_latch_contests_total") ||
