@@ -21,6 +21,8 @@
 #include "common/config/flags.h"
 #include "common/config/proto_file.h"
 #include "common/grpc/server.h"
+#include "common/grpc/tls.h"
+#include "common/grpc/tls_flags.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics_server.h"
 #include "common/net/ip_address.h"
@@ -42,7 +44,7 @@
 ABSL_FLAG(std::string, config, "", "RelayConfig file (text proto, or JSON if it ends in .json)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:7410", "gRPC listen address (RelayService, health, reflection)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9410", "Prometheus /metrics listen address");
-ABSL_FLAG(std::string, control, "127.0.0.1:7400", "latchkey-control gRPC address");
+ABSL_FLAG(std::string, control, "127.0.0.1:7401", "latchkey-control's worker API address (its --worker_listen)");
 ABSL_FLAG(std::string, worker_id, "", "Worker id (default: host name)");
 ABSL_FLAG(std::string, media_ip, "127.0.0.1", "Comma-separated local addresses media sockets bind to");
 ABSL_FLAG(std::string, advertised_ip, "",
@@ -59,6 +61,11 @@ ABSL_FLAG(std::string, keepalive_mode, "registrar_source",
 ABSL_FLAG(std::string, keepalive_listen, "", "own_socket mode: IP:PORT of the SIP socket (default: first media IP, any port)");
 ABSL_FLAG(std::string, keepalive_source_ips, "",
           "registrar_source mode: comma-separated registrar IPs this worker may send from (default: all local IPv4)");
+ABSL_FLAG(bool, keepalive_allow_private, false,
+          "keep alive private, shared (CGNAT) and link-local destinations (a PBX and phones on one LAN)");
+ABSL_FLAG(bool, keepalive_allow_loopback, false, "keep alive loopback destinations (tests, one-machine labs)");
+ABSL_FLAG(uint32_t, max_keepalive_targets, 1'000'000, "keepalive targets held at most, whatever control asks");
+ABSL_FLAG(absl::Duration, min_keepalive_interval, absl::Seconds(5), "shortest keepalive interval, whatever control asks");
 ABSL_FLAG(std::string, packet_io, "auto", "auto (io_uring if available, else epoll), epoll or io_uring");
 ABSL_FLAG(std::string, stun_listen, "", "STUN responder IP:PORT, or off (default: first media IP, port 3478)");
 
@@ -114,6 +121,20 @@ absl::StatusOr<v1::RelayConfig> LoadConfig() {
       config.add_keepalive_source_ips(std::string(ip));
     }
   }
+  if (FlagGiven(FLAGS_keepalive_allow_private)) config.set_keepalive_allow_private(absl::GetFlag(FLAGS_keepalive_allow_private));
+  if (FlagGiven(FLAGS_keepalive_allow_loopback)) {
+    config.set_keepalive_allow_loopback(absl::GetFlag(FLAGS_keepalive_allow_loopback));
+  }
+  if (FlagGiven(FLAGS_max_keepalive_targets) || config.max_keepalive_targets() == 0) {
+    config.set_max_keepalive_targets(absl::GetFlag(FLAGS_max_keepalive_targets));
+  }
+  if (FlagGiven(FLAGS_min_keepalive_interval) || !config.has_min_keepalive_interval()) {
+    *config.mutable_min_keepalive_interval() = ToProto(absl::GetFlag(FLAGS_min_keepalive_interval));
+  }
+  if (config.max_request_bytes() == 0) config.set_max_request_bytes(16 << 20);
+  grpcutil::ApplyTlsFlags(config.mutable_tls());
+  grpcutil::ApplyTlsDefaults(config.mutable_tls());
+  if (absl::Status s = grpcutil::ValidateTls(config.tls()); !s.ok()) return s;
   if (FlagGiven(FLAGS_stun_listen)) config.set_stun_listen(absl::GetFlag(FLAGS_stun_listen));
   if (FlagGiven(FLAGS_packet_io) || config.packet_io() == v1::PACKET_IO_UNSPECIFIED) {
     const std::string io = absl::GetFlag(FLAGS_packet_io);
@@ -246,6 +267,14 @@ std::unique_ptr<KeepaliveSender> StartKeepalives(const v1::RelayConfig& config, 
     }
     sources.push_back(parsed->ToString());
   }
+  std::vector<std::string> source_ips = sources.empty() ? LocalIpv4Addresses() : sources;
+  for (const std::string& ip : source_ips) {
+    if (auto parsed = net::IpAddress::Parse(ip); parsed.ok()) options.policy.sources.push_back(*parsed);
+  }
+  options.policy.allow_private = config.keepalive_allow_private();
+  options.policy.allow_loopback = config.keepalive_allow_loopback();
+  options.policy.max_targets = config.max_keepalive_targets();
+  options.policy.min_interval = FromProto(config.min_keepalive_interval());
   auto sender = KeepaliveSender::Create(options, registry, sink);
   if (!sender.ok()) {
     log::LogWarning("keepalives disabled").Kv("error", sender.status().ToString());
@@ -255,7 +284,7 @@ std::unique_ptr<KeepaliveSender> StartKeepalives(const v1::RelayConfig& config, 
   if (options.mode == v1::KEEPALIVE_SOURCE_MODE_OWN_SOCKET) {
     announce->keepalive_source_ips = {(*sender)->own_address().ip.ToString()};
   } else {
-    announce->keepalive_source_ips = sources.empty() ? LocalIpv4Addresses() : sources;
+    announce->keepalive_source_ips = source_ips;
   }
   (*sender)->Start();
   log::LogInfo("keepalives on")
@@ -343,6 +372,7 @@ int Main(int argc, char** argv) {
   // Started once the gRPC port is known (control must be able to dial us back).
   ControlClientOptions client_options;
   client_options.control_address = config->control();
+  client_options.tls = config->tls();
   client_options.worker_id = config->worker_id();
   client_options.version = LATCHKEY_VERSION;
   for (const MediaAddresses& a : *addresses) client_options.advertised_ips.push_back(a.advertised.ToString());
@@ -415,7 +445,8 @@ int Main(int argc, char** argv) {
       log::LogWarning("STUN responder not started").Kv("address", stun_listen.ToString()).Kv("error", started.status().ToString());
     }
   }
-  auto server = grpcutil::StartServer(config->listen(), {&relay_service}, *registry);
+  auto server = grpcutil::StartServer(config->listen(), {&relay_service}, *registry,
+                                      {config->tls(), static_cast<int>(config->max_request_bytes()), nullptr});
   if (!server.ok()) {
     log::LogError("cannot start gRPC server").Kv("error", server.status().ToString());
     return 1;
@@ -487,6 +518,7 @@ int Main(int argc, char** argv) {
   });
   const int signal = process::WaitForTerminationSignal();
   // Drain: refuse new sessions, report not-ready, let current calls finish within the grace period.
+  control.DrainForShutdown();
   sessions.SetDraining(true);
   server->SetServing(false);
   const absl::Duration grace = DurationOr(config->has_drain_grace(), config->drain_grace(), absl::Seconds(30));

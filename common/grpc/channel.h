@@ -4,17 +4,20 @@
 #include <memory>
 #include <string>
 
+#include "common/grpc/tls.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/support/channel_arguments.h"
 
 namespace latchkey::grpcutil {
 
-inline std::shared_ptr<grpc::Channel> CreateChannel(const std::string& address) {
+// `tls` disabled: plaintext. Enabled: mutual TLS, and the server must be `peer`.
+inline std::shared_ptr<grpc::Channel> CreateChannel(const std::string& address, const v1::TlsConfig& tls,
+                                                    const ExpectedPeer& peer) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, ChannelCredentials(tls, peer), args);
 }
 
 }  // namespace latchkey::grpcutil

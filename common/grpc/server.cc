@@ -1,30 +1,65 @@
 #include "common/grpc/server.h"
 
+#include <atomic>
+
 #include "absl/strings/str_cat.h"
+#include "common/grpc/auth.h"
 #include "common/grpc/rpc_metrics.h"
+#include "common/grpc/tls.h"
+#include "common/log/log.h"
+#include "common/net/socket_address.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 
 namespace latchkey::grpcutil {
+namespace {
+
+bool IsLoopbackListen(const std::string& listen) {
+  if (listen.rfind("localhost:", 0) == 0) return true;
+  auto address = net::SocketAddress::Parse(listen);
+  return address.ok() && address->ip.IsLoopback();
+}
+
+}  // namespace
 
 void StartedServer::SetServing(bool serving) {
   if (server && server->GetHealthCheckService()) server->GetHealthCheckService()->SetServingStatus(serving);
 }
 
 absl::StatusOr<StartedServer> StartServer(const std::string& listen, const std::vector<grpc::Service*>& services,
-                                          prometheus::Registry& registry) {
+                                          prometheus::Registry& registry, const ServerOptions& options) {
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (TlsEnabled(options.tls)) {
+    if (absl::Status s = ValidateTls(options.tls); !s.ok()) return s;
+    credentials = TlsServerCredentials(options.tls);
+    v1::TlsConfig tls = options.tls;
+    ApplyTlsDefaults(&tls);
+    credentials->SetAuthMetadataProcessor(
+        MakeAuthProcessor(tls.trust_domain(), options.denials ? options.denials : std::make_shared<Denials>(registry)));
+  } else {
+    if (!IsLoopbackListen(listen) && !options.tls.allow_insecure()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "listen ", listen, ": a non-loopback address needs mutual TLS (--tls_cert, --tls_key, --tls_ca); "
+          "--allow_insecure serves it in plaintext, for a lab"));
+    }
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true)) {
+      log::LogWarning("gRPC without TLS: every caller is trusted; for development on one machine only")
+          .Kv("listen", listen);
+    }
+    credentials = grpc::InsecureServerCredentials();
+  }
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   StartedServer started;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &started.port);
+  builder.AddListeningPort(listen, credentials, &started.port);
   // gRPC sets SO_REUSEPORT by default: a second server on a taken port would start and silently
   // share the traffic. A taken port must be an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  // A worker re-announces every session it carries in one RegisterWorker (~500 B each): 10,000
-  // sessions exceed gRPC's 4 MiB default.
-  builder.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  builder.SetMaxReceiveMessageSize(options.max_request_bytes);
   for (grpc::Service* service : services) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(MakeRpcMetricsInterceptorFactory(registry));

@@ -28,7 +28,7 @@ void SetDeadline(grpc::ClientContext* context) {
 ControlClient::ControlClient(ControlClientOptions options, prometheus::Registry& registry)
     : options_(std::move(options)),
       stub_(v1::WorkerRegistryService::NewStub(
-          grpcutil::CreateChannel(options_.control_address))) {
+          grpcutil::CreateChannel(options_.control_address, options_.tls, {auth::Role::kControl, ""}))) {
   advertised_ips_ = options_.advertised_ips;
   auto& registrations = prometheus::BuildCounter()
                             .Name("latchkey_relay_registrations_total")
@@ -297,7 +297,13 @@ void ControlClient::Run() {
       ApplyRelayRanges(response.relays());
       if (response.drain() && !sessions_->draining()) {
         sessions_->SetDraining(true);
+        drained_by_control_ = true;
         log::LogInfo("control asked to drain").Kv("sessions", sessions_->size());
+      } else if (!response.drain() && drained_by_control_ && !shutting_down_.load()) {
+        // An operator's undrain. A drain of our own (SIGTERM) is never withdrawn by control.
+        drained_by_control_ = false;
+        sessions_->SetDraining(false);
+        log::LogInfo("control withdrew the drain").Kv("sessions", sessions_->size());
       }
       continue;
     }
@@ -309,6 +315,11 @@ void ControlClient::Run() {
       registered_ = false;
     }
   }
+}
+
+void ControlClient::DrainForShutdown() {
+  shutting_down_.store(true);
+  if (sessions_) sessions_->SetDraining(true);
 }
 
 }  // namespace latchkey::relay

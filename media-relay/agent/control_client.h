@@ -2,6 +2,7 @@
 // Keeps this worker known to control: registers (announcing every session it holds, so a restarted
 // control loses nothing), heartbeats with its load, and registers again with backoff whenever control
 // forgets it or cannot be reached.
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -23,6 +24,8 @@ namespace latchkey::relay {
 
 struct ControlClientOptions {
   std::string control_address;
+  // Mutual TLS of the channel to control (whose certificate must name the control role).
+  v1::TlsConfig tls;
   std::string worker_id;
   std::string grpc_address;  // where control reaches our RelayService
   std::vector<std::string> advertised_ips;
@@ -49,6 +52,8 @@ class ControlClient : public EngineEventSink, public KeepaliveEventSink {
   bool registered() const;
   // The advertised addresses changed (host:/stun: discovery): registers again to announce them.
   void SetAdvertisedIps(std::vector<std::string> ips);
+  // The worker drains to stop (SIGTERM): control's undrain no longer applies.
+  void DrainForShutdown();
   // From the packet threads: queued and reported to control at once (bounded; oldest dropped).
   void OnEngineEvent(EngineEvent event) override;
   // From the keepalive thread: reachability changes, reported like the engine's events.
@@ -86,6 +91,8 @@ class ControlClient : public EngineEventSink, public KeepaliveEventSink {
   std::deque<EngineEvent> events_ ABSL_GUARDED_BY(mu_);  // deque: the oldest is dropped when full
   std::deque<KeepaliveEventOut> keepalive_events_ ABSL_GUARDED_BY(mu_);
   std::string relay_ranges_seen_;  // control client thread only
+  bool drained_by_control_ = false;  // control client thread only
+  std::atomic<bool> shutting_down_{false};
   absl::Time contest_window_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int contests_in_window_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;

@@ -96,11 +96,19 @@ KeepaliveSender::KeepaliveSender(KeepaliveSenderOptions options, prometheus::Reg
                   .Help("Bindings this worker keeps alive")
                   .Register(registry)
                   .Add({});
+  refused_ = &prometheus::BuildCounter()
+                  .Name("latchkey_keepalive_targets_refused_total")
+                  .Help("Keepalive targets from control this relay refused, by reason (foreign source, special "
+                        "destination, limit, invalid)")
+                  .Register(registry);
+  intervals_raised_ = counter("latchkey_keepalive_intervals_raised_total",
+                              "Keepalive targets whose interval was raised to min_keepalive_interval");
 }
 
 absl::StatusOr<std::unique_ptr<KeepaliveSender>> KeepaliveSender::Create(KeepaliveSenderOptions options,
                                                                          prometheus::Registry& registry,
                                                                          KeepaliveEventSink* sink) {
+  options.policy.mode = options.mode;
   std::unique_ptr<KeepaliveSender> sender(new KeepaliveSender(std::move(options), registry, sink));
   sender->wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (sender->wake_fd_ < 0) return Errno("eventfd");
@@ -166,11 +174,17 @@ void KeepaliveSender::Apply(const v1::SetKeepalivesRequest& request, v1::SetKeep
       replacing_ = true;
     }
     for (int i = 0; i < request.upsert_size(); ++i) {
-      absl::Status status = table_.Upsert(request.upsert(i), now);
+      v1::KeepaliveTarget target = request.upsert(i);
+      const TargetVerdict verdict =
+          CheckKeepaliveTarget(options_.policy, &target, table_.size(), !table_.Contains(target.binding_id()));
+      if (verdict.interval_raised) intervals_raised_->Increment();
+      absl::Status status = verdict.ok() ? table_.Upsert(target, now) : verdict.status;
       if (!status.ok()) {
         // Dropped, not fatal: control would resend the whole set for one target it cannot fix.
-        table_.Remove(request.upsert(i).binding_id());
-        response->add_refused(absl::StrCat(request.upsert(i).binding_id(), ": ", status.message()));
+        table_.Remove(target.binding_id());
+        response->add_refused(absl::StrCat(target.binding_id(), ": ", status.message()));
+        refused_->Add({{"reason", verdict.ok() ? "invalid" : std::string(TargetRefusalLabel(verdict.refusal))}})
+            .Increment();
       }
     }
     for (const std::string& id : request.remove()) table_.Remove(id);

@@ -20,6 +20,7 @@
 #include "common/net/socket_address.h"
 #include "latchkey/v1/worker.pb.h"
 #include "media-relay/keepalive/keepalive_table.h"
+#include "media-relay/keepalive/target_policy.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
@@ -39,6 +40,8 @@ struct KeepaliveSenderOptions {
   net::SocketAddress own_socket;
   // Keepalives sent per wake-up at most (the rest follow at once: this bounds a batch, not the rate).
   size_t batch = 256;
+  // What the relay agrees to keep alive, whatever control asks (target_policy.h). `mode` is copied in.
+  KeepaliveTargetPolicy policy;
 };
 
 class KeepaliveSender {
@@ -52,8 +55,8 @@ class KeepaliveSender {
   void Start();
   void Stop();
 
-  // Control's changes (SetKeepalives). Valid targets are applied; each refused one is listed in
-  // `response` ("binding_id: field: why") and not held.
+  // Control's changes (SetKeepalives). Valid targets the policy accepts are applied; each refused one
+  // is listed in `response` ("binding_id: field: why"), counted by reason and not held.
   void Apply(const v1::SetKeepalivesRequest& request, v1::SetKeepalivesResponse* response);
   size_t size() const;
   v1::KeepaliveSourceMode mode() const { return options_.mode; }
@@ -101,6 +104,8 @@ class KeepaliveSender {
   prometheus::Histogram* rtt_;
   prometheus::Histogram* lag_;
   prometheus::Gauge* targets_;
+  prometheus::Family<prometheus::Counter>* refused_;
+  prometheus::Counter* intervals_raised_;
 };
 
 }  // namespace latchkey::relay

@@ -1,6 +1,7 @@
 #include "services/control/control_server.h"
 
 #include "absl/time/clock.h"
+#include "common/grpc/tls.h"
 #include "common/log/log.h"
 #include "common/time/proto_time.h"
 #include "services/control/store/memory_store.h"
@@ -21,7 +22,16 @@ absl::Status Validate(const v1::ControlConfig& config) {
   if (FromProto(config.worker_heartbeat_interval()) < absl::Milliseconds(50)) {
     return absl::InvalidArgumentError("worker_heartbeat_interval: must be at least 50ms");
   }
-  return absl::OkStatus();
+  if (config.max_request_bytes() < 64 * 1024) {
+    return absl::InvalidArgumentError("max_request_bytes: must be at least 65536 (an SDP with every line)");
+  }
+  if (config.max_worker_request_bytes() < config.max_request_bytes()) {
+    return absl::InvalidArgumentError("max_worker_request_bytes: must be at least max_request_bytes");
+  }
+  if (config.worker_listen() == config.listen()) {
+    return absl::InvalidArgumentError("worker_listen: must differ from listen (the worker API has its own port)");
+  }
+  return grpcutil::ValidateTls(config.tls());
 }
 
 }  // namespace
@@ -39,6 +49,16 @@ void ApplyDefaults(v1::ControlConfig* c) {
   DefaultDuration(c->mutable_ended_session_retention(), c->has_ended_session_retention(), absl::Seconds(30));
   if (c->worker_lost_after_missed() == 0) c->set_worker_lost_after_missed(3);
   if (c->max_bindings() == 0) c->set_max_bindings(5'000'000);
+  if (c->worker_listen().empty()) c->set_worker_listen("127.0.0.1:7401");
+  if (c->max_request_bytes() == 0) c->set_max_request_bytes(1 << 20);
+  if (c->max_worker_request_bytes() == 0) c->set_max_worker_request_bytes(64 << 20);
+  if (c->max_bindings_per_pbx() == 0) c->set_max_bindings_per_pbx(1'000'000);
+  if (c->max_sessions_per_pbx() == 0) c->set_max_sessions_per_pbx(100'000);
+  if (c->max_watches_per_identity() == 0) c->set_max_watches_per_identity(8);
+  if (c->max_watches() == 0) c->set_max_watches(64);
+  if (c->watch_queue_limit() == 0) c->set_watch_queue_limit(10'000);
+  DefaultDuration(c->mutable_forget_lost_workers_after(), c->has_forget_lost_workers_after(), absl::Hours(1));
+  grpcutil::ApplyTlsDefaults(c->mutable_tls());
 }
 
 absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlConfig config) {
@@ -55,36 +75,51 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
   s.store_ = std::make_unique<MemoryStore>();
   s.detector_ = std::make_unique<NatDetector>(*std::move(detector));
   s.workers_ = std::make_unique<WorkerRegistry>(
-      WorkerRegistryOptions{FromProto(config.worker_heartbeat_interval()), config.worker_lost_after_missed()},
+      WorkerRegistryOptions{FromProto(config.worker_heartbeat_interval()), config.worker_lost_after_missed(),
+                            FromProto(config.forget_lost_workers_after()), config.tls()},
       s.metrics_.get());
   ControlMetrics* metrics = s.metrics_.get();
-  s.binding_events_ = std::make_unique<EventHub<BindingEvent>>([metrics] { metrics->watch_events_dropped->Increment(); });
-  s.session_events_ = std::make_unique<EventHub<SessionEvent>>([metrics] { metrics->watch_events_dropped->Increment(); });
+  s.binding_events_ = std::make_unique<EventHub<BindingEvent>>(
+      [metrics] { metrics->watch_events_dropped->Increment(); }, config.watch_queue_limit());
+  s.session_events_ = std::make_unique<EventHub<SessionEvent>>(
+      [metrics] { metrics->watch_events_dropped->Increment(); }, config.watch_queue_limit());
+  s.watch_limits_ = std::make_unique<WatchLimits>(config.max_watches_per_identity(), config.max_watches());
+  s.denials_ = std::make_shared<grpcutil::Denials>(*s.registry_);
   auto clock = [] { return absl::Now(); };
   s.bindings_ = std::make_unique<BindingManager>(
-      BindingManagerOptions{FromProto(config.binding_grace()), config.max_bindings()}, s.store_.get(),
+      BindingManagerOptions{FromProto(config.binding_grace()), config.max_bindings(), config.max_bindings_per_pbx()}, s.store_.get(),
       s.detector_.get(), s.workers_.get(), metrics, s.binding_events_.get(), clock);
   s.sessions_ = std::make_unique<SessionManager>(
       SessionManagerOptions{FromProto(config.session_offer_timeout()), FromProto(config.session_idle_timeout()),
                             FromProto(config.session_final_timeout()), FromProto(config.media_timeout()),
-                            FromProto(config.ended_session_retention()), FromProto(config.worker_call_timeout())},
+                            FromProto(config.ended_session_retention()), FromProto(config.worker_call_timeout()),
+                            config.max_sessions_per_pbx()},
       s.store_.get(), s.detector_.get(), s.workers_.get(), metrics, s.session_events_.get(), clock);
   s.nat_service_ = std::make_unique<NatControlServiceImpl>(s.bindings_.get(), s.sessions_.get(), s.workers_.get(),
-                                                           s.binding_events_.get(), s.session_events_.get());
-  s.worker_service_ =
-      std::make_unique<WorkerRegistryServiceImpl>(s.workers_.get(), s.sessions_.get(), s.bindings_.get(), clock);
+                                                           s.binding_events_.get(), s.session_events_.get(),
+                                                           s.watch_limits_.get(), metrics);
+  s.worker_service_ = std::make_unique<WorkerRegistryServiceImpl>(s.workers_.get(), s.sessions_.get(),
+                                                                  s.bindings_.get(), clock, s.denials_);
   s.keepalives_ = std::make_unique<KeepaliveAssigner>(KeepaliveAssignerOptions{}, s.store_.get(), s.workers_.get(), metrics);
   s.bindings_->SetObserver(s.keepalives_.get());
 
   auto metrics_server = metrics::MetricsServer::Start(config.metrics_listen(), s.registry_);
   if (!metrics_server.ok()) return metrics_server.status();
   s.metrics_server_ = *std::move(metrics_server);
-  auto grpc = grpcutil::StartServer(config.listen(), {s.nat_service_.get(), s.worker_service_.get()}, *s.registry_);
+  // Two ports, so that network policy can keep PBXs off the worker API and relays off the PBX API,
+  // and each has a receive limit fitting its largest legitimate request.
+  grpcutil::ServerOptions api_options{config.tls(), static_cast<int>(config.max_request_bytes()), s.denials_};
+  auto grpc = grpcutil::StartServer(config.listen(), {s.nat_service_.get()}, *s.registry_, api_options);
   if (!grpc.ok()) return grpc.status();
   s.grpc_ = *std::move(grpc);
+  grpcutil::ServerOptions worker_options{config.tls(), static_cast<int>(config.max_worker_request_bytes()), s.denials_};
+  auto worker_grpc = grpcutil::StartServer(config.worker_listen(), {s.worker_service_.get()}, *s.registry_, worker_options);
+  if (!worker_grpc.ok()) return worker_grpc.status();
+  s.worker_grpc_ = *std::move(worker_grpc);
   s.sweeper_ = std::thread([&s] { s.SweepLoop(); });
   s.keepalives_->Start();
   s.grpc_.SetServing(true);
+  s.worker_grpc_.SetServing(true);
   return server;
 }
 
@@ -103,10 +138,12 @@ void ControlServer::Shutdown() {
   shut_down_ = true;
   // Also reached from a Start that failed half way: only stop what was started.
   grpc_.SetServing(false);
+  worker_grpc_.SetServing(false);
   // Watch streams end first so Shutdown does not wait for them.
   if (binding_events_) binding_events_->Close();
   if (session_events_) session_events_->Close();
   if (grpc_.server) grpc_.server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  if (worker_grpc_.server) worker_grpc_.server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
   stop_.Notify();
   if (sweeper_.joinable()) sweeper_.join();
   if (keepalives_) keepalives_->Stop();

@@ -1,6 +1,6 @@
 #pragma once
 // latchkey-control assembled: store, NAT detector, worker registry, binding and session managers,
-// the two gRPC services, /metrics, and the sweeper that expires bindings, sessions and workers.
+// the two gRPC services on their own ports, /metrics, and the sweeper that expires bindings, sessions and workers.
 #include <memory>
 #include <thread>
 
@@ -29,6 +29,7 @@ class ControlServer {
   ~ControlServer();
 
   int grpc_port() const { return grpc_.port; }
+  int worker_grpc_port() const { return worker_grpc_.port; }
   int metrics_port() const { return metrics_server_->port(); }
   void Shutdown();
 
@@ -49,7 +50,10 @@ class ControlServer {
   std::unique_ptr<KeepaliveAssigner> keepalives_;
   std::unique_ptr<NatControlServiceImpl> nat_service_;
   std::unique_ptr<WorkerRegistryServiceImpl> worker_service_;
-  grpcutil::StartedServer grpc_;
+  std::unique_ptr<WatchLimits> watch_limits_;
+  std::shared_ptr<grpcutil::Denials> denials_;
+  grpcutil::StartedServer grpc_;         // NatControlService
+  grpcutil::StartedServer worker_grpc_;  // WorkerRegistryService
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
   absl::Notification stop_;
   std::thread sweeper_;

@@ -6,13 +6,15 @@
 #include "absl/flags/usage.h"
 #include "common/config/flags.h"
 #include "common/config/proto_file.h"
+#include "common/grpc/tls_flags.h"
 #include "common/log/log.h"
 #include "common/process/mutex_mode.h"
 #include "common/process/signals.h"
 #include "services/control/control_server.h"
 
 ABSL_FLAG(std::string, config, "", "ControlConfig file (text proto, or JSON if it ends in .json)");
-ABSL_FLAG(std::string, listen, "127.0.0.1:7400", "gRPC listen address (NatControlService, WorkerRegistryService)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:7400", "gRPC listen address of the NatControlService (PBXs, operators)");
+ABSL_FLAG(std::string, worker_listen, "127.0.0.1:7401", "gRPC listen address of the WorkerRegistryService (relays)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9400", "Prometheus /metrics listen address");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 
@@ -32,6 +34,10 @@ int main(int argc, char** argv) {
     }
   }
   if (config::FlagGiven(FLAGS_listen) || config.listen().empty()) config.set_listen(absl::GetFlag(FLAGS_listen));
+  if (config::FlagGiven(FLAGS_worker_listen) || config.worker_listen().empty()) {
+    config.set_worker_listen(absl::GetFlag(FLAGS_worker_listen));
+  }
+  grpcutil::ApplyTlsFlags(config.mutable_tls());
   if (config::FlagGiven(FLAGS_metrics_listen) || config.metrics_listen().empty()) {
     config.set_metrics_listen(absl::GetFlag(FLAGS_metrics_listen));
   }
@@ -44,6 +50,8 @@ int main(int argc, char** argv) {
   log::LogInfo("latchkey-control ready")
       .Kv("listen", config.listen())
       .Kv("grpc_port", (*server)->grpc_port())
+      .Kv("worker_grpc_port", (*server)->worker_grpc_port())
+      .Kv("tls", !config.tls().cert_file().empty())
       .Kv("metrics_port", (*server)->metrics_port())
       .Kv("store", "memory");
   const int signal = process::WaitForTerminationSignal();

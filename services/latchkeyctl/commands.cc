@@ -343,6 +343,21 @@ int WorkersDrain(Context& ctx, const Args& args) {
   return kExitOk;
 }
 
+int WorkersUndrain(Context& ctx, const Args& args) {
+  v1::UndrainWorkerRequest request;
+  request.set_worker_id(args[0]);
+  v1::UndrainWorkerResponse response;
+  grpc::Status status =
+      ctx.Call([&](grpc::ClientContext* c) { return ctx.control().UndrainWorker(c, request, &response); });
+  if (!status.ok()) return ctx.RpcError(status);
+  if (ctx.json()) {
+    ctx.PrintJson(response);
+  } else {
+    ctx.Print(RenderWorker(response.worker(), absl::Now()));
+  }
+  return kExitOk;
+}
+
 int SessionsOffer(Context& ctx, const Args&) {
   v1::AllocateSessionRequest request;
   request.set_call_id(absl::GetFlag(FLAGS_call_id));

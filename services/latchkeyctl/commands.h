@@ -25,6 +25,7 @@ int SessionsOffer(Context& ctx, const Args& args);
 int SessionsAnswer(Context& ctx, const Args& args);
 int WorkersList(Context& ctx, const Args& args);
 int WorkersDrain(Context& ctx, const Args& args);
+int WorkersUndrain(Context& ctx, const Args& args);
 
 // watch.cc
 int WatchBindings(Context& ctx, const Args& args);

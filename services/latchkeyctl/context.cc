@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/grpc/status.h"
+#include "common/grpc/tls.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace latchkey::ctl {
@@ -15,7 +16,10 @@ Context::Context(GlobalOptions options, std::string command, std::string usage)
     : options_(std::move(options)), command_(std::move(command)), usage_(std::move(usage)) {}
 
 std::shared_ptr<grpc::Channel> Context::Channel() {
-  if (!channel_) channel_ = grpc::CreateChannel(options_.server, grpc::InsecureChannelCredentials());
+  if (!channel_) {
+    channel_ = grpc::CreateChannel(options_.server,
+                                   grpcutil::ChannelCredentials(options_.tls, {auth::Role::kControl, ""}));
+  }
   return channel_;
 }
 

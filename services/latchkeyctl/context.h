@@ -10,6 +10,7 @@
 #include "google/protobuf/message.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "latchkey/v1/config.pb.h"
 #include "latchkey/v1/nat_control.grpc.pb.h"
 
 namespace latchkey::ctl {
@@ -22,6 +23,7 @@ struct GlobalOptions {
   std::string server;
   bool json = false;
   absl::Duration timeout = absl::Seconds(5);
+  v1::TlsConfig tls;  // mutual TLS to control when its files are set
 };
 
 // "latchkeyctl: COMMAND: message" and the synopses of that command (or its group) on stderr;

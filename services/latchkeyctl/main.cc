@@ -13,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/grpc/tls.h"
+#include "common/grpc/tls_flags.h"
 #include "services/latchkeyctl/args.h"
 #include "services/latchkeyctl/commands.h"
 #include "services/latchkeyctl/context.h"
@@ -30,7 +32,7 @@ struct CommandSpec {
   std::string help;
 };
 
-const std::vector<std::string> kGlobalFlags = {"server", "json", "timeout"};
+const std::vector<std::string> kGlobalFlags = {"server", "json", "timeout", "tls_cert", "tls_key", "tls_ca", "trust_domain"};
 
 const std::vector<CommandSpec>& Commands() {
   static const auto* const commands = new std::vector<CommandSpec>{
@@ -64,6 +66,7 @@ const std::vector<CommandSpec>& Commands() {
        "session and the SDP for the caller"},
       {{"workers", "list"}, "", 0, {}, WorkersList, "list relay workers with state and load"},
       {{"workers", "drain"}, "ID", 1, {}, WorkersDrain, "stop placing new sessions on a worker"},
+      {{"workers", "undrain"}, "ID", 1, {}, WorkersUndrain, "place new sessions on a drained worker again"},
       {{"watch", "bindings"}, "[--aor=AOR] [--count=N] [--duration=D]", 0, {"aor", "count", "duration"},
        WatchBindings, "print binding events as they happen"},
       {{"watch", "sessions"}, "[--call_id=ID] [--count=N] [--duration=D]", 0, {"call_id", "count", "duration"},
@@ -176,6 +179,11 @@ int Main(int argc, char** argv) {
   options.json = absl::GetFlag(FLAGS_json);
   options.timeout = absl::GetFlag(FLAGS_timeout);
   if (options.server.empty()) return PrintUsageError(name, {synopsis}, "--server must not be empty");
+  grpcutil::ApplyTlsFlags(&options.tls);
+  grpcutil::ApplyTlsDefaults(&options.tls);
+  if (absl::Status s = grpcutil::ValidateTls(options.tls); !s.ok()) {
+    return PrintUsageError(name, {synopsis}, s.message());
+  }
   if (options.timeout <= absl::ZeroDuration() || options.timeout == absl::InfiniteDuration()) {
     return PrintUsageError(name, {synopsis}, "--timeout must be a positive, finite duration");
   }

@@ -177,7 +177,7 @@ int Main() {
   }
   std::thread responder([&] { Respond(fds); });
 
-  auto stub = v1::RelayService::NewStub(grpcutil::CreateChannel(absl::GetFlag(FLAGS_relay)));
+  auto stub = v1::RelayService::NewStub(grpcutil::CreateChannel(absl::GetFlag(FLAGS_relay), v1::TlsConfig(), {}));
   const int pid = absl::GetFlag(FLAGS_relay_pid);
   const long rss_before = pid ? RssKib(pid) : 0;
   auto registrar = net::SocketAddress::Parse(absl::GetFlag(FLAGS_registrar));

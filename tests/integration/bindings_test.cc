@@ -398,10 +398,12 @@ TEST(ControlConfigTest, PortInUseExitsWithAClearError) {
   ASSERT_TRUE(first.ok()) << first.status();
   const std::string taken = (*first)->address();
   testing::CommandResult result = testing::RunCommand(
-      {LATCHKEY_CONTROL_BIN, "--listen=" + taken, absl::StrCat("--metrics_listen=127.0.0.1:", testing::FreeTcpPort())});
+      {LATCHKEY_CONTROL_BIN, "--listen=" + taken, absl::StrCat("--worker_listen=127.0.0.1:", testing::FreeTcpPort()),
+       absl::StrCat("--metrics_listen=127.0.0.1:", testing::FreeTcpPort())});
   EXPECT_EQ(result.exit_code, 1) << result.output;
   EXPECT_THAT(result.output, HasSubstr(taken));
   result = testing::RunCommand({LATCHKEY_CONTROL_BIN, absl::StrCat("--listen=127.0.0.1:", testing::FreeTcpPort()),
+                                absl::StrCat("--worker_listen=127.0.0.1:", testing::FreeTcpPort()),
                                 absl::StrCat("--metrics_listen=127.0.0.1:", (*first)->metrics_port())});
   EXPECT_EQ(result.exit_code, 1) << result.output;
   EXPECT_THAT(result.output, HasSubstr("metrics_listen"));

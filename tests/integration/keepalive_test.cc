@@ -227,7 +227,7 @@ class KeepaliveTest : public ::testing::Test {
     EXPECT_NE(port, 0);
     *keepalive_address = absl::StrCat("127.0.0.1:", port);
     auto relay = testing::LocalRelay::Start(
-        control_->address(), id,
+        *control_, id,
         {"--keepalive_mode=own_socket", "--keepalive_listen=" + *keepalive_address, "--stun_listen=off"}, 20);
     EXPECT_TRUE(relay.ok()) << relay.status();
     if (!relay.ok()) return nullptr;
@@ -370,7 +370,7 @@ TEST_F(KeepaliveTest, OwnSocketPingsEveryIntervalAndReportsReachability) {
 TEST_F(KeepaliveTest, RegistrarSourceSendsFromTheRegistrarAddress) {
   if (::geteuid() != 0) GTEST_SKIP() << "registrar-source keepalives need raw sockets (CAP_NET_RAW): run as root";
   ASSERT_NO_FATAL_FAILURE(StartControl());
-  auto relay = testing::LocalRelay::Start(control_->address(), "relay-raw",
+  auto relay = testing::LocalRelay::Start(*control_, "relay-raw",
                                           {"--keepalive_mode=registrar_source", "--keepalive_source_ips=127.0.0.1",
                                            "--stun_listen=off"},
                                           20);
@@ -410,7 +410,7 @@ TEST_F(KeepaliveTest, RegistrarSourceSendsFromTheRegistrarAddress) {
 TEST_F(KeepaliveTest, LoopbackRegistrarNeverSendsOffTheMachine) {
   if (::geteuid() != 0) GTEST_SKIP() << "registrar-source keepalives need raw sockets (CAP_NET_RAW): run as root";
   ASSERT_NO_FATAL_FAILURE(StartControl());
-  auto relay = testing::LocalRelay::Start(control_->address(), "relay-raw-guard",
+  auto relay = testing::LocalRelay::Start(*control_, "relay-raw-guard",
                                           {"--keepalive_mode=registrar_source", "--keepalive_source_ips=127.0.0.1",
                                            "--stun_listen=off"},
                                           20);

@@ -46,7 +46,7 @@ class LatchkeyctlTest : public ::testing::Test {
     auto control = LocalControl::Start();
     ASSERT_TRUE(control.ok()) << control.status();
     control_ = *std::move(control);
-    auto relay = LocalRelay::Start(control_->address(), "relay-a");
+    auto relay = LocalRelay::Start(*control_, "relay-a");
     ASSERT_TRUE(relay.ok()) << relay.status();
     relay_ = *std::move(relay);
     stub_ = control_->Stub();
@@ -55,6 +55,10 @@ class LatchkeyctlTest : public ::testing::Test {
 
   std::vector<std::string> Argv(const std::vector<std::string>& args) const {
     std::vector<std::string> argv = {LATCHKEYCTL_BIN, "--server=" + control_->address(), "--timeout=5s"};
+    auto tls = testing::TestTls(auth::Role::kOperator, "test");
+    if (tls.ok()) {
+      for (const std::string& flag : testing::TlsFlags(*tls)) argv.push_back(flag);
+    }
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }

@@ -55,7 +55,7 @@ class MediaTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(control.ok()) << control.status();
     control_ = *std::move(control);
     stub_ = control_->Stub();
-    auto relay = testing::LocalRelay::Start(control_->address(), "relay-media",
+    auto relay = testing::LocalRelay::Start(*control_, "relay-media",
                                             {"--threads=2", "--packet_io=" + GetParam()});
     ASSERT_TRUE(relay.ok()) << relay.status();
     relay_ = *std::move(relay);
@@ -308,7 +308,7 @@ TEST_P(MediaTest, ContestedLatchIsPublishedWithTheContender) {
 
 TEST_P(MediaTest, MediaFromAnotherRelaysPortNeverLatchesALeg) {
   // A second relay: control tells the first its port range in the heartbeat answers.
-  auto other = testing::LocalRelay::Start(control_->address(), "relay-other");
+  auto other = testing::LocalRelay::Start(*control_, "relay-other");
   ASSERT_TRUE(other.ok()) << other.status();
   ASSERT_TRUE(testing::WaitForWorker(*stub_, "relay-other", absl::Seconds(10)));
   // Its range carries no session, so a test socket can take one of its ports: what the first relay
@@ -481,7 +481,7 @@ TEST_P(MediaBridgeTest, Ipv6PhoneTalksToIpv4Callee) {
   auto control = testing::LocalControl::Start();
   ASSERT_TRUE(control.ok()) << control.status();
   auto stub = (*control)->Stub();
-  auto relay = testing::LocalRelay::Start((*control)->address(), "relay-dual",
+  auto relay = testing::LocalRelay::Start(**control, "relay-dual",
                                           {"--media_ip=127.0.0.1,::1", "--packet_io=" + GetParam()});
   ASSERT_TRUE(relay.ok()) << relay.status();
   ASSERT_TRUE(testing::WaitForWorker(*stub, "relay-dual", absl::Seconds(10)));

@@ -35,7 +35,7 @@ class RelayLoopTest : public ::testing::Test {
     ASSERT_TRUE(control.ok()) << control.status();
     control_ = *std::move(control);
     stub_ = control_->Stub();
-    auto relay = testing::LocalRelay::Start(control_->address(), "relay-loop");
+    auto relay = testing::LocalRelay::Start(*control_, "relay-loop");
     ASSERT_TRUE(relay.ok()) << relay.status();
     relay_ = *std::move(relay);
     ASSERT_TRUE(testing::WaitForWorker(*stub_, "relay-loop", absl::Seconds(10)));
@@ -116,7 +116,7 @@ TEST_F(RelayLoopTest, LegsNamingTheRelaysOwnPortsNeverLoop) {
 // 30 s apart here, and media from the other relay's port is refused at once.
 TEST_F(RelayLoopTest, PeerRangesArriveWithTheRegistration) {
   Start("worker_heartbeat_interval { seconds: 30 }");
-  auto second = testing::LocalRelay::Start(control_->address(), "relay-second");
+  auto second = testing::LocalRelay::Start(*control_, "relay-second");
   ASSERT_TRUE(second.ok()) << second.status();
   ASSERT_TRUE(testing::WaitForWorker(*stub_, "relay-second", absl::Seconds(10)));
   // No heartbeat for 30 s: the ranges came with the registration answer.
@@ -149,7 +149,7 @@ TEST_F(RelayLoopTest, ChainedCallThroughTwoRelaysCarriesMedia) {
   UdpPeer phone1, phone2, placeholder;
   const Placed first = Place("chain-1@pbx1", testing::AudioSdp("127.0.0.1", phone1.port()),
                              testing::AudioSdp("127.0.0.1", placeholder.port()), v1::LATCHING_MODE_UNSPECIFIED);
-  auto second = testing::LocalRelay::Start(control_->address(), "relay-second");
+  auto second = testing::LocalRelay::Start(*control_, "relay-second");
   ASSERT_TRUE(second.ok()) << second.status();
   ASSERT_TRUE(testing::WaitForWorker(*stub_, "relay-second", absl::Seconds(10)));
   {

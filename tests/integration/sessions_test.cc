@@ -63,14 +63,14 @@ SdpMedia FirstMedia(const std::string& sdp) {
 
 class SessionsTest : public ::testing::Test {
  protected:
-  void StartControl(const std::string& extra_config = "", int grpc_port = 0, int metrics_port = 0) {
-    auto control = testing::LocalControl::Start(absl::StrCat(kFastHeartbeats, " ", extra_config), grpc_port, metrics_port);
+  void StartControl(const std::string& extra_config = "", testing::ControlPorts ports = {}) {
+    auto control = testing::LocalControl::Start(absl::StrCat(kFastHeartbeats, " ", extra_config), ports);
     ASSERT_TRUE(control.ok()) << control.status();
     control_ = *std::move(control);
     stub_ = control_->Stub();
   }
   void StartRelay(const std::string& id = "relay-a", const std::vector<std::string>& flags = {}) {
-    auto relay = testing::LocalRelay::Start(control_->address(), id, flags);
+    auto relay = testing::LocalRelay::Start(*control_, id, flags);
     ASSERT_TRUE(relay.ok()) << relay.status();
     ASSERT_TRUE(testing::WaitForWorker(*stub_, id, absl::Seconds(10)));
     relays_.push_back(*std::move(relay));
@@ -332,9 +332,8 @@ TEST_F(SessionsTest, KilledRelayIsReportedLostWithItsSessions) {
 }
 
 TEST_F(SessionsTest, ControlRestartLosesNoSession) {
-  const int grpc_port = testing::FreeTcpPort();
-  const int metrics_port = testing::FreeTcpPort();
-  StartControl("", grpc_port, metrics_port);
+  const testing::ControlPorts ports = testing::ControlPorts::Free();
+  StartControl("", ports);
   StartRelay();
   v1::AllocateSessionResponse offer;
   ASSERT_TRUE(Offer("call-restart@pbx", &offer).ok());
@@ -343,7 +342,7 @@ TEST_F(SessionsTest, ControlRestartLosesNoSession) {
 
   control_->process().Stop(SIGKILL);
   control_.reset();
-  StartControl("", grpc_port, metrics_port);
+  StartControl("", ports);
   // The relay notices within a heartbeat or two, registers again and re-announces the call.
   ASSERT_TRUE(testing::WaitFor(
       [&] {
@@ -413,9 +412,8 @@ TEST_F(SessionsTest, FinalTimeoutEndsAnAnsweredCall) {
 }
 
 TEST_F(SessionsTest, RelayEnforcesTheFinalTimeoutWhileControlIsDown) {
-  const int grpc_port = testing::FreeTcpPort();
-  const int metrics_port = testing::FreeTcpPort();
-  StartControl("", grpc_port, metrics_port);
+  const testing::ControlPorts ports = testing::ControlPorts::Free();
+  StartControl("", ports);
   StartRelay();
   v1::AllocateSessionRequest request;
   request.set_call_id("call-final-alone@pbx");
@@ -434,7 +432,7 @@ TEST_F(SessionsTest, RelayEnforcesTheFinalTimeoutWhileControlIsDown) {
       [&] { return absl::StrContains(relays_[0]->Metrics(), "latchkey_relay_final_timeouts_total 1"); },
       absl::Seconds(6)));
   // ...and tells the restarted control, which ends the call and frees its ports.
-  StartControl("", grpc_port, metrics_port);
+  StartControl("", ports);
   ASSERT_TRUE(testing::WaitFor(
       [&] { return absl::StrContains(control_->Metrics(), "latchkey_session_ends_total{reason=\"final_timeout\"} 1"); },
       absl::Seconds(10)));

@@ -39,7 +39,7 @@ class StunTest : public ::testing::Test {
     // A UDP port nobody uses: the TCP probe's number is free for UDP too in practice; the relay
     // would log and run without STUN otherwise, which the tests below would notice.
     stun_port_ = testing::FreeTcpPort();
-    auto relay = testing::LocalRelay::Start(control_->address(), "stun-relay",
+    auto relay = testing::LocalRelay::Start(*control_, "stun-relay",
                                             {absl::StrCat("--stun_listen=127.0.0.1:", stun_port_)});
     ASSERT_TRUE(relay.ok()) << relay.status();
     relay_ = *std::move(relay);
@@ -82,7 +82,7 @@ TEST_F(StunTest, GarbageIsRefusedAndNotAnswered) {
 
 TEST_F(StunTest, AnotherRelayDiscoversItsAdvertisedAddressFromThisOne) {
   auto second = testing::LocalRelay::Start(
-      control_->address(), "stun-discovering",
+      *control_, "stun-discovering",
       {absl::StrCat("--advertised_ip=stun:127.0.0.1:", stun_port_), "--stun_listen=off"});
   ASSERT_TRUE(second.ok()) << second.status();
   ASSERT_TRUE(testing::WaitForWorker(*stub_, "stun-discovering", absl::Seconds(10)));

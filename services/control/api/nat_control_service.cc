@@ -7,15 +7,22 @@
 namespace latchkey::control {
 namespace {
 
+using grpcutil::CallerOf;
 using grpcutil::Finish;
 using grpcutil::Reply;
 using grpcutil::ToGrpc;
 
 // Streams events matching `filter` until the client goes away or the server shuts down. The poll
-// interval bounds how late a cancelled stream notices.
+// interval bounds how late a cancelled stream notices. Within the open-stream limits only; a watcher
+// that falls too far behind is cut off with RESOURCE_EXHAUSTED.
 template <typename Event, typename Writer>
 grpc::Status Stream(grpc::ServerContext* context, EventHub<Event>* hub, typename EventHub<Event>::Filter filter,
-                    Writer* writer) {
+                    Writer* writer, WatchLimits* limits, ControlMetrics* metrics) {
+  auto slot = limits->Acquire(CallerOf(*context).ToString());
+  if (!slot.ok()) {
+    metrics->watch_streams_limited->Increment();
+    return ToGrpc(slot.status());
+  }
   auto subscription = hub->Subscribe(std::move(filter));
   // Tell the client the stream is live before the first event, so it can act without racing it.
   writer->SendInitialMetadata();
@@ -24,6 +31,11 @@ grpc::Status Stream(grpc::ServerContext* context, EventHub<Event>* hub, typename
     if (event && !writer->Write(*event)) break;
   }
   hub->Unsubscribe(subscription);
+  if (subscription->overflowed()) {
+    metrics->watch_streams_slow->Increment();
+    return ToGrpc(absl::ResourceExhaustedError("watch: the stream fell too far behind and was cut off; read faster "
+                                               "or filter, then watch again and re-list"));
+  }
   return grpc::Status::OK;
 }
 
@@ -31,35 +43,38 @@ grpc::Status Stream(grpc::ServerContext* context, EventHub<Event>* hub, typename
 
 NatControlServiceImpl::NatControlServiceImpl(BindingManager* bindings, SessionManager* sessions,
                                              WorkerRegistry* workers, EventHub<BindingEvent>* binding_events,
-                                             EventHub<SessionEvent>* session_events)
+                                             EventHub<SessionEvent>* session_events, WatchLimits* watch_limits,
+                                             ControlMetrics* metrics)
     : bindings_(bindings),
       sessions_(sessions),
       workers_(workers),
       binding_events_(binding_events),
-      session_events_(session_events) {}
+      session_events_(session_events),
+      watch_limits_(watch_limits),
+      metrics_(metrics) {}
 
 grpc::ServerUnaryReactor* NatControlServiceImpl::AllocateBinding(grpc::CallbackServerContext* context,
                                                                  const v1::AllocateBindingRequest* request,
                                                                  v1::AllocateBindingResponse* response) {
-  return Finish(context, Reply(bindings_->Allocate(*request), response));
+  return Finish(context, Reply(bindings_->Allocate(*request, CallerOf(*context)), response));
 }
 
 grpc::ServerUnaryReactor* NatControlServiceImpl::GetBinding(grpc::CallbackServerContext* context,
                                                             const v1::GetBindingRequest* request,
                                                             v1::GetBindingResponse* response) {
-  return Finish(context, Reply(bindings_->Get(request->binding_id()), response->mutable_binding()));
+  return Finish(context, Reply(bindings_->Get(request->binding_id(), CallerOf(*context)), response->mutable_binding()));
 }
 
 grpc::ServerUnaryReactor* NatControlServiceImpl::ListBindings(grpc::CallbackServerContext* context,
                                                               const v1::ListBindingsRequest* request,
                                                               v1::ListBindingsResponse* response) {
-  return Finish(context, Reply(bindings_->List(*request), response));
+  return Finish(context, Reply(bindings_->List(*request, CallerOf(*context)), response));
 }
 
 grpc::ServerUnaryReactor* NatControlServiceImpl::ReleaseBinding(grpc::CallbackServerContext* context,
                                                                 const v1::ReleaseBindingRequest* request,
                                                                 v1::ReleaseBindingResponse* response) {
-  return Finish(context, Reply(bindings_->Release(request->binding_id()), response->mutable_binding()));
+  return Finish(context, Reply(bindings_->Release(request->binding_id(), CallerOf(*context)), response->mutable_binding()));
 }
 
 grpc::Status NatControlServiceImpl::WatchBindings(grpc::ServerContext* context, const v1::WatchBindingsRequest* request,
@@ -68,39 +83,43 @@ grpc::Status NatControlServiceImpl::WatchBindings(grpc::ServerContext* context, 
     if (absl::Status s = CheckToken("aor", request->aor(), 1024); !s.ok()) return ToGrpc(s);
   }
   const std::string aor = request->aor();
+  const grpcutil::Caller caller = CallerOf(*context);
   return Stream<BindingEvent>(
-      context, binding_events_, [aor](const BindingEvent& e) { return aor.empty() || e.binding().aor() == aor; },
-      writer);
+      context, binding_events_,
+      [aor, caller](const BindingEvent& e) {
+        return caller.owns(e.binding().owner()) && (aor.empty() || e.binding().aor() == aor);
+      },
+      writer, watch_limits_, metrics_);
 }
 
-grpc::Status NatControlServiceImpl::AllocateSession(grpc::ServerContext*, const v1::AllocateSessionRequest* request,
+grpc::Status NatControlServiceImpl::AllocateSession(grpc::ServerContext* context, const v1::AllocateSessionRequest* request,
                                                     v1::AllocateSessionResponse* response) {
-  return Reply(sessions_->Allocate(*request), response);
+  return Reply(sessions_->Allocate(*request, CallerOf(*context)), response);
 }
 
-grpc::Status NatControlServiceImpl::AnswerSession(grpc::ServerContext*, const v1::AnswerSessionRequest* request,
+grpc::Status NatControlServiceImpl::AnswerSession(grpc::ServerContext* context, const v1::AnswerSessionRequest* request,
                                                   v1::AnswerSessionResponse* response) {
-  return Reply(sessions_->Answer(*request), response);
+  return Reply(sessions_->Answer(*request, CallerOf(*context)), response);
 }
 
-grpc::Status NatControlServiceImpl::UpdateSession(grpc::ServerContext*, const v1::UpdateSessionRequest* request,
+grpc::Status NatControlServiceImpl::UpdateSession(grpc::ServerContext* context, const v1::UpdateSessionRequest* request,
                                                   v1::UpdateSessionResponse* response) {
-  return Reply(sessions_->Update(*request), response);
+  return Reply(sessions_->Update(*request, CallerOf(*context)), response);
 }
 
-grpc::Status NatControlServiceImpl::GetSession(grpc::ServerContext*, const v1::GetSessionRequest* request,
+grpc::Status NatControlServiceImpl::GetSession(grpc::ServerContext* context, const v1::GetSessionRequest* request,
                                                v1::GetSessionResponse* response) {
-  return Reply(sessions_->Get(request->session_id()), response->mutable_session());
+  return Reply(sessions_->Get(request->session_id(), CallerOf(*context)), response->mutable_session());
 }
 
-grpc::Status NatControlServiceImpl::ListSessions(grpc::ServerContext*, const v1::ListSessionsRequest* request,
+grpc::Status NatControlServiceImpl::ListSessions(grpc::ServerContext* context, const v1::ListSessionsRequest* request,
                                                  v1::ListSessionsResponse* response) {
-  return Reply(sessions_->List(*request), response);
+  return Reply(sessions_->List(*request, CallerOf(*context)), response);
 }
 
-grpc::Status NatControlServiceImpl::ReleaseSession(grpc::ServerContext*, const v1::ReleaseSessionRequest* request,
+grpc::Status NatControlServiceImpl::ReleaseSession(grpc::ServerContext* context, const v1::ReleaseSessionRequest* request,
                                                    v1::ReleaseSessionResponse* response) {
-  return Reply(sessions_->Release(request->session_id()), response->mutable_session());
+  return Reply(sessions_->Release(request->session_id(), CallerOf(*context)), response->mutable_session());
 }
 
 grpc::Status NatControlServiceImpl::WatchSessions(grpc::ServerContext* context, const v1::WatchSessionsRequest* request,
@@ -109,9 +128,13 @@ grpc::Status NatControlServiceImpl::WatchSessions(grpc::ServerContext* context, 
     if (absl::Status s = CheckToken("call_id", request->call_id(), 256); !s.ok()) return ToGrpc(s);
   }
   const std::string call_id = request->call_id();
+  const grpcutil::Caller caller = CallerOf(*context);
   return Stream<SessionEvent>(
       context, session_events_,
-      [call_id](const SessionEvent& e) { return call_id.empty() || e.session().call_id() == call_id; }, writer);
+      [call_id, caller](const SessionEvent& e) {
+        return caller.owns(e.session().owner()) && (call_id.empty() || e.session().call_id() == call_id);
+      },
+      writer, watch_limits_, metrics_);
 }
 
 grpc::ServerUnaryReactor* NatControlServiceImpl::ListWorkers(grpc::CallbackServerContext* context,
@@ -126,6 +149,13 @@ grpc::ServerUnaryReactor* NatControlServiceImpl::DrainWorker(grpc::CallbackServe
                                                              v1::DrainWorkerResponse* response) {
   if (absl::Status s = CheckToken("worker_id", request->worker_id(), 128); !s.ok()) return Finish(context, ToGrpc(s));
   return Finish(context, Reply(workers_->Drain(request->worker_id()), response->mutable_worker()));
+}
+
+grpc::ServerUnaryReactor* NatControlServiceImpl::UndrainWorker(grpc::CallbackServerContext* context,
+                                                               const v1::UndrainWorkerRequest* request,
+                                                               v1::UndrainWorkerResponse* response) {
+  if (absl::Status s = CheckToken("worker_id", request->worker_id(), 128); !s.ok()) return Finish(context, ToGrpc(s));
+  return Finish(context, Reply(workers_->Undrain(request->worker_id()), response->mutable_worker()));
 }
 
 }  // namespace latchkey::control

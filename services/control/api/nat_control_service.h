@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include "latchkey/v1/nat_control.grpc.pb.h"
+#include "services/control/events/watch_limits.h"
 #include "services/control/bindings/binding_manager.h"
 #include "services/control/sessions/session_manager.h"
 #include "services/control/workers/worker_registry.h"
@@ -14,12 +15,16 @@ namespace latchkey::control {
 using NatControlServiceBase = v1::NatControlService::WithCallbackMethod_AllocateBinding<
     v1::NatControlService::WithCallbackMethod_GetBinding<v1::NatControlService::WithCallbackMethod_ListBindings<
         v1::NatControlService::WithCallbackMethod_ReleaseBinding<v1::NatControlService::WithCallbackMethod_ListWorkers<
-            v1::NatControlService::WithCallbackMethod_DrainWorker<v1::NatControlService::Service>>>>>>;
+            v1::NatControlService::WithCallbackMethod_DrainWorker<
+                v1::NatControlService::WithCallbackMethod_UndrainWorker<v1::NatControlService::Service>>>>>>>;
 
 class NatControlServiceImpl final : public NatControlServiceBase {
  public:
+  // Every handler acts for the caller the auth processor established (grpcutil::CallerOf): a PBX
+  // reaches only its own bindings and sessions.
   NatControlServiceImpl(BindingManager* bindings, SessionManager* sessions, WorkerRegistry* workers,
-                        EventHub<BindingEvent>* binding_events, EventHub<SessionEvent>* session_events);
+                        EventHub<BindingEvent>* binding_events, EventHub<SessionEvent>* session_events,
+                        WatchLimits* watch_limits, ControlMetrics* metrics);
 
   grpc::ServerUnaryReactor* AllocateBinding(grpc::CallbackServerContext*, const v1::AllocateBindingRequest*,
                                             v1::AllocateBindingResponse*) override;
@@ -49,6 +54,8 @@ class NatControlServiceImpl final : public NatControlServiceBase {
                                         v1::ListWorkersResponse*) override;
   grpc::ServerUnaryReactor* DrainWorker(grpc::CallbackServerContext*, const v1::DrainWorkerRequest*,
                                         v1::DrainWorkerResponse*) override;
+  grpc::ServerUnaryReactor* UndrainWorker(grpc::CallbackServerContext*, const v1::UndrainWorkerRequest*,
+                                          v1::UndrainWorkerResponse*) override;
 
  private:
   BindingManager* bindings_;
@@ -56,6 +63,8 @@ class NatControlServiceImpl final : public NatControlServiceBase {
   WorkerRegistry* workers_;
   EventHub<BindingEvent>* binding_events_;
   EventHub<SessionEvent>* session_events_;
+  WatchLimits* watch_limits_;
+  ControlMetrics* metrics_;
 };
 
 }  // namespace latchkey::control

@@ -2,6 +2,7 @@
 // latchkey.v1.WorkerRegistryService: relay workers register, heartbeat and report media events.
 #include <functional>
 
+#include "common/grpc/auth.h"
 #include "latchkey/v1/worker.grpc.pb.h"
 #include "services/control/bindings/binding_manager.h"
 #include "services/control/sessions/session_manager.h"
@@ -11,8 +12,10 @@ namespace latchkey::control {
 
 class WorkerRegistryServiceImpl final : public v1::WorkerRegistryService::Service {
  public:
+  // Every call acts for the worker its caller's certificate names: another worker id is
+  // PERMISSION_DENIED (counted in `denials`).
   WorkerRegistryServiceImpl(WorkerRegistry* workers, SessionManager* sessions, BindingManager* bindings,
-                            std::function<absl::Time()> clock);
+                            std::function<absl::Time()> clock, std::shared_ptr<grpcutil::Denials> denials);
 
   grpc::Status RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest*, v1::RegisterWorkerResponse*) override;
   grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*, v1::HeartbeatResponse*) override;
@@ -22,7 +25,11 @@ class WorkerRegistryServiceImpl final : public v1::WorkerRegistryService::Servic
   WorkerRegistry* workers_;
   SessionManager* sessions_;
   BindingManager* bindings_;
+  // OK when the caller may act for `worker_id`; else the counted refusal.
+  grpc::Status CheckWorker(grpc::ServerContext* context, absl::string_view method, const std::string& worker_id);
+
   std::function<absl::Time()> clock_;
+  std::shared_ptr<grpcutil::Denials> denials_;
 };
 
 }  // namespace latchkey::control

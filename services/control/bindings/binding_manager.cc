@@ -51,12 +51,18 @@ std::string StoredForm(v1::Binding binding) {
   return binding.SerializeAsString();
 }
 
-// The identity a refresh must match: +sip.instance when present (RFC 5626: survives a new contact
-// address), else the contact URI as sent.
-std::string IdentityKey(absl::string_view aor, const sip::Contact& contact) {
+// The identity a refresh must match: its owner (one PBX cannot refresh, and so move, another's
+// binding), then +sip.instance when present (RFC 5626: survives a new contact address), else the
+// contact URI as sent. Owner first, so a PBX lists its own bindings by prefix.
+std::string IdentityKey(absl::string_view owner, absl::string_view aor, const sip::Contact& contact) {
   const std::string instance = contact.InstanceId();
-  return instance.empty() ? absl::StrCat(aor, std::string(1, kKeySeparator), "c:", contact.uri().text())
-                          : absl::StrCat(aor, std::string(1, kKeySeparator), "i:", instance);
+  const std::string sep(1, kKeySeparator);
+  return instance.empty() ? absl::StrCat(owner, sep, aor, sep, "c:", contact.uri().text())
+                          : absl::StrCat(owner, sep, aor, sep, "i:", instance);
+}
+
+absl::Status NoSuchBinding(absl::string_view binding_id) {
+  return absl::NotFoundError(absl::StrCat("binding_id: no binding \"", Excerpt(binding_id), "\""));
 }
 
 }  // namespace
@@ -70,7 +76,8 @@ BindingManager::BindingManager(BindingManagerOptions options, Store* store, cons
       workers_(workers),
       metrics_(metrics),
       events_(events),
-      clock_(std::move(clock)) {}
+      clock_(std::move(clock)),
+      quota_("bindings", "max_bindings_per_pbx", options.max_bindings_per_pbx) {}
 
 absl::Mutex& BindingManager::StripeFor(absl::string_view identity_key) {
   return stripes_[absl::HashOf(identity_key) % stripes_.size()];
@@ -136,7 +143,8 @@ v1::KeepalivePlan BindingManager::PlanKeepalive(const v1::Binding& binding, cons
   return plan;
 }
 
-absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::AllocateBindingRequest& request) {
+absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::AllocateBindingRequest& request,
+                                                                     const grpcutil::Caller& caller) {
   // --- Validate every field before touching state.
   RETURN_IF_ERROR(CheckToken("aor", request.aor(), kMaxUriLength));
   auto aor = sip::SipUri::Parse(request.aor());
@@ -160,7 +168,8 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
 
   // --- Decide.
   const absl::Time now = clock_();
-  const std::string identity = IdentityKey(request.aor(), *contact);
+  const std::string owner = caller.owner();
+  const std::string identity = IdentityKey(owner, request.aor(), *contact);
   const v1::NatPolicy& policy = detector_->PolicyFor(source.ip);
   NatInput input;
   input.source = source;
@@ -187,6 +196,7 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
                                                            " for aor ", Excerpt(request.aor())));
     RETURN_IF_ERROR(store_->Delete(Table::kBindings, existing->binding_id()));
     RETURN_IF_ERROR(store_->Delete(Table::kBindingIdentity, identity));
+    quota_.Release(owner);
     CountVerdict(*existing, -1);
     metrics_->binding_unregistered->Increment();
     if (observer_) observer_->OnBindingRemoved(*existing);
@@ -199,8 +209,9 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
 
   if (!existing && store_->Count(Table::kBindings) >= options_.max_bindings) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("bindings: the limit of ", options_.max_bindings, " bindings is reached"));
+        absl::StrCat("max_bindings: the limit of ", options_.max_bindings, " bindings is reached"));
   }
+  if (!existing) RETURN_IF_ERROR(quota_.Acquire(owner));
 
   v1::Binding binding = existing ? *existing : v1::Binding();
   if (!existing) {
@@ -208,6 +219,7 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
       binding.set_binding_id(NewBindingId());
     } while (store_->Get(Table::kBindings, binding.binding_id()).ok());
     *binding.mutable_created_at() = ToProto(now);
+    binding.set_owner(owner);
   }
   const bool source_changed = existing && (existing->source().ip() != source.ip.ToString() ||
                                            existing->source().port() != source.port);
@@ -225,8 +237,14 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
   binding.set_user_agent(request.user_agent());
   if (source_changed) binding.set_source_changes(binding.source_changes() + 1);
 
-  RETURN_IF_ERROR(store_->Put(Table::kBindings, binding.binding_id(), StoredForm(binding), expires_at));
-  if (!existing) RETURN_IF_ERROR(store_->Put(Table::kBindingIdentity, identity, binding.binding_id(), absl::InfiniteFuture()));
+  absl::Status stored = store_->Put(Table::kBindings, binding.binding_id(), StoredForm(binding), expires_at);
+  if (stored.ok() && !existing) {
+    stored = store_->Put(Table::kBindingIdentity, identity, binding.binding_id(), absl::InfiniteFuture());
+  }
+  if (!stored.ok()) {
+    if (!existing) quota_.Release(owner);
+    return stored;
+  }
 
   if (existing) CountVerdict(*existing, -1);
   CountVerdict(binding, +1);
@@ -259,13 +277,15 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
   return response;
 }
 
-absl::StatusOr<v1::Binding> BindingManager::Get(const std::string& binding_id) {
+absl::StatusOr<v1::Binding> BindingManager::Get(const std::string& binding_id, const grpcutil::Caller& caller) {
   RETURN_IF_ERROR(CheckToken("binding_id", binding_id, 64));
   ASSIGN_OR_RETURN(v1::Binding binding, Load(binding_id));
+  if (!caller.owns(binding.owner())) return NoSuchBinding(binding_id);
   return Decorated(std::move(binding));
 }
 
-absl::StatusOr<v1::ListBindingsResponse> BindingManager::List(const v1::ListBindingsRequest& request) {
+absl::StatusOr<v1::ListBindingsResponse> BindingManager::List(const v1::ListBindingsRequest& request,
+                                                              const grpcutil::Caller& caller) {
   if (!request.aor().empty()) RETURN_IF_ERROR(CheckToken("aor", request.aor(), kMaxUriLength));
   RETURN_IF_ERROR(CheckEnum("nat_state", request.nat_state(), v1::NatState_IsValid, true));
   if (request.page_size() > kMaxPageSize) {
@@ -273,7 +293,12 @@ absl::StatusOr<v1::ListBindingsResponse> BindingManager::List(const v1::ListBind
   }
   const size_t page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
   ASSIGN_OR_RETURN(std::string cursor, DecodePageToken(request.page_token()));
-  const std::string prefix = request.aor().empty() ? "" : absl::StrCat(request.aor(), std::string(1, kKeySeparator));
+  // Keys are OWNER \x1f AOR \x1f ...: a PBX (or the plaintext caller, whose records have no owner)
+  // walks its own prefix; an operator walks everything and filters by AOR.
+  const std::string sep(1, kKeySeparator);
+  const bool scan_all = caller.sees_all() && !caller.local;
+  const std::string owner_prefix = scan_all ? "" : absl::StrCat(caller.owner(), sep);
+  const std::string prefix = request.aor().empty() || scan_all ? owner_prefix : absl::StrCat(owner_prefix, request.aor(), sep);
 
   v1::ListBindingsResponse response;
   // Walk the identity index in AOR order; a NAT-state filter may skip records, so read in batches.
@@ -286,6 +311,7 @@ absl::StatusOr<v1::ListBindingsResponse> BindingManager::List(const v1::ListBind
       auto loaded = Load(index.value);
       if (!loaded.ok()) continue;  // expired between the two reads
       if (request.nat_state() != v1::NAT_STATE_UNSPECIFIED && loaded->verdict().state() != request.nat_state()) continue;
+      if (!request.aor().empty() && loaded->aor() != request.aor()) continue;
       auto binding = Decorated(*std::move(loaded));
       if (!binding.ok()) continue;
       *response.add_bindings() = *std::move(binding);
@@ -300,16 +326,17 @@ absl::StatusOr<v1::ListBindingsResponse> BindingManager::List(const v1::ListBind
   return response;
 }
 
-absl::StatusOr<v1::Binding> BindingManager::Release(const std::string& binding_id) {
-  ASSIGN_OR_RETURN(v1::Binding binding, Get(binding_id));
+absl::StatusOr<v1::Binding> BindingManager::Release(const std::string& binding_id, const grpcutil::Caller& caller) {
+  ASSIGN_OR_RETURN(v1::Binding binding, Get(binding_id, caller));
   auto contact = sip::Contact::Parse(binding.contact());
   if (!contact.ok()) return absl::DataLossError(absl::StrCat("binding ", binding_id, " has a corrupt contact"));
-  const std::string identity = IdentityKey(binding.aor(), *contact);
+  const std::string identity = IdentityKey(binding.owner(), binding.aor(), *contact);
   absl::MutexLock lock(&StripeFor(identity));
   auto still = store_->Get(Table::kBindings, binding_id);
-  if (!still.ok()) return absl::NotFoundError(absl::StrCat("binding_id: no binding \"", Excerpt(binding_id), "\""));
+  if (!still.ok()) return NoSuchBinding(binding_id);
   RETURN_IF_ERROR(store_->Delete(Table::kBindings, binding_id));
   RETURN_IF_ERROR(store_->Delete(Table::kBindingIdentity, identity));
+  quota_.Release(binding.owner());
   CountVerdict(binding, -1);
   metrics_->binding_released->Increment();
   if (observer_) observer_->OnBindingRemoved(binding);
@@ -329,7 +356,7 @@ size_t BindingManager::SweepExpired() {
       if (!binding.ParseFromString(record.value)) continue;
       auto contact = sip::Contact::Parse(binding.contact());
       if (!contact.ok()) continue;  // stored only after parsing: cannot happen
-      const std::string identity = IdentityKey(binding.aor(), *contact);
+      const std::string identity = IdentityKey(binding.owner(), binding.aor(), *contact);
       absl::MutexLock lock(&StripeFor(identity));
       // A refresh that read the binding just before it expired has written it back: it lives on.
       if (store_->Get(Table::kBindings, binding.binding_id()).ok()) continue;
@@ -338,6 +365,7 @@ size_t BindingManager::SweepExpired() {
         store_->Delete(Table::kBindingIdentity, identity).IgnoreError();
       }
       ++removed;
+      quota_.Release(binding.owner());
       CountVerdict(binding, -1);
       metrics_->binding_expired->Increment();
       if (observer_) observer_->OnBindingRemoved(binding);
@@ -355,7 +383,7 @@ void BindingManager::OnKeepaliveEvent(const std::string& worker_id, const v1::Ke
   if (!loaded.ok()) return;  // released or expired meanwhile
   auto contact = sip::Contact::Parse(loaded->contact());
   if (!contact.ok()) return;
-  absl::MutexLock lock(&StripeFor(IdentityKey(loaded->aor(), *contact)));
+  absl::MutexLock lock(&StripeFor(IdentityKey(loaded->owner(), loaded->aor(), *contact)));
   auto binding = Load(event.binding_id());
   if (!binding.ok() || binding->reachability() == event.reachability()) return;
   // A worker the binding has moved away from may still report on it: only the current one counts.

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/grpc/auth.h"
 #include "common/sip/contact.h"
 #include "latchkey/v1/nat_control.pb.h"
 #include "latchkey/v1/worker.pb.h"
@@ -15,6 +16,7 @@
 #include "services/control/events/event_hub.h"
 #include "services/control/metrics/control_metrics.h"
 #include "services/control/nat/nat_detector.h"
+#include "services/control/quota/owner_quota.h"
 #include "services/control/store/store.h"
 #include "services/control/workers/worker_registry.h"
 
@@ -26,6 +28,7 @@ using Clock = std::function<absl::Time()>;
 struct BindingManagerOptions {
   absl::Duration grace = absl::Seconds(30);
   uint64_t max_bindings = 5'000'000;
+  uint64_t max_bindings_per_pbx = 1'000'000;
 };
 
 class BindingManager {
@@ -35,10 +38,13 @@ class BindingManager {
                  Clock clock);
 
   // Validates every field (INVALID_ARGUMENT naming it), then creates, refreshes or (expires 0) removes.
-  absl::StatusOr<v1::AllocateBindingResponse> Allocate(const v1::AllocateBindingRequest& request);
-  absl::StatusOr<v1::Binding> Get(const std::string& binding_id);
-  absl::StatusOr<v1::ListBindingsResponse> List(const v1::ListBindingsRequest& request);
-  absl::StatusOr<v1::Binding> Release(const std::string& binding_id);
+  // A binding belongs to the identity that created it: the same AOR and contact from another PBX is
+  // another binding, and another PBX's binding is NOT_FOUND to the caller (no oracle).
+  absl::StatusOr<v1::AllocateBindingResponse> Allocate(const v1::AllocateBindingRequest& request,
+                                                       const grpcutil::Caller& caller);
+  absl::StatusOr<v1::Binding> Get(const std::string& binding_id, const grpcutil::Caller& caller);
+  absl::StatusOr<v1::ListBindingsResponse> List(const v1::ListBindingsRequest& request, const grpcutil::Caller& caller);
+  absl::StatusOr<v1::Binding> Release(const std::string& binding_id, const grpcutil::Caller& caller);
 
   // Removes bindings past their expiry; returns how many. Cost is proportional to what expired.
   size_t SweepExpired();
@@ -67,6 +73,7 @@ class BindingManager {
   EventHub<BindingEvent>* events_;
   Clock clock_;
   BindingObserver* observer_ = nullptr;
+  OwnerQuota quota_;
   // Serialises read-modify-write of one identity without a global lock.
   std::array<absl::Mutex, 64> stripes_;
 };

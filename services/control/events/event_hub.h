@@ -1,6 +1,8 @@
 #pragma once
-// Fan-out of events to Watch streams. Each subscriber has a bounded queue: a slow watcher loses its
-// oldest events (counted) instead of slowing down the RPCs that publish them.
+// Fan-out of events to Watch streams. Each subscriber has a bounded queue: a watcher that falls that
+// far behind is cut off (its stream ends with RESOURCE_EXHAUSTED; the events it would have missed are
+// counted) instead of slowing down the RPCs that publish them or holding memory without bound. A
+// watcher that silently lost events would believe a state that is no longer true.
 #include <algorithm>
 #include <atomic>
 #include <deque>
@@ -35,21 +37,27 @@ class EventHub {
       absl::MutexLock lock(&mu_);
       return closed_;
     }
+    // Fell `capacity` events behind and was cut off.
+    bool overflowed() {
+      absl::MutexLock lock(&mu_);
+      return overflowed_;
+    }
 
    private:
     friend class EventHub;
     Subscription(Filter filter, size_t capacity) : filter_(std::move(filter)), capacity_(capacity) {}
-    // Returns false if an old event had to be dropped to make room.
+    // Returns false if the event was lost: the queue was full (the subscriber is then cut off).
     bool Push(const Event& event) {
       if (filter_ && !filter_(event)) return true;
       absl::MutexLock lock(&mu_);
-      bool kept_all = true;
+      if (overflowed_) return false;
       if (queue_.size() >= capacity_) {
-        queue_.pop_front();
-        kept_all = false;
+        overflowed_ = closed_ = true;
+        queue_.clear();
+        return false;
       }
       queue_.push_back(event);
-      return kept_all;
+      return true;
     }
     void Close() {
       absl::MutexLock lock(&mu_);
@@ -61,6 +69,7 @@ class EventHub {
     absl::Mutex mu_;
     std::deque<Event> queue_ ABSL_GUARDED_BY(mu_);
     bool closed_ ABSL_GUARDED_BY(mu_) = false;
+    bool overflowed_ ABSL_GUARDED_BY(mu_) = false;
   };
 
   explicit EventHub(std::function<void()> on_drop = nullptr, size_t capacity = 10000)

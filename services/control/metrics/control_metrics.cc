@@ -94,9 +94,20 @@ ControlMetrics::ControlMetrics(prometheus::Registry& registry) {
                       .Add({});
   watch_events_dropped = &prometheus::BuildCounter()
                               .Name("latchkey_watch_events_dropped_total")
-                              .Help("Events dropped because a Watch stream fell behind")
+                              .Help("Events a Watch stream missed because it fell behind and was cut off")
                               .Register(registry)
                               .Add({});
+  auto& watch_ends = prometheus::BuildCounter()
+                         .Name("latchkey_watch_streams_ended_total")
+                         .Help("Watch streams ended by the server: slow (fell behind) or limit (refused, too many open)")
+                         .Register(registry);
+  watch_streams_slow = &watch_ends.Add({{"reason", "slow"}});
+  watch_streams_limited = &watch_ends.Add({{"reason", "limit"}});
+  workers_forgotten = &prometheus::BuildCounter()
+                           .Name("latchkey_workers_forgotten_total")
+                           .Help("Lost workers removed from the registry after forget_lost_workers_after")
+                           .Register(registry)
+                           .Add({});
 
   bindings_unreachable = &prometheus::BuildGauge()
                               .Name("latchkey_bindings_unreachable")

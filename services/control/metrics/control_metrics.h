@@ -45,8 +45,14 @@ struct ControlMetrics {
   // latchkey_workers_lost_total
   prometheus::Counter* workers_lost;
 
-  // latchkey_watch_events_dropped_total: events a slow watcher lost.
+  // latchkey_watch_events_dropped_total: events a watcher missed because it was cut off.
   prometheus::Counter* watch_events_dropped;
+  // latchkey_watch_streams_ended_total{reason="slow|limit"}: streams cut off for falling behind, and
+  // streams refused at the open-stream limits.
+  prometheus::Counter* watch_streams_slow;
+  prometheus::Counter* watch_streams_limited;
+  // latchkey_workers_forgotten_total: lost workers removed from the registry.
+  prometheus::Counter* workers_forgotten;
 
   // latchkey_bindings_unreachable: bindings whose keepalives failed the threshold.
   prometheus::Gauge* bindings_unreachable;

@@ -1,5 +1,6 @@
 #include "services/control/sessions/session_manager.h"
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/hash/hash.h"
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,11 @@ constexpr int kMaxPlacementAttempts = 3;
 constexpr size_t kMaxPageSize = 1000;
 constexpr size_t kDefaultPageSize = 100;
 const std::string kSep(1, kKeySeparator);
+
+// Owner first: the same Call-ID and from-tag from two PBXes are two calls.
+std::string CallKey(absl::string_view owner, absl::string_view call_id, absl::string_view from_tag) {
+  return absl::StrCat(owner, kSep, call_id, kSep, from_tag);
+}
 
 std::string NewSessionId() {
   static thread_local absl::BitGen rng;
@@ -74,7 +80,8 @@ SessionManager::SessionManager(SessionManagerOptions options, Store* store, cons
       workers_(workers),
       metrics_(metrics),
       events_(events),
-      clock_(std::move(clock)) {}
+      clock_(std::move(clock)),
+      quota_("live sessions", "max_sessions_per_pbx", options.max_sessions_per_pbx) {}
 
 absl::Mutex& SessionManager::CallStripe(absl::string_view call_id) {
   return call_stripes_[absl::HashOf(call_id) % call_stripes_.size()];
@@ -85,6 +92,14 @@ absl::Mutex& SessionManager::SessionStripe(absl::string_view session_id) {
 
 absl::StatusOr<v1::Session> SessionManager::Load(const std::string& session_id) {
   return LoadRecord<v1::Session>(*store_, Table::kSessions, session_id, "session");
+}
+
+absl::StatusOr<v1::Session> SessionManager::LoadFor(const std::string& session_id, const grpcutil::Caller& caller) {
+  auto session = Load(session_id);
+  if (session.ok() && !caller.owns(session->owner())) {
+    return absl::NotFoundError(absl::StrCat("session_id: no session \"", Excerpt(session_id), "\""));
+  }
+  return session;
 }
 
 absl::Time SessionManager::FinalDeadlineOf(const v1::Session& session) const {
@@ -226,7 +241,8 @@ absl::StatusOr<std::string> SessionManager::ApplyUpdate(v1::Session& session, v1
   return rewritten;
 }
 
-absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Allocate(const v1::AllocateSessionRequest& request) {
+absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Allocate(const v1::AllocateSessionRequest& request,
+                                                                     const grpcutil::Caller& caller) {
   RETURN_IF_ERROR(CheckToken("call_id", request.call_id(), 256));
   RETURN_IF_ERROR(CheckToken("from_tag", request.from_tag(), 128));
   const v1::SessionOptions& opts = request.options();
@@ -243,7 +259,8 @@ absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Allocate(const v1::A
   }
 
   const absl::Time now = clock_();
-  const std::string call_key = absl::StrCat(request.call_id(), kSep, request.from_tag());
+  const std::string owner = caller.owner();
+  const std::string call_key = CallKey(owner, request.call_id(), request.from_tag());
   absl::MutexLock call_lock(&CallStripe(request.call_id()));
 
   // The same Call-ID and from-tag again is a re-offer of the same call: same worker, same ports.
@@ -261,8 +278,11 @@ absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Allocate(const v1::A
     }
   }
 
+  RETURN_IF_ERROR(quota_.Acquire(owner));
+  absl::Cleanup give_back = [this, &owner] { quota_.Release(owner); };
   v1::Session session;
   session.set_session_id(NewSessionId());
+  session.set_owner(owner);
   session.set_call_id(request.call_id());
   session.set_state(v1::SESSION_STATE_OFFERED);
   *session.mutable_options() = opts;
@@ -332,14 +352,19 @@ absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Allocate(const v1::A
     saved = store_->Put(Table::kSessionWorker, absl::StrCat(session.worker_id(), kSep, session.session_id()), "",
                         absl::InfiniteFuture());
   }
+  if (saved.ok()) {
+    saved = store_->Put(Table::kSessionOwner, absl::StrCat(owner, kSep, session.session_id()), "", absl::InfiniteFuture());
+  }
   if (!saved.ok()) {
     // Never announced: free the relay ports, but no event and no gauge change.
     v1::DeleteRelaySessionResponse ignored;
     DeleteOnWorker(session.worker_id(), session.session_id(), v1::SESSION_EVENT_TYPE_RELEASED, &ignored);
     store_->Delete(Table::kSessions, session.session_id()).IgnoreError();
     store_->Delete(Table::kSessionCall, call_key).IgnoreError();
+    store_->Delete(Table::kSessionWorker, absl::StrCat(session.worker_id(), kSep, session.session_id())).IgnoreError();
     return saved;
   }
+  std::move(give_back).Cancel();  // End gives it back
   metrics_->sessions_active->Increment();
   metrics_->session_allocations->Increment();
   log::LogInfo("session allocated")
@@ -355,11 +380,12 @@ absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Allocate(const v1::A
   return response;
 }
 
-absl::StatusOr<v1::AnswerSessionResponse> SessionManager::Answer(const v1::AnswerSessionRequest& request) {
+absl::StatusOr<v1::AnswerSessionResponse> SessionManager::Answer(const v1::AnswerSessionRequest& request,
+                                                                 const grpcutil::Caller& caller) {
   RETURN_IF_ERROR(CheckToken("session_id", request.session_id(), 64));
   RETURN_IF_ERROR(CheckToken("to_tag", request.to_tag(), 128));
   absl::MutexLock lock(&SessionStripe(request.session_id()));
-  ASSIGN_OR_RETURN(v1::Session session, Load(request.session_id()));
+  ASSIGN_OR_RETURN(v1::Session session, LoadFor(request.session_id(), caller));
   if (session.state() == v1::SESSION_STATE_ANSWERED && session.callee().tag() != request.to_tag()) {
     // A forked call answered by another branch: the relay has one callee leg.
     return absl::FailedPreconditionError(absl::StrCat("to_tag: the session was answered by to-tag \"",
@@ -389,11 +415,12 @@ absl::StatusOr<v1::AnswerSessionResponse> SessionManager::Answer(const v1::Answe
   return response;
 }
 
-absl::StatusOr<v1::UpdateSessionResponse> SessionManager::Update(const v1::UpdateSessionRequest& request) {
+absl::StatusOr<v1::UpdateSessionResponse> SessionManager::Update(const v1::UpdateSessionRequest& request,
+                                                                 const grpcutil::Caller& caller) {
   RETURN_IF_ERROR(CheckToken("session_id", request.session_id(), 64));
   RETURN_IF_ERROR(CheckEnum("side", request.side(), v1::Side_IsValid, false));
   absl::MutexLock lock(&SessionStripe(request.session_id()));
-  ASSIGN_OR_RETURN(v1::Session session, Load(request.session_id()));
+  ASSIGN_OR_RETURN(v1::Session session, LoadFor(request.session_id(), caller));
   if (request.side() == v1::SIDE_CALLEE && session.state() == v1::SESSION_STATE_OFFERED) {
     return absl::FailedPreconditionError("side: the callee has not answered yet; use AnswerSession");
   }
@@ -406,9 +433,9 @@ absl::StatusOr<v1::UpdateSessionResponse> SessionManager::Update(const v1::Updat
   return response;
 }
 
-absl::StatusOr<v1::Session> SessionManager::Get(const std::string& session_id) {
+absl::StatusOr<v1::Session> SessionManager::Get(const std::string& session_id, const grpcutil::Caller& caller) {
   RETURN_IF_ERROR(CheckToken("session_id", session_id, 64));
-  ASSIGN_OR_RETURN(v1::Session session, Load(session_id));
+  ASSIGN_OR_RETURN(v1::Session session, LoadFor(session_id, caller));
   if (session.state() == v1::SESSION_STATE_ENDED) return session;
   // Live figures come from the worker; without them the session is still worth returning.
   if (auto worker = workers_->Get(session.worker_id()); worker.ok()) {
@@ -425,7 +452,8 @@ absl::StatusOr<v1::Session> SessionManager::Get(const std::string& session_id) {
   return session;
 }
 
-absl::StatusOr<v1::ListSessionsResponse> SessionManager::List(const v1::ListSessionsRequest& request) {
+absl::StatusOr<v1::ListSessionsResponse> SessionManager::List(const v1::ListSessionsRequest& request,
+                                                              const grpcutil::Caller& caller) {
   if (!request.worker_id().empty()) RETURN_IF_ERROR(CheckToken("worker_id", request.worker_id(), 128));
   if (request.page_size() > kMaxPageSize) {
     return absl::InvalidArgumentError(absl::StrCat("page_size: ", request.page_size(), " is above ", kMaxPageSize));
@@ -433,29 +461,33 @@ absl::StatusOr<v1::ListSessionsResponse> SessionManager::List(const v1::ListSess
   const size_t page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
   ASSIGN_OR_RETURN(std::string cursor, DecodePageToken(request.page_token()));
   v1::ListSessionsResponse response;
+  // A PBX walks its own index (and filters by worker); others the worker index or the whole table.
+  const bool by_owner = !caller.sees_all();
   const bool by_worker = !request.worker_id().empty();
-  const std::string prefix = by_worker ? absl::StrCat(request.worker_id(), kSep) : "";
-  ASSIGN_OR_RETURN(auto records, store_->List(by_worker ? Table::kSessionWorker : Table::kSessions, prefix, cursor,
-                                              page_size + 1));
+  const Table table = by_owner ? Table::kSessionOwner : by_worker ? Table::kSessionWorker : Table::kSessions;
+  const std::string prefix =
+      by_owner ? absl::StrCat(caller.owner(), kSep) : by_worker ? absl::StrCat(request.worker_id(), kSep) : "";
+  ASSIGN_OR_RETURN(auto records, store_->List(table, prefix, cursor, page_size + 1));
   for (size_t i = 0; i < records.size() && i < page_size; ++i) {
     v1::Session session;
-    if (by_worker) {
+    if (table != Table::kSessions) {
       auto loaded = Load(records[i].key.substr(prefix.size()));
       if (!loaded.ok()) continue;
       session = *std::move(loaded);
     } else if (!session.ParseFromString(records[i].value)) {
       continue;
     }
+    if (by_owner && by_worker && session.worker_id() != request.worker_id()) continue;
     *response.add_sessions() = std::move(session);
   }
   if (records.size() > page_size) response.set_next_page_token(EncodePageToken(records[page_size - 1].key));
   return response;
 }
 
-absl::StatusOr<v1::Session> SessionManager::Release(const std::string& session_id) {
+absl::StatusOr<v1::Session> SessionManager::Release(const std::string& session_id, const grpcutil::Caller& caller) {
   RETURN_IF_ERROR(CheckToken("session_id", session_id, 64));
   absl::MutexLock lock(&SessionStripe(session_id));
-  ASSIGN_OR_RETURN(v1::Session session, Load(session_id));
+  ASSIGN_OR_RETURN(v1::Session session, LoadFor(session_id, caller));
   if (session.state() != v1::SESSION_STATE_ENDED) End(session, v1::SESSION_EVENT_TYPE_RELEASED, /*tell_worker=*/true);
   return session;
 }
@@ -493,12 +525,13 @@ void SessionManager::End(v1::Session& session, v1::SessionEventType reason, bool
   session.set_end_reason(reason);
   *session.mutable_updated_at() = ToProto(clock_());
   Save(session).IgnoreError();
-  const std::string call_key = absl::StrCat(session.call_id(), kSep, session.caller().tag());
+  const std::string call_key = CallKey(session.owner(), session.call_id(), session.caller().tag());
   if (auto id = store_->Get(Table::kSessionCall, call_key); id.ok() && *id == session.session_id()) {
     store_->Delete(Table::kSessionCall, call_key).IgnoreError();
   }
   store_->Delete(Table::kSessionWorker, absl::StrCat(session.worker_id(), kSep, session.session_id())).IgnoreError();
   if (was_active) {
+    quota_.Release(session.owner());
     metrics_->sessions_active->Decrement();
     if (metrics_->session_ends[reason]) metrics_->session_ends[reason]->Increment();
   }
@@ -507,6 +540,28 @@ void SessionManager::End(v1::Session& session, v1::SessionEventType reason, bool
       .Kv("call_id", session.call_id())
       .Kv("reason", v1::SessionEventType_Name(reason));
   Publish(reason, session);
+}
+
+absl::Status SessionManager::CheckAnnounced(const std::string& worker_id, uint32_t port_min, uint32_t port_max,
+                                           const google::protobuf::RepeatedPtrField<v1::Session>& sessions) {
+  for (int i = 0; i < sessions.size(); ++i) {
+    const v1::Session& announced = sessions[i];
+    auto known = Load(announced.session_id());
+    if (known.ok() && known->worker_id() != worker_id && known->state() != v1::SESSION_STATE_ENDED) {
+      return absl::PermissionDeniedError(absl::StrCat("sessions[", i, "]: session ", Excerpt(announced.session_id()),
+                                                      " is carried by worker ", known->worker_id()));
+    }
+    for (const v1::Leg* leg : {&announced.caller(), &announced.callee()}) {
+      for (const v1::RelayEndpoint& relay : leg->relay()) {
+        const uint32_t port = relay.rtp().port();
+        if (port_min != 0 && (port < port_min || std::max(port, relay.rtcp().port()) > port_max)) {
+          return absl::PermissionDeniedError(absl::StrCat("sessions[", i, "]: relay port ", port,
+                                                          " is outside the worker's range ", port_min, "-", port_max));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 void SessionManager::AdoptFromWorker(const std::string& worker_id,
@@ -529,8 +584,12 @@ void SessionManager::AdoptFromWorker(const std::string& worker_id,
     session.clear_end_reason();
     *session.mutable_updated_at() = ToProto(clock_());
     if (!Save(session).ok()) continue;
-    store_->Put(Table::kSessionCall, absl::StrCat(session.call_id(), kSep, session.caller().tag()),
+    store_->Put(Table::kSessionCall, CallKey(session.owner(), session.call_id(), session.caller().tag()),
                 session.session_id(), absl::InfiniteFuture()).IgnoreError();
+    store_->Put(Table::kSessionOwner, absl::StrCat(session.owner(), kSep, session.session_id()), "",
+                absl::InfiniteFuture()).IgnoreError();
+    // Counted even past the quota: the calls exist on the relay already.
+    if (!quota_.Acquire(session.owner()).ok()) log::LogWarning("adopted session over its owner's quota").Kv("owner", session.owner());
     store_->Put(Table::kSessionWorker, absl::StrCat(worker_id, kSep, session.session_id()), "",
                 absl::InfiniteFuture()).IgnoreError();
     metrics_->sessions_active->Increment();
@@ -644,6 +703,7 @@ size_t SessionManager::SweepExpired() {
       ++handled;
       if (session->state() == v1::SESSION_STATE_ENDED) {
         store_->Delete(Table::kSessions, record.key).IgnoreError();  // kept for its retention only
+        store_->Delete(Table::kSessionOwner, absl::StrCat(session->owner(), kSep, record.key)).IgnoreError();
         continue;
       }
       End(*session,

@@ -8,11 +8,13 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/grpc/auth.h"
 #include "latchkey/v1/nat_control.pb.h"
 #include "latchkey/v1/worker.pb.h"
 #include "services/control/events/event_hub.h"
 #include "services/control/metrics/control_metrics.h"
 #include "services/control/nat/nat_detector.h"
+#include "services/control/quota/owner_quota.h"
 #include "services/control/sdp/session_description.h"
 #include "services/control/store/store.h"
 #include "services/control/workers/worker_registry.h"
@@ -28,6 +30,7 @@ struct SessionManagerOptions {
   absl::Duration media_timeout = absl::Seconds(60);
   absl::Duration ended_retention = absl::Seconds(30);
   absl::Duration worker_call_timeout = absl::Seconds(2);
+  uint64_t max_sessions_per_pbx = 100'000;
 };
 
 class SessionManager {
@@ -35,13 +38,23 @@ class SessionManager {
   SessionManager(SessionManagerOptions options, Store* store, const NatDetector* detector, WorkerRegistry* workers,
                  ControlMetrics* metrics, EventHub<SessionEvent>* events, std::function<absl::Time()> clock);
 
-  absl::StatusOr<v1::AllocateSessionResponse> Allocate(const v1::AllocateSessionRequest& request);
-  absl::StatusOr<v1::AnswerSessionResponse> Answer(const v1::AnswerSessionRequest& request);
-  absl::StatusOr<v1::UpdateSessionResponse> Update(const v1::UpdateSessionRequest& request);
-  absl::StatusOr<v1::Session> Get(const std::string& session_id);
-  absl::StatusOr<v1::ListSessionsResponse> List(const v1::ListSessionsRequest& request);
-  absl::StatusOr<v1::Session> Release(const std::string& session_id);
+  // A session belongs to the identity that created it: the same Call-ID from another PBX is another
+  // call, and another PBX's session is NOT_FOUND to the caller (no oracle).
+  absl::StatusOr<v1::AllocateSessionResponse> Allocate(const v1::AllocateSessionRequest& request,
+                                                       const grpcutil::Caller& caller);
+  absl::StatusOr<v1::AnswerSessionResponse> Answer(const v1::AnswerSessionRequest& request,
+                                                   const grpcutil::Caller& caller);
+  absl::StatusOr<v1::UpdateSessionResponse> Update(const v1::UpdateSessionRequest& request,
+                                                   const grpcutil::Caller& caller);
+  absl::StatusOr<v1::Session> Get(const std::string& session_id, const grpcutil::Caller& caller);
+  absl::StatusOr<v1::ListSessionsResponse> List(const v1::ListSessionsRequest& request, const grpcutil::Caller& caller);
+  absl::StatusOr<v1::Session> Release(const std::string& session_id, const grpcutil::Caller& caller);
 
+  // What a worker may announce on (re-)registration: none of the sessions may be another live
+  // worker's, and their relay ports must lie in the worker's own range (PERMISSION_DENIED naming the
+  // session). Checked before the registration changes anything.
+  absl::Status CheckAnnounced(const std::string& worker_id, uint32_t port_min, uint32_t port_max,
+                              const google::protobuf::RepeatedPtrField<v1::Session>& sessions);
   // A worker (re-)registered announcing the sessions it carries: adopt those control does not know
   // (after a control restart) and end those it should carry but no longer does.
   // `registered_at`: taken before the registration made the worker placeable again.
@@ -58,6 +71,8 @@ class SessionManager {
   absl::Mutex& CallStripe(absl::string_view call_id);
   absl::Mutex& SessionStripe(absl::string_view session_id);
   absl::StatusOr<v1::Session> Load(const std::string& session_id);
+  // Load, as the caller may see it: another owner's session is NOT_FOUND.
+  absl::StatusOr<v1::Session> LoadFor(const std::string& session_id, const grpcutil::Caller& caller);
   absl::Status Save(const v1::Session& session);
   absl::Time ExpiryOf(const v1::Session& session) const;
   // created_at + the session's final timeout (its option, else the configured default).
@@ -89,6 +104,7 @@ class SessionManager {
   ControlMetrics* metrics_;
   EventHub<SessionEvent>* events_;
   std::function<absl::Time()> clock_;
+  OwnerQuota quota_;
   // Serialise changes to one call without a global lock; always taken call stripe first.
   std::array<absl::Mutex, 64> call_stripes_;
   std::array<absl::Mutex, 64> session_stripes_;

@@ -15,12 +15,13 @@ namespace latchkey::control {
 // Tables: record kinds and the indexes that point at them.
 enum class Table {
   kBindings,          // binding_id -> v1::Binding
-  kBindingIdentity,   // aor \x1f identity -> binding_id (ordered by AOR for ListBindings)
+  kBindingIdentity,   // owner \x1f aor \x1f identity -> binding_id (ordered by owner, AOR for ListBindings)
   kSessions,          // session_id -> v1::Session
-  kSessionCall,       // call_id \x1f from_tag -> session_id
+  kSessionCall,       // owner \x1f call_id \x1f from_tag -> session_id
   kSessionWorker,     // worker_id \x1f session_id -> "" (sessions of a worker)
+  kSessionOwner,      // owner \x1f session_id -> "" (what a PBX may list)
 };
-inline constexpr int kTableCount = 5;
+inline constexpr int kTableCount = 6;
 
 // Separates the parts of composite index keys; cannot occur in SIP tokens, URIs or our ids.
 inline constexpr char kKeySeparator = '\x1f';

@@ -15,6 +15,25 @@ namespace latchkey::control {
 WorkerRegistry::WorkerRegistry(WorkerRegistryOptions options, ControlMetrics* metrics)
     : options_(options), metrics_(metrics) {}
 
+absl::Status WorkerRegistry::CheckClaims(const v1::RegisterWorkerRequest& request) const {
+  if (request.port_min() == 0) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, entry] : workers_) {
+    if (id == request.worker_id() || entry.worker.state() == v1::WORKER_STATE_LOST) continue;
+    if (entry.worker.port_max() < request.port_min() || entry.worker.port_min() > request.port_max()) continue;
+    for (const std::string& mine : request.advertised_ips()) {
+      for (const std::string& theirs : entry.worker.advertised_ips()) {
+        if (mine == theirs) {
+          return absl::PermissionDeniedError(absl::StrCat("advertised_ips, port_min, port_max: ", mine, " ports ",
+                                                          request.port_min(), "-", request.port_max(),
+                                                          " overlap worker ", id, "'s media range"));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::string WorkerRegistry::Register(const v1::RegisterWorkerRequest& request, absl::Time now) {
   absl::BitGen rng;
   std::string registration_id = absl::StrFormat("%016x", absl::Uniform<uint64_t>(rng));
@@ -31,6 +50,7 @@ std::string WorkerRegistry::Register(const v1::RegisterWorkerRequest& request, a
   ++membership_version_;
   *entry.worker.mutable_load() = request.load();
   entry.worker.set_version(request.version());
+  entry.worker_draining = request.draining();
   entry.worker.set_state(request.draining() || entry.drain_requested ? v1::WORKER_STATE_DRAINING
                                                                      : v1::WORKER_STATE_READY);
   *entry.worker.mutable_registered_at() = ToProto(now);
@@ -39,8 +59,10 @@ std::string WorkerRegistry::Register(const v1::RegisterWorkerRequest& request, a
   entry.last_heartbeat = now;
   entry.pending_sessions = entry.pending_ports = 0;
   if (address_changed) {
-    entry.stub = v1::RelayService::NewStub(
-        grpcutil::CreateChannel(request.grpc_address()));
+    // The relay at that address must prove it is this worker: a registration cannot point control
+    // (and the calls it would place there) at another server.
+    entry.stub = v1::RelayService::NewStub(grpcutil::CreateChannel(
+        request.grpc_address(), options_.tls, grpcutil::ExpectedPeer{auth::Role::kWorker, request.worker_id()}));
   }
   UpdateStateGauges();
   return registration_id;
@@ -60,6 +82,7 @@ absl::StatusOr<v1::HeartbeatResponse> WorkerRegistry::Heartbeat(const v1::Heartb
   *entry.worker.mutable_last_heartbeat() = ToProto(now);
   *entry.worker.mutable_load() = request.load();
   entry.pending_sessions = entry.pending_ports = 0;
+  entry.worker_draining = request.draining();
   const v1::WorkerState state =
       request.draining() || entry.drain_requested ? v1::WORKER_STATE_DRAINING : v1::WORKER_STATE_READY;
   if (state != entry.worker.state()) ++membership_version_;
@@ -112,6 +135,20 @@ absl::StatusOr<v1::Worker> WorkerRegistry::Drain(const std::string& worker_id) {
   }
   UpdateStateGauges();
   return it->second.worker;
+}
+
+absl::StatusOr<v1::Worker> WorkerRegistry::Undrain(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return absl::NotFoundError(absl::StrCat("worker_id: no worker \"", worker_id, "\""));
+  Entry& entry = it->second;
+  entry.drain_requested = false;
+  if (entry.worker.state() == v1::WORKER_STATE_DRAINING && !entry.worker_draining) {
+    entry.worker.set_state(v1::WORKER_STATE_READY);
+    ++membership_version_;
+  }
+  UpdateStateGauges();
+  return entry.worker;
 }
 
 std::vector<v1::Worker> WorkerRegistry::List() const {
@@ -203,6 +240,18 @@ std::vector<std::string> WorkerRegistry::SweepLost(absl::Time now) {
   const absl::Duration limit = options_.heartbeat_interval * options_.lost_after_missed;
   std::vector<std::string> lost;
   absl::MutexLock lock(&mu_);
+  bool forgot = false;
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    auto current = it++;
+    if (current->second.worker.state() == v1::WORKER_STATE_LOST &&
+        now - current->second.last_heartbeat > limit + options_.forget_lost_after) {
+      log::LogInfo("lost worker forgotten").Kv("worker_id", current->first);
+      metrics_->workers_forgotten->Increment();
+      workers_.erase(current);
+      ++membership_version_;
+      forgot = true;
+    }
+  }
   for (auto& [id, entry] : workers_) {
     if (entry.worker.state() == v1::WORKER_STATE_LOST || now - entry.last_heartbeat <= limit) continue;
     entry.worker.set_state(v1::WORKER_STATE_LOST);
@@ -212,10 +261,8 @@ std::vector<std::string> WorkerRegistry::SweepLost(absl::Time now) {
         .Kv("worker_id", id)
         .Kv("silent_seconds", absl::ToDoubleSeconds(now - entry.last_heartbeat));
   }
-  if (!lost.empty()) {
-    ++membership_version_;
-    UpdateStateGauges();
-  }
+  if (!lost.empty()) ++membership_version_;
+  if (!lost.empty() || forgot) UpdateStateGauges();
   return lost;
 }
 

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "latchkey/v1/config.pb.h"
 #include "latchkey/v1/worker.grpc.pb.h"
 #include "services/control/metrics/control_metrics.h"
 
@@ -19,6 +20,10 @@ namespace latchkey::control {
 struct WorkerRegistryOptions {
   absl::Duration heartbeat_interval = absl::Seconds(1);
   uint32_t lost_after_missed = 3;
+  // A lost worker is forgotten (no longer listed, its id free) after this.
+  absl::Duration forget_lost_after = absl::Hours(1);
+  // Channel security for the calls to workers: each worker's certificate must name its worker id.
+  v1::TlsConfig tls;
 };
 
 struct WorkerHandle {
@@ -31,6 +36,10 @@ class WorkerRegistry {
  public:
   WorkerRegistry(WorkerRegistryOptions options, ControlMetrics* metrics);
 
+  // What a registration claims, checked against the other live workers: a media range on an address
+  // another worker advertises with an overlapping range is PERMISSION_DENIED (it would capture that
+  // worker's place in loop protection and SDP checks).
+  absl::Status CheckClaims(const v1::RegisterWorkerRequest& request) const;
   // Records a (re-)registration and returns its registration id.
   std::string Register(const v1::RegisterWorkerRequest& request, absl::Time now);
   // NOT_FOUND when the worker or its registration id is unknown: the worker must register again.
@@ -41,6 +50,9 @@ class WorkerRegistry {
   bool IsRelayMediaAddress(const std::string& ip, uint32_t port) const;
   // Marks a worker draining; NOT_FOUND if unknown.
   absl::StatusOr<v1::Worker> Drain(const std::string& worker_id);
+  // Withdraws an operator's drain (the worker is told on its next heartbeat); a worker draining on
+  // its own (shutting down) stays draining. NOT_FOUND if unknown.
+  absl::StatusOr<v1::Worker> Undrain(const std::string& worker_id);
 
   std::vector<v1::Worker> List() const;
   // A worker that can take one more session needing `ports_needed` ports, skipping `exclude`.
@@ -59,7 +71,8 @@ class WorkerRegistry {
   // Control released a session on this worker before the next heartbeat could say so.
   void SessionEnded(const std::string& worker_id, uint32_t ports);
 
-  // Declares lost the workers whose heartbeats stopped; returns their ids.
+  // Declares lost the workers whose heartbeats stopped; returns their ids. Forgets workers lost for
+  // longer than forget_lost_after.
   std::vector<std::string> SweepLost(absl::Time now);
 
   absl::Duration heartbeat_interval() const { return options_.heartbeat_interval; }
@@ -73,6 +86,7 @@ class WorkerRegistry {
     std::string registration_id;
     absl::Time last_heartbeat;
     bool drain_requested = false;  // by an operator, told to the worker on its next heartbeat
+    bool worker_draining = false;  // the worker's own report (shutting down)
     uint32_t pending_sessions = 0;
     uint32_t pending_ports = 0;
     std::shared_ptr<v1::RelayService::StubInterface> stub;

@@ -620,7 +620,7 @@ int Main() {
     std::fprintf(stderr, "control: %s\n", control.status().ToString().c_str());
     return 2;
   }
-  auto relay = testing::LocalRelay::Start((*control)->address(), "relay-attacks", {"--threads=2"}, kRelayPorts);
+  auto relay = testing::LocalRelay::Start(**control, "relay-attacks", {"--threads=2"}, kRelayPorts);
   if (!relay.ok()) {
     std::fprintf(stderr, "relay: %s\n", relay.status().ToString().c_str());
     return 2;

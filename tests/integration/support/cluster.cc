@@ -17,12 +17,13 @@
 
 namespace latchkey::testing {
 
-absl::Status WaitForServing(const std::string& address, absl::Duration timeout) {
+absl::Status WaitForServing(const std::string& address, absl::Duration timeout, const v1::TlsConfig& tls,
+                            const grpcutil::ExpectedPeer& peer) {
   const absl::Time deadline = absl::Now() + timeout;
   std::string last = "no answer";
   while (absl::Now() < deadline) {
     // A fresh channel per attempt connects at once instead of waiting out reconnect backoff.
-    auto stub = grpc::health::v1::Health::NewStub(grpcutil::CreateChannel(address));
+    auto stub = grpc::health::v1::Health::NewStub(grpcutil::CreateChannel(address, tls, peer));
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(500)));
     grpc::health::v1::HealthCheckRequest request;
@@ -51,21 +52,31 @@ std::string ScratchDir(const std::string& name) {
   return dir;
 }
 
-absl::StatusOr<std::unique_ptr<LocalControl>> LocalControl::Start(const std::string& config_text, int grpc_port,
-                                                                   int metrics_port) {
+ControlPorts ControlPorts::Free() { return ControlPorts{FreeTcpPort(), FreeTcpPort(), FreeTcpPort()}; }
+
+absl::StatusOr<std::unique_ptr<LocalControl>> LocalControl::Start(const std::string& config_text, ControlPorts ports) {
   std::unique_ptr<LocalControl> control(new LocalControl());
-  control->grpc_port_ = grpc_port ? grpc_port : FreeTcpPort();
-  control->metrics_port_ = metrics_port ? metrics_port : FreeTcpPort();
+  control->ports_ = ports;
+  if (!control->ports_.grpc) control->ports_.grpc = FreeTcpPort();
+  if (!control->ports_.worker) control->ports_.worker = FreeTcpPort();
+  if (!control->ports_.metrics) control->ports_.metrics = FreeTcpPort();
+  auto tls = TestTls(auth::Role::kControl, "control");
+  if (!tls.ok()) return tls.status();
   control->dir_ = ScratchDir("control");
   const std::string config_path = control->dir_ + "/control.textproto";
   std::ofstream(config_path) << config_text << "\n";
-  auto process = ChildProcess::Start(
-      {LATCHKEY_CONTROL_BIN, "--config=" + config_path, absl::StrCat("--listen=127.0.0.1:", control->grpc_port_),
-       absl::StrCat("--metrics_listen=127.0.0.1:", control->metrics_port_)},
-      control->dir_ + "/control.log");
+  std::vector<std::string> argv = {LATCHKEY_CONTROL_BIN, "--config=" + config_path,
+                                   absl::StrCat("--listen=127.0.0.1:", control->ports_.grpc),
+                                   absl::StrCat("--worker_listen=127.0.0.1:", control->ports_.worker),
+                                   absl::StrCat("--metrics_listen=127.0.0.1:", control->ports_.metrics)};
+  for (const std::string& flag : TlsFlags(*tls)) argv.push_back(flag);
+  auto process = ChildProcess::Start(argv, control->dir_ + "/control.log");
   if (!process.ok()) return process.status();
   control->process_ = *std::move(process);
-  if (absl::Status s = WaitForServing(control->address(), absl::Seconds(15)); !s.ok()) {
+  auto operator_tls = TestTls(auth::Role::kOperator, "test");
+  if (!operator_tls.ok()) return operator_tls.status();
+  if (absl::Status s = WaitForServing(control->address(), absl::Seconds(15), *operator_tls, {auth::Role::kControl, ""});
+      !s.ok()) {
     return absl::UnavailableError(absl::StrCat(s.message(), "\n", control->process_.ReadLog()));
   }
   return control;
@@ -73,17 +84,26 @@ absl::StatusOr<std::unique_ptr<LocalControl>> LocalControl::Start(const std::str
 
 LocalControl::~LocalControl() { process_.Stop(SIGTERM); }
 
-std::unique_ptr<v1::NatControlService::Stub> LocalControl::Stub() const {
-  return v1::NatControlService::NewStub(grpcutil::CreateChannel(address()));
+std::shared_ptr<grpc::Channel> LocalControl::Channel(const std::string& address, auth::Role role,
+                                                     const std::string& name) const {
+  auto tls = TestTls(role, name);
+  // An unusable channel fails every call; the test then says which.
+  return grpcutil::CreateChannel(address, tls.ok() ? *tls : v1::TlsConfig(), {auth::Role::kControl, ""});
 }
 
+std::unique_ptr<v1::NatControlService::Stub> LocalControl::Stub(auth::Role role, const std::string& name) const {
+  return v1::NatControlService::NewStub(Channel(address(), role, name));
+}
+
+std::unique_ptr<v1::NatControlService::Stub> LocalControl::Stub() const { return Stub(auth::Role::kOperator, "test"); }
+
 std::string LocalControl::Metrics() const {
-  CommandResult result = RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", metrics_port_, "/metrics")},
+  CommandResult result = RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", ports_.metrics, "/metrics")},
                                     absl::Seconds(10));
   return result.exit_code == 0 ? result.output : "";
 }
 
-absl::StatusOr<std::unique_ptr<LocalRelay>> LocalRelay::Start(const std::string& control_address,
+absl::StatusOr<std::unique_ptr<LocalRelay>> LocalRelay::Start(const LocalControl& control,
                                                               const std::string& worker_id,
                                                               const std::vector<std::string>& extra_flags,
                                                               int port_count) {
@@ -94,19 +114,27 @@ absl::StatusOr<std::unique_ptr<LocalRelay>> LocalRelay::Start(const std::string&
   relay->port_min_ = FreeUdpRange(port_count);
   relay->port_max_ = relay->port_min_ + port_count - 1;
   if (relay->port_min_ == 0) return absl::UnavailableError("no free UDP port range");
+  auto tls = TestTls(auth::Role::kWorker, worker_id);
+  if (!tls.ok()) return tls.status();
   std::vector<std::string> argv = {LATCHKEY_RELAY_BIN,
-                                   "--control=" + control_address,
+                                   "--control=" + control.worker_address(),
+                                   "--keepalive_allow_loopback",
+                                   "--min_keepalive_interval=1s",
                                    "--worker_id=" + worker_id,
                                    absl::StrCat("--listen=127.0.0.1:", relay->grpc_port_),
                                    absl::StrCat("--metrics_listen=127.0.0.1:", relay->metrics_port_),
                                    absl::StrCat("--port_min=", relay->port_min_),
                                    absl::StrCat("--port_max=", relay->port_max_)};
+  for (const std::string& flag : TlsFlags(*tls)) argv.push_back(flag);
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   const std::string dir = ScratchDir("relay-" + worker_id);
   auto process = ChildProcess::Start(argv, dir + "/relay.log");
   if (!process.ok()) return process.status();
   relay->process_ = *std::move(process);
-  if (absl::Status s = WaitForServing(relay->address(), absl::Seconds(15)); !s.ok()) {
+  auto control_tls = TestTls(auth::Role::kControl, "control");
+  if (!control_tls.ok()) return control_tls.status();
+  if (absl::Status s = WaitForServing(relay->address(), absl::Seconds(15), *control_tls, {auth::Role::kWorker, worker_id});
+      !s.ok()) {
     return absl::UnavailableError(absl::StrCat(s.message(), "\n", relay->process_.ReadLog()));
   }
   return relay;

@@ -18,6 +18,8 @@
 namespace latchkey::control {
 namespace {
 
+const grpcutil::Caller kLocal = grpcutil::Caller::Local();
+
 using ::testing::HasSubstr;
 
 const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
@@ -121,7 +123,7 @@ class BindingManagerTest : public ::testing::Test {
   }
 
   v1::AllocateBindingResponse MustAllocate(const v1::AllocateBindingRequest& request) {
-    auto response = manager_->Allocate(request);
+    auto response = manager_->Allocate(request, kLocal);
     EXPECT_TRUE(response.ok()) << response.status();
     return response.ok() ? *response : v1::AllocateBindingResponse();
   }
@@ -170,7 +172,7 @@ TEST_F(BindingManagerTest, RefreshRacingTheSweepKeepsTheBinding) {
   now_ = kT0 + absl::Seconds(100);
   EXPECT_EQ(manager_->SweepExpired(), 0u);
   store_.after_take = nullptr;
-  EXPECT_TRUE(manager_->Get(created.binding().binding_id()).ok());
+  EXPECT_TRUE(manager_->Get(created.binding().binding_id(), kLocal).ok());
   EXPECT_TRUE(Drain(*sub).empty());  // no EXPIRED for a live binding
   // The identity index survived: the next REGISTER is a refresh of the same binding.
   const auto refreshed = MustAllocate(NatRequest());
@@ -203,8 +205,8 @@ TEST_F(BindingManagerTest, SweepRemovesExactlyTheExpiredBindingAtExpiryPlusGrace
   EXPECT_EQ(manager_->SweepExpired(), 1u);
   EXPECT_EQ(store_.Count(Table::kBindings), 1u);
   EXPECT_EQ(store_.Count(Table::kBindingIdentity), 1u);
-  EXPECT_EQ(manager_->Get(nat.binding_id()).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_TRUE(manager_->Get(pub.binding_id()).ok());
+  EXPECT_EQ(manager_->Get(nat.binding_id(), kLocal).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(manager_->Get(pub.binding_id(), kLocal).ok());
 
   auto events = Drain(*sub);
   ASSERT_EQ(events.size(), 1u);
@@ -246,11 +248,11 @@ TEST_F(BindingManagerTest, RefreshPushesExpiryForward) {
   // The old expiry (T0+90) no longer applies.
   now_ = kT0 + absl::Seconds(100);
   EXPECT_EQ(manager_->SweepExpired(), 0u);
-  EXPECT_TRUE(manager_->Get(first.binding_id()).ok());
+  EXPECT_TRUE(manager_->Get(first.binding_id(), kLocal).ok());
 
   now_ = kT0 + absl::Seconds(140);
   EXPECT_EQ(manager_->SweepExpired(), 1u);
-  EXPECT_EQ(manager_->Get(first.binding_id()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager_->Get(first.binding_id(), kLocal).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(BindingManagerTest, RefreshFromNewSourceIsReportedAsSourceChange) {
@@ -281,7 +283,7 @@ TEST_F(BindingManagerTest, InstanceIdIdentifiesTheBindingAcrossContactChanges) {
   EXPECT_EQ(refreshed.binding().binding_id(), created.binding().binding_id());
   EXPECT_EQ(refreshed.binding().contact(), moved.contact());
   EXPECT_EQ(store_.Count(Table::kBindings), 1u);
-  auto got = manager_->Get(created.binding().binding_id());
+  auto got = manager_->Get(created.binding().binding_id(), kLocal);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->instance_id(), "urn:uuid:00000000-0000-1000-8000-000000000001");
 }
@@ -293,13 +295,13 @@ TEST_F(BindingManagerTest, MaxBindingsRejectsNewButAllowsRefresh) {
   const v1::Binding a = MustAllocate(NatRequest("a")).binding();
   MustAllocate(NatRequest("b"));
 
-  auto third = manager_->Allocate(NatRequest("c"));
+  auto third = manager_->Allocate(NatRequest("c"), kLocal);
   ASSERT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted) << third.status();
   EXPECT_THAT(std::string(third.status().message()), HasSubstr("2"));
   EXPECT_EQ(store_.Count(Table::kBindings), 2u);
 
   now_ = kT0 + absl::Seconds(10);
-  auto refresh = manager_->Allocate(NatRequest("a"));
+  auto refresh = manager_->Allocate(NatRequest("a"), kLocal);
   ASSERT_TRUE(refresh.ok()) << refresh.status();
   EXPECT_FALSE(refresh->created());
   EXPECT_EQ(refresh->binding().binding_id(), a.binding_id());
@@ -308,13 +310,13 @@ TEST_F(BindingManagerTest, MaxBindingsRejectsNewButAllowsRefresh) {
 
 TEST_F(BindingManagerTest, UnregisterRemovesBinding) {
   const v1::Binding binding = MustAllocate(NatRequest()).binding();
-  auto removed = manager_->Allocate(NatRequest("alice", 0));
+  auto removed = manager_->Allocate(NatRequest("alice", 0), kLocal);
   ASSERT_TRUE(removed.ok()) << removed.status();
   EXPECT_EQ(removed->binding().binding_id(), binding.binding_id());
   EXPECT_EQ(store_.Count(Table::kBindings), 0u);
   EXPECT_EQ(store_.Count(Table::kBindingIdentity), 0u);
   EXPECT_EQ(metrics_.bindings_behind_nat->Value(), 0.0);
-  EXPECT_EQ(manager_->Allocate(NatRequest("alice", 0)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager_->Allocate(NatRequest("alice", 0), kLocal).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(BindingManagerTest, TcpBindingHasNoKeepaliveAndMentionsRfc5626) {
@@ -347,7 +349,7 @@ TEST_F(BindingManagerTest, NatUdpBindingAssignedToWorkerThatCanSendFromRegistrar
   EXPECT_EQ(plan.worker_id(), "w-reg");
   EXPECT_THAT(plan.note(), HasSubstr("w-reg"));
   // Stored that way too.
-  auto stored = manager_->Get(response.binding().binding_id());
+  auto stored = manager_->Get(response.binding().binding_id(), kLocal);
   ASSERT_TRUE(stored.ok()) << stored.status();
   EXPECT_EQ(stored->keepalive().worker_id(), "w-reg");
   EXPECT_EQ(stored->effective_contact(), response.binding().effective_contact());
@@ -359,7 +361,7 @@ TEST_F(BindingManagerTest, SweepOfManyBindingsTouchesOnlyTheExpired) {
   constexpr int kExpiring = 10;
   for (int i = 0; i < kExpiring; ++i) MustAllocate(NatRequest(absl::StrCat("nat", i)));  // expire at T0+90
   for (int i = 0; i < kTotal - kExpiring; ++i) {
-    auto response = manager_->Allocate(PublicRequest(absl::StrCat("pub", i)));  // expire at T0+3630
+    auto response = manager_->Allocate(PublicRequest(absl::StrCat("pub", i)), kLocal);  // expire at T0+3630
     ASSERT_TRUE(response.ok()) << response.status();
   }
   ASSERT_EQ(store_.Count(Table::kBindings), static_cast<size_t>(kTotal));
@@ -391,19 +393,19 @@ TEST_F(BindingManagerTest, SweepOfManyBindingsTouchesOnlyTheExpired) {
 TEST_F(BindingManagerTest, InvalidRequestsNameTheField) {
   v1::AllocateBindingRequest no_aor = NatRequest();
   no_aor.clear_aor();
-  auto status = manager_->Allocate(no_aor).status();
+  auto status = manager_->Allocate(no_aor, kLocal).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(status.message()), HasSubstr("aor"));
 
   v1::AllocateBindingRequest no_transport = NatRequest();
   no_transport.set_transport(v1::TRANSPORT_UNSPECIFIED);
-  status = manager_->Allocate(no_transport).status();
+  status = manager_->Allocate(no_transport, kLocal).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(status.message()), HasSubstr("transport"));
 
   v1::AllocateBindingRequest no_expires = NatRequest();
   no_expires.clear_expires();
-  status = manager_->Allocate(no_expires).status();
+  status = manager_->Allocate(no_expires, kLocal).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(status.message()), HasSubstr("expires"));
   EXPECT_EQ(store_.Count(Table::kBindings), 0u);

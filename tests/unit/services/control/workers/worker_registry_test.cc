@@ -50,9 +50,16 @@ v1::HeartbeatRequest HeartbeatOf(const std::string& id, const std::string& regis
   return request;
 }
 
+WorkerRegistryOptions Options() {
+  WorkerRegistryOptions options;
+  options.heartbeat_interval = absl::Seconds(1);
+  options.lost_after_missed = 3;
+  return options;
+}
+
 class WorkerRegistryTest : public ::testing::Test {
  protected:
-  WorkerRegistryTest() : metrics_(registry_), workers_({absl::Seconds(1), 3}, &metrics_) {}
+  WorkerRegistryTest() : metrics_(registry_), workers_(Options(), &metrics_) {}
 
   v1::WorkerState StateOf(const std::string& id) {
     for (const v1::Worker& w : workers_.List()) {
