@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,6 +44,7 @@
 
 ABSL_FLAG(std::string, config, "", "RelayConfig file (text proto, or JSON if it ends in .json)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:7410", "gRPC listen address (RelayService, health, reflection)");
+ABSL_FLAG(std::string, health_listen, "", "plaintext grpc.health.v1-only listen address for probes (empty: off)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9410", "Prometheus /metrics listen address");
 ABSL_FLAG(std::string, control, "127.0.0.1:7401", "latchkey-control's worker API address (its --worker_listen)");
 ABSL_FLAG(std::string, worker_id, "", "Worker id (default: host name)");
@@ -132,6 +134,7 @@ absl::StatusOr<v1::RelayConfig> LoadConfig() {
     *config.mutable_min_keepalive_interval() = ToProto(absl::GetFlag(FLAGS_min_keepalive_interval));
   }
   if (config.max_request_bytes() == 0) config.set_max_request_bytes(16 << 20);
+  if (FlagGiven(FLAGS_health_listen)) config.set_health_listen(absl::GetFlag(FLAGS_health_listen));
   grpcutil::ApplyTlsFlags(config.mutable_tls());
   grpcutil::ApplyTlsDefaults(config.mutable_tls());
   if (absl::Status s = grpcutil::ValidateTls(config.tls()); !s.ok()) return s;
@@ -477,6 +480,16 @@ int Main(int argc, char** argv) {
   }
   control.Start(&sessions, &engine, keepalives.get());
 
+  std::optional<grpcutil::StartedServer> health;
+  if (!config->health_listen().empty()) {
+    auto started = grpcutil::StartHealthServer(config->health_listen(), *registry);
+    if (!started.ok()) {
+      log::LogError("cannot start health server").Kv("error", started.status().ToString());
+      return 1;
+    }
+    health = *std::move(started);
+    health->SetServing(true);
+  }
   server->SetServing(true);
   log::LogInfo("latchkey-relay ready")
       .Kv("worker_id", config->worker_id())
@@ -521,6 +534,7 @@ int Main(int argc, char** argv) {
   control.DrainForShutdown();
   sessions.SetDraining(true);
   server->SetServing(false);
+  if (health) health->SetServing(false);
   const absl::Duration grace = DurationOr(config->has_drain_grace(), config->drain_grace(), absl::Seconds(30));
   log::LogInfo("draining").Kv("signal", signal).Kv("sessions", sessions.size()).Kv("grace_s", absl::ToInt64Seconds(grace));
   const absl::Time deadline = absl::Now() + grace;
@@ -537,6 +551,7 @@ int Main(int argc, char** argv) {
   stopping = true;
   gauges.join();
   server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  if (health) health->server->Shutdown(absl::ToChronoTime(absl::Now()));
   advertised_refresher.Stop();
   engine.Stop();
   log::LogInfo("latchkey-relay stopped").Kv("sessions_left", sessions.size());

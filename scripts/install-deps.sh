@@ -7,6 +7,7 @@ build_pkgs=(
   build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev liburing-dev
+  openssl  # scripts/pki.sh: the CA and certificates of mutual TLS (run-local.sh, tests)
 )
 # Real peers and tools the test suite drives (sipp as a phone, coturn's STUN client, clang for fuzz
 # targets, curl for /metrics).

@@ -26,6 +26,18 @@ void StartedServer::SetServing(bool serving) {
   if (server && server->GetHealthCheckService()) server->GetHealthCheckService()->SetServingStatus(serving);
 }
 
+namespace {
+
+absl::StatusOr<StartedServer> Build(const std::string& listen, const std::vector<grpc::Service*>& services,
+                                    prometheus::Registry& registry, std::shared_ptr<grpc::ServerCredentials> credentials,
+                                    int max_request_bytes);
+
+}  // namespace
+
+absl::StatusOr<StartedServer> StartHealthServer(const std::string& listen, prometheus::Registry& registry) {
+  return Build(listen, {}, registry, grpc::InsecureServerCredentials(), 4096);
+}
+
 absl::StatusOr<StartedServer> StartServer(const std::string& listen, const std::vector<grpc::Service*>& services,
                                           prometheus::Registry& registry, const ServerOptions& options) {
   std::shared_ptr<grpc::ServerCredentials> credentials;
@@ -49,7 +61,14 @@ absl::StatusOr<StartedServer> StartServer(const std::string& listen, const std::
     }
     credentials = grpc::InsecureServerCredentials();
   }
+  return Build(listen, services, registry, std::move(credentials), options.max_request_bytes);
+}
 
+namespace {
+
+absl::StatusOr<StartedServer> Build(const std::string& listen, const std::vector<grpc::Service*>& services,
+                                    prometheus::Registry& registry, std::shared_ptr<grpc::ServerCredentials> credentials,
+                                    int max_request_bytes) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
@@ -59,7 +78,7 @@ absl::StatusOr<StartedServer> StartServer(const std::string& listen, const std::
   // gRPC sets SO_REUSEPORT by default: a second server on a taken port would start and silently
   // share the traffic. A taken port must be an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.SetMaxReceiveMessageSize(options.max_request_bytes);
+  builder.SetMaxReceiveMessageSize(max_request_bytes);
   for (grpc::Service* service : services) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(MakeRpcMetricsInterceptorFactory(registry));
@@ -73,5 +92,7 @@ absl::StatusOr<StartedServer> StartServer(const std::string& listen, const std::
   started.SetServing(false);
   return started;
 }
+
+}  // namespace
 
 }  // namespace latchkey::grpcutil

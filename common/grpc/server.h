@@ -33,4 +33,9 @@ struct ServerOptions {
 absl::StatusOr<StartedServer> StartServer(const std::string& listen, const std::vector<grpc::Service*>& services,
                                           prometheus::Registry& registry, const ServerOptions& options);
 
+// grpc.health.v1 alone, in plaintext on any address: what Kubernetes' gRPC probes (which speak no
+// TLS) and load balancers check. It tells only SERVING or NOT_SERVING; the owner sets it together
+// with the main server's.
+absl::StatusOr<StartedServer> StartHealthServer(const std::string& listen, prometheus::Registry& registry);
+
 }  // namespace latchkey::grpcutil

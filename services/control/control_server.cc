@@ -116,10 +116,16 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
   auto worker_grpc = grpcutil::StartServer(config.worker_listen(), {s.worker_service_.get()}, *s.registry_, worker_options);
   if (!worker_grpc.ok()) return worker_grpc.status();
   s.worker_grpc_ = *std::move(worker_grpc);
+  if (!config.health_listen().empty()) {
+    auto health = grpcutil::StartHealthServer(config.health_listen(), *s.registry_);
+    if (!health.ok()) return health.status();
+    s.health_grpc_ = *std::move(health);
+  }
   s.sweeper_ = std::thread([&s] { s.SweepLoop(); });
   s.keepalives_->Start();
   s.grpc_.SetServing(true);
   s.worker_grpc_.SetServing(true);
+  s.health_grpc_.SetServing(true);
   return server;
 }
 
@@ -139,11 +145,13 @@ void ControlServer::Shutdown() {
   // Also reached from a Start that failed half way: only stop what was started.
   grpc_.SetServing(false);
   worker_grpc_.SetServing(false);
+  health_grpc_.SetServing(false);
   // Watch streams end first so Shutdown does not wait for them.
   if (binding_events_) binding_events_->Close();
   if (session_events_) session_events_->Close();
   if (grpc_.server) grpc_.server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
   if (worker_grpc_.server) worker_grpc_.server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  if (health_grpc_.server) health_grpc_.server->Shutdown(absl::ToChronoTime(absl::Now()));
   stop_.Notify();
   if (sweeper_.joinable()) sweeper_.join();
   if (keepalives_) keepalives_->Stop();

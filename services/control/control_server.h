@@ -30,6 +30,7 @@ class ControlServer {
 
   int grpc_port() const { return grpc_.port; }
   int worker_grpc_port() const { return worker_grpc_.port; }
+  int health_port() const { return health_grpc_.port; }
   int metrics_port() const { return metrics_server_->port(); }
   void Shutdown();
 
@@ -54,6 +55,7 @@ class ControlServer {
   std::shared_ptr<grpcutil::Denials> denials_;
   grpcutil::StartedServer grpc_;         // NatControlService
   grpcutil::StartedServer worker_grpc_;  // WorkerRegistryService
+  grpcutil::StartedServer health_grpc_;  // plaintext health for probes (optional)
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
   absl::Notification stop_;
   std::thread sweeper_;

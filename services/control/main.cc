@@ -15,6 +15,7 @@
 ABSL_FLAG(std::string, config, "", "ControlConfig file (text proto, or JSON if it ends in .json)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:7400", "gRPC listen address of the NatControlService (PBXs, operators)");
 ABSL_FLAG(std::string, worker_listen, "127.0.0.1:7401", "gRPC listen address of the WorkerRegistryService (relays)");
+ABSL_FLAG(std::string, health_listen, "", "plaintext grpc.health.v1-only listen address for probes (empty: off)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9400", "Prometheus /metrics listen address");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   if (config::FlagGiven(FLAGS_worker_listen) || config.worker_listen().empty()) {
     config.set_worker_listen(absl::GetFlag(FLAGS_worker_listen));
   }
+  if (config::FlagGiven(FLAGS_health_listen)) config.set_health_listen(absl::GetFlag(FLAGS_health_listen));
   grpcutil::ApplyTlsFlags(config.mutable_tls());
   if (config::FlagGiven(FLAGS_metrics_listen) || config.metrics_listen().empty()) {
     config.set_metrics_listen(absl::GetFlag(FLAGS_metrics_listen));

@@ -162,11 +162,27 @@ nat_policies {
 EOF
 }
 
-ctl() { in_ns "$NS_PUB" "$LATCHKEY_CTL_BIN" --server=127.0.0.1:7400 "$@"; }
+# Mutual TLS on every hop, as deployed: a throw-away CA and one certificate per process.
+pki="$scratch/pki"
+tls_flags() { echo "--tls_cert=$pki/$1.crt --tls_key=$pki/$1.key --tls_ca=$pki/ca.crt"; }
+make_pki() {
+  [ -f "$pki/ca.crt" ] && return 0
+  local script="$e2e_dir/../../scripts/pki.sh"
+  bash "$script" "$pki" init >/dev/null
+  bash "$script" "$pki" issue control control >/dev/null
+  bash "$script" "$pki" issue worker relay-e2e >/dev/null
+  bash "$script" "$pki" issue operator e2e >/dev/null
+}
+
+# shellcheck disable=SC2046 # tls_flags is a list of words without spaces
+ctl() { in_ns "$NS_PUB" "$LATCHKEY_CTL_BIN" --server=127.0.0.1:7400 $(tls_flags operator-e2e) "$@"; }
 
 start_control() {
   write_control_config
-  run_in "$NS_PUB" "$scratch/control.log" "$LATCHKEY_CONTROL_BIN" --config="$scratch/control.textproto"
+  make_pki
+  # shellcheck disable=SC2046
+  run_in "$NS_PUB" "$scratch/control.log" "$LATCHKEY_CONTROL_BIN" --config="$scratch/control.textproto" \
+    $(tls_flags control-control)
   wait_for 20 "control ready" grep -q 'latchkey-control ready' "$scratch/control.log"
 }
 
@@ -174,7 +190,9 @@ worker_ready() { ctl --json workers list | grep -q '"state": *"WORKER_STATE_READ
 
 # start_relay [FLAGS...]: the relay worker, media and STUN on $RELAY_IP.
 start_relay() {
-  run_in "$NS_PUB" "$scratch/relay.log" "$LATCHKEY_RELAY_BIN" --control=127.0.0.1:7400 --listen=127.0.0.1:7410 \
+  # shellcheck disable=SC2046
+  run_in "$NS_PUB" "$scratch/relay.log" "$LATCHKEY_RELAY_BIN" --control=127.0.0.1:7401 --listen=127.0.0.1:7410 \
+    $(tls_flags worker-relay-e2e) --min_keepalive_interval=1s \
     --metrics_listen=127.0.0.1:9410 --worker_id=relay-e2e --media_ip="$RELAY_IP" --threads=1 \
     --port_min=30000 --port_max=30199 "$@"
   relay_pid=$last_pid

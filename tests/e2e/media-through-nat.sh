@@ -209,7 +209,7 @@ EOF
 
 start_control
 start_relay
-run_in "$NS_PUB" "$scratch/watch.log" "$LATCHKEY_CTL_BIN" --server=127.0.0.1:7400 --json watch sessions \
+run_in "$NS_PUB" "$scratch/watch.log" "$LATCHKEY_CTL_BIN" --server=127.0.0.1:7400 $(tls_flags operator-e2e) --json watch sessions \
   --call_id="$CALL_ID" --duration=120s
 wait_for 10 "watch sessions subscribed" grep -q 'latchkeyctl: watching' "$scratch/watch.log"
 

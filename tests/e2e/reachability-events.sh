@@ -9,7 +9,7 @@ setup_scene --keepalive_source_ips="$REGISTRAR_IP"
 
 # `latchkeyctl watch` cannot say when it has subscribed: register again (a REFRESHED event) until
 # an event for the binding shows up.
-run_in "$NS_PUB" "$scratch/watch.log" "$LATCHKEY_CTL_BIN" --server=127.0.0.1:7400 --json watch bindings --aor="$AOR"
+run_in "$NS_PUB" "$scratch/watch.log" "$LATCHKEY_CTL_BIN" --server=127.0.0.1:7400 $(tls_flags operator-e2e) --json watch bindings --aor="$AOR"
 watch_pid=$last_pid
 subscribed=false
 for _ in $(seq 20); do
