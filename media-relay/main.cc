@@ -28,6 +28,7 @@
 #include "common/metrics/metrics_server.h"
 #include "common/net/ip_address.h"
 #include "common/net/socket_address.h"
+#include "common/process/malloc_arenas.h"
 #include "common/process/mutex_mode.h"
 #include "common/process/signals.h"
 #include "common/time/proto_time.h"
@@ -335,6 +336,7 @@ class EventForwarder : public EngineEventSink {
 int Main(int argc, char** argv) {
   process::BlockTerminationSignals();
   process::DisableMutexDeadlockDetection();
+  process::LimitMallocArenas();
   absl::SetProgramUsageMessage("latchkey-relay: media relay worker for latchkey-control");
   absl::ParseCommandLine(argc, argv);
   if (log::Level level; log::ParseLevel(absl::GetFlag(FLAGS_log_level), &level)) log::SetMinLevel(level);

@@ -10,6 +10,8 @@ namespace {
 constexpr char kRoleProperty[] = "latchkey_role";
 constexpr char kNameProperty[] = "latchkey_name";
 constexpr int kLogsPerSecond = 20;
+// What gRPC's insecure credentials put in transport_security_type (no public constant for it).
+constexpr absl::string_view kInsecureTransport = "insecure";
 
 absl::string_view View(const grpc::string_ref& ref) { return absl::string_view(ref.data(), ref.size()); }
 
@@ -95,16 +97,18 @@ std::shared_ptr<grpc::AuthMetadataProcessor> MakeAuthProcessor(std::string trust
 
 Caller CallerOf(const grpc::ServerContextBase& context) {
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
-  // Only a plaintext connection is trusted without an identity; a TLS caller without one (only health
-  // checks get that far) is nobody.
-  bool tls = false;
+  // Fail closed: only a connection gRPC itself calls insecure is trusted without an identity (a
+  // plaintext server binds loopback only). Any other (TLS) caller is whoever the processor found,
+  // or nobody.
+  absl::string_view type;
   if (auth) {
-    for (const grpc::string_ref& type : auth->FindPropertyValues(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME)) {
-      tls = tls || View(type) == GRPC_SSL_TRANSPORT_SECURITY_TYPE;
+    for (const grpc::string_ref& value : auth->FindPropertyValues(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME)) {
+      type = View(value);
     }
   }
-  if (!tls) return Caller::Local();
+  if (type == kInsecureTransport) return Caller::Local();
   Caller caller;
+  if (!auth) return caller;
   auto roles = auth->FindPropertyValues(kRoleProperty);
   auto names = auth->FindPropertyValues(kNameProperty);
   if (roles.empty() || names.empty()) return caller;

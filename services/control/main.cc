@@ -8,6 +8,7 @@
 #include "common/config/proto_file.h"
 #include "common/grpc/tls_flags.h"
 #include "common/log/log.h"
+#include "common/process/malloc_arenas.h"
 #include "common/process/mutex_mode.h"
 #include "common/process/signals.h"
 #include "services/control/control_server.h"
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   using namespace latchkey;
   process::BlockTerminationSignals();
   process::DisableMutexDeadlockDetection();
+  process::LimitMallocArenas();
   absl::SetProgramUsageMessage("latchkey-control: SIP/RTP NAT traversal control plane");
   absl::ParseCommandLine(argc, argv);
   if (log::Level level; log::ParseLevel(absl::GetFlag(FLAGS_log_level), &level)) log::SetMinLevel(level);

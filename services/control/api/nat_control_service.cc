@@ -1,5 +1,7 @@
 #include "services/control/api/nat_control_service.h"
 
+#include <atomic>
+
 #include "common/grpc/status.h"
 #include "common/grpc/unary.h"
 #include "common/validation.h"
@@ -24,12 +26,24 @@ grpc::Status Stream(grpc::ServerContext* context, EventHub<Event>* hub, typename
     return ToGrpc(slot.status());
   }
   auto subscription = hub->Subscribe(std::move(filter));
+  // A client that stops reading blocks Write (flow control) while its queue overflows: cancelling
+  // the call is the only way to free this thread. A write in flight is the sign; a watcher that
+  // is merely slow is between writes and gets RESOURCE_EXHAUSTED below.
+  std::atomic<bool> writing{false};
+  subscription->SetOnCutOff([context, &writing] {
+    if (writing.load()) context->TryCancel();
+  });
   // Tell the client the stream is live before the first event, so it can act without racing it.
   writer->SendInitialMetadata();
   while (!context->IsCancelled() && !subscription->closed()) {
     std::optional<Event> event = subscription->Next(absl::Milliseconds(250));
-    if (event && !writer->Write(*event)) break;
+    if (!event) continue;
+    writing.store(true);
+    const bool written = writer->Write(*event);
+    writing.store(false);
+    if (!written) break;
   }
+  // After this no publisher can reach the cut-off callback (Publish holds the hub's lock).
   hub->Unsubscribe(subscription);
   if (subscription->overflowed()) {
     metrics->watch_streams_slow->Increment();

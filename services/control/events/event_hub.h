@@ -42,6 +42,12 @@ class EventHub {
       absl::MutexLock lock(&mu_);
       return overflowed_;
     }
+    // Called once, from the publishing thread, when the subscriber is cut off: a reader blocked
+    // in a write to a client that stopped reading would otherwise never notice.
+    void SetOnCutOff(std::function<void()> on_cut_off) {
+      absl::MutexLock lock(&mu_);
+      on_cut_off_ = std::move(on_cut_off);
+    }
 
    private:
     friend class EventHub;
@@ -49,15 +55,20 @@ class EventHub {
     // Returns false if the event was lost: the queue was full (the subscriber is then cut off).
     bool Push(const Event& event) {
       if (filter_ && !filter_(event)) return true;
-      absl::MutexLock lock(&mu_);
-      if (overflowed_) return false;
-      if (queue_.size() >= capacity_) {
+      std::function<void()> cut_off;
+      {
+        absl::MutexLock lock(&mu_);
+        if (overflowed_) return false;
+        if (queue_.size() < capacity_) {
+          queue_.push_back(event);
+          return true;
+        }
         overflowed_ = closed_ = true;
         queue_.clear();
-        return false;
+        cut_off = std::move(on_cut_off_);
       }
-      queue_.push_back(event);
-      return true;
+      if (cut_off) cut_off();
+      return false;
     }
     void Close() {
       absl::MutexLock lock(&mu_);
@@ -70,6 +81,7 @@ class EventHub {
     std::deque<Event> queue_ ABSL_GUARDED_BY(mu_);
     bool closed_ ABSL_GUARDED_BY(mu_) = false;
     bool overflowed_ ABSL_GUARDED_BY(mu_) = false;
+    std::function<void()> on_cut_off_ ABSL_GUARDED_BY(mu_);
   };
 
   explicit EventHub(std::function<void()> on_drop = nullptr, size_t capacity = 10000)

@@ -22,7 +22,8 @@ absl::Status RunPki(const std::vector<std::string>& args) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::TlsConfig> TestTls(auth::Role role, const std::string& name) {
+absl::StatusOr<v1::TlsConfig> TestTls(auth::Role role, const std::string& name,
+                                      const std::vector<std::string>& issue_options) {
   const std::string dir = TestPkiDir();
   const std::string base = absl::StrCat(dir, "/", auth::RoleName(role), "-", name);
   // Issued once per build tree, under a lock: tests run in parallel processes, and one reading a key
@@ -32,7 +33,9 @@ absl::StatusOr<v1::TlsConfig> TestTls(auth::Role role, const std::string& name) 
   ::flock(lock, LOCK_EX);
   absl::Status issued = absl::OkStatus();
   if (::access((base + ".crt").c_str(), R_OK) != 0 || ::access((base + ".key").c_str(), R_OK) != 0) {
-    issued = RunPki({dir, "issue", std::string(auth::RoleName(role)), name, "--days=3650"});
+    std::vector<std::string> args = {dir, "issue", std::string(auth::RoleName(role)), name, "--days=3650"};
+    args.insert(args.end(), issue_options.begin(), issue_options.end());
+    issued = RunPki(args);
   }
   ::close(lock);
   if (!issued.ok()) return issued;
