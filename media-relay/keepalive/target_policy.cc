@@ -43,7 +43,7 @@ TargetVerdict CheckKeepaliveTarget(const KeepaliveTargetPolicy& policy, v1::Keep
   auto destination = net::FromProto(target->destination(), "destination");
   if (!destination.ok()) return Refuse(TargetRefusal::kSpecialDestination, destination.status());
   const net::IpAddress ip = destination->ip.Unmapped();
-  if (NeverSendable(ip) || destination->port == 0) {
+  if (NeverSendable(ip)) {
     return Refuse(TargetRefusal::kSpecialDestination,
                   absl::PermissionDeniedError(absl::StrCat("destination: ", destination->ToString(),
                                                            " is not a unicast host address")));

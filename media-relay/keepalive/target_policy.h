@@ -39,7 +39,9 @@ struct KeepaliveTargetPolicy {
 
 struct TargetVerdict {
   TargetRefusal refusal = TargetRefusal::kNone;
-  absl::Status status;        // PERMISSION_DENIED or RESOURCE_EXHAUSTED naming the field, when refused
+  // When refused, naming the field: PERMISSION_DENIED (rules 1-2), RESOURCE_EXHAUSTED (rule 4), or
+  // INVALID_ARGUMENT for an address that does not parse or has port 0.
+  absl::Status status;
   bool interval_raised = false;
   bool ok() const { return refusal == TargetRefusal::kNone; }
 };

@@ -20,6 +20,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/grpc/channel.h"
+#include "common/grpc/tls.h"
+#include "common/grpc/tls_flags.h"
 #include "common/time/proto_time.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "latchkey/v1/nat_control.grpc.pb.h"
@@ -33,6 +35,8 @@ ABSL_FLAG(int, phones, 10000, "Distinct phones allocate_binding cycles through")
 ABSL_FLAG(int, channels, 4, "gRPC channels shared round-robin by client threads");
 ABSL_FLAG(int, memory_bindings, 100000, "Bindings created by binding_memory");
 ABSL_FLAG(int, server_pid, 0, "latchkey-control's pid, for binding_memory");
+// With --tls_cert/--tls_key/--tls_ca (common flags) every channel is mutual TLS; "transport" in the
+// output says which.
 
 namespace latchkey {
 namespace {
@@ -47,8 +51,18 @@ constexpr char kAnswer[] =
 
 struct Channels {
   std::vector<std::shared_ptr<grpc::Channel>> list;
+  v1::TlsConfig tls;
   std::shared_ptr<grpc::Channel> For(int client) const { return list[client % list.size()]; }
+  // A channel of its own (distinct args: gRPC shares a connection between equal channels).
+  std::shared_ptr<grpc::Channel> Fresh(const std::string& tag) const {
+    grpc::ChannelArguments args;
+    args.SetString("latchkey.bench.channel", tag);
+    return grpc::CreateCustomChannel(absl::GetFlag(FLAGS_server),
+                                     grpcutil::ChannelCredentials(tls, {auth::Role::kControl, ""}), args);
+  }
 };
+
+const char* Transport(const Channels& channels) { return grpcutil::TlsEnabled(channels.tls) ? "mtls" : "plaintext"; }
 
 v1::AllocateBindingRequest Registration(int phone) {
   v1::AllocateBindingRequest r;
@@ -89,6 +103,20 @@ Work MakeWork(const std::string& workload, const Channels& channels) {
       static thread_local auto stub = grpc::health::v1::Health::NewStub(channels.For(client));
       bool ok;
       lat->push_back(TimeMs([&] {
+        grpc::ClientContext context;
+        grpc::health::v1::HealthCheckRequest request;
+        grpc::health::v1::HealthCheckResponse response;
+        return stub->Check(&context, request, &response).ok();
+      }, &ok));
+      return ok;
+    };
+  }
+  if (workload == "new_channel") {
+    // What a client pays to connect: TCP (and TLS) handshake plus one empty RPC, on a new channel.
+    return [&channels](int client, int64_t i, std::vector<double>* lat) {
+      bool ok;
+      lat->push_back(TimeMs([&] {
+        auto stub = grpc::health::v1::Health::NewStub(channels.Fresh(absl::StrCat(client, "-", i)));
         grpc::ClientContext context;
         grpc::health::v1::HealthCheckRequest request;
         grpc::health::v1::HealthCheckResponse response;
@@ -196,9 +224,9 @@ void Run(const std::string& workload, int clients, const Channels& channels) {
     total.latencies_ms.insert(total.latencies_ms.end(), r.latencies_ms.begin(), r.latencies_ms.end());
   }
   std::sort(total.latencies_ms.begin(), total.latencies_ms.end());
-  std::printf("{\"workload\":\"%s\",\"clients\":%d,\"seconds\":%.2f,\"calls\":%lld,\"errors\":%lld,\"rps\":%.1f,"
-              "\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
-              workload.c_str(), clients, seconds, static_cast<long long>(total.calls),
+  std::printf("{\"workload\":\"%s\",\"transport\":\"%s\",\"clients\":%d,\"seconds\":%.2f,\"calls\":%lld,"
+              "\"errors\":%lld,\"rps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
+              workload.c_str(), Transport(channels), clients, seconds, static_cast<long long>(total.calls),
               static_cast<long long>(total.errors), total.calls / seconds, Percentile(total.latencies_ms, 0.50),
               Percentile(total.latencies_ms, 0.99));
   std::fflush(stdout);
@@ -261,12 +289,14 @@ void MeasureBindingMemory(const Channels& channels) {
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   latchkey::Channels channels;
+  latchkey::grpcutil::ApplyTlsFlags(&channels.tls);
+  latchkey::grpcutil::ApplyTlsDefaults(&channels.tls);
+  if (absl::Status s = latchkey::grpcutil::ValidateTls(channels.tls); !s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+    return 2;
+  }
   for (int i = 0; i < std::max(1, absl::GetFlag(FLAGS_channels)); ++i) {
-    // Distinct channel args keep gRPC from sharing one connection between the channels.
-    grpc::ChannelArguments args;
-    args.SetInt("latchkey.bench.channel", i);
-    channels.list.push_back(
-        grpc::CreateCustomChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials(), args));
+    channels.list.push_back(channels.Fresh(absl::StrCat("shared-", i)));
   }
   for (absl::string_view workload : absl::StrSplit(absl::GetFlag(FLAGS_workloads), ',', absl::SkipEmpty())) {
     if (workload == "binding_memory") {

@@ -66,6 +66,13 @@ grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext* cont
     }
     canonical.set_keepalive_source_ips(i, ip->Unmapped().ToString());
   }
+  for (int i = 0; i < canonical.advertised_ips_size(); ++i) {
+    auto ip = net::IpAddress::Parse(canonical.advertised_ips(i));
+    if (!ip.ok()) {
+      return ToGrpc(absl::InvalidArgumentError(absl::StrCat("advertised_ips[", i, "]: ", ip.status().message())));
+    }
+    canonical.set_advertised_ips(i, ip->Unmapped().ToString());
+  }
   absl::Status claims = workers_->CheckClaims(canonical);
   if (!claims.ok()) {
     return denials_->Deny("/latchkey.v1.WorkerRegistryService/RegisterWorker", auth::DenyReason::kWrongName, claims,

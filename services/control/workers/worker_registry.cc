@@ -15,6 +15,22 @@ namespace latchkey::control {
 WorkerRegistry::WorkerRegistry(WorkerRegistryOptions options, ControlMetrics* metrics)
     : options_(options), metrics_(metrics) {}
 
+namespace {
+
+// The same address however it is written ("2001:DB8::10", "[2001:db8::10]", "::ffff:1.2.3.4").
+bool SameAddress(absl::string_view a, absl::string_view b) {
+  auto parse = [](absl::string_view text) {
+    if (text.size() > 2 && text.front() == '[' && text.back() == ']') text = text.substr(1, text.size() - 2);
+    return net::IpAddress::Parse(text);
+  };
+  auto x = parse(a);
+  auto y = parse(b);
+  if (!x.ok() || !y.ok()) return a == b;
+  return x->Unmapped() == y->Unmapped();
+}
+
+}  // namespace
+
 absl::Status WorkerRegistry::CheckClaims(const v1::RegisterWorkerRequest& request) const {
   if (request.port_min() == 0) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
@@ -23,7 +39,7 @@ absl::Status WorkerRegistry::CheckClaims(const v1::RegisterWorkerRequest& reques
     if (entry.worker.port_max() < request.port_min() || entry.worker.port_min() > request.port_max()) continue;
     for (const std::string& mine : request.advertised_ips()) {
       for (const std::string& theirs : entry.worker.advertised_ips()) {
-        if (mine == theirs) {
+        if (SameAddress(mine, theirs)) {
           return absl::PermissionDeniedError(absl::StrCat("advertised_ips, port_min, port_max: ", mine, " ports ",
                                                           request.port_min(), "-", request.port_max(),
                                                           " overlap worker ", id, "'s media range"));

@@ -373,5 +373,234 @@ TEST_F(WorkerRegistryTest, SessionEndedFreesCapacityBeforeNextHeartbeat) {
   workers_.SessionEnded("unknown", 4);  // ignored
 }
 
+// --- Undrain -------------------------------------------------------------------------------------
+
+TEST_F(WorkerRegistryTest, UndrainWithdrawsAnOperatorsDrain) {
+  const std::string id = workers_.Register(Registration("w1"), kT0);
+  ASSERT_TRUE(workers_.Drain("w1").ok());
+  auto heartbeat = workers_.Heartbeat(HeartbeatOf("w1", id), kT0 + absl::Seconds(1));
+  ASSERT_TRUE(heartbeat.ok()) << heartbeat.status();
+  ASSERT_TRUE(heartbeat->drain());
+
+  const uint64_t version = workers_.membership_version();
+  auto undrained = workers_.Undrain("w1");
+  ASSERT_TRUE(undrained.ok()) << undrained.status();
+  EXPECT_EQ(undrained->state(), v1::WORKER_STATE_READY);
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_READY);
+  EXPECT_NE(workers_.membership_version(), version);  // keepalives may move back to it
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_READY), 1.0);
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_DRAINING), 0.0);
+
+  // The worker is told on its next heartbeat, and stays ready.
+  heartbeat = workers_.Heartbeat(HeartbeatOf("w1", id), kT0 + absl::Seconds(2));
+  ASSERT_TRUE(heartbeat.ok()) << heartbeat.status();
+  EXPECT_FALSE(heartbeat->drain());
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_READY);
+  auto placed = workers_.Place(4, {});
+  ASSERT_TRUE(placed.ok()) << placed.status();
+  EXPECT_EQ(placed->worker_id, "w1");
+}
+
+TEST_F(WorkerRegistryTest, UndrainDoesNotOverrideAWorkerDrainingItself) {
+  const std::string id = workers_.Register(Registration("w1"), kT0);
+  v1::HeartbeatRequest shutting_down = HeartbeatOf("w1", id);
+  shutting_down.set_draining(true);
+  ASSERT_TRUE(workers_.Heartbeat(shutting_down, kT0 + absl::Seconds(1)).ok());
+  ASSERT_EQ(StateOf("w1"), v1::WORKER_STATE_DRAINING);
+  ASSERT_TRUE(workers_.Drain("w1").ok());
+
+  auto undrained = workers_.Undrain("w1");
+  ASSERT_TRUE(undrained.ok()) << undrained.status();
+  EXPECT_EQ(undrained->state(), v1::WORKER_STATE_DRAINING);
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_DRAINING);
+  EXPECT_EQ(workers_.Place(4, {}).status().code(), absl::StatusCode::kResourceExhausted);
+
+  // Still shutting down: still draining, but control no longer asks it to drain.
+  auto heartbeat = workers_.Heartbeat(shutting_down, kT0 + absl::Seconds(2));
+  ASSERT_TRUE(heartbeat.ok()) << heartbeat.status();
+  EXPECT_FALSE(heartbeat->drain());
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_DRAINING);
+
+  // Once the worker itself stops draining it is ready again.
+  heartbeat = workers_.Heartbeat(HeartbeatOf("w1", id), kT0 + absl::Seconds(3));
+  ASSERT_TRUE(heartbeat.ok()) << heartbeat.status();
+  EXPECT_FALSE(heartbeat->drain());
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_READY);
+}
+
+TEST_F(WorkerRegistryTest, UndrainDoesNotOverrideAWorkerThatRegisteredDraining) {
+  v1::RegisterWorkerRequest request = Registration("w1");
+  request.set_draining(true);
+  workers_.Register(request, kT0);
+  auto undrained = workers_.Undrain("w1");
+  ASSERT_TRUE(undrained.ok()) << undrained.status();
+  EXPECT_EQ(undrained->state(), v1::WORKER_STATE_DRAINING);
+}
+
+TEST_F(WorkerRegistryTest, UndrainOfAReadyWorkerLeavesItReady) {
+  const std::string id = workers_.Register(Registration("w1"), kT0);
+  auto undrained = workers_.Undrain("w1");
+  ASSERT_TRUE(undrained.ok()) << undrained.status();
+  EXPECT_EQ(undrained->state(), v1::WORKER_STATE_READY);
+  auto heartbeat = workers_.Heartbeat(HeartbeatOf("w1", id), kT0 + absl::Seconds(1));
+  ASSERT_TRUE(heartbeat.ok()) << heartbeat.status();
+  EXPECT_FALSE(heartbeat->drain());
+}
+
+TEST_F(WorkerRegistryTest, UndrainDoesNotReviveALostWorker) {
+  workers_.Register(Registration("w1"), kT0);
+  ASSERT_TRUE(workers_.Drain("w1").ok());
+  ASSERT_THAT(workers_.SweepLost(kT0 + absl::Seconds(10)), UnorderedElementsAre("w1"));
+  auto undrained = workers_.Undrain("w1");
+  ASSERT_TRUE(undrained.ok()) << undrained.status();
+  EXPECT_EQ(undrained->state(), v1::WORKER_STATE_LOST);
+  EXPECT_EQ(workers_.Get("w1").status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(WorkerRegistryTest, AnOperatorDrainSurvivesReRegistrationUntilUndrained) {
+  workers_.Register(Registration("w1"), kT0);
+  ASSERT_TRUE(workers_.Drain("w1").ok());
+  const std::string id = workers_.Register(Registration("w1"), kT0 + absl::Seconds(1));  // a worker restart
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_DRAINING);
+  ASSERT_TRUE(workers_.Undrain("w1").ok());
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_READY);
+  auto heartbeat = workers_.Heartbeat(HeartbeatOf("w1", id), kT0 + absl::Seconds(2));
+  ASSERT_TRUE(heartbeat.ok()) << heartbeat.status();
+  EXPECT_FALSE(heartbeat->drain());
+}
+
+TEST_F(WorkerRegistryTest, UndrainUnknownWorkerIsNotFound) {
+  const auto undrained = workers_.Undrain("ghost");
+  EXPECT_EQ(undrained.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(undrained.status().message(), HasSubstr("ghost"));
+}
+
+// --- CheckClaims ---------------------------------------------------------------------------------
+
+v1::RegisterWorkerRequest WithRange(const std::string& id, std::vector<std::string> ips, uint32_t port_min,
+                                    uint32_t port_max) {
+  v1::RegisterWorkerRequest request = Registration(id);
+  request.clear_advertised_ips();
+  for (const std::string& ip : ips) request.add_advertised_ips(ip);
+  request.set_port_min(port_min);
+  request.set_port_max(port_max);
+  return request;
+}
+
+TEST_F(WorkerRegistryTest, CheckClaimsRefusesAnOverlappingRangeOnAnotherWorkersAddress) {
+  const v1::RegisterWorkerRequest a = WithRange("a", {"203.0.113.10"}, 20000, 29999);
+  ASSERT_TRUE(workers_.CheckClaims(a).ok());
+  workers_.Register(a, kT0);
+
+  for (const auto& [low, high] : std::vector<std::pair<uint32_t, uint32_t>>{
+           {25000, 35000}, {10000, 20000}, {29999, 30000}, {20000, 29999}, {21000, 22000}, {1, 65535}}) {
+    const absl::Status status = workers_.CheckClaims(WithRange("b", {"203.0.113.10"}, low, high));
+    EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << low << "-" << high;
+    EXPECT_THAT(status.message(), HasSubstr("203.0.113.10")) << low << "-" << high;
+    EXPECT_THAT(status.message(), HasSubstr("worker a")) << low << "-" << high;
+  }
+  // One overlapping address among several is enough.
+  EXPECT_EQ(workers_.CheckClaims(WithRange("b", {"198.51.100.7", "203.0.113.10"}, 25000, 25999)).code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(WorkerRegistryTest, CheckClaimsLetsAWorkerReRegisterItsOwnRange) {
+  const v1::RegisterWorkerRequest a = WithRange("a", {"203.0.113.10"}, 20000, 29999);
+  workers_.Register(a, kT0);
+  EXPECT_TRUE(workers_.CheckClaims(a).ok());
+  EXPECT_TRUE(workers_.CheckClaims(WithRange("a", {"203.0.113.10"}, 20000, 39999)).ok());  // grown
+}
+
+TEST_F(WorkerRegistryTest, CheckClaimsAllowsDisjointRangesAndOtherAddresses) {
+  workers_.Register(WithRange("a", {"203.0.113.10"}, 20000, 29999), kT0);
+  EXPECT_TRUE(workers_.CheckClaims(WithRange("b", {"203.0.113.10"}, 30000, 39999)).ok());
+  EXPECT_TRUE(workers_.CheckClaims(WithRange("b", {"203.0.113.10"}, 10000, 19999)).ok());
+  EXPECT_TRUE(workers_.CheckClaims(WithRange("b", {"203.0.113.11"}, 20000, 29999)).ok());
+  EXPECT_TRUE(workers_.CheckClaims(WithRange("b", {"2001:db8::10"}, 20000, 29999)).ok());
+  // A worker that announces no range claims nothing.
+  EXPECT_TRUE(workers_.CheckClaims(WithRange("b", {"203.0.113.10"}, 0, 0)).ok());
+}
+
+TEST_F(WorkerRegistryTest, CheckClaimsIgnoresLostWorkers) {
+  workers_.Register(WithRange("a", {"203.0.113.10"}, 20000, 29999), kT0);
+  workers_.Register(WithRange("b", {"203.0.113.20"}, 20000, 29999), kT0 + absl::Seconds(5));
+  ASSERT_THAT(workers_.SweepLost(kT0 + absl::Seconds(6)), UnorderedElementsAre("a"));
+  // a's replacement (another pod on the same address) may take its place.
+  EXPECT_TRUE(workers_.CheckClaims(WithRange("a2", {"203.0.113.10"}, 20000, 29999)).ok());
+  EXPECT_FALSE(workers_.CheckClaims(WithRange("b2", {"203.0.113.20"}, 20000, 29999)).ok());
+}
+
+TEST_F(WorkerRegistryTest, CheckClaimsComparesAddressesNotTheirSpelling) {
+  // A second worker must not claim the same address and ports by spelling it differently (upper
+  // case or zero groups in IPv6, brackets, v4-mapped IPv4).
+  workers_.Register(WithRange("a", {"2001:db8::10", "203.0.113.10"}, 20000, 29999), kT0);
+  for (const char* spelling : {"2001:DB8::10", "2001:db8:0:0::10", "2001:0db8::0010", "::ffff:203.0.113.10",
+                               "[2001:db8::10]"}) {
+    EXPECT_EQ(workers_.CheckClaims(WithRange("b", {spelling}, 25000, 25999)).code(),
+              absl::StatusCode::kPermissionDenied)
+        << spelling << " is the address worker a advertises";
+  }
+}
+
+// --- Forgetting lost workers ---------------------------------------------------------------------
+
+TEST_F(WorkerRegistryTest, SweepLostForgetsWorkersLostLongerThanForgetLostAfter) {
+  // Options(): 1 s heartbeats, lost after 3 missed, forgotten 1 h (the default) after that.
+  ASSERT_EQ(Options().forget_lost_after, absl::Hours(1));
+  workers_.Register(WithRange("old", {"203.0.113.10"}, 20000, 29999), kT0);
+  ASSERT_THAT(workers_.SweepLost(kT0 + absl::Seconds(4)), UnorderedElementsAre("old"));
+  EXPECT_EQ(StateOf("old"), v1::WORKER_STATE_LOST);
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_LOST), 1.0);
+
+  // Just at the limit: still listed as lost.
+  EXPECT_THAT(workers_.SweepLost(kT0 + absl::Seconds(3) + absl::Hours(1)), IsEmpty());
+  ASSERT_EQ(workers_.List().size(), 1u);
+  EXPECT_EQ(metrics_.workers_forgotten->Value(), 0.0);
+
+  const uint64_t version = workers_.membership_version();
+  EXPECT_THAT(workers_.SweepLost(kT0 + absl::Seconds(3) + absl::Hours(1) + absl::Milliseconds(1)), IsEmpty());
+  EXPECT_THAT(workers_.List(), IsEmpty());
+  EXPECT_EQ(workers_.Get("old").status().code(), absl::StatusCode::kNotFound);  // no longer "lost"
+  EXPECT_EQ(metrics_.workers_forgotten->Value(), 1.0);
+  EXPECT_THAT(Exposition(), HasSubstr("latchkey_workers_forgotten_total 1"));
+  EXPECT_EQ(Gauge(v1::WORKER_STATE_LOST), 0.0);
+  EXPECT_NE(workers_.membership_version(), version);
+
+  // Its id is free: the worker coming back is a plain new registration.
+  workers_.Register(WithRange("old", {"203.0.113.10"}, 20000, 29999), kT0 + absl::Hours(2));
+  EXPECT_EQ(StateOf("old"), v1::WORKER_STATE_READY);
+}
+
+TEST_F(WorkerRegistryTest, SweepLostForgetsOnlyTheLongLostWorkers) {
+  workers_.Register(Registration("early"), kT0);
+  const absl::Time later = kT0 + absl::Minutes(30);
+  workers_.Register(Registration("late"), later);
+  ASSERT_THAT(workers_.SweepLost(later), UnorderedElementsAre("early"));
+  const std::string live = workers_.Register(Registration("live"), kT0 + absl::Hours(1));
+
+  // early: silent since kT0, late: since kT0+30m, live: heartbeating.
+  const absl::Time sweep = kT0 + absl::Hours(1) + absl::Seconds(4);
+  ASSERT_TRUE(workers_.Heartbeat(HeartbeatOf("live", live), sweep).ok());
+  EXPECT_THAT(workers_.SweepLost(sweep), UnorderedElementsAre("late"));
+  std::vector<std::string> listed;
+  for (const v1::Worker& w : workers_.List()) listed.push_back(w.worker_id());
+  EXPECT_THAT(listed, UnorderedElementsAre("late", "live"));
+  EXPECT_EQ(StateOf("late"), v1::WORKER_STATE_LOST);
+  EXPECT_EQ(StateOf("live"), v1::WORKER_STATE_READY);
+  EXPECT_EQ(metrics_.workers_forgotten->Value(), 1.0);
+}
+
+TEST_F(WorkerRegistryTest, AWorkerSilentForVeryLongIsFirstReportedLostThenForgotten) {
+  // Whoever acts on "lost" (re-placing its sessions) must hear about it before the worker vanishes.
+  workers_.Register(Registration("w1"), kT0);
+  const absl::Time much_later = kT0 + absl::Hours(5);
+  EXPECT_THAT(workers_.SweepLost(much_later), UnorderedElementsAre("w1"));
+  EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_LOST);
+  EXPECT_EQ(metrics_.workers_lost->Value(), 1.0);
+  EXPECT_THAT(workers_.SweepLost(much_later + absl::Seconds(1)), IsEmpty());
+  EXPECT_THAT(workers_.List(), IsEmpty());
+  EXPECT_EQ(metrics_.workers_forgotten->Value(), 1.0);
+}
+
 }  // namespace
 }  // namespace latchkey::control
