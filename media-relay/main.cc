@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "common/config/flags.h"
 #include "common/config/proto_file.h"
+#include "common/grpc/auth.h"
 #include "common/grpc/server.h"
 #include "common/grpc/tls.h"
 #include "common/grpc/tls_flags.h"
@@ -429,7 +430,8 @@ int Main(int argc, char** argv) {
     log::LogError("invalid configuration").Kv("error", keepalive_config.ToString());
     return 2;
   }
-  RelayServiceImpl relay_service(&sessions, &relay_metrics, keepalives.get());
+  grpcutil::Gate gate(*registry, config->tls().trust_domain());
+  RelayServiceImpl relay_service(&sessions, &relay_metrics, &gate, keepalives.get());
   // STUN for phones: optional, so a taken port (another relay on this host) is a warning, not fatal.
   std::unique_ptr<StunServer> stun_server;
   if (config->stun_listen() != "off") {
@@ -451,7 +453,7 @@ int Main(int argc, char** argv) {
     }
   }
   auto server = grpcutil::StartServer(config->listen(), {&relay_service}, *registry,
-                                      {config->tls(), static_cast<int>(config->max_request_bytes()), nullptr});
+                                      {config->tls(), static_cast<int>(config->max_request_bytes())});
   if (!server.ok()) {
     log::LogError("cannot start gRPC server").Kv("error", server.status().ToString());
     return 1;

@@ -1,14 +1,14 @@
 #pragma once
-// Which roles may call which gRPC method: one table for every Latchkey server, checked before any
-// handler runs (and before the request message is parsed). What the table cannot see, the handler
-// checks: a worker's own id, a PBX's own records.
+// Which roles may call which gRPC method: one table for every Latchkey server, checked by the Gate
+// (common/grpc/auth.h) as each handler's first step. What the table cannot see, the handler checks
+// next: a worker's own id, a PBX's own records.
 //
 //   NatControlService binding/session RPCs   pbx, operator (a pbx sees only its own records)
 //   NatControlService worker RPCs            operator
 //   WorkerRegistryService                    worker (for its own worker id)
 //   RelayService                             control
 //   grpc.health.v1.Health                    anyone, also without a certificate (probes, load balancers)
-//   server reflection                        any identity
+//   server reflection                        any identity (registered only by plaintext servers)
 //   anything else                            nobody
 #include "absl/strings/string_view.h"
 #include <optional>

@@ -1,5 +1,6 @@
 #include "common/grpc/auth.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "grpc/grpc_security_constants.h"
@@ -7,31 +8,38 @@
 namespace latchkey::grpcutil {
 namespace {
 
-constexpr char kRoleProperty[] = "latchkey_role";
-constexpr char kNameProperty[] = "latchkey_name";
 constexpr int kLogsPerSecond = 20;
 // What gRPC's insecure credentials put in transport_security_type (no public constant for it).
 constexpr absl::string_view kInsecureTransport = "insecure";
 
 absl::string_view View(const grpc::string_ref& ref) { return absl::string_view(ref.data(), ref.size()); }
 
-class AuthProcessor final : public grpc::AuthMetadataProcessor {
- public:
-  AuthProcessor(std::string trust_domain, std::shared_ptr<Denials> denials)
-      : trust_domain_(std::move(trust_domain)), denials_(std::move(denials)) {}
+}  // namespace
 
-  // Cheap and non-blocking: runs on the transport's thread, no hand-off per call.
-  bool IsBlocking() const override { return false; }
+Gate::Gate(prometheus::Registry& registry, std::string trust_domain)
+    : trust_domain_(std::move(trust_domain)),
+      family_(prometheus::BuildCounter()
+                  .Name("latchkey_rpc_denied_total")
+                  .Help("gRPC calls refused by authentication or authorization, by method and reason")
+                  .Register(registry)) {}
 
-  grpc::Status Process(const InputMetadata& metadata, grpc::AuthContext* context, OutputMetadata*,
-                       OutputMetadata*) override {
-    absl::string_view method;
-    if (auto it = metadata.find(":path"); it != metadata.end()) method = View(it->second);
+Admission Gate::Admit(const grpc::ServerContextBase& context, absl::string_view method) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  // Fail closed: only a connection gRPC itself calls insecure is trusted without an identity (a
+  // plaintext server binds loopback only); any other caller is who its certificate says, or nobody.
+  absl::string_view transport;
+  if (auth) {
+    for (const grpc::string_ref& value : auth->FindPropertyValues(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME)) {
+      transport = View(value);
+    }
+  }
+  if (transport == kInsecureTransport) return Admission{Caller::Local(), grpc::Status::OK};
 
-    std::optional<auth::PeerIdentity> identity;
-    std::string identity_error;
-    for (const char* property : {GRPC_PEER_URI_PROPERTY_NAME, GRPC_PEER_SPIFFE_ID_PROPERTY_NAME}) {
-      for (const grpc::string_ref& uri : context->FindPropertyValues(property)) {
+  std::optional<auth::PeerIdentity> identity;
+  std::string identity_error;
+  if (auth) {
+    for (const char* property : {GRPC_PEER_SPIFFE_ID_PROPERTY_NAME, GRPC_PEER_URI_PROPERTY_NAME}) {
+      for (const grpc::string_ref& uri : auth->FindPropertyValues(property)) {
         auto parsed = auth::ParseSpiffeId(View(uri), trust_domain_);
         if (parsed.ok()) {
           identity = *std::move(parsed);
@@ -41,34 +49,16 @@ class AuthProcessor final : public grpc::AuthMetadataProcessor {
       }
       if (identity) break;
     }
-
-    const auth::Decision decision = auth::Authorize(method, identity ? &*identity : nullptr, identity_error);
-    if (!decision.ok()) {
-      std::string peer = identity ? auth::ToString(*identity) : "anonymous";
-      return denials_->Deny(method, decision.reason, decision.status, peer);
-    }
-    if (identity) {
-      context->AddProperty(kRoleProperty, std::string(auth::RoleName(identity->role)));
-      context->AddProperty(kNameProperty, identity->name);
-    }
-    return grpc::Status::OK;
   }
+  const auth::Decision decision = auth::Authorize(method, identity ? &*identity : nullptr, identity_error);
+  Caller caller{identity, false};
+  if (decision.ok()) return Admission{std::move(caller), grpc::Status::OK};
+  grpc::Status refused = Deny(method, decision.reason, decision.status, caller.ToString());
+  return Admission{std::move(caller), std::move(refused)};
+}
 
- private:
-  std::string trust_domain_;
-  std::shared_ptr<Denials> denials_;
-};
-
-}  // namespace
-
-Denials::Denials(prometheus::Registry& registry)
-    : family_(prometheus::BuildCounter()
-                  .Name("latchkey_rpc_denied_total")
-                  .Help("gRPC calls refused by authentication or authorization, by method and reason")
-                  .Register(registry)) {}
-
-grpc::Status Denials::Deny(absl::string_view method, auth::DenyReason reason, const absl::Status& status,
-                           absl::string_view peer) {
+grpc::Status Gate::Deny(absl::string_view method, auth::DenyReason reason, const absl::Status& status,
+                        absl::string_view peer) {
   const absl::string_view label = auth::MethodLabel(method);
   family_.Add({{"method", std::string(label)}, {"reason", std::string(auth::DenyReasonLabel(reason))}}).Increment();
   // One line per refusal, but a scanner must not turn the log into the bottleneck.
@@ -88,33 +78,6 @@ grpc::Status Denials::Deny(absl::string_view method, auth::DenyReason reason, co
     unlogged_.fetch_add(1, std::memory_order_relaxed);
   }
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
-
-std::shared_ptr<grpc::AuthMetadataProcessor> MakeAuthProcessor(std::string trust_domain,
-                                                                std::shared_ptr<Denials> denials) {
-  return std::make_shared<AuthProcessor>(std::move(trust_domain), std::move(denials));
-}
-
-Caller CallerOf(const grpc::ServerContextBase& context) {
-  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
-  // Fail closed: only a connection gRPC itself calls insecure is trusted without an identity (a
-  // plaintext server binds loopback only). Any other (TLS) caller is whoever the processor found,
-  // or nobody.
-  absl::string_view type;
-  if (auth) {
-    for (const grpc::string_ref& value : auth->FindPropertyValues(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME)) {
-      type = View(value);
-    }
-  }
-  if (type == kInsecureTransport) return Caller::Local();
-  Caller caller;
-  if (!auth) return caller;
-  auto roles = auth->FindPropertyValues(kRoleProperty);
-  auto names = auth->FindPropertyValues(kNameProperty);
-  if (roles.empty() || names.empty()) return caller;
-  std::optional<auth::Role> role = auth::ParseRole(View(roles.front()));
-  if (role) caller.identity = auth::PeerIdentity{*role, std::string(View(names.front()))};
-  return caller;
 }
 
 }  // namespace latchkey::grpcutil

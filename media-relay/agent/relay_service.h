@@ -2,6 +2,7 @@
 // The RelayService control calls: thin gRPC adapter over the SessionTable. Callback API: every
 // handler answers at once, and the synchronous API's thread-per-call pool spawned and reaped
 // hundreds of threads per second while control set up calls (on the packet threads' cores).
+#include "common/grpc/auth.h"
 #include "latchkey/v1/worker.grpc.pb.h"
 #include "media-relay/keepalive/keepalive_sender.h"
 #include "media-relay/metrics/relay_metrics.h"
@@ -11,9 +12,11 @@ namespace latchkey::relay {
 
 class RelayServiceImpl final : public v1::RelayService::CallbackService {
  public:
-  // `keepalives` may be null (keepalives off): SetKeepalives then answers FAILED_PRECONDITION.
-  RelayServiceImpl(SessionTable* sessions, RelayMetrics* metrics, KeepaliveSender* keepalives = nullptr)
-      : sessions_(sessions), metrics_(metrics), keepalives_(keepalives) {}
+  // Every handler first admits its caller through `gate` (only control may call). `keepalives` may be
+  // null (keepalives off): SetKeepalives then answers FAILED_PRECONDITION.
+  RelayServiceImpl(SessionTable* sessions, RelayMetrics* metrics, grpcutil::Gate* gate,
+                   KeepaliveSender* keepalives = nullptr)
+      : sessions_(sessions), metrics_(metrics), gate_(gate), keepalives_(keepalives) {}
 
   grpc::ServerUnaryReactor* CreateRelaySession(grpc::CallbackServerContext* context,
                                                const v1::CreateRelaySessionRequest* request,
@@ -35,6 +38,7 @@ class RelayServiceImpl final : public v1::RelayService::CallbackService {
  private:
   SessionTable* sessions_;
   RelayMetrics* metrics_;
+  grpcutil::Gate* gate_;
   KeepaliveSender* keepalives_;
 };
 

@@ -84,7 +84,7 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
   s.session_events_ = std::make_unique<EventHub<SessionEvent>>(
       [metrics] { metrics->watch_events_dropped->Increment(); }, config.watch_queue_limit());
   s.watch_limits_ = std::make_unique<WatchLimits>(config.max_watches_per_identity(), config.max_watches());
-  s.denials_ = std::make_shared<grpcutil::Denials>(*s.registry_);
+  s.gate_ = std::make_unique<grpcutil::Gate>(*s.registry_, config.tls().trust_domain());
   auto clock = [] { return absl::Now(); };
   s.bindings_ = std::make_unique<BindingManager>(
       BindingManagerOptions{FromProto(config.binding_grace()), config.max_bindings(), config.max_bindings_per_pbx()}, s.store_.get(),
@@ -97,9 +97,9 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
       s.store_.get(), s.detector_.get(), s.workers_.get(), metrics, s.session_events_.get(), clock);
   s.nat_service_ = std::make_unique<NatControlServiceImpl>(s.bindings_.get(), s.sessions_.get(), s.workers_.get(),
                                                            s.binding_events_.get(), s.session_events_.get(),
-                                                           s.watch_limits_.get(), metrics);
+                                                           s.watch_limits_.get(), metrics, s.gate_.get());
   s.worker_service_ = std::make_unique<WorkerRegistryServiceImpl>(s.workers_.get(), s.sessions_.get(),
-                                                                  s.bindings_.get(), clock, s.denials_);
+                                                                  s.bindings_.get(), clock, s.gate_.get());
   s.keepalives_ = std::make_unique<KeepaliveAssigner>(KeepaliveAssignerOptions{}, s.store_.get(), s.workers_.get(), metrics);
   s.bindings_->SetObserver(s.keepalives_.get());
 
@@ -108,11 +108,11 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
   s.metrics_server_ = *std::move(metrics_server);
   // Two ports, so that network policy can keep PBXs off the worker API and relays off the PBX API,
   // and each has a receive limit fitting its largest legitimate request.
-  grpcutil::ServerOptions api_options{config.tls(), static_cast<int>(config.max_request_bytes()), s.denials_};
+  grpcutil::ServerOptions api_options{config.tls(), static_cast<int>(config.max_request_bytes())};
   auto grpc = grpcutil::StartServer(config.listen(), {s.nat_service_.get()}, *s.registry_, api_options);
   if (!grpc.ok()) return grpc.status();
   s.grpc_ = *std::move(grpc);
-  grpcutil::ServerOptions worker_options{config.tls(), static_cast<int>(config.max_worker_request_bytes()), s.denials_};
+  grpcutil::ServerOptions worker_options{config.tls(), static_cast<int>(config.max_worker_request_bytes())};
   auto worker_grpc = grpcutil::StartServer(config.worker_listen(), {s.worker_service_.get()}, *s.registry_, worker_options);
   if (!worker_grpc.ok()) return worker_grpc.status();
   s.worker_grpc_ = *std::move(worker_grpc);

@@ -52,7 +52,7 @@ class ControlServer {
   std::unique_ptr<NatControlServiceImpl> nat_service_;
   std::unique_ptr<WorkerRegistryServiceImpl> worker_service_;
   std::unique_ptr<WatchLimits> watch_limits_;
-  std::shared_ptr<grpcutil::Denials> denials_;
+  std::unique_ptr<grpcutil::Gate> gate_;
   grpcutil::StartedServer grpc_;         // NatControlService
   grpcutil::StartedServer worker_grpc_;  // WorkerRegistryService
   grpcutil::StartedServer health_grpc_;  // plaintext health for probes (optional)

@@ -9,7 +9,6 @@
 namespace latchkey::control {
 namespace {
 
-using grpcutil::CallerOf;
 using grpcutil::Finish;
 using grpcutil::Reply;
 using grpcutil::ToGrpc;
@@ -18,9 +17,10 @@ using grpcutil::ToGrpc;
 // interval bounds how late a cancelled stream notices. Within the open-stream limits only; a watcher
 // that falls too far behind is cut off with RESOURCE_EXHAUSTED.
 template <typename Event, typename Writer>
-grpc::Status Stream(grpc::ServerContext* context, EventHub<Event>* hub, typename EventHub<Event>::Filter filter,
-                    Writer* writer, WatchLimits* limits, ControlMetrics* metrics) {
-  auto slot = limits->Acquire(CallerOf(*context).ToString());
+grpc::Status Stream(grpc::ServerContext* context, const grpcutil::Caller& caller, EventHub<Event>* hub,
+                    typename EventHub<Event>::Filter filter, Writer* writer, WatchLimits* limits,
+                    ControlMetrics* metrics) {
+  auto slot = limits->Acquire(caller.ToString());
   if (!slot.ok()) {
     metrics->watch_streams_limited->Increment();
     return ToGrpc(slot.status());
@@ -58,48 +58,59 @@ grpc::Status Stream(grpc::ServerContext* context, EventHub<Event>* hub, typename
 NatControlServiceImpl::NatControlServiceImpl(BindingManager* bindings, SessionManager* sessions,
                                              WorkerRegistry* workers, EventHub<BindingEvent>* binding_events,
                                              EventHub<SessionEvent>* session_events, WatchLimits* watch_limits,
-                                             ControlMetrics* metrics)
+                                             ControlMetrics* metrics, grpcutil::Gate* gate)
     : bindings_(bindings),
       sessions_(sessions),
       workers_(workers),
       binding_events_(binding_events),
       session_events_(session_events),
       watch_limits_(watch_limits),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      gate_(gate) {}
 
 grpc::ServerUnaryReactor* NatControlServiceImpl::AllocateBinding(grpc::CallbackServerContext* context,
                                                                  const v1::AllocateBindingRequest* request,
                                                                  v1::AllocateBindingResponse* response) {
-  return Finish(context, Reply(bindings_->Allocate(*request, CallerOf(*context)), response));
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/AllocateBinding");
+  if (!in.ok()) return Finish(context, in.status);
+  return Finish(context, Reply(bindings_->Allocate(*request, in.caller), response));
 }
 
 grpc::ServerUnaryReactor* NatControlServiceImpl::GetBinding(grpc::CallbackServerContext* context,
                                                             const v1::GetBindingRequest* request,
                                                             v1::GetBindingResponse* response) {
-  return Finish(context, Reply(bindings_->Get(request->binding_id(), CallerOf(*context)), response->mutable_binding()));
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/GetBinding");
+  if (!in.ok()) return Finish(context, in.status);
+  return Finish(context, Reply(bindings_->Get(request->binding_id(), in.caller), response->mutable_binding()));
 }
 
 grpc::ServerUnaryReactor* NatControlServiceImpl::ListBindings(grpc::CallbackServerContext* context,
                                                               const v1::ListBindingsRequest* request,
                                                               v1::ListBindingsResponse* response) {
-  return Finish(context, Reply(bindings_->List(*request, CallerOf(*context)), response));
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/ListBindings");
+  if (!in.ok()) return Finish(context, in.status);
+  return Finish(context, Reply(bindings_->List(*request, in.caller), response));
 }
 
 grpc::ServerUnaryReactor* NatControlServiceImpl::ReleaseBinding(grpc::CallbackServerContext* context,
                                                                 const v1::ReleaseBindingRequest* request,
                                                                 v1::ReleaseBindingResponse* response) {
-  return Finish(context, Reply(bindings_->Release(request->binding_id(), CallerOf(*context)), response->mutable_binding()));
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/ReleaseBinding");
+  if (!in.ok()) return Finish(context, in.status);
+  return Finish(context, Reply(bindings_->Release(request->binding_id(), in.caller), response->mutable_binding()));
 }
 
 grpc::Status NatControlServiceImpl::WatchBindings(grpc::ServerContext* context, const v1::WatchBindingsRequest* request,
                                                   grpc::ServerWriter<v1::WatchBindingsResponse>* writer) {
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/WatchBindings");
+  if (!in.ok()) return in.status;
   if (!request->aor().empty()) {
     if (absl::Status s = CheckToken("aor", request->aor(), 1024); !s.ok()) return ToGrpc(s);
   }
   const std::string aor = request->aor();
-  const grpcutil::Caller caller = CallerOf(*context);
+  const grpcutil::Caller caller = in.caller;
   return Stream<BindingEvent>(
-      context, binding_events_,
+      context, caller, binding_events_,
       [aor, caller](const BindingEvent& e) {
         return caller.owns(e.binding().owner()) && (aor.empty() || e.binding().aor() == aor);
       },
@@ -108,43 +119,57 @@ grpc::Status NatControlServiceImpl::WatchBindings(grpc::ServerContext* context, 
 
 grpc::Status NatControlServiceImpl::AllocateSession(grpc::ServerContext* context, const v1::AllocateSessionRequest* request,
                                                     v1::AllocateSessionResponse* response) {
-  return Reply(sessions_->Allocate(*request, CallerOf(*context)), response);
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/AllocateSession");
+  if (!in.ok()) return in.status;
+  return Reply(sessions_->Allocate(*request, in.caller), response);
 }
 
 grpc::Status NatControlServiceImpl::AnswerSession(grpc::ServerContext* context, const v1::AnswerSessionRequest* request,
                                                   v1::AnswerSessionResponse* response) {
-  return Reply(sessions_->Answer(*request, CallerOf(*context)), response);
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/AnswerSession");
+  if (!in.ok()) return in.status;
+  return Reply(sessions_->Answer(*request, in.caller), response);
 }
 
 grpc::Status NatControlServiceImpl::UpdateSession(grpc::ServerContext* context, const v1::UpdateSessionRequest* request,
                                                   v1::UpdateSessionResponse* response) {
-  return Reply(sessions_->Update(*request, CallerOf(*context)), response);
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/UpdateSession");
+  if (!in.ok()) return in.status;
+  return Reply(sessions_->Update(*request, in.caller), response);
 }
 
 grpc::Status NatControlServiceImpl::GetSession(grpc::ServerContext* context, const v1::GetSessionRequest* request,
                                                v1::GetSessionResponse* response) {
-  return Reply(sessions_->Get(request->session_id(), CallerOf(*context)), response->mutable_session());
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/GetSession");
+  if (!in.ok()) return in.status;
+  return Reply(sessions_->Get(request->session_id(), in.caller), response->mutable_session());
 }
 
 grpc::Status NatControlServiceImpl::ListSessions(grpc::ServerContext* context, const v1::ListSessionsRequest* request,
                                                  v1::ListSessionsResponse* response) {
-  return Reply(sessions_->List(*request, CallerOf(*context)), response);
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/ListSessions");
+  if (!in.ok()) return in.status;
+  return Reply(sessions_->List(*request, in.caller), response);
 }
 
 grpc::Status NatControlServiceImpl::ReleaseSession(grpc::ServerContext* context, const v1::ReleaseSessionRequest* request,
                                                    v1::ReleaseSessionResponse* response) {
-  return Reply(sessions_->Release(request->session_id(), CallerOf(*context)), response->mutable_session());
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/ReleaseSession");
+  if (!in.ok()) return in.status;
+  return Reply(sessions_->Release(request->session_id(), in.caller), response->mutable_session());
 }
 
 grpc::Status NatControlServiceImpl::WatchSessions(grpc::ServerContext* context, const v1::WatchSessionsRequest* request,
                                                   grpc::ServerWriter<v1::WatchSessionsResponse>* writer) {
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/WatchSessions");
+  if (!in.ok()) return in.status;
   if (!request->call_id().empty()) {
     if (absl::Status s = CheckToken("call_id", request->call_id(), 256); !s.ok()) return ToGrpc(s);
   }
   const std::string call_id = request->call_id();
-  const grpcutil::Caller caller = CallerOf(*context);
+  const grpcutil::Caller caller = in.caller;
   return Stream<SessionEvent>(
-      context, session_events_,
+      context, caller, session_events_,
       [call_id, caller](const SessionEvent& e) {
         return caller.owns(e.session().owner()) && (call_id.empty() || e.session().call_id() == call_id);
       },
@@ -154,6 +179,8 @@ grpc::Status NatControlServiceImpl::WatchSessions(grpc::ServerContext* context, 
 grpc::ServerUnaryReactor* NatControlServiceImpl::ListWorkers(grpc::CallbackServerContext* context,
                                                              const v1::ListWorkersRequest*,
                                                              v1::ListWorkersResponse* response) {
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/ListWorkers");
+  if (!in.ok()) return Finish(context, in.status);
   for (v1::Worker& worker : workers_->List()) *response->add_workers() = std::move(worker);
   return Finish(context, grpc::Status::OK);
 }
@@ -161,6 +188,8 @@ grpc::ServerUnaryReactor* NatControlServiceImpl::ListWorkers(grpc::CallbackServe
 grpc::ServerUnaryReactor* NatControlServiceImpl::DrainWorker(grpc::CallbackServerContext* context,
                                                              const v1::DrainWorkerRequest* request,
                                                              v1::DrainWorkerResponse* response) {
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/DrainWorker");
+  if (!in.ok()) return Finish(context, in.status);
   if (absl::Status s = CheckToken("worker_id", request->worker_id(), 128); !s.ok()) return Finish(context, ToGrpc(s));
   return Finish(context, Reply(workers_->Drain(request->worker_id()), response->mutable_worker()));
 }
@@ -168,6 +197,8 @@ grpc::ServerUnaryReactor* NatControlServiceImpl::DrainWorker(grpc::CallbackServe
 grpc::ServerUnaryReactor* NatControlServiceImpl::UndrainWorker(grpc::CallbackServerContext* context,
                                                                const v1::UndrainWorkerRequest* request,
                                                                v1::UndrainWorkerResponse* response) {
+  const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/UndrainWorker");
+  if (!in.ok()) return Finish(context, in.status);
   if (absl::Status s = CheckToken("worker_id", request->worker_id(), 128); !s.ok()) return Finish(context, ToGrpc(s));
   return Finish(context, Reply(workers_->Undrain(request->worker_id()), response->mutable_worker()));
 }

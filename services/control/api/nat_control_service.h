@@ -2,6 +2,7 @@
 // latchkey.v1.NatControlService: validation and state live in the managers; this maps them to gRPC.
 #include <atomic>
 
+#include "common/grpc/auth.h"
 #include "latchkey/v1/nat_control.grpc.pb.h"
 #include "services/control/events/watch_limits.h"
 #include "services/control/bindings/binding_manager.h"
@@ -20,11 +21,11 @@ using NatControlServiceBase = v1::NatControlService::WithCallbackMethod_Allocate
 
 class NatControlServiceImpl final : public NatControlServiceBase {
  public:
-  // Every handler acts for the caller the auth processor established (grpcutil::CallerOf): a PBX
-  // reaches only its own bindings and sessions.
+  // Every handler first admits its caller through `gate` and then acts for it: a PBX reaches only
+  // its own bindings and sessions.
   NatControlServiceImpl(BindingManager* bindings, SessionManager* sessions, WorkerRegistry* workers,
                         EventHub<BindingEvent>* binding_events, EventHub<SessionEvent>* session_events,
-                        WatchLimits* watch_limits, ControlMetrics* metrics);
+                        WatchLimits* watch_limits, ControlMetrics* metrics, grpcutil::Gate* gate);
 
   grpc::ServerUnaryReactor* AllocateBinding(grpc::CallbackServerContext*, const v1::AllocateBindingRequest*,
                                             v1::AllocateBindingResponse*) override;
@@ -65,6 +66,7 @@ class NatControlServiceImpl final : public NatControlServiceBase {
   EventHub<SessionEvent>* session_events_;
   WatchLimits* watch_limits_;
   ControlMetrics* metrics_;
+  grpcutil::Gate* gate_;
 };
 
 }  // namespace latchkey::control

@@ -13,30 +13,26 @@ using grpcutil::ToGrpc;
 
 WorkerRegistryServiceImpl::WorkerRegistryServiceImpl(WorkerRegistry* workers, SessionManager* sessions,
                                                      BindingManager* bindings, std::function<absl::Time()> clock,
-                                                     std::shared_ptr<grpcutil::Denials> denials)
-    : workers_(workers),
-      sessions_(sessions),
-      bindings_(bindings),
-      clock_(std::move(clock)),
-      denials_(std::move(denials)) {}
+                                                     grpcutil::Gate* gate)
+    : workers_(workers), sessions_(sessions), bindings_(bindings), clock_(std::move(clock)), gate_(gate) {}
 
-grpc::Status WorkerRegistryServiceImpl::CheckWorker(grpc::ServerContext* context, absl::string_view method,
-                                                    const std::string& worker_id) {
-  const grpcutil::Caller caller = grpcutil::CallerOf(*context);
-  if (caller.is_worker(worker_id)) return grpc::Status::OK;
-  const auth::PeerIdentity identity = caller.identity.value_or(auth::PeerIdentity{auth::Role::kWorker, "anonymous"});
+grpcutil::Admission WorkerRegistryServiceImpl::AdmitWorker(grpc::ServerContext* context, absl::string_view method,
+                                                           const std::string& worker_id) {
+  grpcutil::Admission in = gate_->Admit(*context, method);
+  if (!in.ok() || in.caller.is_worker(worker_id)) return in;
+  const auth::PeerIdentity identity = in.caller.identity.value_or(auth::PeerIdentity{auth::Role::kWorker, "anonymous"});
   const auth::Decision decision = auth::AuthorizeWorkerId(method, identity, worker_id);
-  return denials_->Deny(method, decision.reason, decision.status, caller.ToString());
+  in.status = gate_->Deny(method, decision.reason, decision.status, in.caller.ToString());
+  return in;
 }
 
 grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext* context,
                                                        const v1::RegisterWorkerRequest* request,
                                                        v1::RegisterWorkerResponse* response) {
+  const grpcutil::Admission in =
+      AdmitWorker(context, "/latchkey.v1.WorkerRegistryService/RegisterWorker", request->worker_id());
+  if (!in.ok()) return in.status;
   if (absl::Status s = CheckToken("worker_id", request->worker_id(), 128); !s.ok()) return ToGrpc(s);
-  if (grpc::Status s = CheckWorker(context, "/latchkey.v1.WorkerRegistryService/RegisterWorker", request->worker_id());
-      !s.ok()) {
-    return s;
-  }
   if (auto address = net::SocketAddress::Parse(request->grpc_address()); !address.ok()) {
     return ToGrpc(absl::InvalidArgumentError(
         absl::StrCat("grpc_address: \"", Excerpt(request->grpc_address()), "\": ", address.status().message())));
@@ -75,14 +71,14 @@ grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext* cont
   }
   absl::Status claims = workers_->CheckClaims(canonical);
   if (!claims.ok()) {
-    return denials_->Deny("/latchkey.v1.WorkerRegistryService/RegisterWorker", auth::DenyReason::kWrongName, claims,
-                          grpcutil::CallerOf(*context).ToString());
+    return gate_->Deny("/latchkey.v1.WorkerRegistryService/RegisterWorker", auth::DenyReason::kWrongName, claims,
+                       in.caller.ToString());
   }
   if (absl::Status s = sessions_->CheckAnnounced(request->worker_id(), request->port_min(), request->port_max(),
                                                  request->sessions());
       !s.ok()) {
-    return denials_->Deny("/latchkey.v1.WorkerRegistryService/RegisterWorker", auth::DenyReason::kWrongName, s,
-                          grpcutil::CallerOf(*context).ToString());
+    return gate_->Deny("/latchkey.v1.WorkerRegistryService/RegisterWorker", auth::DenyReason::kWrongName, s,
+                       in.caller.ToString());
   }
   const absl::Time now = clock_();
   const std::string registration_id = workers_->Register(canonical, now);
@@ -101,10 +97,8 @@ grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext* cont
 
 grpc::Status WorkerRegistryServiceImpl::Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
                                                   v1::HeartbeatResponse* response) {
-  if (grpc::Status s = CheckWorker(context, "/latchkey.v1.WorkerRegistryService/Heartbeat", request->worker_id());
-      !s.ok()) {
-    return s;
-  }
+  const grpcutil::Admission in = AdmitWorker(context, "/latchkey.v1.WorkerRegistryService/Heartbeat", request->worker_id());
+  if (!in.ok()) return in.status;
   auto result = workers_->Heartbeat(*request, clock_());
   if (!result.ok()) return ToGrpc(result.status());
   *response = *std::move(result);
@@ -114,10 +108,8 @@ grpc::Status WorkerRegistryServiceImpl::Heartbeat(grpc::ServerContext* context, 
 grpc::Status WorkerRegistryServiceImpl::ReportEvents(grpc::ServerContext* context,
                                                      const v1::ReportEventsRequest* request,
                                                      v1::ReportEventsResponse*) {
-  if (grpc::Status s = CheckWorker(context, "/latchkey.v1.WorkerRegistryService/ReportEvents", request->worker_id());
-      !s.ok()) {
-    return s;
-  }
+  const grpcutil::Admission in = AdmitWorker(context, "/latchkey.v1.WorkerRegistryService/ReportEvents", request->worker_id());
+  if (!in.ok()) return in.status;
   if (!workers_->Get(request->worker_id()).ok()) {
     return ToGrpc(absl::NotFoundError(absl::StrCat("worker_id: ", Excerpt(request->worker_id()), " is not registered")));
   }

@@ -13,9 +13,9 @@ namespace latchkey::control {
 class WorkerRegistryServiceImpl final : public v1::WorkerRegistryService::Service {
  public:
   // Every call acts for the worker its caller's certificate names: another worker id is
-  // PERMISSION_DENIED (counted in `denials`).
+  // PERMISSION_DENIED (counted by `gate`).
   WorkerRegistryServiceImpl(WorkerRegistry* workers, SessionManager* sessions, BindingManager* bindings,
-                            std::function<absl::Time()> clock, std::shared_ptr<grpcutil::Denials> denials);
+                            std::function<absl::Time()> clock, grpcutil::Gate* gate);
 
   grpc::Status RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest*, v1::RegisterWorkerResponse*) override;
   grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*, v1::HeartbeatResponse*) override;
@@ -25,11 +25,11 @@ class WorkerRegistryServiceImpl final : public v1::WorkerRegistryService::Servic
   WorkerRegistry* workers_;
   SessionManager* sessions_;
   BindingManager* bindings_;
-  // OK when the caller may act for `worker_id`; else the counted refusal.
-  grpc::Status CheckWorker(grpc::ServerContext* context, absl::string_view method, const std::string& worker_id);
+  // Admitted when the caller may call `method` and act for `worker_id`; else the counted refusal.
+  grpcutil::Admission AdmitWorker(grpc::ServerContext* context, absl::string_view method, const std::string& worker_id);
 
   std::function<absl::Time()> clock_;
-  std::shared_ptr<grpcutil::Denials> denials_;
+  grpcutil::Gate* gate_;
 };
 
 }  // namespace latchkey::control
