@@ -7,6 +7,9 @@
 #       --expired         valid yesterday only (for tests)
 #       --dns=a,b --ip=x,y  extra SANs for clients that check the host name (default: localhost, 127.0.0.1, ::1)
 #       --trust_domain=D  overrides the one DIR was initialised with
+#   scripts/pki.sh DIR revoke ROLE NAME              adds DIR/ROLE-NAME.crt to DIR/crl/ (a CRL, hashed
+#                                                    for --tls_crl_dir=DIR/crl); peers refuse it at the
+#                                                    next handshake
 #
 # ROLE is pbx, operator, worker or control; the identity is the URI SAN
 # spiffe://TRUST_DOMAIN/latchkey/ROLE/NAME. For a worker, NAME is its --worker_id.
@@ -101,6 +104,32 @@ CNF
     cp "$tmp/key" "$out.key.$$" && mv "$out.key.$$" "$out.key"
     cp "$tmp/crt" "$out.crt.$$" && chmod 644 "$out.crt.$$" && mv "$out.crt.$$" "$out.crt"
     echo "$out.crt ($san)"
+    ;;
+  revoke)
+    [ $# -ge 2 ] || die "revoke needs ROLE NAME"
+    cert="$dir/$1-$2.crt"
+    [ -f "$cert" ] || die "no certificate $cert"
+    [ -f "$dir/ca.key" ] || die "$dir has no CA"
+    mkdir -p "$dir/crl" && chmod 755 "$dir/crl"
+    [ -f "$dir/index.txt" ] || : >"$dir/index.txt"
+    [ -f "$dir/crlnumber" ] || echo 1000 >"$dir/crlnumber"
+    cat >"$dir/crl.cnf" <<CNF
+[ca]
+default_ca=lk
+[lk]
+database=$dir/index.txt
+crlnumber=$dir/crlnumber
+default_md=sha256
+default_crl_days=30
+CNF
+    openssl ca -batch -config "$dir/crl.cnf" -cert "$dir/ca.crt" -keyfile "$dir/ca.key" -revoke "$cert" 2>/dev/null ||
+      die "cannot revoke $cert"
+    openssl ca -batch -config "$dir/crl.cnf" -cert "$dir/ca.crt" -keyfile "$dir/ca.key" -gencrl \
+      -out "$dir/crl/latchkey.crl.$$" 2>/dev/null
+    mv "$dir/crl/latchkey.crl.$$" "$dir/crl/latchkey.crl"
+    chmod 644 "$dir/crl/latchkey.crl"
+    openssl rehash "$dir/crl" 2>/dev/null || ln -sf latchkey.crl "$dir/crl/$(openssl crl -hash -noout -in "$dir/crl/latchkey.crl").r0"
+    echo "revoked $cert (serial $(openssl x509 -in "$cert" -noout -serial | cut -d= -f2)); CRL: $dir/crl"
     ;;
   *) die "unknown command $cmd" ;;
 esac

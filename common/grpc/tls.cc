@@ -85,6 +85,13 @@ absl::Status ValidateTls(const v1::TlsConfig& tls, absl::string_view field) {
                                                    "\": lowercase letters, digits, '.', '-', '_'"));
   }
   if (given == 0) return absl::OkStatus();
+  if (!tls.crl_directory().empty()) {
+    std::ifstream probe(tls.crl_directory());
+    if (!probe) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".crl_directory (--tls_crl_dir): cannot read \"", tls.crl_directory(), "\""));
+    }
+  }
   if (absl::Status s = CheckPem(absl::StrCat(field, ".cert_file"), tls.cert_file(), "CERTIFICATE"); !s.ok()) return s;
   if (absl::Status s = CheckPem(absl::StrCat(field, ".key_file"), tls.key_file(), "PRIVATE KEY"); !s.ok()) return s;
   return CheckPem(absl::StrCat(field, ".ca_file"), tls.ca_file(), "CERTIFICATE");
@@ -98,6 +105,7 @@ std::shared_ptr<grpc::ServerCredentials> TlsServerCredentials(const v1::TlsConfi
   // UNAUTHENTICATED by the auth processor (health checks stay open); one with a certificate from
   // another CA fails the handshake.
   options.set_cert_request_type(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!tls.crl_directory().empty()) options.set_crl_directory(tls.crl_directory());
   return grpc::experimental::TlsServerCredentials(options);
 }
 
@@ -109,6 +117,7 @@ std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(const v1::TlsConfig
   options.watch_identity_key_cert_pairs();
   options.set_verify_server_certs(true);
   options.set_check_call_host(false);
+  if (!tls.crl_directory().empty()) options.set_crl_directory(tls.crl_directory());
   const std::string trust_domain = tls.trust_domain().empty() ? kDefaultTrustDomain : tls.trust_domain();
   options.set_certificate_verifier(
       grpc::experimental::ExternalCertificateVerifier::Create<PeerIdentityVerifier>(trust_domain, peer));

@@ -32,7 +32,7 @@ struct CommandSpec {
   std::string help;
 };
 
-const std::vector<std::string> kGlobalFlags = {"server", "json", "timeout", "tls_cert", "tls_key", "tls_ca", "trust_domain"};
+const std::vector<std::string> kGlobalFlags = {"server", "json", "timeout", "tls_cert", "tls_key", "tls_ca", "tls_crl_dir", "trust_domain"};
 
 const std::vector<CommandSpec>& Commands() {
   static const auto* const commands = new std::vector<CommandSpec>{

@@ -343,6 +343,54 @@ TEST_F(SecurityTest, RotatedServerCertificateIsUsedByTheNextHandshake) {
   process->Stop(SIGTERM);
 }
 
+TEST(SecurityRevocationTest, ARevokedCertificateFailsTheHandshake) {
+  // A CA of this test's own: revocation writes the CA's database.
+  const std::string pki = testing::ScratchDir("revocation");
+  ASSERT_TRUE(testing::RunPki({pki, "init"}).ok());
+  for (const char* name : {"kept", "revoked", "revoked-later"}) {
+    ASSERT_TRUE(testing::RunPki({pki, "issue", "operator", name}).ok());
+  }
+  ASSERT_TRUE(testing::RunPki({pki, "issue", "control", "control"}).ok());
+  ASSERT_TRUE(testing::RunPki({pki, "revoke", "operator", "revoked"}).ok());
+  const testing::ControlPorts ports = testing::ControlPorts::Free();
+  auto Start = [&] {
+    return testing::ChildProcess::Start(
+        {LATCHKEY_CONTROL_BIN, absl::StrCat("--listen=127.0.0.1:", ports.grpc),
+         absl::StrCat("--worker_listen=127.0.0.1:", ports.worker),
+         absl::StrCat("--metrics_listen=127.0.0.1:", ports.metrics), "--tls_cert=" + pki + "/control-control.crt",
+         "--tls_key=" + pki + "/control-control.key", "--tls_ca=" + pki + "/ca.crt", "--tls_crl_dir=" + pki + "/crl"},
+        pki + "/control.log");
+  };
+  auto process = Start();
+  ASSERT_TRUE(process.ok());
+  auto As = [&](const std::string& name) {
+    v1::TlsConfig tls;
+    tls.set_cert_file(pki + "/operator-" + name + ".crt");
+    tls.set_key_file(pki + "/operator-" + name + ".key");
+    tls.set_ca_file(pki + "/ca.crt");
+    auto stub = v1::NatControlService::NewStub(ChannelWith(absl::StrCat("127.0.0.1:", ports.grpc), tls));
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    v1::ListWorkersResponse response;
+    return stub->ListWorkers(&context, {}, &response).error_code();
+  };
+  ASSERT_TRUE(testing::WaitFor([&] { return As("kept") == grpc::StatusCode::OK; }, absl::Seconds(15)))
+      << process->ReadLog();
+  EXPECT_EQ(As("revoked"), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(As("revoked-later"), grpc::StatusCode::OK);
+  // gRPC 1.51 reads the CRLs when it builds the TLS context: a revocation while control runs takes
+  // effect at its next (rolling) restart (docs/OPERATIONS.md).
+  ASSERT_TRUE(testing::RunPki({pki, "revoke", "operator", "revoked-later"}).ok());
+  process->Stop(SIGTERM);
+  process = Start();
+  ASSERT_TRUE(process.ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return As("kept") == grpc::StatusCode::OK; }, absl::Seconds(15)))
+      << process->ReadLog();
+  EXPECT_EQ(As("revoked-later"), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(As("revoked"), grpc::StatusCode::UNAVAILABLE);
+  process->Stop(SIGTERM);
+}
+
 TEST_F(SecurityTest, AWorkerIsOnlyWhoItsCertificateSays) {
   ASSERT_NO_FATAL_FAILURE(StartControl());
   ASSERT_NO_FATAL_FAILURE(StartRelay("relay-a"));
