@@ -199,6 +199,40 @@ TEST_F(LatchkeyctlTest, WorkersDrainMarksRelayDraining) {
   EXPECT_THAT(unknown.output, HasSubstr("NOT_FOUND"));
 }
 
+TEST_F(LatchkeyctlTest, WorkersUndrainPutsTheRelayBack) {
+  ASSERT_EQ(Ctl({"workers", "drain", "relay-a"}).exit_code, 0);
+  CommandResult undrained = Ctl({"workers", "undrain", "relay-a"});
+  ASSERT_EQ(undrained.exit_code, 0) << undrained.output;
+  // READY once the relay's next heartbeat says it no longer drains.
+  EXPECT_TRUE(WaitForWorker(*stub_, "relay-a", absl::Seconds(5)));
+  CommandResult unknown = Ctl({"workers", "undrain", "relay-zz"});
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
+  EXPECT_THAT(unknown.output, HasSubstr("NOT_FOUND"));
+}
+
+TEST_F(LatchkeyctlTest, TheRightCertificateIsNeeded) {
+  // No certificate: the TLS port does not speak plaintext.
+  CommandResult plaintext =
+      RunCommand({LATCHKEYCTL_BIN, "--server=" + control_->address(), "--timeout=3s", "workers", "list"}, kCommandTimeout);
+  EXPECT_EQ(plaintext.exit_code, 1) << plaintext.output;
+  EXPECT_THAT(plaintext.output, HasSubstr("UNAVAILABLE"));
+  // A PBX's certificate: the workers are not its business.
+  auto pbx = testing::TestTls(auth::Role::kPbx, "pbx-a");
+  ASSERT_TRUE(pbx.ok());
+  std::vector<std::string> argv = {LATCHKEYCTL_BIN, "--server=" + control_->address(), "--timeout=3s"};
+  for (const std::string& flag : testing::TlsFlags(*pbx)) argv.push_back(flag);
+  argv.insert(argv.end(), {"workers", "drain", "relay-a"});
+  CommandResult as_pbx = RunCommand(argv, kCommandTimeout);
+  EXPECT_EQ(as_pbx.exit_code, 1) << as_pbx.output;
+  EXPECT_THAT(as_pbx.output, HasSubstr("PERMISSION_DENIED: DrainWorker needs role operator"));
+  // Half a TLS configuration is a usage error naming what is missing.
+  CommandResult half = RunCommand({LATCHKEYCTL_BIN, "--server=" + control_->address(), "--tls_cert=" + pbx->cert_file(),
+                                   "workers", "list"},
+                                  kCommandTimeout);
+  EXPECT_EQ(half.exit_code, 2) << half.output;
+  EXPECT_THAT(half.output, HasSubstr("--tls_ca"));
+}
+
 TEST_F(LatchkeyctlTest, DemoCallReplacesPhoneAddressesWithRelay) {
   CommandResult result = Ctl({"demo-call"});
   ASSERT_EQ(result.exit_code, 0) << result.output;
