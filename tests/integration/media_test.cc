@@ -427,7 +427,7 @@ TEST_P(MediaTest, SigtermDrainsRelayAndExitsWhenCallsEnd) {
   ASSERT_NE(call.caller_relay, 0);
   ::kill(relay_->process().pid(), SIGTERM);
   // Not ready while draining, and control stops placing calls there.
-  EXPECT_TRUE(testing::WaitFor([&] { return !testing::WaitForServing(relay_->address(), absl::Milliseconds(100)).ok(); },
+  EXPECT_TRUE(testing::WaitFor([&] { return !relay_->WaitForServing(absl::Milliseconds(100)).ok(); },
                                absl::Seconds(3)));
   ASSERT_TRUE(testing::WaitFor(
       [&] {

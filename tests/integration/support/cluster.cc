@@ -131,16 +131,19 @@ absl::StatusOr<std::unique_ptr<LocalRelay>> LocalRelay::Start(const LocalControl
   auto process = ChildProcess::Start(argv, dir + "/relay.log");
   if (!process.ok()) return process.status();
   relay->process_ = *std::move(process);
-  auto control_tls = TestTls(auth::Role::kControl, "control");
-  if (!control_tls.ok()) return control_tls.status();
-  if (absl::Status s = WaitForServing(relay->address(), absl::Seconds(15), *control_tls, {auth::Role::kWorker, worker_id});
-      !s.ok()) {
+  if (absl::Status s = relay->WaitForServing(absl::Seconds(15)); !s.ok()) {
     return absl::UnavailableError(absl::StrCat(s.message(), "\n", relay->process_.ReadLog()));
   }
   return relay;
 }
 
 LocalRelay::~LocalRelay() { process_.Stop(SIGKILL); }
+
+absl::Status LocalRelay::WaitForServing(absl::Duration timeout) const {
+  auto control_tls = TestTls(auth::Role::kControl, "control");
+  if (!control_tls.ok()) return control_tls.status();
+  return testing::WaitForServing(address(), timeout, *control_tls, {auth::Role::kWorker, worker_id_});
+}
 
 std::string LocalRelay::Metrics() const {
   CommandResult result = RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", metrics_port_, "/metrics")},

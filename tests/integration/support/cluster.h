@@ -77,6 +77,8 @@ class LocalRelay {
   const std::string& worker_id() const { return worker_id_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
   int port_min() const { return port_min_; }
+  // WaitForServing on its RelayService port, as control (over mutual TLS).
+  absl::Status WaitForServing(absl::Duration timeout) const;
   // Scrapes the relay's /metrics; empty on failure.
   std::string Metrics() const;
   int port_max() const { return port_max_; }
