@@ -12,6 +12,8 @@ build_pkgs=(
 # Real peers and tools the test suite drives (sipp as a phone, coturn's STUN client, clang for fuzz
 # targets, curl for /metrics).
 test_pkgs=(sip-tester coturn clang libclang-rt-14-dev curl iproute2 iptables procps python3)
+# setcap/setpriv for the deploy checks of the raw-keepalive image (file capability, no root).
+test_pkgs+=(libcap2-bin util-linux)
 # Deploy checks (tests/deploy): promtool and a Prometheus server, kubectl for `kubectl kustomize`,
 # node + npm for schema validation. A kubectl or node already installed from elsewhere is kept (the
 # Debian packages would conflict with it).

@@ -6,7 +6,7 @@
 #include "common/grpc/rpc_metrics.h"
 #include "common/grpc/tls.h"
 #include "common/log/log.h"
-#include "common/net/socket_address.h"
+#include "common/net/ip_address.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 
@@ -14,9 +14,13 @@ namespace latchkey::grpcutil {
 namespace {
 
 bool IsLoopbackListen(const std::string& listen) {
-  if (listen.rfind("localhost:", 0) == 0) return true;
-  auto address = net::SocketAddress::Parse(listen);
-  return address.ok() && address->ip.IsLoopback();
+  // The host part alone: port 0 (the kernel picks) is as loopback as any other.
+  const size_t colon = listen.rfind(':');
+  std::string host = listen.substr(0, colon == std::string::npos ? listen.size() : colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost") return true;
+  auto ip = net::IpAddress::Parse(host);
+  return ip.ok() && ip->IsLoopback();
 }
 
 }  // namespace

@@ -1,34 +1,102 @@
 #!/usr/bin/env bash
-# The ConfigMaps every overlay renders are configs the real binaries load: control and relay start
-# with them (listen addresses moved to loopback, and the relay's control address with them) and
-# report ready. An unknown field or a bad value would stop them with exit 2 before that.
+# The ConfigMaps every overlay renders are configs the real binaries load, with the certificates the
+# manifests mount: deploy/k8s/pki/create-secrets.sh makes the Secrets from a throw-away CA, and each
+# pod's volumes are laid out as the kubelet would (validate.js mount-pod: the relay's subPathExpr picks
+# its worker's pair), so the config's own tls paths are used. Control and relay start with them
+# (listen addresses moved to loopback), the relay registers over mutual TLS, and a call goes through
+# control and the relay. The plaintext health ports answer the probes' question; the mutual-TLS ports
+# refuse a plaintext client; a relay presenting another worker's certificate is refused; and control
+# with the rendered listen addresses but without its tls block refuses to start (no plaintext
+# fallback).
 here=$(dirname "$(realpath "$0")")
 source "$here/lib.sh"
 source "$here/render.sh"
 
+plain_ctl() { "$LATCHKEY_CTL_BIN" --timeout=2s "$@"; }
+
 for overlay in single ha; do
   render "$scratch/$overlay.yaml" "$k8s/overlays/$overlay"
-  mkdir -p "$scratch/$overlay"
-  node "$here/validate.js" extract-configs "$scratch/$overlay.yaml" "$scratch/$overlay"
-  [[ -s $scratch/$overlay/control.textproto && -s $scratch/$overlay/relay.textproto ]] ||
-    fail "$overlay: control.textproto and relay.textproto ConfigMaps expected"
+  worker=config-$overlay
+  KUBECTL=$kubectl "$repo/deploy/k8s/pki/create-secrets.sh" --print "$scratch/pki-$overlay" "$worker" \
+    >"$scratch/secrets-$overlay.yaml" 2>"$scratch/create-secrets.log" || fail "create-secrets.sh: $(cat "$scratch/create-secrets.log")"
+  node "$here/validate.js" schema "$scratch/secrets-$overlay.yaml" >/dev/null
+  croot=$scratch/$overlay/control relayroot=$scratch/$overlay/relay
+  node "$here/validate.js" mount-pod "$scratch/$overlay.yaml" "$scratch/secrets-$overlay.yaml" Deployment/latchkey-control "$croot" ||
+    fail "$overlay: control's volumes do not mount from the Secrets create-secrets.sh makes"
+  node "$here/validate.js" mount-pod "$scratch/$overlay.yaml" "$scratch/secrets-$overlay.yaml" DaemonSet/latchkey-relay "$relayroot" \
+    "WORKER_ID=$worker" HOST_IP=127.0.0.1 || fail "$overlay: the relay's volumes do not mount from the Secrets create-secrets.sh makes"
+  # On a node without a pair in the Secret a relay does not start (rather than run without TLS).
+  if node "$here/validate.js" mount-pod "$scratch/$overlay.yaml" "$scratch/secrets-$overlay.yaml" DaemonSet/latchkey-relay \
+    "$scratch/$overlay/unknown-node" WORKER_ID=node-without-a-pair HOST_IP=127.0.0.1 2>/dev/null; then
+    fail "$overlay: a relay on a node the Secret has no pair for would start"
+  fi
+  # The configs, with their absolute paths (/etc/latchkey/...) moved under the laid-out roots.
+  for pair in "control:$croot" "relay:$relayroot"; do
+    name=${pair%%:*} root=${pair#*:}
+    config=$root/etc/latchkey/config/$name.textproto
+    [[ -s $config ]] || fail "$overlay: $name.textproto not mounted at /etc/latchkey/config"
+    grep -q '^tls {' "$config" || fail "$overlay: $name.textproto has no tls block"
+    sed -i "s#\"/etc/latchkey/#\"$root/etc/latchkey/#g" "$config"
+  done
 
-  start_control --config="$scratch/$overlay/control.textproto"
+  # Control: the config's listen addresses moved to loopback; TLS as configured.
+  health=$(free_port)
+  run_bg "$LATCHKEY_CONTROL_BIN" --config="$croot/etc/latchkey/config/control.textproto" --listen=127.0.0.1:0 \
+    --worker_listen=127.0.0.2:0 --metrics_listen=127.0.0.1:0 --health_listen="127.0.0.1:$health" >"$scratch/control.log" 2>&1
+  wait_for 20 "control ready with $overlay's control.textproto" grep -q 'latchkey-control ready' "$scratch/control.log"
+  grep 'latchkey-control ready' "$scratch/control.log" | grep -q ' tls=true' || fail "$overlay: control runs without TLS"
+  control_grpc=$(logged "$scratch/control.log" grpc_port)
+  control_workers=$(logged "$scratch/control.log" worker_grpc_port)
+  # shellcheck disable=SC2034 # lib.sh's ctl and issue: the operator certificate comes from the same CA
+  pki=$scratch/pki-$overlay
   # The relay keeps the config's port range, session limit and drain time; it opens media sockets
-  # only per session, so nothing beyond loopback is touched.
-  run_bg "$LATCHKEY_RELAY_BIN" --config="$scratch/$overlay/relay.textproto" --control="127.0.0.1:$control_grpc" \
-    --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --media_ip=127.0.0.1 --advertised_ip=127.0.0.1 \
-    --worker_id="config-$overlay" --threads=1 >"$scratch/relay.log" 2>&1
+  # only per session, so nothing beyond loopback is touched. Media on 127.0.0.2: the demo call's
+  # phones on 127.0.0.1 get ephemeral ports, which may fall in the relay's range, and the relay drops
+  # packets from its own address and range (loop protection).
+  relay_health=$(free_port)
+  run_bg "$LATCHKEY_RELAY_BIN" --config="$relayroot/etc/latchkey/config/relay.textproto" --control="127.0.0.2:$control_workers" \
+    --listen=127.0.0.2:0 --health_listen="127.0.0.1:$relay_health" --metrics_listen=127.0.0.1:0 --media_ip=127.0.0.2 \
+    --advertised_ip=127.0.0.2 --worker_id="$worker" --threads=1 >"$scratch/relay.log" 2>&1
   wait_for 20 "relay ready with $overlay's relay.textproto" grep -q 'latchkey-relay ready' "$scratch/relay.log"
   grep -q 'media_ports=30000-39999' "$scratch/relay.log" || fail "$overlay: relay did not take its port range from relay.textproto"
-  wait_for 20 "relay registered" worker_ready "config-$overlay"
-  # What the readiness probes ask: grpc.health.v1 on the gRPC port says SERVING.
+  wait_for 20 "relay registered over mutual TLS" worker_ready "$worker"
   relay_grpc=$(logged "$scratch/relay.log" grpc_port)
-  ctl health >/dev/null || fail "$overlay: control's health check is not SERVING"
-  "$LATCHKEY_CTL_BIN" --server="127.0.0.1:$relay_grpc" health >/dev/null || fail "$overlay: relay's health check is not SERVING"
+
+  # What the probes ask: grpc.health.v1 on the plaintext health ports says SERVING.
+  plain_ctl --server="127.0.0.1:$health" health >/dev/null || fail "$overlay: control's health port is not SERVING"
+  plain_ctl --server="127.0.0.1:$relay_health" health >/dev/null || fail "$overlay: relay's health port is not SERVING"
+  # The mutual-TLS ports refuse a client without a certificate, even for a health check.
+  for address in "127.0.0.1:$control_grpc" "127.0.0.2:$control_workers" "127.0.0.2:$relay_grpc"; do
+    if plain_ctl --server="$address" health >"$scratch/plain.out" 2>&1; then
+      fail "$overlay: $address answered a plaintext client"
+    fi
+  done
+  ctl health >/dev/null || fail "$overlay: control's API port is not SERVING over mutual TLS"
+  # Every hop: operator -> control, control -> relay (checking the relay's identity), relay -> control.
+  ctl demo-call --packets=10 >"$scratch/demo-call.log" 2>&1 || fail "$overlay: demo-call: $(cat "$scratch/demo-call.log")"
+
+  # A relay whose certificate names another worker is refused.
+  impostor=impostor-$overlay
+  run_bg "$LATCHKEY_RELAY_BIN" --config="$relayroot/etc/latchkey/config/relay.textproto" --control="127.0.0.2:$control_workers" \
+    --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --media_ip=127.0.0.1 --advertised_ip=127.0.0.1 --stun_listen=off \
+    --port_min=41000 --port_max=41099 --worker_id="$impostor" --threads=1 >"$scratch/impostor.log" 2>&1
+  # code=7: PERMISSION_DENIED.
+  wait_for 20 "control to refuse $impostor" grep -q 'registration with control failed.* code=7 ' "$scratch/impostor.log"
+  ! worker_ready "$impostor" || fail "$overlay: a relay registered as $impostor with $worker's certificate"
+
   # With no calls a SIGTERM drain ends at once, whatever drain_grace says.
   kill -TERM "${pids[@]}"
   for pid in "${pids[@]}"; do wait "$pid" || fail "$overlay: a server exited with $? on SIGTERM"; done
   pids=()
-  echo "$overlay: control and relay ran with the rendered ConfigMaps"
+
+  # No plaintext fallback: the rendered listen addresses (0.0.0.0) without the tls block stop control
+  # before it binds them.
+  sed '/^tls {/,/^}/d' "$croot/etc/latchkey/config/control.textproto" >"$scratch/control-no-tls.textproto"
+  ! grep -q 'cert_file' "$scratch/control-no-tls.textproto" || fail "tls block not removed"
+  if timeout 10 "$LATCHKEY_CONTROL_BIN" --config="$scratch/control-no-tls.textproto" --metrics_listen=127.0.0.1:0 \
+    --health_listen=127.0.0.1:0 >"$scratch/no-tls.log" 2>&1; then
+    fail "$overlay: control started on 0.0.0.0 without TLS"
+  fi
+  grep -q 'needs mutual TLS' "$scratch/no-tls.log" || fail "$overlay: control without TLS: $(cat "$scratch/no-tls.log")"
+  echo "$overlay: control and relay ran with the rendered ConfigMaps and create-secrets.sh's certificates over mutual TLS"
 done

@@ -3,6 +3,10 @@
 # runtime stage is non-root with OCI labels and carries every binary the manifests run; and the
 # script that collects binaries and libraries for that stage, run on the binaries built here, yields
 # a tree on which they start (in a chroot, as root) with only the base image's glibc and libstdc++.
+# The relay's NET_RAW copy carries cap_net_raw=ep and nothing else does; run under the relay's
+# securityContext of each overlay (setpriv: that uid, no_new_privs, the bounding set the
+# capabilities leave), the raw-keepalive component's relay opens its raw sockets, base's runs without
+# them, and the NET_RAW copy does not execute at all without NET_RAW.
 here=$(dirname "$(realpath "$0")")
 source "$here/lib.sh"
 source "$here/render.sh"
@@ -30,28 +34,86 @@ for label in title description version revision; do
   grep -q "org.opencontainers.image.$label=" <<<"$runtime_stage" || fail "OCI label org.opencontainers.image.$label missing"
 done
 
-# Every binary a pod runs (command, args, preStop) is built, collected and shipped.
+# Every binary a pod runs (command, args, preStop) is built, collected and shipped; NAME-netraw is the
+# collected NAME with a file capability (collect-runtime.sh --netraw=NAME).
 render "$scratch/single.yaml" "$k8s/overlays/single"
 render "$scratch/ha.yaml" "$k8s/overlays/ha"
-mapfile -t binaries < <(node "$here/validate.js" binaries "$scratch/single.yaml" "$scratch/ha.yaml")
+render_component "$scratch/single-raw-keepalive.yaml" raw-keepalive
+mapfile -t binaries < <(node "$here/validate.js" binaries "$scratch/single.yaml" "$scratch/ha.yaml" "$scratch/single-raw-keepalive.yaml")
 ((${#binaries[@]} >= 3)) || fail "manifests reference only: ${binaries[*]}"
 for path in "${binaries[@]}"; do
   name=$(basename "$path")
   [[ $path == /usr/local/bin/$name ]] || fail "$path: binaries live in /usr/local/bin"
-  grep -Eq -- "--target( [a-z-]+)* $name( |$)" <<<"$build_stage" || fail "the build stage does not build $name"
-  grep -Eq "build/.*/$name( |$)" <<<"$build_stage" || fail "the build stage does not collect $name"
+  built=${name%-netraw}
+  if [[ $name != "$built" ]]; then
+    grep -Eq -- "collect-runtime.sh --netraw=$built " <<<"$build_stage" || fail "the build stage does not make $name (collect-runtime.sh --netraw=$built)"
+  fi
+  grep -Eq -- "--target( [a-z-]+)* $built( |$)" <<<"$build_stage" || fail "the build stage does not build $built"
+  grep -Eq "build/.*/$built( |$)" <<<"$build_stage" || fail "the build stage does not collect $built"
   echo "shipped: $path"
 done
 grep -q 'COPY --from=build /rootfs/ /' <<<"$runtime_stage" || fail "the runtime stage must copy the collected tree"
+for port in 7400 7401 7402 9400 7410 7411 9410; do
+  grep -Eq "^EXPOSE .*\b$port\b" <<<"$runtime_stage" || fail "the image does not EXPOSE $port"
+done
 
 # The collection script on this build's binaries.
 root=$scratch/rootfs
-"$repo/deploy/docker/collect-runtime.sh" "$root" "$LATCHKEY_CONTROL_BIN" "$LATCHKEY_RELAY_BIN" "$LATCHKEY_CTL_BIN"
+"$repo/deploy/docker/collect-runtime.sh" --netraw=latchkey-relay "$root" "$LATCHKEY_CONTROL_BIN" "$LATCHKEY_RELAY_BIN" "$LATCHKEY_CTL_BIN"
 for path in "${binaries[@]}"; do [[ -x $root$path ]] || fail "collect-runtime.sh did not place $path"; done
+# File capabilities: cap_net_raw=ep on the NET_RAW copy, none anywhere else.
+if command -v getcap >/dev/null; then
+  for path in "$root"/usr/local/bin/*; do
+    caps=$(getcap "$path" | sed 's/^[^ ]* *//; s/^= *//')
+    case $path in
+      *-netraw) [[ $caps == cap_net_raw=ep ]] || fail "$path: file capabilities '$caps', want cap_net_raw=ep" ;;
+      *) [[ -z $caps ]] || fail "$path: file capabilities '$caps', want none" ;;
+    esac
+  done
+  echo "file capabilities: cap_net_raw=ep on latchkey-relay-netraw only"
+else
+  echo "getcap not found: the file capability check is skipped"
+fi
 if (($(id -u) != 0)); then
   echo "not root: the chroot start of the collected binaries is skipped"
   exit 0
 fi
+
+# The relay as the kubelet would start it: the securityContext of each overlay applied with setpriv
+# (uid and gid, no_new_privs for allowPrivilegeEscalation false, a bounding and permitted set of the
+# added capabilities only), on the collected binary its command names. Its keepalive line says
+# whether it got raw sockets. Plaintext on a fixed loopback port (no certificate for uid 10001 to
+# read here); control is not there, which the keepalive line does not need.
+chmod 711 "$scratch"
+# relay_as OVERLAY [COMMAND]: start it, wait for its keepalive line; sets relay_log.
+relay_as() {
+  local overlay=$1
+  local uid gid nnp caps command
+  read -r uid gid nnp caps command < <(node "$here/validate.js" security-context "$scratch/$overlay.yaml" DaemonSet/latchkey-relay)
+  command=${2:-$command}
+  local opts=(--reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all)
+  ((nnp)) && opts+=(--no-new-privs)
+  if [[ $caps == - ]]; then opts+=(--bounding-set=-all); else opts+=(--bounding-set="-all,+${caps//,/,+}"); fi
+  relay_log=$scratch/relay-$overlay-$(basename "$command").log
+  run_bg setpriv "${opts[@]}" -- "$root$command" --listen="127.0.0.1:$(free_port)" --metrics_listen=127.0.0.1:0 \
+    --control=127.0.0.1:1 --worker_id=caps-test --media_ip=127.0.0.1 --stun_listen=off --port_min=41400 --port_max=41499 \
+    --threads=1 >"$relay_log" 2>&1
+}
+relay_as single-raw-keepalive
+wait_for 20 "the raw-keepalive relay's keepalive line" grep -q 'msg="keepalives' "$relay_log"
+grep -q 'msg="keepalives on" mode=registrar_source' "$relay_log" ||
+  fail "components/raw-keepalive: the relay has no raw sockets: $(grep 'keepalives' "$relay_log")"
+echo "raw-keepalive: uid $(node "$here/validate.js" security-context "$scratch/single-raw-keepalive.yaml" DaemonSet/latchkey-relay | cut -d' ' -f1), no_new_privs, NET_RAW only: keepalives on (registrar_source)"
+relay_as single
+wait_for 20 "base's relay's keepalive line" grep -q 'msg="keepalives' "$relay_log"
+grep -q 'msg="keepalives disabled"' "$relay_log" || fail "base: the relay got raw sockets without NET_RAW: $(grep 'keepalives' "$relay_log")"
+echo "base: no capability: the relay runs, keepalives disabled"
+relay_as single /usr/local/bin/latchkey-relay-netraw
+wait_for 10 "the NET_RAW copy to be refused" grep -q 'Operation not permitted' "$relay_log"
+echo "base's securityContext: the NET_RAW copy does not execute (why base runs the plain binary)"
+kill -KILL "${pids[@]}" 2>/dev/null || true
+for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+pids=()
 # Sanitizer builds (the asan preset) need /proc, which the bare tree lacks; the image uses release
 # binaries anyway.
 if ldd "$LATCHKEY_RELAY_BIN" | grep 'libasan' >/dev/null; then  # grep -q may SIGPIPE ldd (pipefail)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Every overlay renders with `kubectl kustomize`; every object validates against the Kubernetes,
-# prometheus-operator and KEDA schemas; the project's invariants hold (probes, no root, ports and
-# flags the binaries accept, one image, drain time, monitoring wired to the workloads).
+# Every overlay (and component) renders with `kubectl kustomize`; every object validates against the
+# Kubernetes, prometheus-operator, KEDA and cert-manager schemas; the project's invariants hold
+# (mutual TLS on every gRPC hop from mounted Secrets, probes on the plaintext health ports,
+# NetworkPolicies, no root, ports and flags the binaries accept, one image, drain time, monitoring
+# wired to the workloads). Then broken copies, one per invariant, must all be rejected.
 here=$(dirname "$(realpath "$0")")
 source "$here/lib.sh"
 source "$here/render.sh"
@@ -15,22 +17,31 @@ mkdir -p "$scratch/help"
 "$LATCHKEY_RELAY_BIN" --helpfull >"$scratch/help/latchkey-relay.txt" 2>&1 || true
 "$LATCHKEY_CTL_BIN" --help >"$scratch/help/latchkeyctl.txt" 2>&1 || true
 grep -q -- '--advertised_ip' "$scratch/help/latchkey-relay.txt" || fail "latchkey-relay --helpfull lists no flags"
+grep -q -- '--worker_listen' "$scratch/help/latchkey-control.txt" || fail "latchkey-control --helpfull lists no --worker_listen"
 
 v="node $here/validate.js"
 $v manifests --repo "$repo" --help-dir "$scratch/help" \
-  single="$scratch/single.yaml" ha="$scratch/ha.yaml" single-raw-keepalive="$scratch/single-raw-keepalive.yaml"
+  single="$scratch/single.yaml" ha="$scratch/ha.yaml" single-raw-keepalive="$scratch/single-raw-keepalive.yaml" \
+  single-cert-manager="$scratch/single-cert-manager.yaml"
 $v monitoring --repo "$repo" "$scratch/monitoring.yaml" "$scratch/single.yaml"
 $v autoscaling --repo "$repo" "$scratch/autoscaling.yaml" "$scratch/single.yaml"
 
-# The checks must be able to fail: each broken copy of `single` has to be rejected.
+# The checks must be able to fail: each broken copy has to be rejected.
+rejected=0
+reject() {
+  local what=$1 overlay=$2 mutant=$3
+  if $v manifests --repo "$repo" --help-dir "$scratch/help" "$overlay=$mutant" >"$scratch/mutant.out" 2>&1; then
+    fail "a manifest with $what passed validation"
+  fi
+  rejected=$((rejected + 1))
+  echo "rejected as expected: $what ($(grep -m1 FAIL "$scratch/mutant.out"))"
+}
+# Text edits of `single`.
 mutant() {
   local what=$1 expr=$2
   sed -e "$expr" "$scratch/single.yaml" >"$scratch/mutant.yaml"
   ! cmp -s "$scratch/single.yaml" "$scratch/mutant.yaml" || fail "mutation '$what' changed nothing"
-  if $v manifests --repo "$repo" --help-dir "$scratch/help" single="$scratch/mutant.yaml" >"$scratch/mutant.out" 2>&1; then
-    fail "a manifest with $what passed validation"
-  fi
-  echo "rejected as expected: $what ($(grep -m1 FAIL "$scratch/mutant.out"))"
+  reject "$what" single "$scratch/mutant.yaml"
 }
 mutant "a metrics port other than the config's" 's/containerPort: 9400/containerPort: 9401/'
 mutant "a pod allowed to run as root" '/runAsNonRoot: true/d'
@@ -38,3 +49,15 @@ mutant "a flag the relay does not have" 's/- --threads=2/- --thread_count=2/'
 mutant "a string where the schema wants an integer" 's/replicas: 1$/replicas: "1"/'
 mutant "a grace period shorter than the drain" 's/terminationGracePeriodSeconds: 3660/terminationGracePeriodSeconds: 60/'
 mutant "a capability added" 's/- ALL/- ALL\n            add: [NET_ADMIN]/'
+# Structural edits (validate.js mutations), each of the overlay its target is in.
+while read -r name; do
+  case $name in
+    netraw-*) overlay="single-raw-keepalive" ;;
+    csi-* | control-certificate-*) overlay="single-cert-manager" ;;
+    *) overlay=single ;;
+  esac
+  $v mutate "$name" "$scratch/$overlay.yaml" "$scratch/mutant.yaml" || fail "mutation $name does not apply to $overlay"
+  reject "$name" "$overlay" "$scratch/mutant.yaml"
+done < <($v mutations)
+((rejected >= 40)) || fail "only $rejected mutants"
+echo "$rejected broken copies rejected"

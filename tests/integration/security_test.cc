@@ -830,6 +830,15 @@ TEST(SecurityConfigTest, WithoutTlsALoopbackServerTrustsItsCallersAsOperators) {
   EXPECT_EQ(binding.binding().owner(), "");
   EXPECT_THAT(process->ReadLog(), HasSubstr("gRPC without TLS"));
   process->Stop(SIGTERM);
+  // Port 0 (the kernel picks) on loopback is loopback too.
+  auto any_port = testing::ChildProcess::Start(
+      {LATCHKEY_CONTROL_BIN, "--listen=127.0.0.1:0", "--worker_listen=[::1]:0", "--metrics_listen=127.0.0.1:0"},
+      dir + "/control-port0.log");
+  ASSERT_TRUE(any_port.ok());
+  EXPECT_TRUE(testing::WaitFor([&] { return absl::StrContains(any_port->ReadLog(), "latchkey-control ready"); },
+                               absl::Seconds(10)))
+      << any_port->ReadLog();
+  any_port->Stop(SIGTERM);
 }
 
 TEST_F(SecurityTest, UndrainPutsADrainedWorkerBackIntoPlacement) {
