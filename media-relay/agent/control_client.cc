@@ -1,6 +1,7 @@
 #include "media-relay/agent/control_client.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/random/random.h"
 #include "absl/time/clock.h"
@@ -109,7 +110,7 @@ void ControlClient::OnEngineEvent(EngineEvent event) {
 bool ControlClient::WaitForWork(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopping_ || (registered_ && (!events_.empty() || !keepalive_events_.empty()));
+    return stopping_ || heartbeat_now_ || (registered_ && (!events_.empty() || !keepalive_events_.empty()));
   };
   mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
   return !stopping_;
@@ -278,6 +279,7 @@ void ControlClient::Run() {
     const absl::Time heartbeat_due = absl::Now() + interval;
     while (absl::Now() < heartbeat_due) {
       if (!WaitForWork(heartbeat_due)) return;
+      if (TakeHeartbeatNow()) break;
       if (ReportQueuedEvents()) continue;
       // Control unreachable: keep the events, retry with the next heartbeat rather than spin.
       if (!registered() || !Sleep(heartbeat_due - absl::Now())) break;
@@ -320,6 +322,14 @@ void ControlClient::Run() {
 void ControlClient::DrainForShutdown() {
   shutting_down_.store(true);
   if (sessions_) sessions_->SetDraining(true);
+  // Tell control now, not within the next interval, so it stops placing calls here at once.
+  absl::MutexLock lock(&mu_);
+  heartbeat_now_ = true;
+}
+
+bool ControlClient::TakeHeartbeatNow() {
+  absl::MutexLock lock(&mu_);
+  return std::exchange(heartbeat_now_, false);
 }
 
 }  // namespace latchkey::relay

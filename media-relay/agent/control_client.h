@@ -67,6 +67,8 @@ class ControlClient : public EngineEventSink, public KeepaliveEventSink {
   bool Sleep(absl::Duration d);
   // Waits until events are queued, `deadline` passes or stopping; false if stopping.
   bool WaitForWork(absl::Time deadline);
+  // True (once) when a heartbeat should go out now.
+  bool TakeHeartbeatNow();
   // Sends up to one batch; false if control did not take it (the events stay queued).
   bool ReportQueuedEvents();
   v1::WorkerLoad CurrentLoad();
@@ -85,6 +87,7 @@ class ControlClient : public EngineEventSink, public KeepaliveEventSink {
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool registered_ ABSL_GUARDED_BY(mu_) = false;
+  bool heartbeat_now_ ABSL_GUARDED_BY(mu_) = false;  // a drain to report before the interval ends
   std::string registration_id_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> advertised_ips_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(1);
