@@ -453,7 +453,8 @@ int Main(int argc, char** argv) {
     }
   }
   auto server = grpcutil::StartServer(config->listen(), {&relay_service}, *registry,
-                                      {config->tls(), static_cast<int>(config->max_request_bytes())});
+                                      {config->tls(), static_cast<int>(config->max_request_bytes()),
+                                       /*require_client_certificate=*/true});
   if (!server.ok()) {
     log::LogError("cannot start gRPC server").Kv("error", server.status().ToString());
     return 1;

@@ -8,8 +8,9 @@
 #       --dns=a,b --ip=x,y  extra SANs for clients that check the host name (default: localhost, 127.0.0.1, ::1)
 #       --trust_domain=D  overrides the one DIR was initialised with
 #   scripts/pki.sh DIR revoke ROLE NAME              adds DIR/ROLE-NAME.crt to DIR/crl/ (a CRL, hashed
-#                                                    for --tls_crl_dir=DIR/crl); peers refuse it at the
-#                                                    next handshake
+#                                                    for --tls_crl_dir=DIR/crl, valid 365 days: revoke
+#                                                    or re-run before then); peers refuse it from their
+#                                                    next start
 #
 # ROLE is pbx, operator, worker or control; the identity is the URI SAN
 # spiffe://TRUST_DOMAIN/latchkey/ROLE/NAME. For a worker, NAME is its --worker_id.
@@ -120,7 +121,7 @@ default_ca=lk
 database=$dir/index.txt
 crlnumber=$dir/crlnumber
 default_md=sha256
-default_crl_days=30
+default_crl_days=365
 CNF
     openssl ca -batch -config "$dir/crl.cnf" -cert "$dir/ca.crt" -keyfile "$dir/ca.key" -revoke "$cert" 2>/dev/null ||
       die "cannot revoke $cert"
@@ -128,7 +129,11 @@ CNF
       -out "$dir/crl/latchkey.crl.$$" 2>/dev/null
     mv "$dir/crl/latchkey.crl.$$" "$dir/crl/latchkey.crl"
     chmod 644 "$dir/crl/latchkey.crl"
-    openssl rehash "$dir/crl" 2>/dev/null || ln -sf latchkey.crl "$dir/crl/$(openssl crl -hash -noout -in "$dir/crl/latchkey.crl").r0"
+    # OpenSSL looks CRLs up as HASH.r0; a regular file, not a symlink (a ConfigMap or Secret made
+    # from this directory drops symlinks, and a missing CRL is not an error to gRPC: revocation would
+    # silently stop).
+    hash=$(openssl crl -hash -noout -in "$dir/crl/latchkey.crl")
+    cp "$dir/crl/latchkey.crl" "$dir/crl/$hash.r0.$$" && chmod 644 "$dir/crl/$hash.r0.$$" && mv "$dir/crl/$hash.r0.$$" "$dir/crl/$hash.r0"
     echo "revoked $cert (serial $(openssl x509 -in "$cert" -noout -serial | cut -d= -f2)); CRL: $dir/crl"
     ;;
   *) die "unknown command $cmd" ;;

@@ -38,16 +38,18 @@ Admission Gate::Admit(const grpc::ServerContextBase& context, absl::string_view 
   std::optional<auth::PeerIdentity> identity;
   std::string identity_error;
   if (auth) {
-    for (const char* property : {GRPC_PEER_SPIFFE_ID_PROPERTY_NAME, GRPC_PEER_URI_PROPERTY_NAME}) {
-      for (const grpc::string_ref& uri : auth->FindPropertyValues(property)) {
-        auto parsed = auth::ParseSpiffeId(View(uri), trust_domain_);
-        if (parsed.ok()) {
-          identity = *std::move(parsed);
-          break;
-        }
-        identity_error = absl::StrCat("\"", View(uri).substr(0, 200), "\": ", parsed.status().message());
+    // Exactly one URI SAN, as SPIFFE requires: a certificate naming two identities (pbx and
+    // operator, say) must not get whichever one comes first.
+    const std::vector<grpc::string_ref> uris = auth->FindPropertyValues(GRPC_PEER_URI_PROPERTY_NAME);
+    if (uris.size() > 1) {
+      identity_error = absl::StrCat("the certificate has ", uris.size(), " URI SANs; exactly one is allowed");
+    } else if (uris.size() == 1) {
+      auto parsed = auth::ParseSpiffeId(View(uris.front()), trust_domain_);
+      if (parsed.ok()) {
+        identity = *std::move(parsed);
+      } else {
+        identity_error = absl::StrCat("\"", View(uris.front()).substr(0, 200), "\": ", parsed.status().message());
       }
-      if (identity) break;
     }
   }
   const auth::Decision decision = auth::Authorize(method, identity ? &*identity : nullptr, identity_error);

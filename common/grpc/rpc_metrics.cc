@@ -1,5 +1,7 @@
 #include "common/grpc/rpc_metrics.h"
 
+#include "common/auth/method_policy.h"
+
 #include <array>
 #include <string>
 
@@ -81,8 +83,12 @@ class RpcMetrics {
 
 class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
  public:
+  // A path that is none of ours (a scanner's, answered UNIMPLEMENTED) is recorded as "/unknown/unknown":
+  // a client must not be able to create label values.
   RpcMetricsInterceptor(RpcMetrics* metrics, const char* method)
-      : metrics_(metrics), method_(method ? method : ""), start_(absl::Now()) {}
+      : metrics_(metrics),
+        method_(method && auth::MethodLabel(method) != "unknown" ? method : "/unknown/unknown"),
+        start_(absl::Now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     using grpc::experimental::InterceptionHookPoints;

@@ -46,7 +46,7 @@ absl::StatusOr<StartedServer> StartServer(const std::string& listen, const std::
   std::shared_ptr<grpc::ServerCredentials> credentials;
   if (TlsEnabled(options.tls)) {
     if (absl::Status s = ValidateTls(options.tls); !s.ok()) return s;
-    credentials = TlsServerCredentials(options.tls);
+    credentials = TlsServerCredentials(options.tls, options.require_client_certificate);
   } else {
     if (!IsLoopbackListen(listen) && !options.tls.allow_insecure()) {
       return absl::FailedPreconditionError(absl::StrCat(

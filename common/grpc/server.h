@@ -25,6 +25,10 @@ struct ServerOptions {
   v1::TlsConfig tls;
   // Requests larger than this are refused before they are parsed (RESOURCE_EXHAUSTED).
   int max_request_bytes = 4 * 1024 * 1024;
+  // With TLS: a peer without a CA certificate fails the handshake. Internal ports (workers, relays),
+  // whose large receive limits must not be open to anonymous senders (gRPC 1.51 reads a whole
+  // request before the handler's Gate can refuse it).
+  bool require_client_certificate = false;
 };
 
 absl::StatusOr<StartedServer> StartServer(const std::string& listen, const std::vector<grpc::Service*>& services,

@@ -1,5 +1,6 @@
 #include "common/grpc/tls.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -86,10 +87,17 @@ absl::Status ValidateTls(const v1::TlsConfig& tls, absl::string_view field) {
   }
   if (given == 0) return absl::OkStatus();
   if (!tls.crl_directory().empty()) {
-    std::ifstream probe(tls.crl_directory());
-    if (!probe) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ".crl_directory (--tls_crl_dir): cannot read \"", tls.crl_directory(), "\""));
+    // gRPC takes a missing CRL for "nothing revoked": a directory without one is a mistake to refuse.
+    bool has_crl = false;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(tls.crl_directory(), error)) {
+      const std::string name = entry.path().filename().string();
+      has_crl = has_crl || (entry.is_regular_file() && name.size() > 3 && name.find(".r") == 8);
+    }
+    if (!has_crl) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".crl_directory (--tls_crl_dir): \"", tls.crl_directory(),
+          "\" holds no hashed CRL file (HASH.r0, a regular file; scripts/pki.sh revoke makes one)"));
     }
   }
   if (absl::Status s = CheckPem(absl::StrCat(field, ".cert_file"), tls.cert_file(), "CERTIFICATE"); !s.ok()) return s;
@@ -97,14 +105,14 @@ absl::Status ValidateTls(const v1::TlsConfig& tls, absl::string_view field) {
   return CheckPem(absl::StrCat(field, ".ca_file"), tls.ca_file(), "CERTIFICATE");
 }
 
-std::shared_ptr<grpc::ServerCredentials> TlsServerCredentials(const v1::TlsConfig& tls) {
+std::shared_ptr<grpc::ServerCredentials> TlsServerCredentials(const v1::TlsConfig& tls,
+                                                              bool require_client_certificate) {
   grpc::experimental::TlsServerCredentialsOptions options(Provider(tls));
   options.watch_root_certs();
   options.watch_identity_key_cert_pairs();
-  // Requested, not required: a caller without a certificate completes the handshake and is answered
-  // UNAUTHENTICATED by the auth processor (health checks stay open); one with a certificate from
-  // another CA fails the handshake.
-  options.set_cert_request_type(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  // A certificate from another CA always fails the handshake; none at all only where required.
+  options.set_cert_request_type(require_client_certificate ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                                           : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   if (!tls.crl_directory().empty()) options.set_crl_directory(tls.crl_directory());
   return grpc::experimental::TlsServerCredentials(options);
 }

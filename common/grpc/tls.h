@@ -26,8 +26,11 @@ void ApplyTlsDefaults(v1::TlsConfig* tls);
 absl::Status ValidateTls(const v1::TlsConfig& tls, absl::string_view field = "tls");
 inline bool TlsEnabled(const v1::TlsConfig& tls) { return !tls.cert_file().empty(); }
 
-// Server credentials for `tls` (which must be enabled and valid).
-std::shared_ptr<grpc::ServerCredentials> TlsServerCredentials(const v1::TlsConfig& tls);
+// Server credentials for `tls` (which must be enabled and valid). `require_client_certificate`: a
+// peer without a certificate from the CA fails the handshake (internal ports: nothing it sends is
+// read); otherwise it may connect and is answered UNAUTHENTICATED (the PBX port, health on it).
+std::shared_ptr<grpc::ServerCredentials> TlsServerCredentials(const v1::TlsConfig& tls,
+                                                              bool require_client_certificate);
 
 // The peer a client expects at the other end: its role, and its name when it matters (a relay's
 // worker id). The check fails the handshake, so a call never reaches a server that is not it.

@@ -112,7 +112,8 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
   auto grpc = grpcutil::StartServer(config.listen(), {s.nat_service_.get()}, *s.registry_, api_options);
   if (!grpc.ok()) return grpc.status();
   s.grpc_ = *std::move(grpc);
-  grpcutil::ServerOptions worker_options{config.tls(), static_cast<int>(config.max_worker_request_bytes())};
+  grpcutil::ServerOptions worker_options{config.tls(), static_cast<int>(config.max_worker_request_bytes()),
+                                         /*require_client_certificate=*/true};
   auto worker_grpc = grpcutil::StartServer(config.worker_listen(), {s.worker_service_.get()}, *s.registry_, worker_options);
   if (!worker_grpc.ok()) return worker_grpc.status();
   s.worker_grpc_ = *std::move(worker_grpc);

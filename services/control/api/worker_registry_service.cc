@@ -33,6 +33,11 @@ grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext* cont
       AdmitWorker(context, "/latchkey.v1.WorkerRegistryService/RegisterWorker", request->worker_id());
   if (!in.ok()) return in.status;
   if (absl::Status s = CheckToken("worker_id", request->worker_id(), 128); !s.ok()) return ToGrpc(s);
+  // With an identity, a worker states its media range: without one it would skip the checks that
+  // keep it off other workers' addresses and calls.
+  if (in.caller.identity && (request->port_min() == 0 || request->port_max() == 0)) {
+    return ToGrpc(absl::InvalidArgumentError("port_min, port_max: required"));
+  }
   if (auto address = net::SocketAddress::Parse(request->grpc_address()); !address.ok()) {
     return ToGrpc(absl::InvalidArgumentError(
         absl::StrCat("grpc_address: \"", Excerpt(request->grpc_address()), "\": ", address.status().message())));

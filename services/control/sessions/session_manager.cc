@@ -478,6 +478,7 @@ absl::StatusOr<v1::ListSessionsResponse> SessionManager::List(const v1::ListSess
       continue;
     }
     if (by_owner && by_worker && session.worker_id() != request.worker_id()) continue;
+    if (!caller.owns(session.owner())) continue;  // a stale index entry never shows another's call
     *response.add_sessions() = std::move(session);
   }
   if (records.size() > page_size) response.set_next_page_token(EncodePageToken(records[page_size - 1].key));
@@ -531,7 +532,7 @@ void SessionManager::End(v1::Session& session, v1::SessionEventType reason, bool
   }
   store_->Delete(Table::kSessionWorker, absl::StrCat(session.worker_id(), kSep, session.session_id())).IgnoreError();
   if (was_active) {
-    quota_.Release(session.owner());
+    if (!TakeUncounted(session.session_id())) quota_.Release(session.owner());
     metrics_->sessions_active->Decrement();
     if (metrics_->session_ends[reason]) metrics_->session_ends[reason]->Increment();
   }
@@ -579,6 +580,30 @@ void SessionManager::AdoptFromWorker(const std::string& worker_id,
                                         known->end_reason() == v1::SESSION_EVENT_TYPE_WORKER_LOST);
     if (!revive) continue;
     v1::Session session = announced_session;
+    if (known.ok()) {
+      // A call control still remembers keeps who owns it and what it is: a worker reports only
+      // what it relays.
+      session.set_owner(known->owner());
+      session.set_call_id(known->call_id());
+      session.mutable_caller()->set_tag(known->caller().tag());
+      *session.mutable_created_at() = known->created_at();
+      *session.mutable_options() = known->options();
+    } else {
+      // Control restarted and has only the worker's word: never let it take over a live call's
+      // Call-ID (a re-INVITE would follow it), nor claim a creation time in the future.
+      auto holder = store_->Get(Table::kSessionCall, CallKey(session.owner(), session.call_id(), session.caller().tag()));
+      if (holder.ok() && *holder != session.session_id()) {
+        auto other = Load(*holder);
+        if (other.ok() && other->state() != v1::SESSION_STATE_ENDED) {
+          log::LogWarning("announced session refused: its call is live under another session")
+              .Kv("worker_id", worker_id)
+              .Kv("session_id", session.session_id())
+              .Kv("other_session_id", other->session_id());
+          continue;
+        }
+      }
+      if (FromProto(session.created_at()) > clock_()) *session.mutable_created_at() = ToProto(clock_());
+    }
     session.set_worker_id(worker_id);
     session.set_state(session.has_answered_at() ? v1::SESSION_STATE_ANSWERED : v1::SESSION_STATE_OFFERED);
     session.clear_end_reason();
@@ -588,8 +613,12 @@ void SessionManager::AdoptFromWorker(const std::string& worker_id,
                 session.session_id(), absl::InfiniteFuture()).IgnoreError();
     store_->Put(Table::kSessionOwner, absl::StrCat(session.owner(), kSep, session.session_id()), "",
                 absl::InfiniteFuture()).IgnoreError();
-    // Counted even past the quota: the calls exist on the relay already.
-    if (!quota_.Acquire(session.owner()).ok()) log::LogWarning("adopted session over its owner's quota").Kv("owner", session.owner());
+    // Kept even past the quota (the calls exist on the relay already), but not counted, so that
+    // ending them does not give back what they never took.
+    if (!quota_.Acquire(session.owner()).ok()) {
+      MarkUncounted(session.session_id());
+      log::LogWarning("adopted session over its owner's quota").Kv("owner", session.owner());
+    }
     store_->Put(Table::kSessionWorker, absl::StrCat(worker_id, kSep, session.session_id()), "",
                 absl::InfiniteFuture()).IgnoreError();
     metrics_->sessions_active->Increment();
@@ -714,6 +743,16 @@ size_t SessionManager::SweepExpired() {
     if (expired->size() < kBatch || handled == 0) break;
   }
   return ended;
+}
+
+void SessionManager::MarkUncounted(const std::string& session_id) {
+  absl::MutexLock lock(&uncounted_mu_);
+  uncounted_.insert(session_id);
+}
+
+bool SessionManager::TakeUncounted(const std::string& session_id) {
+  absl::MutexLock lock(&uncounted_mu_);
+  return uncounted_.erase(session_id) > 0;
 }
 
 }  // namespace latchkey::control

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -105,6 +106,11 @@ class SessionManager {
   EventHub<SessionEvent>* events_;
   std::function<absl::Time()> clock_;
   OwnerQuota quota_;
+  // Sessions adopted from a worker past their owner's quota: kept, never counted, so never released.
+  void MarkUncounted(const std::string& session_id);
+  bool TakeUncounted(const std::string& session_id);
+  absl::Mutex uncounted_mu_;
+  absl::flat_hash_set<std::string> uncounted_ ABSL_GUARDED_BY(uncounted_mu_);
   // Serialise changes to one call without a global lock; always taken call stripe first.
   std::array<absl::Mutex, 64> call_stripes_;
   std::array<absl::Mutex, 64> session_stripes_;
