@@ -510,6 +510,7 @@ TEST_F(SecurityTest, AWorkerIsOnlyWhoItsCertificateSays) {
     EXPECT_EQ(mine.sessions(0).session_id(), call.session().session_id());
   }
   EXPECT_THAT(control_->process().ReadLog(), HasSubstr("announced session refused"));
+  EXPECT_EQ(testing::MetricValue(control_->Metrics(), "latchkey_adopted_sessions_total{result=\"refused_call_taken\"}"), 1);
   // relay-a is untouched: still READY with its call, and new calls still go to it.
   v1::GetSessionResponse got;
   {

@@ -108,6 +108,13 @@ ControlMetrics::ControlMetrics(prometheus::Registry& registry) {
                            .Help("Lost workers removed from the registry after forget_lost_workers_after")
                            .Register(registry)
                            .Add({});
+  auto& adopted = prometheus::BuildCounter()
+                      .Name("latchkey_adopted_sessions_total")
+                      .Help("Calls announced by a registering worker that control did not hold, by result")
+                      .Register(registry);
+  sessions_adopted = &adopted.Add({{"result", "adopted"}});
+  sessions_adopted_over_quota = &adopted.Add({{"result", "over_quota"}});
+  sessions_adoption_refused = &adopted.Add({{"result", "refused_call_taken"}});
 
   bindings_unreachable = &prometheus::BuildGauge()
                               .Name("latchkey_bindings_unreachable")

@@ -53,6 +53,12 @@ struct ControlMetrics {
   prometheus::Counter* watch_streams_limited;
   // latchkey_workers_forgotten_total: lost workers removed from the registry.
   prometheus::Counter* workers_forgotten;
+  // latchkey_adopted_sessions_total{result}: calls a registering worker announced that control did
+  // not know: adopted, adopted past the owner's quota (not counted in it), or refused (they would
+  // take a live call's Call-ID).
+  prometheus::Counter* sessions_adopted;
+  prometheus::Counter* sessions_adopted_over_quota;
+  prometheus::Counter* sessions_adoption_refused;
 
   // latchkey_bindings_unreachable: bindings whose keepalives failed the threshold.
   prometheus::Gauge* bindings_unreachable;

@@ -599,6 +599,7 @@ void SessionManager::AdoptFromWorker(const std::string& worker_id,
               .Kv("worker_id", worker_id)
               .Kv("session_id", session.session_id())
               .Kv("other_session_id", other->session_id());
+          metrics_->sessions_adoption_refused->Increment();
           continue;
         }
       }
@@ -617,11 +618,13 @@ void SessionManager::AdoptFromWorker(const std::string& worker_id,
     // ending them does not give back what they never took.
     if (!quota_.Acquire(session.owner()).ok()) {
       MarkUncounted(session.session_id());
+      metrics_->sessions_adopted_over_quota->Increment();
       log::LogWarning("adopted session over its owner's quota").Kv("owner", session.owner());
     }
     store_->Put(Table::kSessionWorker, absl::StrCat(worker_id, kSep, session.session_id()), "",
                 absl::InfiniteFuture()).IgnoreError();
     metrics_->sessions_active->Increment();
+    metrics_->sessions_adopted->Increment();
     ++adopted;
   }
   // Sessions control placed on this worker that it no longer has are gone (the worker restarted).
