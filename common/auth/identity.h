@@ -1,12 +1,11 @@
 #pragma once
 // Who a peer is: the URI SAN of its certificate, spiffe://TRUST_DOMAIN/latchkey/ROLE/NAME (the
 // service-mesh convention, so a SPIRE- or cert-manager-issued certificate fits as it is).
-#include "absl/strings/string_view.h"
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace latchkey::auth {
 

@@ -10,12 +10,11 @@
 //   grpc.health.v1.Health                    anyone, also without a certificate (probes, load balancers)
 //   server reflection                        any identity (registered only by plaintext servers)
 //   anything else                            nobody
-#include "absl/strings/string_view.h"
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "common/auth/identity.h"
 
 namespace latchkey::auth {

@@ -23,19 +23,39 @@ bool IsLoopbackListen(const std::string& listen) {
   return ip.ok() && ip->IsLoopback();
 }
 
+// The server StartServer and StartHealthServer build: health (and reflection, when its plugin is
+// registered), RPC metrics, one listening port.
+absl::StatusOr<StartedServer> Build(const std::string& listen, const std::vector<grpc::Service*>& services,
+                                    prometheus::Registry& registry, std::shared_ptr<grpc::ServerCredentials> credentials,
+                                    int max_request_bytes) {
+  grpc::EnableDefaultHealthCheckService(true);
+
+  StartedServer started;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen, credentials, &started.port);
+  // gRPC sets SO_REUSEPORT by default: a second server on a taken port would start and silently
+  // share the traffic. A taken port must be an error.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(max_request_bytes);
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(MakeRpcMetricsInterceptorFactory(registry));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+
+  started.server = builder.BuildAndStart();
+  if (!started.server || started.port == 0) {
+    return absl::UnavailableError(absl::StrCat("listen ", listen, ": cannot bind gRPC server"));
+  }
+  // Not serving until the owner says it is ready.
+  started.SetServing(false);
+  return started;
+}
+
 }  // namespace
 
 void StartedServer::SetServing(bool serving) {
   if (server && server->GetHealthCheckService()) server->GetHealthCheckService()->SetServingStatus(serving);
 }
-
-namespace {
-
-absl::StatusOr<StartedServer> Build(const std::string& listen, const std::vector<grpc::Service*>& services,
-                                    prometheus::Registry& registry, std::shared_ptr<grpc::ServerCredentials> credentials,
-                                    int max_request_bytes);
-
-}  // namespace
 
 absl::StatusOr<StartedServer> StartHealthServer(const std::string& listen, prometheus::Registry& registry) {
   return Build(listen, {}, registry, grpc::InsecureServerCredentials(), 4096);
@@ -65,35 +85,5 @@ absl::StatusOr<StartedServer> StartServer(const std::string& listen, const std::
   }
   return Build(listen, services, registry, std::move(credentials), options.max_request_bytes);
 }
-
-namespace {
-
-absl::StatusOr<StartedServer> Build(const std::string& listen, const std::vector<grpc::Service*>& services,
-                                    prometheus::Registry& registry, std::shared_ptr<grpc::ServerCredentials> credentials,
-                                    int max_request_bytes) {
-  grpc::EnableDefaultHealthCheckService(true);
-
-  StartedServer started;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen, credentials, &started.port);
-  // gRPC sets SO_REUSEPORT by default: a second server on a taken port would start and silently
-  // share the traffic. A taken port must be an error.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.SetMaxReceiveMessageSize(max_request_bytes);
-  for (grpc::Service* service : services) builder.RegisterService(service);
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(MakeRpcMetricsInterceptorFactory(registry));
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
-
-  started.server = builder.BuildAndStart();
-  if (!started.server || started.port == 0) {
-    return absl::UnavailableError(absl::StrCat("listen ", listen, ": cannot bind gRPC server"));
-  }
-  // Not serving until the owner says it is ready.
-  started.SetServing(false);
-  return started;
-}
-
-}  // namespace
 
 }  // namespace latchkey::grpcutil

@@ -1,15 +1,14 @@
 #pragma once
 // Mutual TLS for every Latchkey gRPC hop, from one TlsConfig: the server's credentials (a client
-// certificate is requested and, when given, must chain to the CA; the caller's identity is checked per
-// method by the auth processor) and the client's (the server must chain to the CA and carry the
+// certificate must chain to the CA; the caller's identity is checked per method by the handlers'
+// Gate, common/grpc/auth.h) and the client's (the server must chain to the CA and carry the
 // identity the caller expects; host names are not checked: relays are dialled at pod addresses no
 // certificate can name). The files are watched, so a renewed certificate needs no restart.
-#include "absl/strings/string_view.h"
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "common/auth/identity.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"

@@ -97,17 +97,20 @@ double TimeMs(Fn&& fn, bool* ok) {
   return absl::ToDoubleMilliseconds(absl::Now() - start);
 }
 
+// One grpc.health.v1 Check: the empty RPC.
+bool CheckHealth(grpc::health::v1::Health::Stub& stub) {
+  grpc::ClientContext context;
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  return stub.Check(&context, request, &response).ok();
+}
+
 Work MakeWork(const std::string& workload, const Channels& channels) {
   if (workload == "empty_rpc") {
     return [&channels](int client, int64_t, std::vector<double>* lat) {
       static thread_local auto stub = grpc::health::v1::Health::NewStub(channels.For(client));
       bool ok;
-      lat->push_back(TimeMs([&] {
-        grpc::ClientContext context;
-        grpc::health::v1::HealthCheckRequest request;
-        grpc::health::v1::HealthCheckResponse response;
-        return stub->Check(&context, request, &response).ok();
-      }, &ok));
+      lat->push_back(TimeMs([&] { return CheckHealth(*stub); }, &ok));
       return ok;
     };
   }
@@ -117,10 +120,7 @@ Work MakeWork(const std::string& workload, const Channels& channels) {
       bool ok;
       lat->push_back(TimeMs([&] {
         auto stub = grpc::health::v1::Health::NewStub(channels.Fresh(absl::StrCat(client, "-", i)));
-        grpc::ClientContext context;
-        grpc::health::v1::HealthCheckRequest request;
-        grpc::health::v1::HealthCheckResponse response;
-        return stub->Check(&context, request, &response).ok();
+        return CheckHealth(*stub);
       }, &ok));
       return ok;
     };

@@ -11,6 +11,20 @@ namespace latchkey::control {
 
 using grpcutil::ToGrpc;
 
+namespace {
+
+// Rewrites each address of `ips` in canonical text (unmapped); INVALID_ARGUMENT naming `field`[i].
+absl::Status CanonicalIps(absl::string_view field, google::protobuf::RepeatedPtrField<std::string>* ips) {
+  for (int i = 0; i < ips->size(); ++i) {
+    auto ip = net::IpAddress::Parse(ips->Get(i));
+    if (!ip.ok()) return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "]: ", ip.status().message()));
+    *ips->Mutable(i) = ip->Unmapped().ToString();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 WorkerRegistryServiceImpl::WorkerRegistryServiceImpl(WorkerRegistry* workers, SessionManager* sessions,
                                                      BindingManager* bindings, std::function<absl::Time()> clock,
                                                      grpcutil::Gate* gate)
@@ -43,11 +57,9 @@ grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext* cont
         absl::StrCat("grpc_address: \"", Excerpt(request->grpc_address()), "\": ", address.status().message())));
   }
   if (request->advertised_ips().empty()) return ToGrpc(absl::InvalidArgumentError("advertised_ips: at least one is required"));
-  for (int i = 0; i < request->advertised_ips_size(); ++i) {
-    if (auto ip = net::IpAddress::Parse(request->advertised_ips(i)); !ip.ok()) {
-      return ToGrpc(absl::InvalidArgumentError(absl::StrCat("advertised_ips[", i, "]: ", ip.status().message())));
-    }
-  }
+  // Canonical text, so an address compares equal however the worker spelled it (claims, registrars).
+  v1::RegisterWorkerRequest canonical = *request;
+  if (absl::Status s = CanonicalIps("advertised_ips", canonical.mutable_advertised_ips()); !s.ok()) return ToGrpc(s);
   if (!v1::KeepaliveSourceMode_IsValid(request->keepalive_mode())) {
     return ToGrpc(absl::InvalidArgumentError(absl::StrCat("keepalive_mode: unknown value ", request->keepalive_mode())));
   }
@@ -58,21 +70,8 @@ grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext* cont
         absl::StrCat("port_min, port_max: need 1 <= port_min <= port_max <= 65535, got ", request->port_min(), "-",
                      request->port_max())));
   }
-  // Canonical text, so a registrar address compares equal however the worker spelled it.
-  v1::RegisterWorkerRequest canonical = *request;
-  for (int i = 0; i < canonical.keepalive_source_ips_size(); ++i) {
-    auto ip = net::IpAddress::Parse(canonical.keepalive_source_ips(i));
-    if (!ip.ok()) {
-      return ToGrpc(absl::InvalidArgumentError(absl::StrCat("keepalive_source_ips[", i, "]: ", ip.status().message())));
-    }
-    canonical.set_keepalive_source_ips(i, ip->Unmapped().ToString());
-  }
-  for (int i = 0; i < canonical.advertised_ips_size(); ++i) {
-    auto ip = net::IpAddress::Parse(canonical.advertised_ips(i));
-    if (!ip.ok()) {
-      return ToGrpc(absl::InvalidArgumentError(absl::StrCat("advertised_ips[", i, "]: ", ip.status().message())));
-    }
-    canonical.set_advertised_ips(i, ip->Unmapped().ToString());
+  if (absl::Status s = CanonicalIps("keepalive_source_ips", canonical.mutable_keepalive_source_ips()); !s.ok()) {
+    return ToGrpc(s);
   }
   absl::Status claims = workers_->CheckClaims(canonical);
   if (!claims.ok()) {
