@@ -8,12 +8,15 @@ build_pkgs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev liburing-dev
   openssl  # scripts/pki.sh: the CA and certificates of mutual TLS (run-local.sh, tests)
+  libhiredis-dev  # the Redis client of the shared store (async API on our own loop)
 )
 # Real peers and tools the test suite drives (sipp as a phone, coturn's STUN client, clang for fuzz
 # targets, curl for /metrics).
 test_pkgs=(sip-tester coturn clang libclang-rt-14-dev curl iproute2 iptables procps python3)
 # setcap/setpriv for the deploy checks of the raw-keepalive image (file capability, no root).
 test_pkgs+=(libcap2-bin util-linux)
+# Redis and Sentinel processes for the replicated-store tests (each test starts its own, on loopback).
+test_pkgs+=(redis-server redis-sentinel redis-tools)
 # Deploy checks (tests/deploy): promtool and a Prometheus server, kubectl for `kubectl kustomize`,
 # node + npm for schema validation. A kubectl or node already installed from elsewhere is kept (the
 # Debian packages would conflict with it).

@@ -4,7 +4,8 @@
 #include "common/grpc/tls.h"
 #include "common/log/log.h"
 #include "common/time/proto_time.h"
-#include "services/control/store/memory_store.h"
+#include "services/control/store/memory_binding_store.h"
+#include "services/control/store/memory_session_store.h"
 
 namespace latchkey::control {
 namespace {
@@ -72,7 +73,8 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
   s.config_ = config;
   s.registry_ = std::make_shared<prometheus::Registry>();
   s.metrics_ = std::make_unique<ControlMetrics>(*s.registry_);
-  s.store_ = std::make_unique<MemoryStore>();
+  s.binding_store_ = std::make_unique<MemoryBindingStore>();
+  s.session_store_ = std::make_unique<MemorySessionStore>();
   s.detector_ = std::make_unique<NatDetector>(*std::move(detector));
   s.workers_ = std::make_unique<WorkerRegistry>(
       WorkerRegistryOptions{FromProto(config.worker_heartbeat_interval()), config.worker_lost_after_missed(),
@@ -87,20 +89,33 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
   s.gate_ = std::make_unique<grpcutil::Gate>(*s.registry_, config.tls().trust_domain());
   auto clock = [] { return absl::Now(); };
   s.bindings_ = std::make_unique<BindingManager>(
-      BindingManagerOptions{FromProto(config.binding_grace()), config.max_bindings(), config.max_bindings_per_pbx()}, s.store_.get(),
+      BindingManagerOptions{FromProto(config.binding_grace()), config.max_bindings(), config.max_bindings_per_pbx()}, s.binding_store_.get(),
       s.detector_.get(), s.workers_.get(), metrics, s.binding_events_.get(), clock);
+  s.relay_sessions_ = std::make_unique<WorkerRelaySessions>(s.workers_.get(), metrics,
+                                                            FromProto(config.worker_call_timeout()), clock);
+  SessionTimeouts timeouts;
+  timeouts.offer = FromProto(config.session_offer_timeout());
+  timeouts.idle = FromProto(config.session_idle_timeout());
+  timeouts.final = FromProto(config.session_final_timeout());
+  timeouts.ended_retention = FromProto(config.ended_session_retention());
+  s.session_writer_ = std::make_unique<SessionWriter>(s.session_store_.get(), s.relay_sessions_.get(), metrics,
+                                                      s.session_events_.get(), timeouts, clock);
+  WorkerRegistry* workers = s.workers_.get();
   s.sessions_ = std::make_unique<SessionManager>(
-      SessionManagerOptions{FromProto(config.session_offer_timeout()), FromProto(config.session_idle_timeout()),
-                            FromProto(config.session_final_timeout()), FromProto(config.media_timeout()),
-                            FromProto(config.ended_session_retention()), FromProto(config.worker_call_timeout()),
+      SessionManagerOptions{FromProto(config.media_timeout()), FromProto(config.session_final_timeout()),
                             config.max_sessions_per_pbx()},
-      s.store_.get(), s.detector_.get(), s.workers_.get(), metrics, s.session_events_.get(), clock);
+      s.session_store_.get(), s.session_writer_.get(), s.relay_sessions_.get(), metrics, s.detector_.get(),
+      [workers](const std::string& ip, uint32_t port) { return workers->IsRelayMediaAddress(ip, port); });
+  s.worker_sessions_ = std::make_unique<WorkerSessions>(s.session_store_.get(), s.session_writer_.get(),
+                                                        s.relay_sessions_.get(), workers, metrics,
+                                                        config.max_sessions_per_pbx());
+  s.session_sweeper_ = std::make_unique<SessionSweeper>(s.session_store_.get(), s.session_writer_.get());
   s.nat_service_ = std::make_unique<NatControlServiceImpl>(s.bindings_.get(), s.sessions_.get(), s.workers_.get(),
                                                            s.binding_events_.get(), s.session_events_.get(),
                                                            s.watch_limits_.get(), metrics, s.gate_.get());
-  s.worker_service_ = std::make_unique<WorkerRegistryServiceImpl>(s.workers_.get(), s.sessions_.get(),
+  s.worker_service_ = std::make_unique<WorkerRegistryServiceImpl>(s.workers_.get(), s.worker_sessions_.get(),
                                                                   s.bindings_.get(), clock, s.gate_.get());
-  s.keepalives_ = std::make_unique<KeepaliveAssigner>(KeepaliveAssignerOptions{}, s.store_.get(), s.workers_.get(), metrics);
+  s.keepalives_ = std::make_unique<KeepaliveAssigner>(KeepaliveAssignerOptions{}, s.binding_store_.get(), s.workers_.get(), metrics);
   s.bindings_->SetObserver(s.keepalives_.get());
 
   auto metrics_server = metrics::MetricsServer::Start(config.metrics_listen(), s.registry_);
@@ -133,9 +148,9 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
 void ControlServer::SweepLoop() {
   while (!stop_.WaitForNotificationWithTimeout(kSweepInterval)) {
     // Lost workers first: ending their sessions needs no worker call, and later sweeps skip them.
-    for (const std::string& worker_id : workers_->SweepLost(absl::Now())) sessions_->WorkerLost(worker_id);
+    for (const std::string& worker_id : workers_->SweepLost(absl::Now())) worker_sessions_->WorkerLost(worker_id);
     const size_t bindings = bindings_->SweepExpired();
-    const size_t sessions = sessions_->SweepExpired();
+    const size_t sessions = session_sweeper_->SweepExpired();
     if (bindings || sessions) log::LogDebug("sweep").Kv("bindings_expired", bindings).Kv("sessions_expired", sessions);
   }
 }

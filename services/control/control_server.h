@@ -13,8 +13,13 @@
 #include "services/control/api/worker_registry_service.h"
 #include "services/control/bindings/binding_manager.h"
 #include "services/control/keepalive/keepalive_assigner.h"
+#include "services/control/sessions/relay_sessions.h"
 #include "services/control/sessions/session_manager.h"
-#include "services/control/store/store.h"
+#include "services/control/sessions/session_sweeper.h"
+#include "services/control/sessions/session_writer.h"
+#include "services/control/sessions/worker_sessions.h"
+#include "services/control/store/binding_store.h"
+#include "services/control/store/session_store.h"
 
 namespace latchkey::control {
 
@@ -41,13 +46,18 @@ class ControlServer {
   v1::ControlConfig config_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<ControlMetrics> metrics_;
-  std::unique_ptr<Store> store_;
+  std::unique_ptr<BindingStore> binding_store_;
+  std::unique_ptr<SessionStore> session_store_;
   std::unique_ptr<NatDetector> detector_;
   std::unique_ptr<WorkerRegistry> workers_;
   std::unique_ptr<EventHub<BindingEvent>> binding_events_;
   std::unique_ptr<EventHub<SessionEvent>> session_events_;
   std::unique_ptr<BindingManager> bindings_;
+  std::unique_ptr<RelaySessions> relay_sessions_;
+  std::unique_ptr<SessionWriter> session_writer_;
   std::unique_ptr<SessionManager> sessions_;
+  std::unique_ptr<WorkerSessions> worker_sessions_;
+  std::unique_ptr<SessionSweeper> session_sweeper_;
   std::unique_ptr<KeepaliveAssigner> keepalives_;
   std::unique_ptr<NatControlServiceImpl> nat_service_;
   std::unique_ptr<WorkerRegistryServiceImpl> worker_service_;

@@ -25,7 +25,7 @@ absl::Status CanonicalIps(absl::string_view field, google::protobuf::RepeatedPtr
 
 }  // namespace
 
-WorkerRegistryServiceImpl::WorkerRegistryServiceImpl(WorkerRegistry* workers, SessionManager* sessions,
+WorkerRegistryServiceImpl::WorkerRegistryServiceImpl(WorkerRegistry* workers, WorkerSessions* sessions,
                                                      BindingManager* bindings, std::function<absl::Time()> clock,
                                                      grpcutil::Gate* gate)
     : workers_(workers), sessions_(sessions), bindings_(bindings), clock_(std::move(clock)), gate_(gate) {}

@@ -5,7 +5,7 @@
 #include "common/grpc/auth.h"
 #include "latchkey/v1/worker.grpc.pb.h"
 #include "services/control/bindings/binding_manager.h"
-#include "services/control/sessions/session_manager.h"
+#include "services/control/sessions/worker_sessions.h"
 #include "services/control/workers/worker_registry.h"
 
 namespace latchkey::control {
@@ -14,7 +14,7 @@ class WorkerRegistryServiceImpl final : public v1::WorkerRegistryService::Servic
  public:
   // Every call acts for the worker its caller's certificate names: another worker id is
   // PERMISSION_DENIED (counted by `gate`).
-  WorkerRegistryServiceImpl(WorkerRegistry* workers, SessionManager* sessions, BindingManager* bindings,
+  WorkerRegistryServiceImpl(WorkerRegistry* workers, WorkerSessions* sessions, BindingManager* bindings,
                             std::function<absl::Time()> clock, grpcutil::Gate* gate);
 
   grpc::Status RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest*, v1::RegisterWorkerResponse*) override;
@@ -23,7 +23,7 @@ class WorkerRegistryServiceImpl final : public v1::WorkerRegistryService::Servic
 
  private:
   WorkerRegistry* workers_;
-  SessionManager* sessions_;
+  WorkerSessions* sessions_;
   BindingManager* bindings_;
   // Admitted when the caller may call `method` and act for `worker_id`; else the counted refusal.
   grpcutil::Admission AdmitWorker(grpc::ServerContext* context, absl::string_view method, const std::string& worker_id);

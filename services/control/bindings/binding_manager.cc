@@ -1,6 +1,5 @@
 #include "services/control/bindings/binding_manager.h"
 
-#include "absl/hash/hash.h"
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -12,7 +11,7 @@
 #include "common/status_macros.h"
 #include "common/time/proto_time.h"
 #include "common/validation.h"
-#include "services/control/store/load_record.h"
+#include "services/control/store/binding_record.h"
 #include "services/control/store/page_token.h"
 
 namespace latchkey::control {
@@ -22,9 +21,13 @@ constexpr size_t kMaxUriLength = 1024;
 constexpr absl::Duration kMaxExpires = absl::Hours(24 * 7);
 constexpr size_t kMaxPageSize = 1000;
 constexpr size_t kDefaultPageSize = 100;
+// Store pages one List call reads at most (a NAT-state filter may skip many records).
+constexpr int kMaxListReads = 16;
+// Fresh ids drawn when one is taken already (56 random bits: practically never).
+constexpr int kMaxIdDraws = 4;
 
-// 15 characters: fits std::string's inline buffer, so the id costs no allocation in the three
-// places the store keeps it. 56 random bits; Allocate retries on the rare collision.
+// 15 characters: fits std::string's inline buffer, so the id costs no allocation where the store
+// keeps it. 56 random bits; Allocate draws again on the rare collision.
 std::string NewBindingId() {
   static thread_local absl::BitGen rng;
   return absl::StrFormat("b%014x", absl::Uniform<uint64_t>(rng) >> 8);
@@ -41,24 +44,16 @@ std::string KeepaliveNote(const v1::Binding& binding) {
   return absl::StrCat("pinged from the registrar address by worker ", binding.keepalive().worker_id());
 }
 
-// What the store keeps: the record without the fields derived from it (see Decorate), which would
-// otherwise double the bytes per binding.
-std::string StoredForm(v1::Binding binding) {
-  binding.clear_effective_contact();
-  binding.clear_instance_id();
-  binding.mutable_keepalive()->clear_note();
-  binding.mutable_keepalive()->clear_worker_id();  // follows the worker set: see KeepaliveAssigner
-  return binding.SerializeAsString();
-}
-
 // The identity a refresh must match: its owner (one PBX cannot refresh, and so move, another's
 // binding), then +sip.instance when present (RFC 5626: survives a new contact address), else the
-// contact URI as sent. Owner first, so a PBX lists its own bindings by prefix.
-std::string IdentityKey(absl::string_view owner, absl::string_view aor, const sip::Contact& contact) {
+// contact URI as sent.
+BindingIdentity IdentityOf(absl::string_view owner, absl::string_view aor, const sip::Contact& contact) {
   const std::string instance = contact.InstanceId();
-  const std::string sep(1, kKeySeparator);
-  return instance.empty() ? absl::StrCat(owner, sep, aor, sep, "c:", contact.uri().text())
-                          : absl::StrCat(owner, sep, aor, sep, "i:", instance);
+  BindingIdentity identity;
+  identity.owner = std::string(owner);
+  identity.aor = std::string(aor);
+  identity.contact = instance.empty() ? absl::StrCat("c:", contact.uri().text()) : absl::StrCat("i:", instance);
+  return identity;
 }
 
 absl::Status NoSuchBinding(absl::string_view binding_id) {
@@ -67,7 +62,7 @@ absl::Status NoSuchBinding(absl::string_view binding_id) {
 
 }  // namespace
 
-BindingManager::BindingManager(BindingManagerOptions options, Store* store, const NatDetector* detector,
+BindingManager::BindingManager(BindingManagerOptions options, BindingStore* store, const NatDetector* detector,
                                const WorkerRegistry* workers, ControlMetrics* metrics,
                                EventHub<BindingEvent>* events, Clock clock)
     : options_(options),
@@ -76,12 +71,7 @@ BindingManager::BindingManager(BindingManagerOptions options, Store* store, cons
       workers_(workers),
       metrics_(metrics),
       events_(events),
-      clock_(std::move(clock)),
-      quota_("bindings", "max_bindings_per_pbx", options.max_bindings_per_pbx) {}
-
-absl::Mutex& BindingManager::StripeFor(absl::string_view identity_key) {
-  return stripes_[absl::HashOf(identity_key) % stripes_.size()];
-}
+      clock_(std::move(clock)) {}
 
 void BindingManager::CountVerdict(const v1::Binding& binding, int delta) {
   prometheus::Gauge* gauge = binding.verdict().state() == v1::NAT_STATE_BEHIND_NAT ? metrics_->bindings_behind_nat
@@ -105,10 +95,6 @@ void BindingManager::Decorate(const sip::Contact& contact, v1::Binding* binding)
   }
   binding->set_effective_contact(std::move(effective));
   binding->mutable_keepalive()->set_note(KeepaliveNote(*binding));
-}
-
-absl::StatusOr<v1::Binding> BindingManager::Load(const std::string& binding_id) {
-  return LoadRecord<v1::Binding>(*store_, Table::kBindings, binding_id, "binding");
 }
 
 absl::StatusOr<v1::Binding> BindingManager::Decorated(v1::Binding binding) {
@@ -169,7 +155,7 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
   // --- Decide.
   const absl::Time now = clock_();
   const std::string owner = caller.owner();
-  const std::string identity = IdentityKey(owner, request.aor(), *contact);
+  const BindingIdentity identity = IdentityOf(owner, request.aor(), *contact);
   const v1::NatPolicy& policy = detector_->PolicyFor(source.ip);
   NatInput input;
   input.source = source;
@@ -182,69 +168,56 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
   const absl::Duration nat_expiry = FromProto(policy.nat_registration_expiry());
   if (behind_nat && nat_expiry > absl::ZeroDuration() && granted > nat_expiry) granted = nat_expiry;
 
-  absl::MutexLock lock(&StripeFor(identity));
-  std::optional<v1::Binding> existing;
-  if (auto id = store_->Get(Table::kBindingIdentity, identity); id.ok()) {
-    if (auto loaded = Load(*id); loaded.ok()) existing = *std::move(loaded);
-  }
-
   v1::AllocateBindingResponse response;
   *response.mutable_suggested_expires() = ToProto(granted);
 
   if (requested_expires == absl::ZeroDuration()) {  // un-REGISTER
-    if (!existing) return absl::NotFoundError(absl::StrCat("contact: no binding of ", Excerpt(request.contact()),
-                                                           " for aor ", Excerpt(request.aor())));
-    RETURN_IF_ERROR(store_->Delete(Table::kBindings, existing->binding_id()));
-    RETURN_IF_ERROR(store_->Delete(Table::kBindingIdentity, identity));
-    quota_.Release(owner);
-    CountVerdict(*existing, -1);
+    auto removed = store_->RemoveIdentity(identity);
+    if (absl::IsNotFound(removed.status())) {
+      return absl::NotFoundError(absl::StrCat("contact: no binding of ", Excerpt(request.contact()), " for aor ",
+                                              Excerpt(request.aor())));
+    }
+    if (!removed.ok()) return removed.status();
+    CountVerdict(*removed, -1);
     metrics_->binding_unregistered->Increment();
-    if (observer_) observer_->OnBindingRemoved(*existing);
-    *existing->mutable_expires() = ToProto(absl::ZeroDuration());
-    Decorate(*contact, &*existing);
-    Publish(v1::BINDING_EVENT_TYPE_RELEASED, *existing, now);
-    *response.mutable_binding() = *std::move(existing);
+    if (observer_) observer_->OnBindingRemoved(*removed);
+    *removed->mutable_expires() = ToProto(absl::ZeroDuration());
+    Decorate(*contact, &*removed);
+    Publish(v1::BINDING_EVENT_TYPE_RELEASED, *removed, now);
+    *response.mutable_binding() = *std::move(removed);
     return response;
   }
 
-  if (!existing && store_->Count(Table::kBindings) >= options_.max_bindings) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("max_bindings: the limit of ", options_.max_bindings, " bindings is reached"));
-  }
-  if (!existing) RETURN_IF_ERROR(quota_.Acquire(owner));
+  // What this REGISTER says; the store keeps a refreshed binding's id, owner, creation time and
+  // reachability (MergeRefresh).
+  v1::Binding candidate;
+  candidate.set_binding_id(NewBindingId());
+  *candidate.mutable_created_at() = ToProto(now);
+  candidate.set_owner(owner);
+  candidate.set_aor(request.aor());
+  candidate.set_contact(request.contact());
+  candidate.set_transport(request.transport());
+  *candidate.mutable_source() = net::ToProto(source);
+  *candidate.mutable_registrar() = net::ToProto(registrar);
+  *candidate.mutable_verdict() = std::move(verdict);
+  *candidate.mutable_keepalive() = PlanKeepalive(candidate, policy);
+  *candidate.mutable_expires() = ToProto(granted);
+  *candidate.mutable_refreshed_at() = ToProto(now);
+  *candidate.mutable_expires_at() = ToProto(now + granted + options_.grace);
+  candidate.set_user_agent(request.user_agent());
 
-  v1::Binding binding = existing ? *existing : v1::Binding();
-  if (!existing) {
-    do {
-      binding.set_binding_id(NewBindingId());
-    } while (store_->Get(Table::kBindings, binding.binding_id()).ok());
-    *binding.mutable_created_at() = ToProto(now);
-    binding.set_owner(owner);
+  BindingLimits limits;
+  limits.max_total = options_.max_bindings;
+  limits.max_per_owner = options_.max_bindings_per_pbx;
+  absl::StatusOr<BindingChange> change = store_->Upsert(identity, candidate, limits);
+  for (int draw = 1; absl::IsAlreadyExists(change.status()) && draw < kMaxIdDraws; ++draw) {
+    candidate.set_binding_id(NewBindingId());
+    change = store_->Upsert(identity, candidate, limits);
   }
-  const bool source_changed = existing && (existing->source().ip() != source.ip.ToString() ||
-                                           existing->source().port() != source.port);
-  binding.set_aor(request.aor());
-  binding.set_contact(request.contact());
-  binding.set_transport(request.transport());
-  *binding.mutable_source() = net::ToProto(source);
-  *binding.mutable_registrar() = net::ToProto(registrar);
-  *binding.mutable_verdict() = std::move(verdict);
-  *binding.mutable_keepalive() = PlanKeepalive(binding, policy);
-  *binding.mutable_expires() = ToProto(granted);
-  *binding.mutable_refreshed_at() = ToProto(now);
-  const absl::Time expires_at = now + granted + options_.grace;
-  *binding.mutable_expires_at() = ToProto(expires_at);
-  binding.set_user_agent(request.user_agent());
-  if (source_changed) binding.set_source_changes(binding.source_changes() + 1);
-
-  absl::Status stored = store_->Put(Table::kBindings, binding.binding_id(), StoredForm(binding), expires_at);
-  if (stored.ok() && !existing) {
-    stored = store_->Put(Table::kBindingIdentity, identity, binding.binding_id(), absl::InfiniteFuture());
-  }
-  if (!stored.ok()) {
-    if (!existing) quota_.Release(owner);
-    return stored;
-  }
+  if (!change.ok()) return change.status();
+  const std::optional<v1::Binding>& existing = change->previous;
+  v1::Binding binding = std::move(change->current);
+  const bool source_changed = existing && SourceChanged(*existing, binding);
 
   if (existing) CountVerdict(*existing, -1);
   CountVerdict(binding, +1);
@@ -279,7 +252,7 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
 
 absl::StatusOr<v1::Binding> BindingManager::Get(const std::string& binding_id, const grpcutil::Caller& caller) {
   RETURN_IF_ERROR(CheckToken("binding_id", binding_id, 64));
-  ASSIGN_OR_RETURN(v1::Binding binding, Load(binding_id));
+  ASSIGN_OR_RETURN(v1::Binding binding, store_->Get(binding_id));
   if (!caller.owns(binding.owner())) return NoSuchBinding(binding_id);
   return Decorated(std::move(binding));
 }
@@ -293,53 +266,37 @@ absl::StatusOr<v1::ListBindingsResponse> BindingManager::List(const v1::ListBind
   }
   const size_t page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
   ASSIGN_OR_RETURN(std::string cursor, DecodePageToken(request.page_token()));
-  // Keys are OWNER \x1f AOR \x1f ...: a PBX (or the plaintext caller, whose records have no owner)
-  // walks its own prefix; an operator walks everything and filters by AOR.
-  const std::string sep(1, kKeySeparator);
-  const bool scan_all = caller.sees_all() && !caller.local;
-  const std::string owner_prefix = scan_all ? "" : absl::StrCat(caller.owner(), sep);
-  const std::string prefix = request.aor().empty() || scan_all ? owner_prefix : absl::StrCat(owner_prefix, request.aor(), sep);
+  // A PBX (or the plaintext caller, whose records have no owner) reads its own range; an operator
+  // reads everything, filtered by AOR.
+  BindingFilter filter;
+  if (!caller.sees_all() || caller.local) filter.owner = caller.owner();
+  filter.aor = request.aor();
 
   v1::ListBindingsResponse response;
-  // Walk the identity index in AOR order; a NAT-state filter may skip records, so read in batches.
-  bool exhausted = false;
-  while (static_cast<size_t>(response.bindings_size()) < page_size && !exhausted) {
-    ASSIGN_OR_RETURN(auto batch, store_->List(Table::kBindingIdentity, prefix, cursor, page_size));
-    exhausted = batch.size() < page_size;
-    for (const StoredRecord& index : batch) {
-      cursor = index.key;
-      auto loaded = Load(index.value);
-      if (!loaded.ok()) continue;  // expired between the two reads
-      if (request.nat_state() != v1::NAT_STATE_UNSPECIFIED && loaded->verdict().state() != request.nat_state()) continue;
-      if (!request.aor().empty() && loaded->aor() != request.aor()) continue;
-      auto binding = Decorated(*std::move(loaded));
-      if (!binding.ok()) continue;
-      *response.add_bindings() = *std::move(binding);
-      if (static_cast<size_t>(response.bindings_size()) == page_size) break;
+  // A NAT-state filter may skip records: read on until the page is full, within a bound.
+  for (int read = 0; read < kMaxListReads; ++read) {
+    const size_t wanted = page_size - response.bindings_size();
+    ASSIGN_OR_RETURN(BindingPage page, store_->List(filter, cursor, wanted));
+    for (v1::Binding& stored : page.bindings) {
+      if (request.nat_state() != v1::NAT_STATE_UNSPECIFIED && stored.verdict().state() != request.nat_state()) continue;
+      auto binding = Decorated(std::move(stored));
+      if (binding.ok()) *response.add_bindings() = *std::move(binding);
     }
+    cursor = page.next_cursor;
+    if (cursor.empty() || static_cast<size_t>(response.bindings_size()) == page_size) break;
   }
-  if (static_cast<size_t>(response.bindings_size()) == page_size) {
-    // Only promise another page if one exists.
-    ASSIGN_OR_RETURN(auto next, store_->List(Table::kBindingIdentity, prefix, cursor, 1));
-    if (!next.empty()) response.set_next_page_token(EncodePageToken(cursor));
-  }
+  if (!cursor.empty()) response.set_next_page_token(EncodePageToken(cursor));
   return response;
 }
 
 absl::StatusOr<v1::Binding> BindingManager::Release(const std::string& binding_id, const grpcutil::Caller& caller) {
-  ASSIGN_OR_RETURN(v1::Binding binding, Get(binding_id, caller));
-  auto contact = sip::Contact::Parse(binding.contact());
-  if (!contact.ok()) return absl::DataLossError(absl::StrCat("binding ", binding_id, " has a corrupt contact"));
-  const std::string identity = IdentityKey(binding.owner(), binding.aor(), *contact);
-  absl::MutexLock lock(&StripeFor(identity));
-  auto still = store_->Get(Table::kBindings, binding_id);
-  if (!still.ok()) return NoSuchBinding(binding_id);
-  RETURN_IF_ERROR(store_->Delete(Table::kBindings, binding_id));
-  RETURN_IF_ERROR(store_->Delete(Table::kBindingIdentity, identity));
-  quota_.Release(binding.owner());
-  CountVerdict(binding, -1);
+  RETURN_IF_ERROR(CheckToken("binding_id", binding_id, 64));
+  const std::optional<std::string> owner = caller.sees_all() ? std::nullopt : std::optional<std::string>(caller.owner());
+  ASSIGN_OR_RETURN(v1::Binding removed, store_->Remove(binding_id, owner));
+  CountVerdict(removed, -1);
   metrics_->binding_released->Increment();
-  if (observer_) observer_->OnBindingRemoved(binding);
+  if (observer_) observer_->OnBindingRemoved(removed);
+  ASSIGN_OR_RETURN(v1::Binding binding, Decorated(std::move(removed)));
   Publish(v1::BINDING_EVENT_TYPE_RELEASED, binding, clock_());
   return binding;
 }
@@ -349,28 +306,16 @@ size_t BindingManager::SweepExpired() {
   size_t removed = 0;
   constexpr size_t kBatch = 4096;
   for (;;) {
-    auto expired = store_->TakeExpired(Table::kBindings, now, kBatch);
+    // Taken atomically: a refresh either came first (and moved the expiry) or creates a new binding.
+    auto expired = store_->TakeExpired(now, kBatch);
     if (!expired.ok() || expired->empty()) break;
-    for (const StoredRecord& record : *expired) {
-      v1::Binding binding;
-      if (!binding.ParseFromString(record.value)) continue;
-      auto contact = sip::Contact::Parse(binding.contact());
-      if (!contact.ok()) continue;  // stored only after parsing: cannot happen
-      const std::string identity = IdentityKey(binding.owner(), binding.aor(), *contact);
-      absl::MutexLock lock(&StripeFor(identity));
-      // A refresh that read the binding just before it expired has written it back: it lives on.
-      if (store_->Get(Table::kBindings, binding.binding_id()).ok()) continue;
-      // A refresh after the expiry created a new binding under a new id: that one stays indexed.
-      if (auto id = store_->Get(Table::kBindingIdentity, identity); id.ok() && *id == binding.binding_id()) {
-        store_->Delete(Table::kBindingIdentity, identity).IgnoreError();
-      }
+    for (v1::Binding& binding : *expired) {
       ++removed;
-      quota_.Release(binding.owner());
       CountVerdict(binding, -1);
       metrics_->binding_expired->Increment();
       if (observer_) observer_->OnBindingRemoved(binding);
-      Decorate(*contact, &binding);
-      Publish(v1::BINDING_EVENT_TYPE_EXPIRED, binding, now);
+      auto decorated = Decorated(std::move(binding));
+      if (decorated.ok()) Publish(v1::BINDING_EVENT_TYPE_EXPIRED, *decorated, now);
     }
     if (expired->size() < kBatch) break;
   }
@@ -379,29 +324,25 @@ size_t BindingManager::SweepExpired() {
 
 void BindingManager::OnKeepaliveEvent(const std::string& worker_id, const v1::KeepaliveEvent& event) {
   if (event.reachability() != v1::REACHABILITY_REACHABLE && event.reachability() != v1::REACHABILITY_UNREACHABLE) return;
-  auto loaded = Load(event.binding_id());
-  if (!loaded.ok()) return;  // released or expired meanwhile
-  auto contact = sip::Contact::Parse(loaded->contact());
-  if (!contact.ok()) return;
-  absl::MutexLock lock(&StripeFor(IdentityKey(loaded->owner(), loaded->aor(), *contact)));
-  auto binding = Load(event.binding_id());
-  if (!binding.ok() || binding->reachability() == event.reachability()) return;
+  auto stored = store_->Get(event.binding_id());
+  if (!stored.ok()) return;  // released or expired meanwhile
   // A worker the binding has moved away from may still report on it: only the current one counts.
-  if (workers_->KeepaliveWorkerFor(binding->registrar().ip(), binding->binding_id()) != worker_id) return;
-  CountVerdict(*binding, -1);
-  binding->set_reachability(event.reachability());
-  CountVerdict(*binding, +1);
-  if (!store_->Put(Table::kBindings, binding->binding_id(), StoredForm(*binding), FromProto(binding->expires_at())).ok()) {
-    return;
-  }
+  if (workers_->KeepaliveWorkerFor(stored->registrar().ip(), stored->binding_id()) != worker_id) return;
+  auto updated = store_->SetReachability(event.binding_id(), event.reachability());
+  if (!updated.ok() || !*updated) return;  // gone, or already so
+  v1::Binding before = **updated;
+  before.set_reachability(event.reachability() == v1::REACHABILITY_UNREACHABLE ? v1::REACHABILITY_REACHABLE
+                                                                              : v1::REACHABILITY_UNREACHABLE);
+  CountVerdict(before, -1);
+  CountVerdict(**updated, +1);
   const bool unreachable = event.reachability() == v1::REACHABILITY_UNREACHABLE;
   (unreachable ? metrics_->binding_became_unreachable : metrics_->binding_became_reachable)->Increment();
   log::LogInfo(unreachable ? "binding unreachable" : "binding reachable again")
-      .Kv("binding_id", binding->binding_id())
-      .Kv("aor", binding->aor())
+      .Kv("binding_id", event.binding_id())
+      .Kv("aor", (*updated)->aor())
       .Kv("worker_id", worker_id);
-  Decorate(*contact, &*binding);
-  Publish(unreachable ? v1::BINDING_EVENT_TYPE_UNREACHABLE : v1::BINDING_EVENT_TYPE_REACHABLE, *binding, clock_());
+  auto binding = Decorated(**std::move(updated));
+  if (binding.ok()) Publish(unreachable ? v1::BINDING_EVENT_TYPE_UNREACHABLE : v1::BINDING_EVENT_TYPE_REACHABLE, *binding, clock_());
 }
 
 }  // namespace latchkey::control

@@ -1,12 +1,12 @@
 #pragma once
 // Registrations: decides NAT, rewrites the Contact, plans keepalives and keeps one binding per AOR and
 // contact (or +sip.instance) in the store, expiring it when the endpoint stops refreshing.
-#include <array>
+// Holds no lock and no state of its own: every change is one atomic BindingStore operation, so any
+// number of control replicas may serve the same bindings.
 #include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/grpc/auth.h"
 #include "common/sip/contact.h"
@@ -16,8 +16,7 @@
 #include "services/control/events/event_hub.h"
 #include "services/control/metrics/control_metrics.h"
 #include "services/control/nat/nat_detector.h"
-#include "services/control/quota/owner_quota.h"
-#include "services/control/store/store.h"
+#include "services/control/store/binding_store.h"
 #include "services/control/workers/worker_registry.h"
 
 namespace latchkey::control {
@@ -33,7 +32,7 @@ struct BindingManagerOptions {
 
 class BindingManager {
  public:
-  BindingManager(BindingManagerOptions options, Store* store, const NatDetector* detector,
+  BindingManager(BindingManagerOptions options, BindingStore* store, const NatDetector* detector,
                  const WorkerRegistry* workers, ControlMetrics* metrics, EventHub<BindingEvent>* events,
                  Clock clock);
 
@@ -55,9 +54,6 @@ class BindingManager {
   void OnKeepaliveEvent(const std::string& worker_id, const v1::KeepaliveEvent& event);
 
  private:
-  absl::Mutex& StripeFor(absl::string_view identity_key);
-  // The stored record (without derived fields); NOT_FOUND names binding_id.
-  absl::StatusOr<v1::Binding> Load(const std::string& binding_id);
   // A stored record with its derived fields filled in, as every reply and event carries it.
   absl::StatusOr<v1::Binding> Decorated(v1::Binding binding);
   void CountVerdict(const v1::Binding& binding, int delta);
@@ -66,16 +62,13 @@ class BindingManager {
   v1::KeepalivePlan PlanKeepalive(const v1::Binding& binding, const v1::NatPolicy& policy) const;
 
   const BindingManagerOptions options_;
-  Store* store_;
+  BindingStore* store_;
   const NatDetector* detector_;
   const WorkerRegistry* workers_;
   ControlMetrics* metrics_;
   EventHub<BindingEvent>* events_;
   Clock clock_;
   BindingObserver* observer_ = nullptr;
-  OwnerQuota quota_;
-  // Serialises read-modify-write of one identity without a global lock.
-  std::array<absl::Mutex, 64> stripes_;
 };
 
 }  // namespace latchkey::control

@@ -41,7 +41,7 @@ std::optional<v1::KeepaliveTarget> KeepaliveTargetOf(const v1::Binding& binding)
   return target;
 }
 
-KeepaliveAssigner::KeepaliveAssigner(KeepaliveAssignerOptions options, Store* store, WorkerRegistry* workers,
+KeepaliveAssigner::KeepaliveAssigner(KeepaliveAssignerOptions options, BindingStore* store, WorkerRegistry* workers,
                                      ControlMetrics* metrics)
     : options_(options), store_(store), workers_(workers), metrics_(metrics) {}
 
@@ -184,16 +184,12 @@ bool KeepaliveAssigner::Resync() {
       absl::MutexLock lock(&mu_);
       if (stopping_) return false;
     }
-    auto page = store_->List(Table::kBindings, "", cursor, options_.chunk);
+    auto page = store_->List(BindingFilter(), cursor, options_.chunk);
     if (!page.ok()) {
       store_ok = false;  // a partial set must not replace the workers' complete ones
       break;
     }
-    if (page->empty()) break;
-    for (const StoredRecord& record : *page) {
-      cursor = record.key;
-      v1::Binding binding;
-      if (!binding.ParseFromString(record.value)) continue;
+    for (const v1::Binding& binding : page->bindings) {
       auto target = KeepaliveTargetOf(binding);
       if (!target) continue;
       const std::string worker = AssignedWorker(*workers_, binding);
@@ -203,7 +199,8 @@ bool KeepaliveAssigner::Resync() {
       ++total;
       if (static_cast<size_t>(it->second.upsert_size()) >= options_.chunk) flush(worker, false);
     }
-    if (page->size() < options_.chunk) break;
+    cursor = page->next_cursor;
+    if (cursor.empty()) break;
   }
   if (!store_ok) {
     log::LogWarning("keepalive assignment sync abandoned: store unreadable");

@@ -24,7 +24,7 @@
 #include "latchkey/v1/worker.pb.h"
 #include "services/control/bindings/binding_observer.h"
 #include "services/control/metrics/control_metrics.h"
-#include "services/control/store/store.h"
+#include "services/control/store/binding_store.h"
 #include "services/control/workers/worker_registry.h"
 
 namespace latchkey::control {
@@ -41,7 +41,7 @@ struct KeepaliveAssignerOptions {
 
 class KeepaliveAssigner : public BindingObserver {
  public:
-  KeepaliveAssigner(KeepaliveAssignerOptions options, Store* store, WorkerRegistry* workers, ControlMetrics* metrics);
+  KeepaliveAssigner(KeepaliveAssignerOptions options, BindingStore* store, WorkerRegistry* workers, ControlMetrics* metrics);
   ~KeepaliveAssigner() override;
 
   void Start();
@@ -64,7 +64,7 @@ class KeepaliveAssigner : public BindingObserver {
   bool Send(const std::string& worker_id, const v1::SetKeepalivesRequest& request);
 
   const KeepaliveAssignerOptions options_;
-  Store* store_;
+  BindingStore* store_;
   WorkerRegistry* workers_;
   ControlMetrics* metrics_;
 

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <functional>
+#include <thread>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,7 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
-#include "services/control/store/memory_store.h"
+#include "services/control/store/memory_binding_store.h"
 
 namespace latchkey::control {
 namespace {
@@ -25,43 +26,47 @@ using ::testing::HasSubstr;
 const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
 constexpr char kRegistrarIp[] = "198.51.100.1";
 
-// Delegates to a MemoryStore and counts the calls, to show what a sweep touches.
-class CountingStore : public Store {
+// Delegates to a MemoryBindingStore and counts the calls, to show what a sweep touches.
+class CountingStore : public BindingStore {
  public:
-  absl::Status Put(Table table, absl::string_view key, std::string value, absl::Time expires_at) override {
-    ++puts;
-    return inner.Put(table, key, std::move(value), expires_at);
+  absl::StatusOr<BindingChange> Upsert(const BindingIdentity& identity, const v1::Binding& candidate,
+                                       const BindingLimits& limits) override {
+    ++writes;
+    return inner.Upsert(identity, candidate, limits);
   }
-  absl::StatusOr<std::string> Get(Table table, absl::string_view key) override {
-    ++gets;
-    return inner.Get(table, key);
+  absl::StatusOr<v1::Binding> RemoveIdentity(const BindingIdentity& identity) override {
+    ++writes;
+    return inner.RemoveIdentity(identity);
   }
-  absl::Status Delete(Table table, absl::string_view key) override {
-    ++deletes;
-    return inner.Delete(table, key);
+  absl::StatusOr<v1::Binding> Remove(const std::string& binding_id, const std::optional<std::string>& owner) override {
+    ++writes;
+    return inner.Remove(binding_id, owner);
   }
-  absl::StatusOr<std::vector<StoredRecord>> List(Table table, absl::string_view prefix, absl::string_view start_after,
-                                                size_t limit) override {
-    ++lists;
-    return inner.List(table, prefix, start_after, limit);
+  absl::StatusOr<v1::Binding> Get(const std::string& binding_id) override {
+    ++reads;
+    return inner.Get(binding_id);
   }
-  absl::StatusOr<std::vector<StoredRecord>> TakeExpired(Table table, absl::Time now, size_t limit) override {
-    auto out = inner.TakeExpired(table, now, limit);
+  absl::StatusOr<std::optional<v1::Binding>> SetReachability(const std::string& binding_id,
+                                                             v1::Reachability reachability) override {
+    ++writes;
+    return inner.SetReachability(binding_id, reachability);
+  }
+  absl::StatusOr<BindingPage> List(const BindingFilter& filter, const std::string& cursor, size_t limit) override {
+    ++reads;
+    return inner.List(filter, cursor, limit);
+  }
+  absl::StatusOr<std::vector<v1::Binding>> TakeExpired(absl::Time now, size_t limit) override {
+    auto out = inner.TakeExpired(now, limit);
     if (out.ok()) taken += out->size();
-    if (out.ok() && after_take) after_take(*out);
     return out;
   }
-  absl::StatusOr<std::vector<StoredRecord>> ListExpired(Table table, absl::Time now, size_t limit) override {
-    return inner.ListExpired(table, now, limit);
-  }
-  size_t Count(Table table) override { return inner.Count(table); }
+  absl::StatusOr<uint64_t> Count() override { return inner.Count(); }
 
-  void ResetCounters() { puts = gets = deletes = lists = taken = 0; }
+  size_t size() { return inner.Count().value_or(0); }
+  void ResetCounters() { writes = reads = taken = 0; }
 
-  MemoryStore inner;
-  // Runs right after a take: lets a test interleave what a concurrent RPC would do.
-  std::function<void(const std::vector<StoredRecord>&)> after_take;
-  size_t puts = 0, gets = 0, deletes = 0, lists = 0, taken = 0;
+  MemoryBindingStore inner;
+  size_t writes = 0, reads = 0, taken = 0;
 };
 
 v1::SocketAddress Address(const std::string& ip, uint32_t port) {
@@ -160,24 +165,56 @@ TEST_F(BindingManagerTest, NatBindingGetsShortExpiryPlusGrace) {
   EXPECT_EQ(metrics_.binding_created->Value(), 1.0);
 }
 
-TEST_F(BindingManagerTest, RefreshRacingTheSweepKeepsTheBinding) {
+TEST_F(BindingManagerTest, RefreshAfterTheSweepTookTheBindingCreatesANewOne) {
   const auto created = MustAllocate(NatRequest());  // expires at kT0 + 60 s + 30 s grace
   auto sub = events_.Subscribe(nullptr);
-  // A refresh that read the binding just before it expired writes it back right after the sweep took it.
-  store_.after_take = [this](const std::vector<StoredRecord>& taken) {
-    for (const StoredRecord& r : taken) {
-      store_.inner.Put(Table::kBindings, r.key, r.value, now_ + absl::Seconds(90)).IgnoreError();
+  now_ = kT0 + absl::Seconds(100);
+  EXPECT_EQ(manager_->SweepExpired(), 1u);
+  const auto again = MustAllocate(NatRequest());
+  EXPECT_TRUE(again.created());
+  EXPECT_NE(again.binding().binding_id(), created.binding().binding_id());
+  auto events = Drain(*sub);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].type(), v1::BINDING_EVENT_TYPE_EXPIRED);
+  EXPECT_EQ(events[1].type(), v1::BINDING_EVENT_TYPE_CREATED);
+  EXPECT_EQ(store_.size(), 1u);
+}
+
+// Two control replicas on one store: neither holds a lock of its own, the store's atomic operations
+// keep one binding per identity and expire each binding once.
+TEST_F(BindingManagerTest, ReplicasSharingTheStoreMakeOneBindingPerIdentityAndExpireItOnce) {
+  EventHub<BindingEvent> other_events;
+  BindingManager other(BindingManagerOptions{}, &store_, &detector_, &workers_, &metrics_, &other_events,
+                       [this] { return now_; });
+  constexpr int kPhones = 50;
+  constexpr int kRounds = 20;
+  std::atomic<int> failures{0};
+  auto refresh_all = [&](BindingManager* manager) {
+    for (int round = 0; round < kRounds; ++round) {
+      for (int i = 0; i < kPhones; ++i) {
+        if (!manager->Allocate(NatRequest(absl::StrCat("p", i)), kLocal).ok()) ++failures;
+      }
     }
   };
+  std::thread a(refresh_all, manager_.get());
+  std::thread b(refresh_all, &other);
+  a.join();
+  b.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(store_.size(), static_cast<size_t>(kPhones));
+  for (int i = 0; i < kPhones; ++i) {
+    auto page = store_.inner.List(BindingFilter{std::string(), absl::StrCat("sip:p", i, "@example.com")}, "", 10);
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(page->bindings.size(), 1u);
+    EXPECT_EQ(page->bindings[0].version(), static_cast<uint64_t>(2 * kRounds));  // every refresh counted once
+  }
   now_ = kT0 + absl::Seconds(100);
-  EXPECT_EQ(manager_->SweepExpired(), 0u);
-  store_.after_take = nullptr;
-  EXPECT_TRUE(manager_->Get(created.binding().binding_id(), kLocal).ok());
-  EXPECT_TRUE(Drain(*sub).empty());  // no EXPIRED for a live binding
-  // The identity index survived: the next REGISTER is a refresh of the same binding.
-  const auto refreshed = MustAllocate(NatRequest());
-  EXPECT_FALSE(refreshed.created());
-  EXPECT_EQ(refreshed.binding().binding_id(), created.binding().binding_id());
+  size_t swept = 0;
+  std::thread sweep_a([&] { swept += manager_->SweepExpired(); });
+  const size_t swept_b = other.SweepExpired();
+  sweep_a.join();
+  EXPECT_EQ(swept + swept_b, static_cast<size_t>(kPhones));
+  EXPECT_EQ(store_.size(), 0u);
 }
 
 TEST_F(BindingManagerTest, PublicBindingKeepsRequestedExpiry) {
@@ -193,18 +230,16 @@ TEST_F(BindingManagerTest, SweepRemovesExactlyTheExpiredBindingAtExpiryPlusGrace
   const v1::Binding nat = MustAllocate(NatRequest()).binding();
   const v1::Binding pub = MustAllocate(PublicRequest()).binding();
   Drain(*sub);
-  ASSERT_EQ(store_.Count(Table::kBindings), 2u);
-  ASSERT_EQ(store_.Count(Table::kBindingIdentity), 2u);
+  ASSERT_EQ(store_.size(), 2u);
 
   now_ = kT0 + absl::Seconds(89);
   EXPECT_EQ(manager_->SweepExpired(), 0u);
-  EXPECT_EQ(store_.Count(Table::kBindings), 2u);
+  EXPECT_EQ(store_.size(), 2u);
   EXPECT_TRUE(Drain(*sub).empty());
 
   now_ = kT0 + absl::Seconds(90);
   EXPECT_EQ(manager_->SweepExpired(), 1u);
-  EXPECT_EQ(store_.Count(Table::kBindings), 1u);
-  EXPECT_EQ(store_.Count(Table::kBindingIdentity), 1u);
+  EXPECT_EQ(store_.size(), 1u);
   EXPECT_EQ(manager_->Get(nat.binding_id(), kLocal).status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(manager_->Get(pub.binding_id(), kLocal).ok());
 
@@ -228,7 +263,7 @@ TEST_F(BindingManagerTest, SweepRemovesExactlyTheExpiredBindingAtExpiryPlusGrace
   auto again = MustAllocate(NatRequest());
   EXPECT_TRUE(again.created());
   EXPECT_NE(again.binding().binding_id(), nat.binding_id());
-  EXPECT_EQ(store_.Count(Table::kBindings), 2u);
+  EXPECT_EQ(store_.size(), 2u);
 }
 
 TEST_F(BindingManagerTest, RefreshPushesExpiryForward) {
@@ -241,7 +276,7 @@ TEST_F(BindingManagerTest, RefreshPushesExpiryForward) {
   EXPECT_EQ(FromProto(refreshed.binding().created_at()), kT0);
   EXPECT_EQ(FromProto(refreshed.binding().refreshed_at()), now_);
   EXPECT_EQ(FromProto(refreshed.binding().expires_at()), kT0 + absl::Seconds(140));
-  EXPECT_EQ(store_.Count(Table::kBindings), 1u);
+  EXPECT_EQ(store_.size(), 1u);
   EXPECT_EQ(metrics_.bindings_behind_nat->Value(), 1.0);
   EXPECT_EQ(metrics_.binding_refreshed->Value(), 1.0);
 
@@ -282,7 +317,7 @@ TEST_F(BindingManagerTest, InstanceIdIdentifiesTheBindingAcrossContactChanges) {
   EXPECT_FALSE(refreshed.created());
   EXPECT_EQ(refreshed.binding().binding_id(), created.binding().binding_id());
   EXPECT_EQ(refreshed.binding().contact(), moved.contact());
-  EXPECT_EQ(store_.Count(Table::kBindings), 1u);
+  EXPECT_EQ(store_.size(), 1u);
   auto got = manager_->Get(created.binding().binding_id(), kLocal);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->instance_id(), "urn:uuid:00000000-0000-1000-8000-000000000001");
@@ -298,14 +333,14 @@ TEST_F(BindingManagerTest, MaxBindingsRejectsNewButAllowsRefresh) {
   auto third = manager_->Allocate(NatRequest("c"), kLocal);
   ASSERT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted) << third.status();
   EXPECT_THAT(std::string(third.status().message()), HasSubstr("2"));
-  EXPECT_EQ(store_.Count(Table::kBindings), 2u);
+  EXPECT_EQ(store_.size(), 2u);
 
   now_ = kT0 + absl::Seconds(10);
   auto refresh = manager_->Allocate(NatRequest("a"), kLocal);
   ASSERT_TRUE(refresh.ok()) << refresh.status();
   EXPECT_FALSE(refresh->created());
   EXPECT_EQ(refresh->binding().binding_id(), a.binding_id());
-  EXPECT_EQ(store_.Count(Table::kBindings), 2u);
+  EXPECT_EQ(store_.size(), 2u);
 }
 
 TEST_F(BindingManagerTest, UnregisterRemovesBinding) {
@@ -313,8 +348,7 @@ TEST_F(BindingManagerTest, UnregisterRemovesBinding) {
   auto removed = manager_->Allocate(NatRequest("alice", 0), kLocal);
   ASSERT_TRUE(removed.ok()) << removed.status();
   EXPECT_EQ(removed->binding().binding_id(), binding.binding_id());
-  EXPECT_EQ(store_.Count(Table::kBindings), 0u);
-  EXPECT_EQ(store_.Count(Table::kBindingIdentity), 0u);
+  EXPECT_EQ(store_.size(), 0u);
   EXPECT_EQ(metrics_.bindings_behind_nat->Value(), 0.0);
   EXPECT_EQ(manager_->Allocate(NatRequest("alice", 0), kLocal).status().code(), absl::StatusCode::kNotFound);
 }
@@ -364,21 +398,17 @@ TEST_F(BindingManagerTest, SweepOfManyBindingsTouchesOnlyTheExpired) {
     auto response = manager_->Allocate(PublicRequest(absl::StrCat("pub", i)), kLocal);  // expire at T0+3630
     ASSERT_TRUE(response.ok()) << response.status();
   }
-  ASSERT_EQ(store_.Count(Table::kBindings), static_cast<size_t>(kTotal));
+  ASSERT_EQ(store_.size(), static_cast<size_t>(kTotal));
   auto sub = events_.Subscribe(nullptr);
 
   store_.ResetCounters();
   now_ = kT0 + absl::Seconds(100);
   EXPECT_EQ(manager_->SweepExpired(), static_cast<size_t>(kExpiring));
-  EXPECT_EQ(store_.Count(Table::kBindings), static_cast<size_t>(kTotal - kExpiring));
-  EXPECT_EQ(store_.Count(Table::kBindingIdentity), static_cast<size_t>(kTotal - kExpiring));
+  EXPECT_EQ(store_.size(), static_cast<size_t>(kTotal - kExpiring));
   EXPECT_EQ(store_.taken, static_cast<size_t>(kExpiring));
-  EXPECT_EQ(store_.lists, 0u);
-  // Per expired binding: a check that no refresh wrote it back, one identity lookup and one delete;
-  // nothing for the others.
-  EXPECT_LE(store_.gets, static_cast<size_t>(2 * kExpiring));
-  EXPECT_LE(store_.deletes, static_cast<size_t>(kExpiring));
-  EXPECT_EQ(store_.puts, 0u);
+  // One atomic take of what expired; no per-binding reads or writes, nothing for the others.
+  EXPECT_EQ(store_.reads, 0u);
+  EXPECT_EQ(store_.writes, 0u);
 
   auto events = Drain(*sub);
   ASSERT_EQ(events.size(), static_cast<size_t>(kExpiring));
@@ -408,7 +438,7 @@ TEST_F(BindingManagerTest, InvalidRequestsNameTheField) {
   status = manager_->Allocate(no_expires, kLocal).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(status.message()), HasSubstr("expires"));
-  EXPECT_EQ(store_.Count(Table::kBindings), 0u);
+  EXPECT_EQ(store_.size(), 0u);
 }
 
 }  // namespace

@@ -1,0 +1,39 @@
+#include "services/control/sessions/session_sweeper.h"
+
+#include "services/control/sessions/session_timeouts.h"
+
+namespace latchkey::control {
+namespace {
+
+constexpr size_t kBatch = 1024;
+// Bounds one sweep when writes keep failing (the store is down): the next sweep tries again.
+constexpr int kMaxBatches = 64;
+
+}  // namespace
+
+size_t SessionSweeper::SweepExpired() {
+  const absl::Time now = writer_->Now();
+  size_t ended = 0;
+  for (int batch = 0; batch < kMaxBatches; ++batch) {
+    // Listed, not taken: a session must stay readable while its worker is told to delete it.
+    auto expired = store_->ListExpired(now, kBatch);
+    if (!expired.ok() || expired->empty()) break;
+    size_t handled = 0;
+    for (v1::Session& session : *expired) {
+      if (ExpiryOf(session, writer_->timeouts()) > now) continue;
+      ++handled;
+      if (session.state() == v1::SESSION_STATE_ENDED) {
+        store_->Remove(session.session_id(), session.version()).IgnoreError();  // kept for its retention only
+        continue;
+      }
+      const v1::SessionEventType reason = now >= FinalDeadlineOf(session, writer_->timeouts())
+                                              ? v1::SESSION_EVENT_TYPE_FINAL_TIMEOUT
+                                              : v1::SESSION_EVENT_TYPE_EXPIRED;
+      if (writer_->End(std::move(session), reason, /*tell_worker=*/true).ok()) ++ended;
+    }
+    if (expired->size() < kBatch || handled == 0) break;
+  }
+  return ended;
+}
+
+}  // namespace latchkey::control

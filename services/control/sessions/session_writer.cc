@@ -1,0 +1,72 @@
+#include "services/control/sessions/session_writer.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/log/log.h"
+#include "common/time/proto_time.h"
+
+namespace latchkey::control {
+
+absl::StatusOr<v1::Session> SessionWriter::Write(const v1::Session& session, uint64_t max_live_per_owner) {
+  SessionWrite write;
+  write.expected_version = session.version();
+  write.expires_at = ExpiryOf(session, timeouts_);
+  write.max_live_per_owner = max_live_per_owner;
+  return store_->Write(session, write);
+}
+
+absl::StatusOr<v1::Session> SessionWriter::Change(const std::string& session_id,
+                                                  const std::function<absl::Status(v1::Session&)>& change) {
+  absl::Status last;
+  for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
+    auto session = store_->Get(session_id);
+    if (!session.ok()) return session.status();
+    if (absl::Status s = change(*session); !s.ok()) return s;
+    auto written = Write(*session);
+    if (!absl::IsAborted(written.status())) return written;
+    last = written.status();
+  }
+  return last;
+}
+
+absl::StatusOr<v1::Session> SessionWriter::End(v1::Session session, v1::SessionEventType reason, bool tell_worker) {
+  v1::DeleteRelaySessionResponse final_figures;
+  const bool confirmed =
+      tell_worker && relay_->Delete(session.worker_id(), session.session_id(), reason,
+                                    kPortsPerStream * session.caller().relay_size(), &final_figures);
+  for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
+    if (session.state() == v1::SESSION_STATE_ENDED) return session;  // another writer ended it
+    v1::Session ended = session;
+    if (confirmed) {
+      *ended.mutable_caller()->mutable_stats() = final_figures.caller();
+      *ended.mutable_callee()->mutable_stats() = final_figures.callee();
+    }
+    ended.set_state(v1::SESSION_STATE_ENDED);
+    ended.set_end_reason(reason);
+    *ended.mutable_updated_at() = ToProto(clock_());
+    auto written = Write(ended);
+    if (written.ok()) {
+      metrics_->sessions_active->Decrement();
+      if (metrics_->session_ends[reason]) metrics_->session_ends[reason]->Increment();
+      log::LogInfo("session ended")
+          .Kv("session_id", written->session_id())
+          .Kv("call_id", written->call_id())
+          .Kv("reason", v1::SessionEventType_Name(reason));
+      Publish(reason, *written);
+      return written;
+    }
+    if (!absl::IsAborted(written.status())) return written.status();
+    auto newer = store_->Get(session.session_id());
+    if (!newer.ok()) return newer.status();
+    session = *std::move(newer);
+  }
+  return absl::AbortedError(absl::StrCat("session_id: session ", session.session_id(), " kept changing while ending it"));
+}
+
+void SessionWriter::Publish(v1::SessionEventType type, const v1::Session& session, SessionEvent event) {
+  event.set_type(type);
+  *event.mutable_session() = session;
+  if (!event.has_time()) *event.mutable_time() = ToProto(clock_());
+  events_->Publish(event);
+}
+
+}  // namespace latchkey::control
