@@ -198,6 +198,7 @@ absl::StatusOr<v1::CreateRelaySessionResponse> SessionTable::Create(const v1::Cr
   }
   auto session = std::make_unique<Session>();
   Describe(*session, request.session());
+  session->version = request.session().version();
   session->created_at = now;
   absl::Status status =
       GrowStreams(*session, request.session(), request.stream_count(), static_cast<int>(request.callee_family()), now);
@@ -218,6 +219,12 @@ absl::StatusOr<v1::UpdateRelaySessionResponse> SessionTable::Update(const v1::Up
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session_id: no relay session \"", id, "\""));
   Session& session = *it->second;
+  // Version 0: a control that does not version its writes; always applied.
+  const uint64_t version = request.session().version();
+  if (version != 0 && version < session.version) {
+    return absl::AbortedError(absl::StrCat("session.version: ", version, " is older than the relay's ", session.version,
+                                           " (another control writer changed the session)"));
+  }
   const int callee_family =
       session.streams.empty() || session.streams[0].callee_addresses->bind.is_v4() ? 4 : 6;
   const size_t attached_before = session.streams.size();
@@ -234,6 +241,7 @@ absl::StatusOr<v1::UpdateRelaySessionResponse> SessionTable::Update(const v1::Up
     return s;
   }
   Describe(session, request.session());
+  if (version != 0) session.version = version;
   SyncEngine(session, request.session(), attached_before);
   v1::UpdateRelaySessionResponse response;
   FillEndpoints(session, request.session(), response.mutable_caller(), response.mutable_callee());

@@ -63,6 +63,9 @@ class SessionTable {
     // Control's description, kept serialized: a parsed v1::Session costs ~2 KB in nested messages,
     // and it is read only on the control path (updates, re-registration).
     std::string record;
+    // The control-store version this state corresponds to: an update carrying an older one lost a
+    // race between control replicas and is refused, so the relay never goes back to stale media.
+    uint64_t version = 0;
     std::vector<Stream> streams;
     absl::Time created_at;
     absl::Time answered_at = absl::InfiniteFuture();  // for the one-way count

@@ -118,7 +118,7 @@ TEST_F(RelayLoopTest, PeerRangesArriveWithTheRegistration) {
   Start("worker_heartbeat_interval { seconds: 30 }");
   auto second = testing::LocalRelay::Start(*control_, "relay-second");
   ASSERT_TRUE(second.ok()) << second.status();
-  ASSERT_TRUE(testing::WaitForWorker(*stub_, "relay-second", absl::Seconds(10)));
+  ASSERT_TRUE(testing::WaitForWorker(*stub_, "relay-second", absl::Seconds(30)));
   // No heartbeat for 30 s: the ranges came with the registration answer.
   EXPECT_TRUE(testing::WaitFor(
       [&] { return testing::MetricValue((*second)->Metrics(), "latchkey_relay_known_relays") == 2; }, absl::Seconds(2)));

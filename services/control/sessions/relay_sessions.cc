@@ -44,6 +44,7 @@ absl::Status WorkerRelaySessions::Create(v1::Session& session, uint32_t streams,
     *create.mutable_session() = session;
     create.set_stream_count(streams);
     create.set_callee_family(callee_family);
+    create.mutable_session()->set_version(1);  // what the store's first write makes it
     v1::CreateRelaySessionResponse created;
     grpc::ClientContext context;
     SetDeadline(&context, call_timeout_);
@@ -65,7 +66,7 @@ absl::Status WorkerRelaySessions::Create(v1::Session& session, uint32_t streams,
   return last_error.ok() ? absl::UnavailableError("no relay worker could take the call") : last_error;
 }
 
-absl::Status WorkerRelaySessions::Update(v1::Session& session, uint32_t streams) {
+absl::Status WorkerRelaySessions::Update(v1::Session& session, uint32_t streams, uint64_t version) {
   auto worker = workers_->Get(session.worker_id());
   if (!worker.ok()) {
     // The session exists; its relay is not reachable right now (lost, or not yet re-registered).
@@ -73,6 +74,7 @@ absl::Status WorkerRelaySessions::Update(v1::Session& session, uint32_t streams)
   }
   v1::UpdateRelaySessionRequest request;
   *request.mutable_session() = session;
+  request.mutable_session()->set_version(version);
   request.set_stream_count(streams);
   v1::UpdateRelaySessionResponse response;
   grpc::ClientContext context;

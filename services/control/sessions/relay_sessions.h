@@ -23,9 +23,10 @@ class RelaySessions {
   // relay endpoints. UNAVAILABLE / RESOURCE_EXHAUSTED when no worker can take it; a worker's own
   // refusal keeps its code.
   virtual absl::Status Create(v1::Session& session, uint32_t streams, uint32_t callee_family) = 0;
-  // Tells the session's worker its new remote media; updates the relay endpoints. UNAVAILABLE when
-  // the worker is unreachable or no longer has the session.
-  virtual absl::Status Update(v1::Session& session, uint32_t streams) = 0;
+  // Tells the session's worker its new remote media, as the state of store version `version`;
+  // updates the relay endpoints. UNAVAILABLE when the worker is unreachable or no longer has the
+  // session; ABORTED when the worker has a newer version already (another writer was first).
+  virtual absl::Status Update(v1::Session& session, uint32_t streams, uint64_t version) = 0;
   // Frees a session on its worker if the worker is responsive; true if it confirmed (then
   // `response` has the final figures and `ports` go back to the worker's free count).
   virtual bool Delete(const std::string& worker_id, const std::string& session_id, v1::SessionEventType reason,
@@ -41,7 +42,7 @@ class WorkerRelaySessions : public RelaySessions {
       : workers_(workers), metrics_(metrics), call_timeout_(call_timeout), clock_(std::move(clock)) {}
 
   absl::Status Create(v1::Session& session, uint32_t streams, uint32_t callee_family) override;
-  absl::Status Update(v1::Session& session, uint32_t streams) override;
+  absl::Status Update(v1::Session& session, uint32_t streams, uint64_t version) override;
   bool Delete(const std::string& worker_id, const std::string& session_id, v1::SessionEventType reason, uint32_t ports,
               v1::DeleteRelaySessionResponse* response) override;
   bool Stats(const v1::Session& session, v1::GetRelaySessionResponse* response) override;

@@ -50,16 +50,35 @@ absl::StatusOr<v1::Session> SessionManager::LoadFor(const std::string& session_i
 }
 
 absl::StatusOr<std::string> SessionManager::ApplySdp(v1::Session& session, v1::Side side, const std::string& sdp_text,
-                                                    const v1::SocketAddress& signaling_source) {
+                                                    const v1::SocketAddress& signaling_source, bool* relay_told) {
   if (session.state() == v1::SESSION_STATE_ENDED) return Ended(session);
   v1::Session updated = session;
   ASSIGN_OR_RETURN(sdp::SessionDescription description,
                    DescribeLeg(updated, side, sdp_text, signaling_source, *detector_, is_relay_address_));
-  RETURN_IF_ERROR(relay_->Update(updated, static_cast<uint32_t>(description.media().size())));
+  // The worker records this as the version our write will make; a writer that loses the store race
+  // re-reads and tells it again with a higher one.
+  *relay_told = true;
+  RETURN_IF_ERROR(relay_->Update(updated, static_cast<uint32_t>(description.media().size()), session.version() + 1));
   ASSIGN_OR_RETURN(std::string rewritten, RewriteForOtherSide(updated, side, description));
   *updated.mutable_updated_at() = ToProto(writer_->Now());
   session = std::move(updated);
   return rewritten;
+}
+
+absl::StatusOr<v1::Session> SessionManager::ChangeSdp(const std::string& session_id,
+                                                      const std::function<absl::Status(v1::Session&, bool*)>& change) {
+  bool relay_told = false;
+  auto changed = writer_->Change(session_id, [&](v1::Session& s) { return change(s, &relay_told); });
+  if (!changed.ok() && relay_told) {
+    // Told the worker, then lost to other writers (or the session ended): put the worker back on
+    // the stored state; a newer writer's update wins over this one at the worker by its version.
+    if (auto stored = store_->Get(session_id); stored.ok() && stored->state() != v1::SESSION_STATE_ENDED) {
+      const uint32_t streams =
+          static_cast<uint32_t>(std::max(stored->caller().remote_size(), stored->callee().remote_size()));
+      relay_->Update(*stored, streams, stored->version()).IgnoreError();
+    }
+  }
+  return changed;
 }
 
 absl::StatusOr<v1::Session> SessionManager::NewSession(const v1::AllocateSessionRequest& request,
@@ -84,8 +103,8 @@ absl::StatusOr<v1::Session> SessionManager::NewSession(const v1::AllocateSession
 absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Reoffer(const std::string& session_id,
                                                                     const v1::AllocateSessionRequest& request) {
   std::string sdp;
-  ASSIGN_OR_RETURN(v1::Session session, writer_->Change(session_id, [&](v1::Session& s) -> absl::Status {
-    ASSIGN_OR_RETURN(sdp, ApplySdp(s, v1::SIDE_CALLER, request.sdp(), request.signaling_source()));
+  ASSIGN_OR_RETURN(v1::Session session, ChangeSdp(session_id, [&](v1::Session& s, bool* relay_told) -> absl::Status {
+    ASSIGN_OR_RETURN(sdp, ApplySdp(s, v1::SIDE_CALLER, request.sdp(), request.signaling_source(), relay_told));
     return absl::OkStatus();
   }));
   writer_->Publish(v1::SESSION_EVENT_TYPE_UPDATED, session);
@@ -152,8 +171,9 @@ absl::StatusOr<v1::AnswerSessionResponse> SessionManager::Answer(const v1::Answe
   RETURN_IF_ERROR(CheckToken("to_tag", request.to_tag(), 128));
   bool first_answer = false;
   std::string sdp;
-  ASSIGN_OR_RETURN(v1::Session session, writer_->Change(request.session_id(), [&](v1::Session& s) -> absl::Status {
+  ASSIGN_OR_RETURN(v1::Session session, ChangeSdp(request.session_id(), [&](v1::Session& s, bool* relay_told) -> absl::Status {
     if (!caller.owns(s.owner())) return NoSuchSession(request.session_id());
+    if (s.state() == v1::SESSION_STATE_ENDED) return Ended(s);
     if (s.state() == v1::SESSION_STATE_ANSWERED && s.callee().tag() != request.to_tag()) {
       // A forked call answered by another branch: the relay has one callee leg.
       return absl::FailedPreconditionError(
@@ -165,14 +185,13 @@ absl::StatusOr<v1::AnswerSessionResponse> SessionManager::Answer(const v1::Answe
       return absl::InvalidArgumentError(absl::StrCat("sdp: the answer has ", description->media().size(),
                                                      " m= lines, the offer had ", offered, " (RFC 3264)"));
     }
-    if (s.state() == v1::SESSION_STATE_ENDED) return Ended(s);
     first_answer = s.state() == v1::SESSION_STATE_OFFERED;
     // Set before the worker is told, so the copy it keeps (and re-announces after a control restart)
     // says answered.
     s.mutable_callee()->set_tag(request.to_tag());
     s.set_state(v1::SESSION_STATE_ANSWERED);
     if (first_answer) *s.mutable_answered_at() = ToProto(writer_->Now());
-    ASSIGN_OR_RETURN(sdp, ApplySdp(s, v1::SIDE_CALLEE, request.sdp(), request.signaling_source()));
+    ASSIGN_OR_RETURN(sdp, ApplySdp(s, v1::SIDE_CALLEE, request.sdp(), request.signaling_source(), relay_told));
     return absl::OkStatus();
   }));
   writer_->Publish(first_answer ? v1::SESSION_EVENT_TYPE_ANSWERED : v1::SESSION_EVENT_TYPE_UPDATED, session);
@@ -187,12 +206,12 @@ absl::StatusOr<v1::UpdateSessionResponse> SessionManager::Update(const v1::Updat
   RETURN_IF_ERROR(CheckToken("session_id", request.session_id(), 64));
   RETURN_IF_ERROR(CheckEnum("side", request.side(), v1::Side_IsValid, false));
   std::string sdp;
-  ASSIGN_OR_RETURN(v1::Session session, writer_->Change(request.session_id(), [&](v1::Session& s) -> absl::Status {
+  ASSIGN_OR_RETURN(v1::Session session, ChangeSdp(request.session_id(), [&](v1::Session& s, bool* relay_told) -> absl::Status {
     if (!caller.owns(s.owner())) return NoSuchSession(request.session_id());
     if (request.side() == v1::SIDE_CALLEE && s.state() == v1::SESSION_STATE_OFFERED) {
       return absl::FailedPreconditionError("side: the callee has not answered yet; use AnswerSession");
     }
-    ASSIGN_OR_RETURN(sdp, ApplySdp(s, request.side(), request.sdp(), request.signaling_source()));
+    ASSIGN_OR_RETURN(sdp, ApplySdp(s, request.side(), request.sdp(), request.signaling_source(), relay_told));
     return absl::OkStatus();
   }));
   writer_->Publish(v1::SESSION_EVENT_TYPE_UPDATED, session);

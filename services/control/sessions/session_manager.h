@@ -6,6 +6,7 @@
 // the change again to the newer record (SessionWriter). Parts: request checks and SDP in session_sdp,
 // relay calls in relay_sessions, persistence in the SessionStore; worker reports and reconciliation
 // in worker_sessions, timeouts in session_sweeper.
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -45,9 +46,14 @@ class SessionManager {
  private:
   // The session as the caller may see it: another owner's session is NOT_FOUND.
   absl::StatusOr<v1::Session> LoadFor(const std::string& session_id, const grpcutil::Caller& caller);
-  // New SDP from `side` applied to `session` (relay told); the SDP rewritten for the other side.
+  // New SDP from `side` applied to `session` (relay told, `*relay_told` set); the SDP rewritten for
+  // the other side.
   absl::StatusOr<std::string> ApplySdp(v1::Session& session, v1::Side side, const std::string& sdp,
-                                       const v1::SocketAddress& signaling_source);
+                                       const v1::SocketAddress& signaling_source, bool* relay_told);
+  // SessionWriter::Change for an SDP change; one that told the worker and then gave up (lost to
+  // other writers, or the session ended) puts the worker back on the stored state.
+  absl::StatusOr<v1::Session> ChangeSdp(const std::string& session_id,
+                                        const std::function<absl::Status(v1::Session&, bool*)>& change);
   // The same Call-ID and from-tag again: a re-offer of the live session holding them.
   absl::StatusOr<v1::AllocateSessionResponse> Reoffer(const std::string& session_id,
                                                       const v1::AllocateSessionRequest& request);

@@ -20,8 +20,13 @@ size_t SessionSweeper::SweepExpired() {
     if (!expired.ok() || expired->empty()) break;
     size_t handled = 0;
     for (v1::Session& session : *expired) {
-      if (ExpiryOf(session, writer_->timeouts()) > now) continue;
       ++handled;
+      if (ExpiryOf(session, writer_->timeouts()) > now) {
+        // Stored with an earlier deadline than its record implies (written under other timeouts):
+        // store the right one, or it would stay at the head of the index and stall later sweeps.
+        writer_->Write(session).IgnoreError();
+        continue;
+      }
       if (session.state() == v1::SESSION_STATE_ENDED) {
         store_->Remove(session.session_id(), session.version()).IgnoreError();  // kept for its retention only
         continue;
@@ -29,7 +34,8 @@ size_t SessionSweeper::SweepExpired() {
       const v1::SessionEventType reason = now >= FinalDeadlineOf(session, writer_->timeouts())
                                               ? v1::SESSION_EVENT_TYPE_FINAL_TIMEOUT
                                               : v1::SESSION_EVENT_TYPE_EXPIRED;
-      if (writer_->End(std::move(session), reason, /*tell_worker=*/true).ok()) ++ended;
+      bool ended_here = false;
+      if (writer_->End(std::move(session), reason, /*tell_worker=*/true, &ended_here).ok() && ended_here) ++ended;
     }
     if (expired->size() < kBatch || handled == 0) break;
   }

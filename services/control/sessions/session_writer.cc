@@ -6,11 +6,13 @@
 
 namespace latchkey::control {
 
-absl::StatusOr<v1::Session> SessionWriter::Write(const v1::Session& session, uint64_t max_live_per_owner) {
+absl::StatusOr<v1::Session> SessionWriter::Write(const v1::Session& session, uint64_t max_live_per_owner,
+                                                 uint64_t initial_version) {
   SessionWrite write;
   write.expected_version = session.version();
   write.expires_at = ExpiryOf(session, timeouts_);
   write.max_live_per_owner = max_live_per_owner;
+  write.initial_version = initial_version;
   return store_->Write(session, write);
 }
 
@@ -20,7 +22,14 @@ absl::StatusOr<v1::Session> SessionWriter::Change(const std::string& session_id,
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     auto session = store_->Get(session_id);
     if (!session.ok()) return session.status();
-    if (absl::Status s = change(*session); !s.ok()) return s;
+    if (absl::Status s = change(*session); !s.ok()) {
+      // The relay already has a newer version of this session: read it again, as for the store.
+      if (absl::IsAborted(s)) {
+        last = s;
+        continue;
+      }
+      return s;
+    }
     auto written = Write(*session);
     if (!absl::IsAborted(written.status())) return written;
     last = written.status();
@@ -28,7 +37,10 @@ absl::StatusOr<v1::Session> SessionWriter::Change(const std::string& session_id,
   return last;
 }
 
-absl::StatusOr<v1::Session> SessionWriter::End(v1::Session session, v1::SessionEventType reason, bool tell_worker) {
+absl::StatusOr<v1::Session> SessionWriter::End(v1::Session session, v1::SessionEventType reason, bool tell_worker,
+                                               bool* ended_here) {
+  if (ended_here) *ended_here = false;
+  if (session.state() == v1::SESSION_STATE_ENDED) return session;
   v1::DeleteRelaySessionResponse final_figures;
   const bool confirmed =
       tell_worker && relay_->Delete(session.worker_id(), session.session_id(), reason,
@@ -52,6 +64,7 @@ absl::StatusOr<v1::Session> SessionWriter::End(v1::Session session, v1::SessionE
           .Kv("call_id", written->call_id())
           .Kv("reason", v1::SessionEventType_Name(reason));
       Publish(reason, *written);
+      if (ended_here) *ended_here = true;
       return written;
     }
     if (!absl::IsAborted(written.status())) return written.status();

@@ -35,17 +35,21 @@ class SessionWriter {
 
   // Writes `session` if the store still holds the version it carries (0: a new session); returns it
   // as stored. ABORTED when another write came first.
-  absl::StatusOr<v1::Session> Write(const v1::Session& session, uint64_t max_live_per_owner = UINT64_MAX);
+  absl::StatusOr<v1::Session> Write(const v1::Session& session, uint64_t max_live_per_owner = UINT64_MAX,
+                                    uint64_t initial_version = 1);
 
-  // Reads session `session_id`, applies `change` and writes the result; on ABORTED, again from the
-  // newer record. `change` may call relays; what it returns stops the loop.
+  // Reads session `session_id`, applies `change` and writes the result; on ABORTED (from the store,
+  // or from `change`: a relay that has a newer version), again from the newer record. `change` may
+  // call relays; any other error it returns stops the loop.
   absl::StatusOr<v1::Session> Change(const std::string& session_id,
                                      const std::function<absl::Status(v1::Session&)>& change);
 
   // Ends a live session: tells its worker (unless lost), keeps the record for its retention, counts
   // and logs it and tells watchers. Returns the ended session; one that another writer ended first is
-  // returned as that writer left it, without a second event.
-  absl::StatusOr<v1::Session> End(v1::Session session, v1::SessionEventType reason, bool tell_worker);
+  // returned as that writer left it, without a second event, and `*ended_here` (if given) says which.
+  // Racing enders may both tell the worker (it answers the second NOT_FOUND).
+  absl::StatusOr<v1::Session> End(v1::Session session, v1::SessionEventType reason, bool tell_worker,
+                                  bool* ended_here = nullptr);
 
   // `event` may carry the type-specific fields (side, source) and the time; type and session are set here.
   void Publish(v1::SessionEventType type, const v1::Session& session, SessionEvent event = {});

@@ -27,7 +27,9 @@ absl::Status WorkerSessions::CheckAnnounced(const std::string& worker_id, uint32
     for (const v1::Leg* leg : {&announced.caller(), &announced.callee()}) {
       for (const v1::RelayEndpoint& relay : leg->relay()) {
         const uint32_t port = relay.rtp().port();
-        if (port_min != 0 && (port < port_min || std::max(port, relay.rtcp().port()) > port_max)) {
+        const uint32_t rtcp = relay.rtcp().port();  // 0: none
+        const bool outside = port < port_min || port > port_max || (rtcp != 0 && (rtcp < port_min || rtcp > port_max));
+        if (port_min != 0 && outside) {
           return absl::PermissionDeniedError(absl::StrCat("sessions[", i, "]: relay port ", port,
                                                           " is outside the worker's range ", port_min, "-", port_max));
         }
@@ -70,7 +72,7 @@ bool WorkerSessions::Adopt(const std::string& worker_id, const v1::Session& anno
   } else {
     // Control restarted and has only the worker's word: never let it take over a live call's
     // Call-ID (a re-INVITE would follow it), nor claim a creation time in the future.
-    session.set_version(0);
+    session.set_version(0);  // created, at the version the relay holds (below)
     if (FromProto(session.created_at()) > writer_->Now()) *session.mutable_created_at() = ToProto(writer_->Now());
   }
   session.set_worker_id(worker_id);
@@ -79,7 +81,7 @@ bool WorkerSessions::Adopt(const std::string& worker_id, const v1::Session& anno
   *session.mutable_updated_at() = ToProto(writer_->Now());
   // Never refused for its owner's quota (the call exists on the relay already); the store refuses
   // it if another live session holds its Call-ID.
-  auto stored = writer_->Write(session);
+  auto stored = writer_->Write(session, UINT64_MAX, announced.version());
   if (!stored.ok()) {
     if (absl::IsAlreadyExists(stored.status())) {
       log::LogWarning("announced session refused: its call is live under another session")
@@ -118,7 +120,9 @@ void WorkerSessions::AdoptFromWorker(const std::string& worker_id,
     if (announced.contains(session.session_id())) continue;
     // Placed since the registration (the worker is placeable already): not an orphan.
     if (FromProto(session.created_at()) >= registered_at) continue;
-    if (writer_->End(std::move(session), v1::SESSION_EVENT_TYPE_WORKER_LOST, /*tell_worker=*/false).ok()) ++orphaned;
+    bool ended_here = false;
+    writer_->End(std::move(session), v1::SESSION_EVENT_TYPE_WORKER_LOST, /*tell_worker=*/false, &ended_here).IgnoreError();
+    if (ended_here) ++orphaned;
   }
   if (adopted || orphaned) {
     log::LogInfo("worker sessions reconciled").Kv("worker_id", worker_id).Kv("adopted", adopted).Kv("ended", orphaned);

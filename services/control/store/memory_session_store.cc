@@ -1,5 +1,6 @@
 #include "services/control/store/memory_session_store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -69,7 +70,7 @@ absl::StatusOr<v1::Session> MemorySessionStore::Write(const v1::Session& session
   }
 
   Record record;
-  record.version = existing == records_.end() ? 1 : existing->second.version + 1;
+  record.version = existing == records_.end() ? std::max<uint64_t>(1, write.initial_version) : existing->second.version + 1;
   record.live = live;
   record.owner = std::move(std::get<0>(key));
   record.call_id = std::move(std::get<1>(key));

@@ -285,6 +285,33 @@ TEST_F(SessionTableTest, UpdateUnknownSessionIsNotFound) {
             absl::StatusCode::kNotFound);
 }
 
+// Two control replicas racing on one session: the worker keeps the newest store version's state
+// and refuses an update made from an older one (it would bring back stale media).
+TEST_F(SessionTableTest, UpdateOlderThanTheHeldVersionIsRefusedAndChangesNothing) {
+  ASSERT_NO_FATAL_FAILURE(Make());
+  v1::CreateRelaySessionRequest create = CreateRequest("s1", 1);
+  create.mutable_session()->set_version(1);
+  ASSERT_TRUE(table_->Create(create, kT0).ok());
+
+  v1::UpdateRelaySessionRequest newer = UpdateFrom(CreateRequest("s1", 2), 2);
+  newer.mutable_session()->set_version(3);
+  ASSERT_TRUE(table_->Update(newer, kT0).ok());
+
+  v1::UpdateRelaySessionRequest older = UpdateFrom(CreateRequest("s1", 3), 3);
+  older.mutable_session()->set_version(2);
+  auto refused = table_->Update(older, kT0);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kAborted) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("session.version"));
+  EXPECT_EQ(table_->Load(kT0).free_ports(), total_ports_ - 8);  // the third stream was never added
+
+  // The same version again (a retry) and a control that sends none are taken.
+  EXPECT_TRUE(table_->Update(newer, kT0).ok());
+  v1::UpdateRelaySessionRequest unversioned = UpdateFrom(CreateRequest("s1", 2), 2);
+  EXPECT_TRUE(table_->Update(unversioned, kT0).ok());
+  ASSERT_EQ(table_->Snapshot().size(), 1u);
+  EXPECT_EQ(table_->Snapshot()[0].version(), 0u);  // the record as last sent
+}
+
 TEST_F(SessionTableTest, DeleteFreesSocketsAndQuarantinesPorts) {
   ASSERT_NO_FATAL_FAILURE(Make(100, absl::Seconds(10)));
   auto created = table_->Create(CreateRequest("s1", 1), kT0);
