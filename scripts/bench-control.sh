@@ -7,20 +7,32 @@
 # the summary gives the median of the repetitions. Prints one JSON object per line (also saved under
 # build/bench/). The empty RPC (grpc.health.v1 Check on the same server) is the transport's ceiling;
 # new_channel is what a new client pays to connect (TCP + TLS handshake).
-#   scripts/bench-control.sh [--repeat=3] [--workloads=allocate_binding,...] [--duration=5s] [--clients=1,4,16]
+# With --stores=memory,redis each workload also runs with bindings in a redis-server (pinned to the
+# server core too, no persistence unless --redis_args say so); its CPU per call is reported.
+#   scripts/bench-control.sh [--repeat=3] [--workloads=allocate_binding,...] [--transports=plaintext,mtls]
+#                            [--stores=memory,redis] [--redis_args="--appendonly yes"] [--duration=5s] [--clients=1,4,16]
 # (other flags go to control_bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeat=1
 workloads="empty_rpc allocate_binding session_call new_channel"
+transports="plaintext mtls"
+stores="memory"
+redis_args=""
 bench_flags=()
 for arg in "$@"; do
   case "$arg" in
     --repeat=*) repeat=${arg#*=} ;;
     --workloads=*) workloads=${arg#*=}; workloads=${workloads//,/ } ;;
+    --transports=*) transports=${arg#*=}; transports=${transports//,/ } ;;
+    --stores=*) stores=${arg#*=}; stores=${stores//,/ } ;;
+    --redis_args=*) redis_args=${arg#*=} ;;
     *) bench_flags+=("$arg") ;;
   esac
 done
+if [[ " $stores " == *" redis "* ]] && ! command -v redis-server >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+fi
 scripts/build.sh default --target latchkey-control latchkey-relay control_bench >/dev/null
 command -v taskset >/dev/null || { echo "taskset (util-linux) is required" >&2; exit 1; }
 command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
@@ -39,17 +51,39 @@ done
 tls() { echo "--tls_cert=$pki/$1.crt --tls_key=$pki/$1.key --tls_ca=$pki/ca.crt"; }
 
 pids=()
-stop_pair() { kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; pids=(); }
+redis_pid=""
+redis_dir=""
+stop_pair() {
+  kill "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  pids=()
+  redis_pid=""
+  [ -z "$redis_dir" ] || rm -rf "$redis_dir"
+  redis_dir=""
+}
 trap 'stop_pair; rm -rf "$pki"' EXIT
-# start_pair TRANSPORT: control and a relay on the server core; waits until control answers health.
+# CPU ticks (user + system) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# start_pair TRANSPORT STORE: (redis-server,) control and a relay on the server core; waits until the
+# relay has registered.
 start_pair() {
-  local transport=$1 control_tls="" relay_tls="" client_tls=""
+  local transport=$1 store=${2:-memory} control_tls="" relay_tls="" client_tls="" store_flag="--store=memory"
   if [ "$transport" = mtls ]; then
     control_tls=$(tls control-control); relay_tls=$(tls worker-bench-relay); client_tls=$(tls pbx-bench)
   fi
+  if [ "$store" = redis ]; then
+    redis_dir=$(mktemp -d /tmp/latchkey-bench-redis.XXXXXX)
+    # shellcheck disable=SC2086 # extra server arguments, split on purpose
+    taskset -c "$server_cpu" redis-server --port 7520 --bind 127.0.0.1 --save "" --appendonly no \
+      --dir "$redis_dir" $redis_args >>"$out/redis-$stamp.log" 2>&1 &
+    pids+=($!)
+    redis_pid=$!
+    for _ in $(seq 100); do redis-cli -p 7520 ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+    store_flag="--store=redis://127.0.0.1:7520"
+  fi
   # shellcheck disable=SC2086
   taskset -c "$server_cpu" build/services/control/latchkey-control --listen=127.0.0.1:7500 \
-    --worker_listen=127.0.0.1:7501 --metrics_listen=127.0.0.1:9500 --log_level=warning $control_tls \
+    --worker_listen=127.0.0.1:7501 --metrics_listen=127.0.0.1:9500 --log_level=warning $control_tls "$store_flag" \
     >>"$out/control-$transport-$stamp.log" 2>&1 &
   pids+=($!)
   control_pid=$!
@@ -68,35 +102,56 @@ start_pair() {
   # shellcheck disable=SC2206
   client_flags=($client_tls)
 }
-# run TRANSPORT WORKLOAD ROUND: one measured run against a fresh pair.
+# run TRANSPORT STORE WORKLOAD ROUND: one measured run against a fresh pair. With Redis, each line
+# also carries Redis's CPU per call over the whole run (warm-up included).
 run() {
-  start_pair "$1"
+  start_pair "$1" "$2"
+  local before=0
+  [ -z "$redis_pid" ] || before=$(cpu_ticks "$redis_pid")
   taskset -c "$load_cpu" build/tests/benchmark/control_bench --server=127.0.0.1:7500 "${client_flags[@]}" \
-    --workloads="$2" "${bench_flags[@]}" | jq -c --argjson round "$3" '. + {round: $round}' | tee -a "$results"
+    --workloads="$3" "${bench_flags[@]}" >"$out/run.tmp"
+  local ticks=0
+  [ -z "$redis_pid" ] || ticks=$(( $(cpu_ticks "$redis_pid") - before ))
+  jq -c --argjson round "$4" --arg store "$2" --argjson ticks "$ticks" --argjson hz "$(getconf CLK_TCK)" \
+    '. + {round: $round, store: $store} + (if $ticks > 0 and .calls > 0 then {redis_cpu_us_per_call: ($ticks / $hz * 1e6 / .calls * 100 | round / 100)} else {} end)' \
+    "$out/run.tmp" | tee -a "$results"
   stop_pair
 }
 
 echo "{\"bench\":\"control\",\"date\":\"$stamp\",\"cpus\":$(nproc),\"server_cpu\":$server_cpu,\"load_cpu\":$load_cpu,\"repeat\":$repeat}" | tee "$results"
+# Every (transport, store) pair per workload, in an order that alternates between rounds.
+combos=()
+for transport in $transports; do for store in $stores; do combos+=("$transport/$store"); done; done
 for round in $(seq "$repeat"); do
   for workload in $workloads; do
-    if [ $((round % 2)) -eq 1 ]; then order="plaintext mtls"; else order="mtls plaintext"; fi
-    for transport in $order; do run "$transport" "$workload" "$round"; done
+    order=("${combos[@]}")
+    if [ $((round % 2)) -eq 0 ]; then
+      order=()
+      for ((i = ${#combos[@]} - 1; i >= 0; i--)); do order+=("${combos[$i]}"); done
+    fi
+    for combo in "${order[@]}"; do run "${combo%/*}" "${combo#*/}" "$workload" "$round"; done
   done
 done
-start_pair plaintext
-taskset -c "$load_cpu" build/tests/benchmark/control_bench --server=127.0.0.1:7500 --workloads=binding_memory \
-  --server_pid="$control_pid" "${bench_flags[@]}" | tee -a "$results"
-stop_pair
+# Memory per binding: control's RSS growth, or Redis's when bindings live there.
+for store in $stores; do
+  start_pair plaintext "$store"
+  pid=$control_pid
+  [ -z "$redis_pid" ] || pid=$redis_pid
+  taskset -c "$load_cpu" build/tests/benchmark/control_bench --server=127.0.0.1:7500 --workloads=binding_memory \
+    --server_pid="$pid" "${bench_flags[@]}" | jq -c --arg store "$store" '. + {store: $store}' | tee -a "$results"
+  stop_pair
+done
 
 # Summary: per workload and client count, the median rps of each transport and mTLS / plaintext.
 jq -s -r '
   def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-  [.[] | select(.rps != null)] | group_by([.workload, .clients])[]
-  | {workload: .[0].workload, clients: .[0].clients,
+  [.[] | select(.rps != null)] | group_by([.workload, .store, .clients])[]
+  | {workload: .[0].workload, store: .[0].store, clients: .[0].clients,
      plain: ([.[] | select(.transport == "plaintext") | .rps] | if length > 0 then median else null end),
      mtls: ([.[] | select(.transport == "mtls") | .rps] | if length > 0 then median else null end),
      plain_p99: ([.[] | select(.transport == "plaintext") | .p99_ms] | if length > 0 then median else null end),
-     mtls_p99: ([.[] | select(.transport == "mtls") | .p99_ms] | if length > 0 then median else null end)}
-  | {summary: .workload, clients, plaintext_rps: .plain, mtls_rps: .mtls,
+     mtls_p99: ([.[] | select(.transport == "mtls") | .p99_ms] | if length > 0 then median else null end),
+     redis_cpu: ([.[] | .redis_cpu_us_per_call // empty] | if length > 0 then median else null end)}
+  | {summary: .workload, store, clients, plaintext_rps: .plain, mtls_rps: .mtls,
      mtls_pct: (if .plain and .mtls then (.mtls / .plain * 100 | floor) else null end),
-     plaintext_p99_ms: .plain_p99, mtls_p99_ms: .mtls_p99} | tojson' "$results" | tee -a "$results"
+     plaintext_p99_ms: .plain_p99, mtls_p99_ms: .mtls_p99, redis_cpu_us_per_call: .redis_cpu} | tojson' "$results" | tee -a "$results"

@@ -4,8 +4,6 @@
 #include "common/grpc/tls.h"
 #include "common/log/log.h"
 #include "common/time/proto_time.h"
-#include "services/control/store/memory_binding_store.h"
-#include "services/control/store/memory_session_store.h"
 
 namespace latchkey::control {
 namespace {
@@ -58,6 +56,9 @@ void ApplyDefaults(v1::ControlConfig* c) {
   if (c->max_watches_per_identity() == 0) c->set_max_watches_per_identity(8);
   if (c->max_watches() == 0) c->set_max_watches(64);
   if (c->watch_queue_limit() == 0) c->set_watch_queue_limit(10'000);
+  if (c->store().empty()) c->set_store("memory");
+  if (c->store_key_prefix().empty()) c->set_store_key_prefix("lk:");
+  DefaultDuration(c->mutable_store_timeout(), c->has_store_timeout(), absl::Milliseconds(500));
   DefaultDuration(c->mutable_forget_lost_workers_after(), c->has_forget_lost_workers_after(), absl::Hours(1));
   grpcutil::ApplyTlsDefaults(c->mutable_tls());
 }
@@ -73,8 +74,9 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
   s.config_ = config;
   s.registry_ = std::make_shared<prometheus::Registry>();
   s.metrics_ = std::make_unique<ControlMetrics>(*s.registry_);
-  s.binding_store_ = std::make_unique<MemoryBindingStore>();
-  s.session_store_ = std::make_unique<MemorySessionStore>();
+  auto stores = OpenStores(config);
+  if (!stores.ok()) return stores.status();
+  s.stores_ = *std::move(stores);
   s.detector_ = std::make_unique<NatDetector>(*std::move(detector));
   s.workers_ = std::make_unique<WorkerRegistry>(
       WorkerRegistryOptions{FromProto(config.worker_heartbeat_interval()), config.worker_lost_after_missed(),
@@ -89,7 +91,7 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
   s.gate_ = std::make_unique<grpcutil::Gate>(*s.registry_, config.tls().trust_domain());
   auto clock = [] { return absl::Now(); };
   s.bindings_ = std::make_unique<BindingManager>(
-      BindingManagerOptions{FromProto(config.binding_grace()), config.max_bindings(), config.max_bindings_per_pbx()}, s.binding_store_.get(),
+      BindingManagerOptions{FromProto(config.binding_grace()), config.max_bindings(), config.max_bindings_per_pbx()}, s.stores_.bindings.get(),
       s.detector_.get(), s.workers_.get(), metrics, s.binding_events_.get(), clock);
   s.relay_sessions_ = std::make_unique<WorkerRelaySessions>(s.workers_.get(), metrics,
                                                             FromProto(config.worker_call_timeout()), clock);
@@ -98,24 +100,24 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
   timeouts.idle = FromProto(config.session_idle_timeout());
   timeouts.final = FromProto(config.session_final_timeout());
   timeouts.ended_retention = FromProto(config.ended_session_retention());
-  s.session_writer_ = std::make_unique<SessionWriter>(s.session_store_.get(), s.relay_sessions_.get(), metrics,
+  s.session_writer_ = std::make_unique<SessionWriter>(s.stores_.sessions.get(), s.relay_sessions_.get(), metrics,
                                                       s.session_events_.get(), timeouts, clock);
   WorkerRegistry* workers = s.workers_.get();
   s.sessions_ = std::make_unique<SessionManager>(
       SessionManagerOptions{FromProto(config.media_timeout()), FromProto(config.session_final_timeout()),
                             config.max_sessions_per_pbx()},
-      s.session_store_.get(), s.session_writer_.get(), s.relay_sessions_.get(), metrics, s.detector_.get(),
+      s.stores_.sessions.get(), s.session_writer_.get(), s.relay_sessions_.get(), metrics, s.detector_.get(),
       [workers](const std::string& ip, uint32_t port) { return workers->IsRelayMediaAddress(ip, port); });
-  s.worker_sessions_ = std::make_unique<WorkerSessions>(s.session_store_.get(), s.session_writer_.get(),
+  s.worker_sessions_ = std::make_unique<WorkerSessions>(s.stores_.sessions.get(), s.session_writer_.get(),
                                                         s.relay_sessions_.get(), workers, metrics,
                                                         config.max_sessions_per_pbx());
-  s.session_sweeper_ = std::make_unique<SessionSweeper>(s.session_store_.get(), s.session_writer_.get());
+  s.session_sweeper_ = std::make_unique<SessionSweeper>(s.stores_.sessions.get(), s.session_writer_.get());
   s.nat_service_ = std::make_unique<NatControlServiceImpl>(s.bindings_.get(), s.sessions_.get(), s.workers_.get(),
                                                            s.binding_events_.get(), s.session_events_.get(),
                                                            s.watch_limits_.get(), metrics, s.gate_.get());
   s.worker_service_ = std::make_unique<WorkerRegistryServiceImpl>(s.workers_.get(), s.worker_sessions_.get(),
                                                                   s.bindings_.get(), clock, s.gate_.get());
-  s.keepalives_ = std::make_unique<KeepaliveAssigner>(KeepaliveAssignerOptions{}, s.binding_store_.get(), s.workers_.get(), metrics);
+  s.keepalives_ = std::make_unique<KeepaliveAssigner>(KeepaliveAssignerOptions{}, s.stores_.bindings.get(), s.workers_.get(), metrics);
   s.bindings_->SetObserver(s.keepalives_.get());
 
   auto metrics_server = metrics::MetricsServer::Start(config.metrics_listen(), s.registry_);

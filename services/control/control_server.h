@@ -18,8 +18,7 @@
 #include "services/control/sessions/session_sweeper.h"
 #include "services/control/sessions/session_writer.h"
 #include "services/control/sessions/worker_sessions.h"
-#include "services/control/store/binding_store.h"
-#include "services/control/store/session_store.h"
+#include "services/control/store/open_stores.h"
 
 namespace latchkey::control {
 
@@ -37,6 +36,8 @@ class ControlServer {
   int worker_grpc_port() const { return worker_grpc_.port; }
   int health_port() const { return health_grpc_.port; }
   int metrics_port() const { return metrics_server_->port(); }
+  // "memory", or the Redis target the bindings are shared on.
+  const std::string& store() const { return stores_.description; }
   void Shutdown();
 
  private:
@@ -46,8 +47,7 @@ class ControlServer {
   v1::ControlConfig config_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<ControlMetrics> metrics_;
-  std::unique_ptr<BindingStore> binding_store_;
-  std::unique_ptr<SessionStore> session_store_;
+  Stores stores_;
   std::unique_ptr<NatDetector> detector_;
   std::unique_ptr<WorkerRegistry> workers_;
   std::unique_ptr<EventHub<BindingEvent>> binding_events_;

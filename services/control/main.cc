@@ -19,6 +19,8 @@ ABSL_FLAG(std::string, worker_listen, "127.0.0.1:7401", "gRPC listen address of 
 ABSL_FLAG(std::string, health_listen, "", "plaintext grpc.health.v1-only listen address for probes (empty: off)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9400", "Prometheus /metrics listen address");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
+ABSL_FLAG(std::string, store, "memory",
+          "Where bindings live: memory, redis://HOST:PORT or redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME");
 
 int main(int argc, char** argv) {
   using namespace latchkey;
@@ -42,6 +44,7 @@ int main(int argc, char** argv) {
   }
   if (config::FlagGiven(FLAGS_health_listen)) config.set_health_listen(absl::GetFlag(FLAGS_health_listen));
   grpcutil::ApplyTlsFlags(config.mutable_tls());
+  if (config::FlagGiven(FLAGS_store)) config.set_store(absl::GetFlag(FLAGS_store));
   if (config::FlagGiven(FLAGS_metrics_listen) || config.metrics_listen().empty()) {
     config.set_metrics_listen(absl::GetFlag(FLAGS_metrics_listen));
   }
@@ -57,7 +60,7 @@ int main(int argc, char** argv) {
       .Kv("worker_grpc_port", (*server)->worker_grpc_port())
       .Kv("tls", !config.tls().cert_file().empty())
       .Kv("metrics_port", (*server)->metrics_port())
-      .Kv("store", "memory");
+      .Kv("store", (*server)->store());
   const int signal = process::WaitForTerminationSignal();
   log::LogInfo("shutting down").Kv("signal", signal);
   (*server)->Shutdown();

@@ -1,0 +1,23 @@
+#pragma once
+// Opens the stores ControlConfig.store names (its defaults applied): the embedded in-memory ones, or Redis (one server or
+// through Sentinel) for bindings. INVALID_ARGUMENT naming `store` for a value it cannot use.
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "latchkey/v1/config.pb.h"
+#include "services/control/store/binding_store.h"
+#include "services/control/store/redis/redis_client.h"
+#include "services/control/store/session_store.h"
+
+namespace latchkey::control {
+
+struct Stores {
+  std::unique_ptr<redis::RedisClient> redis;  // null for "memory"; outlives the stores below
+  std::unique_ptr<BindingStore> bindings;
+  std::unique_ptr<SessionStore> sessions;
+  std::string description;  // for the start-up log line: "memory", "redis+sentinel://..."
+};
+
+absl::StatusOr<Stores> OpenStores(const v1::ControlConfig& config);
+
+}  // namespace latchkey::control

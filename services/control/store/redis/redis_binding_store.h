@@ -1,0 +1,44 @@
+#pragma once
+// BindingStore on Redis: every operation is one FCALL of a function in binding_functions (atomic on
+// the primary, one round trip), so any number of control replicas can share the bindings. The
+// record's sticky fields (owner, creation time, reachability, source changes, version) are hash
+// fields beside the REGISTER's serialized record, so the functions apply the refresh rules of
+// binding_record without parsing protobuf. Redis unreachable or failing over: UNAVAILABLE.
+#include <memory>
+#include <string>
+
+#include "services/control/store/binding_store.h"
+#include "services/control/store/redis/redis_client.h"
+
+namespace latchkey::control::redis {
+
+class RedisBindingStore : public BindingStore {
+ public:
+  // `prefix` starts every key of this deployment (e.g. "lk:"). The client must load
+  // BindingFunctionsSource() on each connection (see LoadFunctionsOnConnect).
+  RedisBindingStore(RedisClient* client, std::string prefix) : client_(client), prefix_(std::move(prefix)) {}
+
+  absl::StatusOr<BindingChange> Upsert(const BindingIdentity& identity, const v1::Binding& candidate,
+                                       const BindingLimits& limits) override;
+  absl::StatusOr<v1::Binding> RemoveIdentity(const BindingIdentity& identity) override;
+  absl::StatusOr<v1::Binding> Remove(const std::string& binding_id, const std::optional<std::string>& owner) override;
+  absl::StatusOr<v1::Binding> Get(const std::string& binding_id) override;
+  absl::StatusOr<std::optional<v1::Binding>> SetReachability(const std::string& binding_id,
+                                                             v1::Reachability reachability) override;
+  absl::StatusOr<BindingPage> List(const BindingFilter& filter, const std::string& cursor, size_t limit) override;
+  absl::StatusOr<std::vector<v1::Binding>> TakeExpired(absl::Time now, size_t limit) override;
+  absl::StatusOr<uint64_t> Count() override;
+
+ private:
+  // FCALL `function` with the prefix as its one key; a Redis error reply becomes UNAVAILABLE when it
+  // means the functions are missing (a fresh primary), INTERNAL otherwise.
+  absl::StatusOr<RedisReply> Fcall(const char* function, std::vector<std::string> args);
+
+  RedisClient* client_;
+  const std::string prefix_;
+};
+
+// An on_connected hook that loads the binding functions (FUNCTION LOAD REPLACE) on each connection.
+void LoadFunctionsOnConnect(RedisSession& session);
+
+}  // namespace latchkey::control::redis
