@@ -103,7 +103,7 @@ start_pair() {
   client_flags=($client_tls)
 }
 # run TRANSPORT STORE WORKLOAD ROUND: one measured run against a fresh pair. With Redis, each line
-# also carries Redis's CPU per call over the whole run (warm-up included).
+# also carries Redis's CPU per call.
 run() {
   start_pair "$1" "$2"
   local before=0
@@ -112,8 +112,12 @@ run() {
     --workloads="$3" "${bench_flags[@]}" >"$out/run.tmp"
   local ticks=0
   [ -z "$redis_pid" ] || ticks=$(( $(cpu_ticks "$redis_pid") - before ))
-  jq -c --argjson round "$4" --arg store "$2" --argjson ticks "$ticks" --argjson hz "$(getconf CLK_TCK)" \
-    '. + {round: $round, store: $store} + (if $ticks > 0 and .calls > 0 then {redis_cpu_us_per_call: ($ticks / $hz * 1e6 / .calls * 100 | round / 100)} else {} end)' \
+  # Redis's CPU is read around the whole invocation (every client count and its warm-up), so it is
+  # spread over all of the invocation's calls: an upper bound, the same on each of its lines.
+  jq -c -s --argjson round "$4" --arg store "$2" --argjson ticks "$ticks" --argjson hz "$(getconf CLK_TCK)" \
+    '(map(.calls // 0) | add) as $calls | .[]
+     | . + {round: $round, store: $store}
+     + (if $ticks > 0 and $calls > 0 then {redis_cpu_us_per_call: ($ticks / $hz * 1e6 / $calls * 100 | round / 100)} else {} end)' \
     "$out/run.tmp" | tee -a "$results"
   stop_pair
 }

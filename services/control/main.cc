@@ -20,7 +20,7 @@ ABSL_FLAG(std::string, health_listen, "", "plaintext grpc.health.v1-only listen 
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9400", "Prometheus /metrics listen address");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 ABSL_FLAG(std::string, store, "memory",
-          "Where bindings live: memory, redis://HOST:PORT or redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME");
+          "Where bindings and sessions live: memory, redis://HOST:PORT or redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME");
 
 int main(int argc, char** argv) {
   using namespace latchkey;

@@ -10,11 +10,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "latchkey/v1/nat_control.grpc.pb.h"
+#include "services/control/store/redis/fcall.h"
 #include "services/control/store/redis/redis_binding_store.h"
+#include "services/control/store/redis/redis_session_store.h"
 #include "services/control/store/redis/redis_client.h"
 #include "tests/integration/support/cluster.h"
 #include "tests/integration/support/redis_servers.h"
 #include "tests/unit/services/control/store/binding_store_contract.h"
+#include "tests/unit/services/control/store/session_store_contract.h"
 
 namespace latchkey::control::contract {
 namespace {
@@ -72,6 +75,32 @@ std::unique_ptr<BindingStore> MakeRedisStore() {
 INSTANTIATE_TEST_SUITE_P(Redis, BindingStoreContract,
                          ::testing::Values(BindingStoreFactory{"redis", MakeRedisStore, SkipReason}),
                          [](const ::testing::TestParamInfo<BindingStoreFactory>& info) { return info.param.name; });
+
+std::unique_ptr<SessionStore> MakeRedisSessionStore() {
+  SharedRedis& shared = Shared();
+  if (!shared.client) {
+    ADD_FAILURE() << "redis: " << shared.error;
+    return nullptr;
+  }
+  return std::make_unique<redis::RedisSessionStore>(shared.client.get(), absl::StrCat("t", shared.next_prefix++, ":"));
+}
+
+}  // namespace
+}  // namespace latchkey::control::contract
+
+namespace latchkey::control::session_contract {
+namespace {
+
+INSTANTIATE_TEST_SUITE_P(Redis, SessionStoreContract,
+                         ::testing::Values(SessionStoreFactory{"redis", contract::MakeRedisSessionStore,
+                                                               contract::SkipReason}),
+                         [](const ::testing::TestParamInfo<SessionStoreFactory>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace latchkey::control::session_contract
+
+namespace latchkey::control::contract {
+namespace {
 
 // --- Two control processes on one Redis.
 

@@ -5,16 +5,18 @@
 #include "common/time/proto_time.h"
 #include "services/control/store/memory_binding_store.h"
 #include "services/control/store/memory_session_store.h"
+#include "services/control/store/redis/fcall.h"
 #include "services/control/store/redis/redis_binding_store.h"
+#include "services/control/store/redis/redis_session_store.h"
 
 namespace latchkey::control {
 
 absl::StatusOr<Stores> OpenStores(const v1::ControlConfig& config) {
   Stores stores;
-  stores.sessions = std::make_unique<MemorySessionStore>();
   const std::string& store = config.store();
   if (store == "memory") {
     stores.bindings = std::make_unique<MemoryBindingStore>();
+    stores.sessions = std::make_unique<MemorySessionStore>();
     stores.description = "memory";
     return stores;
   }
@@ -32,6 +34,7 @@ absl::StatusOr<Stores> OpenStores(const v1::ControlConfig& config) {
   if (!client.ok()) return client.status();
   stores.redis = *std::move(client);
   stores.bindings = std::make_unique<redis::RedisBindingStore>(stores.redis.get(), config.store_key_prefix());
+  stores.sessions = std::make_unique<redis::RedisSessionStore>(stores.redis.get(), config.store_key_prefix());
   stores.description = store;
   return stores;
 }

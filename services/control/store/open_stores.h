@@ -1,6 +1,7 @@
 #pragma once
-// Opens the stores ControlConfig.store names (its defaults applied): the embedded in-memory ones, or Redis (one server or
-// through Sentinel) for bindings. INVALID_ARGUMENT naming `store` for a value it cannot use.
+// Opens the stores ControlConfig.store names (its defaults applied): the embedded in-memory ones, or
+// Redis (one server, or the primary through Sentinel) for bindings and sessions. INVALID_ARGUMENT
+// naming `store` for a value it cannot use.
 #include <memory>
 
 #include "absl/status/statusor.h"

@@ -1,13 +1,11 @@
 #include "services/control/store/redis/redis_binding_store.h"
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/log/log.h"
 #include "common/time/proto_time.h"
 #include "common/validation.h"
 #include "services/control/quota/owner_limit.h"
 #include "services/control/store/binding_record.h"
-#include "services/control/store/redis/binding_functions.h"
+#include "services/control/store/redis/fcall.h"
 
 namespace latchkey::control::redis {
 namespace {
@@ -33,13 +31,6 @@ std::string SourceOf(const v1::Binding& binding) {
   return absl::StrCat(binding.source().ip(), " ", binding.source().port());
 }
 
-int64_t Int(const RedisReply& reply) {
-  if (reply.type == RedisReply::Type::kInteger) return reply.integer;
-  int64_t value = 0;
-  if (!absl::SimpleAtoi(reply.str, &value)) return 0;
-  return value;
-}
-
 // One record from the functions' reply, starting at `at`.
 absl::StatusOr<v1::Binding> Decode(const std::vector<RedisReply>& elements, size_t at) {
   if (elements.size() < at + kRecordElements) return absl::InternalError("redis: short binding record");
@@ -50,10 +41,10 @@ absl::StatusOr<v1::Binding> Decode(const std::vector<RedisReply>& elements, size
   }
   binding.set_binding_id(id);
   binding.set_owner(elements[at + 2].str);
-  *binding.mutable_created_at() = ToProto(absl::FromUnixMicros(Int(elements[at + 3])));
-  binding.set_reachability(static_cast<v1::Reachability>(Int(elements[at + 4])));
-  binding.set_source_changes(static_cast<uint32_t>(Int(elements[at + 5])));
-  binding.set_version(static_cast<uint64_t>(Int(elements[at + 6])));
+  *binding.mutable_created_at() = ToProto(absl::FromUnixMicros(ReplyInt(elements[at + 3])));
+  binding.set_reachability(static_cast<v1::Reachability>(ReplyInt(elements[at + 4])));
+  binding.set_source_changes(static_cast<uint32_t>(ReplyInt(elements[at + 5])));
+  binding.set_version(static_cast<uint64_t>(ReplyInt(elements[at + 6])));
   return binding;
 }
 
@@ -76,34 +67,8 @@ std::pair<std::string, std::string> LexRange(const std::string& prefix, const st
 
 }  // namespace
 
-void LoadFunctionsOnConnect(RedisSession& session) {
-  session.Send({"FUNCTION", "LOAD", "REPLACE", BindingFunctionsSource()}, [](absl::StatusOr<RedisReply> reply) {
-    if (!reply.ok() || reply->is_error()) {
-      log::LogError("redis functions not loaded")
-          .Kv("library", kBindingLibrary)
-          .Kv("error", reply.ok() ? reply->str : std::string(reply.status().message()));
-    }
-  });
-}
-
 absl::StatusOr<RedisReply> RedisBindingStore::Fcall(const char* function, std::vector<std::string> args) {
-  std::vector<std::string> argv;
-  argv.reserve(args.size() + 4);
-  argv.push_back("FCALL");
-  argv.push_back(function);
-  argv.push_back("1");
-  argv.push_back(prefix_);
-  for (std::string& arg : args) argv.push_back(std::move(arg));
-  auto reply = client_->Call(std::move(argv));
-  if (!reply.ok()) return reply.status();
-  if (reply->is_error()) {
-    // A primary without our functions (wiped, or not yet loaded after a failover): retryable.
-    if (reply->str.find("Function not found") != std::string::npos) {
-      return absl::UnavailableError(absl::StrCat("redis: ", reply->str));
-    }
-    return absl::InternalError(absl::StrCat("redis: ", function, ": ", reply->str));
-  }
-  return reply;
+  return CallFunction(*client_, prefix_, function, std::move(args));
 }
 
 absl::StatusOr<BindingChange> RedisBindingStore::Upsert(const BindingIdentity& identity, const v1::Binding& candidate,
@@ -142,7 +107,7 @@ absl::StatusOr<BindingChange> RedisBindingStore::Upsert(const BindingIdentity& i
           absl::StrCat("max_bindings: the limit of ", limits.max_total, " bindings is reached"));
     }
     if (e[1].str == "max_per_owner") {
-      return OwnerLimitReached("max_bindings_per_pbx", identity.owner, static_cast<uint64_t>(Int(e[2])), "bindings");
+      return OwnerLimitReached("max_bindings_per_pbx", identity.owner, static_cast<uint64_t>(ReplyInt(e[2])), "bindings");
     }
     if (e[1].str == "id_taken") {
       return absl::AlreadyExistsError(absl::StrCat("binding_id: \"", candidate.binding_id(), "\" is taken"));
@@ -208,7 +173,7 @@ absl::StatusOr<std::vector<v1::Binding>> RedisBindingStore::TakeExpired(absl::Ti
 absl::StatusOr<uint64_t> RedisBindingStore::Count() {
   auto reply = Fcall("lk_b1_count", {});
   if (!reply.ok()) return reply.status();
-  return static_cast<uint64_t>(Int(*reply));
+  return static_cast<uint64_t>(ReplyInt(*reply));
 }
 
 }  // namespace latchkey::control::redis

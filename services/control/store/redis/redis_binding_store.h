@@ -14,8 +14,8 @@ namespace latchkey::control::redis {
 
 class RedisBindingStore : public BindingStore {
  public:
-  // `prefix` starts every key of this deployment (e.g. "lk:"). The client must load
-  // BindingFunctionsSource() on each connection (see LoadFunctionsOnConnect).
+  // `prefix` starts every key of this deployment (e.g. "lk:"). The client must load the functions on
+  // each connection (LoadFunctionsOnConnect in fcall.h).
   RedisBindingStore(RedisClient* client, std::string prefix) : client_(client), prefix_(std::move(prefix)) {}
 
   absl::StatusOr<BindingChange> Upsert(const BindingIdentity& identity, const v1::Binding& candidate,
@@ -30,15 +30,10 @@ class RedisBindingStore : public BindingStore {
   absl::StatusOr<uint64_t> Count() override;
 
  private:
-  // FCALL `function` with the prefix as its one key; a Redis error reply becomes UNAVAILABLE when it
-  // means the functions are missing (a fresh primary), INTERNAL otherwise.
   absl::StatusOr<RedisReply> Fcall(const char* function, std::vector<std::string> args);
 
   RedisClient* client_;
   const std::string prefix_;
 };
-
-// An on_connected hook that loads the binding functions (FUNCTION LOAD REPLACE) on each connection.
-void LoadFunctionsOnConnect(RedisSession& session);
 
 }  // namespace latchkey::control::redis

@@ -1,0 +1,52 @@
+#include "services/control/store/redis/fcall.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/log/log.h"
+#include "services/control/store/redis/binding_functions.h"
+#include "services/control/store/redis/session_functions.h"
+
+namespace latchkey::control::redis {
+
+absl::StatusOr<RedisReply> CallFunction(RedisClient& client, const std::string& prefix, const char* function,
+                                        std::vector<std::string> args) {
+  std::vector<std::string> argv;
+  argv.reserve(args.size() + 4);
+  argv.push_back("FCALL");
+  argv.push_back(function);
+  argv.push_back("1");
+  argv.push_back(prefix);
+  for (std::string& arg : args) argv.push_back(std::move(arg));
+  auto reply = client.Call(std::move(argv));
+  if (!reply.ok()) return reply.status();
+  if (reply->is_error()) {
+    if (reply->str.find("Function not found") != std::string::npos) {
+      return absl::UnavailableError(absl::StrCat("redis: ", reply->str));
+    }
+    return absl::InternalError(absl::StrCat("redis: ", function, ": ", reply->str));
+  }
+  return reply;
+}
+
+int64_t ReplyInt(const RedisReply& reply) {
+  if (reply.type == RedisReply::Type::kInteger) return reply.integer;
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(reply.str, &value)) return 0;
+  return value;
+}
+
+void LoadFunctionsOnConnect(RedisSession& session) {
+  const std::pair<const char*, const char*> libraries[] = {{kBindingLibrary, BindingFunctionsSource()},
+                                                           {kSessionLibrary, SessionFunctionsSource()}};
+  for (const auto& [name, source] : libraries) {
+    session.Send({"FUNCTION", "LOAD", "REPLACE", source}, [library = std::string(name)](absl::StatusOr<RedisReply> reply) {
+      if (!reply.ok() || reply->is_error()) {
+        log::LogError("redis functions not loaded")
+            .Kv("library", library)
+            .Kv("error", reply.ok() ? reply->str : std::string(reply.status().message()));
+      }
+    });
+  }
+}
+
+}  // namespace latchkey::control::redis
