@@ -6,14 +6,28 @@ namespace latchkey::control::redis {
 // cluster slots to respect) and returns flat arrays the C++ side decodes (redis_binding_store.cc).
 // A record is returned as {id, rec, own, crt, rch, sc, ver}.
 const char* BindingFunctionsSource() {
-  return R"lua(#!lua name=latchkey_bindings_v1
+  return R"lua(#!lua name=latchkey_bindings_v2
 
-local FIELDS = {'rec', 'own', 'crt', 'rch', 'sc', 'ver', 'src', 'idk', 'exp'}
-
+-- A binding is one string: a MessagePack array {rec, own, crt, rch, sc, ver, src, idk, exp}.
 local function load(p, id)
-  local v = redis.call('HMGET', p .. 'b:' .. id, unpack(FIELDS))
-  if not v[1] then return nil end
-  return {rec = v[1], own = v[2], crt = v[3], rch = v[4], sc = v[5], ver = v[6], src = v[7], idk = v[8], exp = v[9]}
+  local v = redis.call('GET', p .. 'b:' .. id)
+  if not v then return nil end
+  local t = cmsgpack.unpack(v)
+  return {rec = t[1], own = t[2], crt = t[3], rch = t[4], sc = t[5], ver = t[6], src = t[7], idk = t[8], exp = t[9]}
+end
+
+local function save(p, id, r)
+  redis.call('SET', p .. 'b:' .. id, cmsgpack.pack({r.rec, r.own, r.crt, r.rch, r.sc, r.ver, r.src, r.idk, r.exp}))
+end
+
+-- The listing index holds "identity key \31 id": the identity is stored once, and its binding is
+-- found by a lexicographic range.
+local function member(idk, id) return idk .. '\31' .. id end
+
+local function find(p, idk)
+  local m = redis.call('ZRANGE', p .. 'bo', '[' .. idk .. '\31', '(' .. idk .. '\31\255', 'BYLEX', 'LIMIT', 0, 1)
+  if #m == 0 then return nil end
+  return string.sub(m[1], #idk + 2)
 end
 
 local function reply(id, r)
@@ -22,10 +36,7 @@ end
 
 local function erase(p, id, r)
   redis.call('DEL', p .. 'b:' .. id)
-  if redis.call('HGET', p .. 'bi', r.idk) == id then
-    redis.call('HDEL', p .. 'bi', r.idk)
-    redis.call('ZREM', p .. 'bo', r.idk)
-  end
+  redis.call('ZREM', p .. 'bo', member(r.idk, id))
   redis.call('ZREM', p .. 'bx', id)
   if redis.call('HEXISTS', p .. 'bc', r.own) == 1 then
     if redis.call('HINCRBY', p .. 'bc', r.own, -1) <= 0 then redis.call('HDEL', p .. 'bc', r.own) end
@@ -39,23 +50,22 @@ local function upsert(keys, args)
   local p = keys[1]
   local idk, cand, rec, own, crt, src, exp = args[1], args[2], args[3], args[4], args[5], args[6], args[7]
   local max_total, max_owner, counted = tonumber(args[8]), tonumber(args[9]), args[10] == '1'
-  local id = redis.call('HGET', p .. 'bi', idk)
+  local id = find(p, idk)
   if id then
     local r = load(p, id)
     if r then
-      local sc = tonumber(r.sc)
-      if r.src ~= src then sc = sc + 1 end
-      local ver = tonumber(r.ver) + 1
-      redis.call('HSET', p .. 'b:' .. id, 'rec', rec, 'sc', sc, 'ver', ver, 'src', src, 'exp', exp)
+      local prev = reply(id, r)
+      if r.src ~= src then r.sc = r.sc + 1 end
+      r.ver = r.ver + 1
+      r.rec, r.src, r.exp = rec, src, tonumber(exp)
+      save(p, id, r)
       redis.call('ZADD', p .. 'bx', exp, id)
-      local out = reply(id, r)
-      table.insert(out, 1, 'refreshed')
-      table.insert(out, sc)
-      table.insert(out, ver)
-      return out
+      table.insert(prev, 1, 'refreshed')
+      table.insert(prev, r.sc)
+      table.insert(prev, r.ver)
+      return prev
     end
-    redis.call('HDEL', p .. 'bi', idk)  -- an index entry without its record: repair
-    redis.call('ZREM', p .. 'bo', idk)
+    redis.call('ZREM', p .. 'bo', member(idk, id))  -- an index entry without its record: repair
   end
   local total = redis.call('ZCARD', p .. 'bx')
   if total >= max_total then return {'error', 'max_total', total} end
@@ -64,10 +74,8 @@ local function upsert(keys, args)
     if held >= max_owner then return {'error', 'max_per_owner', held} end
   end
   if redis.call('EXISTS', p .. 'b:' .. cand) == 1 then return {'error', 'id_taken', cand} end
-  redis.call('HSET', p .. 'b:' .. cand, 'rec', rec, 'own', own, 'crt', crt, 'rch', 0, 'sc', 0, 'ver', 1,
-             'src', src, 'idk', idk, 'exp', exp)
-  redis.call('HSET', p .. 'bi', idk, cand)
-  redis.call('ZADD', p .. 'bo', 0, idk)
+  save(p, cand, {rec = rec, own = own, crt = tonumber(crt), rch = 0, sc = 0, ver = 1, src = src, idk = idk, exp = tonumber(exp)})
+  redis.call('ZADD', p .. 'bo', 0, member(idk, cand))
   redis.call('ZADD', p .. 'bx', exp, cand)
   if counted then redis.call('HINCRBY', p .. 'bc', own, 1) end
   return {'created'}
@@ -76,7 +84,7 @@ end
 -- ARGV: identity key. Returns the removed record or {}.
 local function remove_identity(keys, args)
   local p = keys[1]
-  local id = redis.call('HGET', p .. 'bi', args[1])
+  local id = find(p, args[1])
   if not id then return {} end
   local r = load(p, id)
   if not r then return {} end
@@ -104,15 +112,16 @@ end
 local function set_reachability(keys, args)
   local p = keys[1]
   local r = load(p, args[1])
-  if not r or r.rch == args[2] then return {} end
-  r.rch = args[2]
-  r.ver = tostring(tonumber(r.ver) + 1)
-  redis.call('HSET', p .. 'b:' .. args[1], 'rch', r.rch, 'ver', r.ver)
+  local rch = tonumber(args[2])
+  if not r or r.rch == rch then return {} end
+  r.rch = rch
+  r.ver = r.ver + 1
+  save(p, args[1], r)
   return reply(args[1], r)
 end
 
 -- ARGV: min (a ZRANGE BYLEX bound), max, limit, aor filter ('' for none). Returns
--- {next identity key or '', records...} where each record is 7 elements.
+-- {next cursor (a listing member) or '', records...} where each record is 7 elements.
 local function list(keys, args)
   local p = keys[1]
   local limit = tonumber(args[3])
@@ -121,19 +130,19 @@ local function list(keys, args)
   local idks = redis.call('ZRANGE', p .. 'bo', args[1], args[2], 'BYLEX', 'LIMIT', 0, scan + 1)
   local out = {''}
   local taken, last = 0, nil
-  for i, idk in ipairs(idks) do
+  for i, m in ipairs(idks) do
     if taken == limit or i > scan then
       out[1] = last
       break
     end
-    last = idk
+    last = m
     local match = true
     if aor ~= '' then
-      local a = string.match(idk, '^[^\31]*\31([^\31]*)\31')
+      local a = string.match(m, '^[^\31]*\31([^\31]*)\31')
       match = a == aor
     end
     if match then
-      local id = redis.call('HGET', p .. 'bi', idk)
+      local id = string.match(m, '\31([^\31]*)$')
       local r = id and load(p, id)
       if r then
         for _, v in ipairs(reply(id, r)) do table.insert(out, v) end
@@ -165,14 +174,14 @@ local function count(keys, args)
   return redis.call('ZCARD', keys[1] .. 'bx')
 end
 
-redis.register_function('lk_b1_upsert', upsert)
-redis.register_function('lk_b1_remove_identity', remove_identity)
-redis.register_function('lk_b1_remove', remove)
-redis.register_function{function_name = 'lk_b1_get', callback = get, flags = {'no-writes'}}
-redis.register_function('lk_b1_set_reachability', set_reachability)
-redis.register_function{function_name = 'lk_b1_list', callback = list, flags = {'no-writes'}}
-redis.register_function('lk_b1_take_expired', take_expired)
-redis.register_function{function_name = 'lk_b1_count', callback = count, flags = {'no-writes'}}
+redis.register_function('lk_b2_upsert', upsert)
+redis.register_function('lk_b2_remove_identity', remove_identity)
+redis.register_function('lk_b2_remove', remove)
+redis.register_function{function_name = 'lk_b2_get', callback = get, flags = {'no-writes'}}
+redis.register_function('lk_b2_set_reachability', set_reachability)
+redis.register_function{function_name = 'lk_b2_list', callback = list, flags = {'no-writes'}}
+redis.register_function('lk_b2_take_expired', take_expired)
+redis.register_function{function_name = 'lk_b2_count', callback = count, flags = {'no-writes'}}
 )lua";
 }
 

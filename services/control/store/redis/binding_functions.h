@@ -6,16 +6,17 @@
 // layout loads its own library beside this one instead of replacing it.
 //
 // Layout (every key starts with the deployment's prefix P, e.g. "lk:"):
-//   P b:ID     HASH  rec (serialized v1::Binding as the REGISTER made it, without the sticky fields),
-//                    own, crt (created_at, µs), rch (reachability), sc (source_changes), ver,
-//                    src (source "ip port", to count changes), idk (identity key), exp (ms)
-//   P bi       HASH  identity key -> ID
-//   P bo       ZSET  score 0, member identity key: ordered listing (ZRANGE BYLEX)
-//   P bx       ZSET  score expires_at ms, member ID: expiry and the total count
-//   P bc       HASH  owner -> bindings held (counted owners only)
+//   P b:ID     STRING  MessagePack array {rec (serialized v1::Binding as the REGISTER made it,
+//                      without the fields below), owner, created_at µs, reachability,
+//                      source_changes, version, source "ip port" (to count changes), identity key,
+//                      expires_at ms}: one key per binding, about 1 KiB with its index entries
+//   P bo       ZSET    score 0, member "identity key \x1f ID": ordered listing and the lookup by
+//                      identity (ZRANGE BYLEX), the identity stored once
+//   P bx       ZSET    score expires_at ms, member ID: expiry and the total count
+//   P bc       HASH    owner -> bindings held (counted owners only)
 namespace latchkey::control::redis {
 
-inline constexpr char kBindingLibrary[] = "latchkey_bindings_v1";
+inline constexpr char kBindingLibrary[] = "latchkey_bindings_v2";
 
 // The library's source, for FUNCTION LOAD REPLACE.
 const char* BindingFunctionsSource();

@@ -75,14 +75,14 @@ absl::StatusOr<BindingChange> RedisBindingStore::Upsert(const BindingIdentity& i
                                                         const BindingLimits& limits) {
   if (candidate.binding_id().empty()) return absl::InvalidArgumentError("binding_id: required for a new binding");
   const bool counted = CountedOwner(identity.owner);
-  auto reply = Fcall("lk_b1_upsert",
+  auto reply = Fcall("lk_b2_upsert",
                      {IdentityKey(identity), candidate.binding_id(), RequestPart(candidate), identity.owner,
                       absl::StrCat(absl::ToUnixMicros(FromProto(candidate.created_at()))), SourceOf(candidate),
                       absl::StrCat(absl::ToUnixMillis(FromProto(candidate.expires_at()))),
                       absl::StrCat(limits.max_total), absl::StrCat(limits.max_per_owner), counted ? "1" : "0"});
   if (!reply.ok()) return reply.status();
   const std::vector<RedisReply>& e = reply->elements;
-  if (e.empty()) return absl::InternalError("redis: lk_b1_upsert: empty reply");
+  if (e.empty()) return absl::InternalError("redis: lk_b2_upsert: empty reply");
   const std::string& outcome = e[0].str;
   if (outcome == "created") {
     BindingChange change;
@@ -113,11 +113,11 @@ absl::StatusOr<BindingChange> RedisBindingStore::Upsert(const BindingIdentity& i
       return absl::AlreadyExistsError(absl::StrCat("binding_id: \"", candidate.binding_id(), "\" is taken"));
     }
   }
-  return absl::InternalError(absl::StrCat("redis: lk_b1_upsert: unexpected reply ", reply->DebugString()));
+  return absl::InternalError(absl::StrCat("redis: lk_b2_upsert: unexpected reply ", reply->DebugString()));
 }
 
 absl::StatusOr<v1::Binding> RedisBindingStore::RemoveIdentity(const BindingIdentity& identity) {
-  auto reply = Fcall("lk_b1_remove_identity", {IdentityKey(identity)});
+  auto reply = Fcall("lk_b2_remove_identity", {IdentityKey(identity)});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return absl::NotFoundError("no binding of this contact for this aor");
   return Decode(reply->elements, 0);
@@ -125,14 +125,14 @@ absl::StatusOr<v1::Binding> RedisBindingStore::RemoveIdentity(const BindingIdent
 
 absl::StatusOr<v1::Binding> RedisBindingStore::Remove(const std::string& binding_id,
                                                       const std::optional<std::string>& owner) {
-  auto reply = Fcall("lk_b1_remove", {binding_id, owner.value_or(""), owner ? "1" : "0"});
+  auto reply = Fcall("lk_b2_remove", {binding_id, owner.value_or(""), owner ? "1" : "0"});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return NoSuchBinding(binding_id);
   return Decode(reply->elements, 0);
 }
 
 absl::StatusOr<v1::Binding> RedisBindingStore::Get(const std::string& binding_id) {
-  auto reply = Fcall("lk_b1_get", {binding_id});
+  auto reply = Fcall("lk_b2_get", {binding_id});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return NoSuchBinding(binding_id);
   return Decode(reply->elements, 0);
@@ -140,7 +140,7 @@ absl::StatusOr<v1::Binding> RedisBindingStore::Get(const std::string& binding_id
 
 absl::StatusOr<std::optional<v1::Binding>> RedisBindingStore::SetReachability(const std::string& binding_id,
                                                                               v1::Reachability reachability) {
-  auto reply = Fcall("lk_b1_set_reachability", {binding_id, absl::StrCat(static_cast<int>(reachability))});
+  auto reply = Fcall("lk_b2_set_reachability", {binding_id, absl::StrCat(static_cast<int>(reachability))});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return std::optional<v1::Binding>();
   auto binding = Decode(reply->elements, 0);
@@ -153,9 +153,9 @@ absl::StatusOr<BindingPage> RedisBindingStore::List(const BindingFilter& filter,
   const std::string prefix = IdentityPrefix(filter);
   auto [min, max] = LexRange(prefix, cursor);
   const std::string aor_filter = !filter.owner ? filter.aor : "";
-  auto reply = Fcall("lk_b1_list", {std::move(min), std::move(max), absl::StrCat(limit), aor_filter});
+  auto reply = Fcall("lk_b2_list", {std::move(min), std::move(max), absl::StrCat(limit), aor_filter});
   if (!reply.ok()) return reply.status();
-  if (reply->elements.empty()) return absl::InternalError("redis: lk_b1_list: empty reply");
+  if (reply->elements.empty()) return absl::InternalError("redis: lk_b2_list: empty reply");
   BindingPage page;
   page.next_cursor = reply->elements[0].str;
   auto bindings = DecodeAll(reply->elements, 1);
@@ -165,13 +165,13 @@ absl::StatusOr<BindingPage> RedisBindingStore::List(const BindingFilter& filter,
 }
 
 absl::StatusOr<std::vector<v1::Binding>> RedisBindingStore::TakeExpired(absl::Time now, size_t limit) {
-  auto reply = Fcall("lk_b1_take_expired", {absl::StrCat(absl::ToUnixMillis(now)), absl::StrCat(limit)});
+  auto reply = Fcall("lk_b2_take_expired", {absl::StrCat(absl::ToUnixMillis(now)), absl::StrCat(limit)});
   if (!reply.ok()) return reply.status();
   return DecodeAll(reply->elements, 0);
 }
 
 absl::StatusOr<uint64_t> RedisBindingStore::Count() {
-  auto reply = Fcall("lk_b1_count", {});
+  auto reply = Fcall("lk_b2_count", {});
   if (!reply.ok()) return reply.status();
   return static_cast<uint64_t>(ReplyInt(*reply));
 }

@@ -1,8 +1,8 @@
 #pragma once
 // BindingStore on Redis: every operation is one FCALL of a function in binding_functions (atomic on
 // the primary, one round trip), so any number of control replicas can share the bindings. The
-// record's sticky fields (owner, creation time, reachability, source changes, version) are hash
-// fields beside the REGISTER's serialized record, so the functions apply the refresh rules of
+// record's sticky fields (owner, creation time, reachability, source changes, version) are kept
+// beside the REGISTER's serialized record, so the functions apply the refresh rules of
 // binding_record without parsing protobuf. Redis unreachable or failing over: UNAVAILABLE.
 #include <memory>
 #include <string>
