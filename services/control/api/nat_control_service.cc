@@ -73,7 +73,13 @@ grpc::ServerUnaryReactor* NatControlServiceImpl::AllocateBinding(grpc::CallbackS
                                                                  v1::AllocateBindingResponse* response) {
   const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/AllocateBinding");
   if (!in.ok()) return Finish(context, in.status);
-  return Finish(context, Reply(bindings_->Allocate(*request, in.caller), response));
+  // Finished from wherever the store answers (a Redis store: its loop thread), so no gRPC thread
+  // waits on the store.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  bindings_->AllocateAsync(*request, in.caller, [reactor, response](absl::StatusOr<v1::AllocateBindingResponse> result) {
+    reactor->Finish(Reply(std::move(result), response));
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* NatControlServiceImpl::GetBinding(grpc::CallbackServerContext* context,

@@ -129,8 +129,8 @@ v1::KeepalivePlan BindingManager::PlanKeepalive(const v1::Binding& binding, cons
   return plan;
 }
 
-absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::AllocateBindingRequest& request,
-                                                                     const grpcutil::Caller& caller) {
+absl::StatusOr<BindingManager::Registration> BindingManager::Prepare(const v1::AllocateBindingRequest& request,
+                                                                      const grpcutil::Caller& caller) const {
   // --- Validate every field before touching state.
   RETURN_IF_ERROR(CheckToken("aor", request.aor(), kMaxUriLength));
   auto aor = sip::SipUri::Parse(request.aor());
@@ -155,11 +155,13 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
   // --- Decide.
   const absl::Time now = clock_();
   const std::string owner = caller.owner();
-  const BindingIdentity identity = IdentityOf(owner, request.aor(), *contact);
+  Registration r(*std::move(contact));
+  r.now = now;
+  r.identity = IdentityOf(owner, request.aor(), r.contact);
   const v1::NatPolicy& policy = detector_->PolicyFor(source.ip);
   NatInput input;
   input.source = source;
-  input.contact = &contact->uri();
+  input.contact = &r.contact.uri();
   input.via = via ? &*via : nullptr;
   v1::NatVerdict verdict = detector_->Evaluate(input);
   const bool behind_nat = verdict.state() == v1::NAT_STATE_BEHIND_NAT;
@@ -168,29 +170,14 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
   const absl::Duration nat_expiry = FromProto(policy.nat_registration_expiry());
   if (behind_nat && nat_expiry > absl::ZeroDuration() && granted > nat_expiry) granted = nat_expiry;
 
-  v1::AllocateBindingResponse response;
-  *response.mutable_suggested_expires() = ToProto(granted);
-
-  if (requested_expires == absl::ZeroDuration()) {  // un-REGISTER
-    auto removed = store_->RemoveIdentity(identity);
-    if (absl::IsNotFound(removed.status())) {
-      return absl::NotFoundError(absl::StrCat("contact: no binding of ", Excerpt(request.contact()), " for aor ",
-                                              Excerpt(request.aor())));
-    }
-    if (!removed.ok()) return removed.status();
-    CountVerdict(*removed, -1);
-    metrics_->binding_unregistered->Increment();
-    if (observer_) observer_->OnBindingRemoved(*removed);
-    *removed->mutable_expires() = ToProto(absl::ZeroDuration());
-    Decorate(*contact, &*removed);
-    Publish(v1::BINDING_EVENT_TYPE_RELEASED, *removed, now);
-    *response.mutable_binding() = *std::move(removed);
-    return response;
-  }
+  r.granted = granted;
+  r.unregister = requested_expires == absl::ZeroDuration();
+  r.source = source.ToString();
+  if (r.unregister) return r;
 
   // What this REGISTER says; the store keeps a refreshed binding's id, owner, creation time and
   // reachability (MergeRefresh).
-  v1::Binding candidate;
+  v1::Binding& candidate = r.candidate;
   candidate.set_binding_id(NewBindingId());
   *candidate.mutable_created_at() = ToProto(now);
   candidate.set_owner(owner);
@@ -205,15 +192,33 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
   *candidate.mutable_refreshed_at() = ToProto(now);
   *candidate.mutable_expires_at() = ToProto(now + granted + options_.grace);
   candidate.set_user_agent(request.user_agent());
+  r.limits.max_total = options_.max_bindings;
+  r.limits.max_per_owner = options_.max_bindings_per_pbx;
+  return r;
+}
 
-  BindingLimits limits;
-  limits.max_total = options_.max_bindings;
-  limits.max_per_owner = options_.max_bindings_per_pbx;
-  absl::StatusOr<BindingChange> change = store_->Upsert(identity, candidate, limits);
-  for (int draw = 1; absl::IsAlreadyExists(change.status()) && draw < kMaxIdDraws; ++draw) {
-    candidate.set_binding_id(NewBindingId());
-    change = store_->Upsert(identity, candidate, limits);
+absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Unregister(Registration& r,
+                                                                       const v1::AllocateBindingRequest& request) {
+  auto removed = store_->RemoveIdentity(r.identity);
+  if (absl::IsNotFound(removed.status())) {
+    return absl::NotFoundError(absl::StrCat("contact: no binding of ", Excerpt(request.contact()), " for aor ",
+                                            Excerpt(request.aor())));
   }
+  if (!removed.ok()) return removed.status();
+  CountVerdict(*removed, -1);
+  metrics_->binding_unregistered->Increment();
+  if (observer_) observer_->OnBindingRemoved(*removed);
+  *removed->mutable_expires() = ToProto(absl::ZeroDuration());
+  Decorate(r.contact, &*removed);
+  Publish(v1::BINDING_EVENT_TYPE_RELEASED, *removed, r.now);
+  v1::AllocateBindingResponse response;
+  *response.mutable_suggested_expires() = ToProto(r.granted);
+  *response.mutable_binding() = *std::move(removed);
+  return response;
+}
+
+absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Complete(Registration& r,
+                                                                     absl::StatusOr<BindingChange> change) {
   if (!change.ok()) return change.status();
   const std::optional<v1::Binding>& existing = change->previous;
   v1::Binding binding = std::move(change->current);
@@ -232,22 +237,55 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::A
   } else {
     metrics_->binding_created->Increment();
   }
-  Decorate(*contact, &binding);
+  Decorate(r.contact, &binding);
   if (source_changed) {
     metrics_->binding_source_changes->Increment();
     log::LogInfo("binding source changed")
         .Kv("binding_id", binding.binding_id())
         .Kv("old_source", absl::StrCat(existing->source().ip(), ":", existing->source().port()))
-        .Kv("new_source", source.ToString());
+        .Kv("new_source", r.source);
   }
   Publish(!existing ? v1::BINDING_EVENT_TYPE_CREATED
                     : (source_changed ? v1::BINDING_EVENT_TYPE_SOURCE_CHANGED : v1::BINDING_EVENT_TYPE_REFRESHED),
-          binding, now);
+          binding, r.now);
 
+  v1::AllocateBindingResponse response;
+  *response.mutable_suggested_expires() = ToProto(r.granted);
   response.set_created(!existing);
   response.set_source_changed(source_changed);
   *response.mutable_binding() = std::move(binding);
   return response;
+}
+
+absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::AllocateBindingRequest& request,
+                                                                     const grpcutil::Caller& caller) {
+  ASSIGN_OR_RETURN(Registration r, Prepare(request, caller));
+  if (r.unregister) return Unregister(r, request);
+  absl::StatusOr<BindingChange> change = store_->Upsert(r.identity, r.candidate, r.limits);
+  for (int draw = 1; absl::IsAlreadyExists(change.status()) && draw < kMaxIdDraws; ++draw) {
+    r.candidate.set_binding_id(NewBindingId());
+    change = store_->Upsert(r.identity, r.candidate, r.limits);
+  }
+  return Complete(r, std::move(change));
+}
+
+void BindingManager::AllocateAsync(const v1::AllocateBindingRequest& request, const grpcutil::Caller& caller,
+                                   AllocateDone done) {
+  auto prepared = Prepare(request, caller);
+  if (!prepared.ok()) return done(prepared.status());
+  if (prepared->unregister) return done(Unregister(*prepared, request));
+  Store(std::make_shared<Registration>(*std::move(prepared)), 1, std::move(done));
+}
+
+void BindingManager::Store(std::shared_ptr<Registration> r, int draw, AllocateDone done) {
+  store_->UpsertAsync(r->identity, r->candidate, r->limits,
+                      [this, r, draw, done = std::move(done)](absl::StatusOr<BindingChange> change) mutable {
+                        if (absl::IsAlreadyExists(change.status()) && draw < kMaxIdDraws) {
+                          r->candidate.set_binding_id(NewBindingId());  // taken: draw another
+                          return Store(std::move(r), draw + 1, std::move(done));
+                        }
+                        done(Complete(*r, std::move(change)));
+                      });
 }
 
 absl::StatusOr<v1::Binding> BindingManager::Get(const std::string& binding_id, const grpcutil::Caller& caller) {

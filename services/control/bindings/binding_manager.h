@@ -4,6 +4,7 @@
 // Holds no lock and no state of its own: every change is one atomic BindingStore operation, so any
 // number of control replicas may serve the same bindings.
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -41,6 +42,10 @@ class BindingManager {
   // another binding, and another PBX's binding is NOT_FOUND to the caller (no oracle).
   absl::StatusOr<v1::AllocateBindingResponse> Allocate(const v1::AllocateBindingRequest& request,
                                                        const grpcutil::Caller& caller);
+  // The same without blocking on the store: `done` runs once, possibly on the store's I/O thread
+  // (a remote store), with what Allocate would return.
+  using AllocateDone = std::function<void(absl::StatusOr<v1::AllocateBindingResponse>)>;
+  void AllocateAsync(const v1::AllocateBindingRequest& request, const grpcutil::Caller& caller, AllocateDone done);
   absl::StatusOr<v1::Binding> Get(const std::string& binding_id, const grpcutil::Caller& caller);
   absl::StatusOr<v1::ListBindingsResponse> List(const v1::ListBindingsRequest& request, const grpcutil::Caller& caller);
   absl::StatusOr<v1::Binding> Release(const std::string& binding_id, const grpcutil::Caller& caller);
@@ -54,6 +59,24 @@ class BindingManager {
   void OnKeepaliveEvent(const std::string& worker_id, const v1::KeepaliveEvent& event);
 
  private:
+  // A REGISTER checked and decided, before the store is touched.
+  struct Registration {
+    explicit Registration(sip::Contact c) : contact(std::move(c)) {}
+    sip::Contact contact;
+    BindingIdentity identity;
+    v1::Binding candidate;
+    BindingLimits limits;
+    absl::Duration granted;
+    absl::Time now;
+    std::string source;  // for the log line of a source change
+    bool unregister = false;
+  };
+  absl::StatusOr<Registration> Prepare(const v1::AllocateBindingRequest& request, const grpcutil::Caller& caller) const;
+  absl::StatusOr<v1::AllocateBindingResponse> Unregister(Registration& r, const v1::AllocateBindingRequest& request);
+  // What the store's answer means: counters, keepalive observer, event, the reply.
+  absl::StatusOr<v1::AllocateBindingResponse> Complete(Registration& r, absl::StatusOr<BindingChange> change);
+  // UpsertAsync, drawing another id (up to kMaxIdDraws in all) if the drawn one is taken.
+  void Store(std::shared_ptr<Registration> r, int draw, AllocateDone done);
   // A stored record with its derived fields filled in, as every reply and event carries it.
   absl::StatusOr<v1::Binding> Decorated(v1::Binding binding);
   void CountVerdict(const v1::Binding& binding, int delta);

@@ -16,6 +16,7 @@
 //   `max_per_owner` (only "pbx/..." owners are counted): RESOURCE_EXHAUSTED naming the config field.
 // - Expiry is the record's expires_at; TakeExpired removes what is due, each record once.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,6 +62,13 @@ class BindingStore {
   // Creates or refreshes the binding of `identity` from `candidate` (see the rules above).
   virtual absl::StatusOr<BindingChange> Upsert(const BindingIdentity& identity, const v1::Binding& candidate,
                                                const BindingLimits& limits) = 0;
+  // Upsert without blocking the caller on a remote store: `done` runs once, possibly on the store's
+  // I/O thread (so it must not block either). In-memory stores answer at once.
+  using UpsertDone = std::function<void(absl::StatusOr<BindingChange>)>;
+  virtual void UpsertAsync(const BindingIdentity& identity, const v1::Binding& candidate, const BindingLimits& limits,
+                           UpsertDone done) {
+    done(Upsert(identity, candidate, limits));
+  }
   // Removes the binding of `identity`; NOT_FOUND if there is none.
   virtual absl::StatusOr<v1::Binding> RemoveIdentity(const BindingIdentity& identity) = 0;
   // Removes binding `binding_id` if it exists and, when `owner` is given, belongs to it; NOT_FOUND

@@ -8,8 +8,9 @@
 
 namespace latchkey::control::redis {
 
-absl::StatusOr<RedisReply> CallFunction(RedisClient& client, const std::string& prefix, const char* function,
-                                        std::vector<std::string> args) {
+namespace {
+
+std::vector<std::string> FcallArgv(const std::string& prefix, const char* function, std::vector<std::string> args) {
   std::vector<std::string> argv;
   argv.reserve(args.size() + 4);
   argv.push_back("FCALL");
@@ -17,7 +18,10 @@ absl::StatusOr<RedisReply> CallFunction(RedisClient& client, const std::string& 
   argv.push_back("1");
   argv.push_back(prefix);
   for (std::string& arg : args) argv.push_back(std::move(arg));
-  auto reply = client.Call(std::move(argv));
+  return argv;
+}
+
+absl::StatusOr<RedisReply> Checked(const char* function, absl::StatusOr<RedisReply> reply) {
   if (!reply.ok()) return reply.status();
   if (reply->is_error()) {
     if (reply->str.find("Function not found") != std::string::npos) {
@@ -26,6 +30,21 @@ absl::StatusOr<RedisReply> CallFunction(RedisClient& client, const std::string& 
     return absl::InternalError(absl::StrCat("redis: ", function, ": ", reply->str));
   }
   return reply;
+}
+
+}  // namespace
+
+absl::StatusOr<RedisReply> CallFunction(RedisClient& client, const std::string& prefix, const char* function,
+                                        std::vector<std::string> args) {
+  return Checked(function, client.Call(FcallArgv(prefix, function, std::move(args))));
+}
+
+void CallFunctionAsync(RedisClient& client, const std::string& prefix, const char* function,
+                       std::vector<std::string> args, std::function<void(absl::StatusOr<RedisReply>)> done) {
+  client.CallAsync(FcallArgv(prefix, function, std::move(args)),
+                   [function, done = std::move(done)](absl::StatusOr<RedisReply> reply) {
+                     done(Checked(function, std::move(reply)));
+                   });
 }
 
 int64_t ReplyInt(const RedisReply& reply) {

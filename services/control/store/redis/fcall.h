@@ -2,6 +2,7 @@
 // Calling the stores' Redis functions: one FCALL with the key prefix as its one key, and loading
 // the function libraries on every connection.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,11 @@ namespace latchkey::control::redis {
 // functions are missing (a fresh primary before its first load), INTERNAL otherwise.
 absl::StatusOr<RedisReply> CallFunction(RedisClient& client, const std::string& prefix, const char* function,
                                         std::vector<std::string> args);
+
+// The same without blocking: `done` runs once, on the client's loop thread (or at once when the call
+// fails fast).
+void CallFunctionAsync(RedisClient& client, const std::string& prefix, const char* function,
+                       std::vector<std::string> args, std::function<void(absl::StatusOr<RedisReply>)> done);
 
 // An integer reply, or a string one holding a number; 0 otherwise.
 int64_t ReplyInt(const RedisReply& reply);

@@ -71,15 +71,17 @@ absl::StatusOr<RedisReply> RedisBindingStore::Fcall(const char* function, std::v
   return CallFunction(*client_, prefix_, function, std::move(args));
 }
 
-absl::StatusOr<BindingChange> RedisBindingStore::Upsert(const BindingIdentity& identity, const v1::Binding& candidate,
-                                                        const BindingLimits& limits) {
-  if (candidate.binding_id().empty()) return absl::InvalidArgumentError("binding_id: required for a new binding");
-  const bool counted = CountedOwner(identity.owner);
-  auto reply = Fcall("lk_b2_upsert",
-                     {IdentityKey(identity), candidate.binding_id(), RequestPart(candidate), identity.owner,
-                      absl::StrCat(absl::ToUnixMicros(FromProto(candidate.created_at()))), SourceOf(candidate),
-                      absl::StrCat(absl::ToUnixMillis(FromProto(candidate.expires_at()))),
-                      absl::StrCat(limits.max_total), absl::StrCat(limits.max_per_owner), counted ? "1" : "0"});
+std::vector<std::string> RedisBindingStore::UpsertArgs(const BindingIdentity& identity, const v1::Binding& candidate,
+                                                       const BindingLimits& limits) {
+  return {IdentityKey(identity), candidate.binding_id(), RequestPart(candidate), identity.owner,
+          absl::StrCat(absl::ToUnixMicros(FromProto(candidate.created_at()))), SourceOf(candidate),
+          absl::StrCat(absl::ToUnixMillis(FromProto(candidate.expires_at()))), absl::StrCat(limits.max_total),
+          absl::StrCat(limits.max_per_owner), CountedOwner(identity.owner) ? "1" : "0"};
+}
+
+absl::StatusOr<BindingChange> RedisBindingStore::UpsertResult(const BindingIdentity& identity,
+                                                              const v1::Binding& candidate, const BindingLimits& limits,
+                                                              absl::StatusOr<RedisReply> reply) {
   if (!reply.ok()) return reply.status();
   const std::vector<RedisReply>& e = reply->elements;
   if (e.empty()) return absl::InternalError("redis: lk_b2_upsert: empty reply");
@@ -114,6 +116,24 @@ absl::StatusOr<BindingChange> RedisBindingStore::Upsert(const BindingIdentity& i
     }
   }
   return absl::InternalError(absl::StrCat("redis: lk_b2_upsert: unexpected reply ", reply->DebugString()));
+}
+
+absl::StatusOr<BindingChange> RedisBindingStore::Upsert(const BindingIdentity& identity, const v1::Binding& candidate,
+                                                        const BindingLimits& limits) {
+  if (candidate.binding_id().empty()) return absl::InvalidArgumentError("binding_id: required for a new binding");
+  return UpsertResult(identity, candidate, limits, Fcall("lk_b2_upsert", UpsertArgs(identity, candidate, limits)));
+}
+
+void RedisBindingStore::UpsertAsync(const BindingIdentity& identity, const v1::Binding& candidate,
+                                    const BindingLimits& limits, UpsertDone done) {
+  if (candidate.binding_id().empty()) {
+    done(absl::InvalidArgumentError("binding_id: required for a new binding"));
+    return;
+  }
+  CallFunctionAsync(*client_, prefix_, "lk_b2_upsert", UpsertArgs(identity, candidate, limits),
+                    [identity, candidate, limits, done = std::move(done)](absl::StatusOr<RedisReply> reply) {
+                      done(UpsertResult(identity, candidate, limits, std::move(reply)));
+                    });
 }
 
 absl::StatusOr<v1::Binding> RedisBindingStore::RemoveIdentity(const BindingIdentity& identity) {

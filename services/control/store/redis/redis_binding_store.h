@@ -6,6 +6,7 @@
 // binding_record without parsing protobuf. Redis unreachable or failing over: UNAVAILABLE.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "services/control/store/binding_store.h"
 #include "services/control/store/redis/redis_client.h"
@@ -20,6 +21,9 @@ class RedisBindingStore : public BindingStore {
 
   absl::StatusOr<BindingChange> Upsert(const BindingIdentity& identity, const v1::Binding& candidate,
                                        const BindingLimits& limits) override;
+  // One FCALL whose reply completes `done` on the client's loop thread: no RPC thread waits.
+  void UpsertAsync(const BindingIdentity& identity, const v1::Binding& candidate, const BindingLimits& limits,
+                   UpsertDone done) override;
   absl::StatusOr<v1::Binding> RemoveIdentity(const BindingIdentity& identity) override;
   absl::StatusOr<v1::Binding> Remove(const std::string& binding_id, const std::optional<std::string>& owner) override;
   absl::StatusOr<v1::Binding> Get(const std::string& binding_id) override;
@@ -31,6 +35,10 @@ class RedisBindingStore : public BindingStore {
 
  private:
   absl::StatusOr<RedisReply> Fcall(const char* function, std::vector<std::string> args);
+  static std::vector<std::string> UpsertArgs(const BindingIdentity& identity, const v1::Binding& candidate,
+                                             const BindingLimits& limits);
+  static absl::StatusOr<BindingChange> UpsertResult(const BindingIdentity& identity, const v1::Binding& candidate,
+                                                    const BindingLimits& limits, absl::StatusOr<RedisReply> reply);
 
   RedisClient* client_;
   const std::string prefix_;
