@@ -4,6 +4,7 @@
 // store against a real redis-server (tests/integration/redis_store_test.cc).
 #include <atomic>
 #include <functional>
+#include <ostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -70,6 +71,8 @@ struct BindingStoreFactory {
   std::function<std::unique_ptr<BindingStore>()> make;
   std::function<std::string()> skip_reason = [] { return std::string(); };
 };
+// gtest prints the parameter in test names and failures: its name, not its bytes.
+inline void PrintTo(const BindingStoreFactory& factory, std::ostream* os) { *os << factory.name; }
 
 class BindingStoreContract : public ::testing::TestWithParam<BindingStoreFactory> {
  protected:

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <ostream>
 #include <memory>
 #include <latch>
 #include <string>
@@ -118,6 +119,8 @@ struct SessionStoreFactory {
   std::function<std::unique_ptr<SessionStore>()> make;
   std::function<std::string()> skip_reason = [] { return std::string(); };
 };
+// gtest prints the parameter in test names and failures: its name, not its bytes.
+inline void PrintTo(const SessionStoreFactory& factory, std::ostream* os) { *os << factory.name; }
 
 class SessionStoreContract : public ::testing::TestWithParam<SessionStoreFactory> {
  protected:
