@@ -110,7 +110,7 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
       [workers](const std::string& ip, uint32_t port) { return workers->IsRelayMediaAddress(ip, port); });
   s.worker_sessions_ = std::make_unique<WorkerSessions>(s.stores_.sessions.get(), s.session_writer_.get(),
                                                         s.relay_sessions_.get(), workers, metrics,
-                                                        config.max_sessions_per_pbx());
+                                                        config.max_sessions_per_pbx(), s.stores_.durable);
   s.session_sweeper_ = std::make_unique<SessionSweeper>(s.stores_.sessions.get(), s.session_writer_.get());
   s.nat_service_ = std::make_unique<NatControlServiceImpl>(s.bindings_.get(), s.sessions_.get(), s.workers_.get(),
                                                            s.binding_events_.get(), s.session_events_.get(),

@@ -74,7 +74,8 @@ grpc::ServerUnaryReactor* NatControlServiceImpl::AllocateBinding(grpc::CallbackS
   const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/AllocateBinding");
   if (!in.ok()) return Finish(context, in.status);
   // Finished from wherever the store answers (a Redis store: its loop thread), so no gRPC thread
-  // waits on the store.
+  // waits on the store's write, the hot path of every REGISTER. (An un-REGISTER, and the other
+  // binding and session RPCs, still wait on their store calls.)
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   bindings_->AllocateAsync(*request, in.caller, [reactor, response](absl::StatusOr<v1::AllocateBindingResponse> result) {
     reactor->Finish(Reply(std::move(result), response));

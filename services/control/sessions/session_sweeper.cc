@@ -18,26 +18,29 @@ size_t SessionSweeper::SweepExpired() {
     // Listed, not taken: a session must stay readable while its worker is told to delete it.
     auto expired = store_->ListExpired(now, kBatch);
     if (!expired.ok() || expired->empty()) break;
-    size_t handled = 0;
+    // Sessions this batch moved on (ended, removed, re-dated): a batch that moves none would be
+    // listed again as it is, so the sweep stops there and the next one tries again.
+    size_t progressed = 0;
     for (v1::Session& session : *expired) {
-      ++handled;
       if (ExpiryOf(session, writer_->timeouts()) > now) {
         // Stored with an earlier deadline than its record implies (written under other timeouts):
         // store the right one, or it would stay at the head of the index and stall later sweeps.
-        writer_->Write(session).IgnoreError();
+        if (writer_->Write(session).ok()) ++progressed;
         continue;
       }
       if (session.state() == v1::SESSION_STATE_ENDED) {
-        store_->Remove(session.session_id(), session.version()).IgnoreError();  // kept for its retention only
+        // Kept for its retention only.
+        if (store_->Remove(session.session_id(), session.version()).ok()) ++progressed;
         continue;
       }
       const v1::SessionEventType reason = now >= FinalDeadlineOf(session, writer_->timeouts())
                                               ? v1::SESSION_EVENT_TYPE_FINAL_TIMEOUT
                                               : v1::SESSION_EVENT_TYPE_EXPIRED;
       bool ended_here = false;
-      if (writer_->End(std::move(session), reason, /*tell_worker=*/true, &ended_here).ok() && ended_here) ++ended;
+      if (writer_->End(std::move(session), reason, /*tell_worker=*/true, &ended_here).ok()) ++progressed;
+      if (ended_here) ++ended;
     }
-    if (expired->size() < kBatch || handled == 0) break;
+    if (expired->size() < kBatch || progressed == 0) break;
   }
   return ended;
 }

@@ -7,12 +7,12 @@
 namespace latchkey::control {
 
 absl::StatusOr<v1::Session> SessionWriter::Write(const v1::Session& session, uint64_t max_live_per_owner,
-                                                 uint64_t initial_version) {
+                                                 uint64_t min_version) {
   SessionWrite write;
   write.expected_version = session.version();
   write.expires_at = ExpiryOf(session, timeouts_);
   write.max_live_per_owner = max_live_per_owner;
-  write.initial_version = initial_version;
+  write.min_version = min_version;
   return store_->Write(session, write);
 }
 

@@ -36,7 +36,7 @@ class SessionWriter {
   // Writes `session` if the store still holds the version it carries (0: a new session); returns it
   // as stored. ABORTED when another write came first.
   absl::StatusOr<v1::Session> Write(const v1::Session& session, uint64_t max_live_per_owner = UINT64_MAX,
-                                    uint64_t initial_version = 1);
+                                    uint64_t min_version = 0);
 
   // Reads session `session_id`, applies `change` and writes the result; on ABORTED (from the store,
   // or from `change`: a relay that has a newer version), again from the newer record. `change` may

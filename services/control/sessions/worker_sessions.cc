@@ -12,6 +12,9 @@ namespace latchkey::control {
 namespace {
 
 constexpr size_t kPage = 1000;
+// Versions a worker may announce: enough for any real call, and far from where 64-bit counters (or
+// Redis's Lua numbers, exact to 2^53) would wrap or lose precision.
+constexpr uint64_t kMaxAnnouncedVersion = uint64_t{1} << 40;
 
 }  // namespace
 
@@ -19,6 +22,10 @@ absl::Status WorkerSessions::CheckAnnounced(const std::string& worker_id, uint32
                                            const google::protobuf::RepeatedPtrField<v1::Session>& sessions) {
   for (int i = 0; i < sessions.size(); ++i) {
     const v1::Session& announced = sessions[i];
+    if (announced.version() > kMaxAnnouncedVersion) {
+      return absl::InvalidArgumentError(absl::StrCat("sessions[", i, "].version: ", announced.version(),
+                                                     " is above ", kMaxAnnouncedVersion));
+    }
     auto known = store_->Get(announced.session_id());
     if (known.ok() && known->worker_id() != worker_id && known->state() != v1::SESSION_STATE_ENDED) {
       return absl::PermissionDeniedError(absl::StrCat("sessions[", i, "]: session ", Excerpt(announced.session_id()),
@@ -56,9 +63,22 @@ std::vector<v1::Session> WorkerSessions::LiveSessionsOf(const std::string& worke
 bool WorkerSessions::Adopt(const std::string& worker_id, const v1::Session& announced) {
   auto known = store_->Get(announced.session_id());
   if (!known.ok() && !absl::IsNotFound(known.status())) return false;
-  const bool revive = !known.ok() || (known->state() == v1::SESSION_STATE_ENDED &&
-                                      known->end_reason() == v1::SESSION_EVENT_TYPE_WORKER_LOST);
-  if (!revive) return false;
+  // Revived: a call control ended because this very worker went silent. Adopted: one control does
+  // not know at all, which only a store that forgets on restart explains; a durable store knows
+  // every call it placed, so there an unknown one is a worker's invention and refused.
+  const bool revive = known.ok() && known->state() == v1::SESSION_STATE_ENDED &&
+                      known->end_reason() == v1::SESSION_EVENT_TYPE_WORKER_LOST && known->worker_id() == worker_id;
+  const bool adopt = !known.ok() && !durable_store_;
+  if (!revive && !adopt) {
+    if (!known.ok() || known->worker_id() != worker_id) {
+      metrics_->sessions_adoption_refused->Increment();
+      log::LogWarning("announced session refused")
+          .Kv("worker_id", worker_id)
+          .Kv("session_id", announced.session_id())
+          .Kv("reason", known.ok() ? "placed on another worker" : "unknown to a durable store");
+    }
+    return false;
+  }
   v1::Session session = announced;
   if (known.ok()) {
     // A call control still remembers keeps who owns it and what it is: a worker reports only what
@@ -68,11 +88,11 @@ bool WorkerSessions::Adopt(const std::string& worker_id, const v1::Session& anno
     session.mutable_caller()->set_tag(known->caller().tag());
     *session.mutable_created_at() = known->created_at();
     *session.mutable_options() = known->options();
-    session.set_version(known->version());
+    session.set_version(known->version());  // written as known + 1, or the relay's if higher
   } else {
     // Control restarted and has only the worker's word: never let it take over a live call's
     // Call-ID (a re-INVITE would follow it), nor claim a creation time in the future.
-    session.set_version(0);  // created, at the version the relay holds (below)
+    session.set_version(0);  // created at the version the relay holds (below)
     if (FromProto(session.created_at()) > writer_->Now()) *session.mutable_created_at() = ToProto(writer_->Now());
   }
   session.set_worker_id(worker_id);

@@ -18,14 +18,17 @@ namespace latchkey::control {
 
 class WorkerSessions {
  public:
+  // `durable_store`: the store outlives control restarts (Redis), so a session it does not know was
+  // never placed and is not adopted from a worker's word.
   WorkerSessions(SessionStore* store, SessionWriter* writer, RelaySessions* relay, const WorkerRegistry* workers,
-                 ControlMetrics* metrics, uint64_t max_sessions_per_pbx)
+                 ControlMetrics* metrics, uint64_t max_sessions_per_pbx, bool durable_store = false)
       : store_(store),
         writer_(writer),
         relay_(relay),
         workers_(workers),
         metrics_(metrics),
-        max_sessions_per_pbx_(max_sessions_per_pbx) {}
+        max_sessions_per_pbx_(max_sessions_per_pbx),
+        durable_store_(durable_store) {}
 
   // What a worker may announce on (re-)registration: none of the sessions may be another live
   // worker's, and their relay ports must lie in the worker's own range (PERMISSION_DENIED naming the
@@ -54,6 +57,7 @@ class WorkerSessions {
   const WorkerRegistry* workers_;
   ControlMetrics* metrics_;
   const uint64_t max_sessions_per_pbx_;
+  const bool durable_store_;
 };
 
 }  // namespace latchkey::control

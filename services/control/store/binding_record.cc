@@ -1,5 +1,6 @@
 #include "services/control/store/binding_record.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace latchkey::control {
@@ -28,6 +29,11 @@ std::string IdentityPrefix(const BindingFilter& filter) {
   if (!filter.owner) return "";
   const char sep[] = {kIdentitySeparator, '\0'};
   return filter.aor.empty() ? absl::StrCat(*filter.owner, sep) : absl::StrCat(*filter.owner, sep, filter.aor, sep);
+}
+
+absl::Status CheckCursorInRange(const std::string& cursor, const std::string& prefix) {
+  if (cursor.empty() || absl::StartsWith(cursor, prefix)) return absl::OkStatus();
+  return absl::InvalidArgumentError("page_token: not a token of this listing");
 }
 
 std::string AorOfIdentityKey(const std::string& key) {

@@ -3,6 +3,8 @@
 // store implementation (and its tests) share one definition.
 #include <string>
 
+#include "absl/status/status.h"
+
 #include "latchkey/v1/nat_control.pb.h"
 #include "services/control/store/binding_store.h"
 
@@ -22,6 +24,9 @@ inline constexpr char kIdentitySeparator = '\x1f';
 std::string IdentityKey(const BindingIdentity& identity);
 // The range prefix for a filter: "owner\x1f" or "owner\x1faor\x1f"; "" without an owner.
 std::string IdentityPrefix(const BindingFilter& filter);
+// A listing cursor must lie inside the listing's range: a page token is the caller's to forge, and
+// one naming another owner's range must not read it. INVALID_ARGUMENT naming page_token.
+absl::Status CheckCursorInRange(const std::string& cursor, const std::string& prefix);
 // The AOR part of an identity key ("" if malformed).
 std::string AorOfIdentityKey(const std::string& key);
 

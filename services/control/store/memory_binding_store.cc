@@ -143,6 +143,7 @@ absl::StatusOr<std::optional<v1::Binding>> MemoryBindingStore::SetReachability(c
 absl::StatusOr<BindingPage> MemoryBindingStore::List(const BindingFilter& filter, const std::string& cursor,
                                                      size_t limit) {
   const std::string prefix = IdentityPrefix(filter);
+  if (absl::Status s = CheckCursorInRange(cursor, prefix); !s.ok()) return s;
   const bool filter_aor = !filter.owner && !filter.aor.empty();
   BindingPage page;
   absl::MutexLock lock(&mu_);

@@ -1,7 +1,7 @@
 #pragma once
 // The embedded binding store: ordered maps in memory under one lock, so each operation is atomic.
 // State is lost on restart (endpoints re-register within their expiry). Records are kept serialized:
-// about 0.7 KiB per binding.
+// about 0.85 KiB per binding.
 //   Upsert, Remove*, Get, SetReachability: O(log n); List: O(log n + scanned); TakeExpired:
 //   O(expired · log n); Count: O(1).
 #include <cstdint>

@@ -70,7 +70,8 @@ absl::StatusOr<v1::Session> MemorySessionStore::Write(const v1::Session& session
   }
 
   Record record;
-  record.version = existing == records_.end() ? std::max<uint64_t>(1, write.initial_version) : existing->second.version + 1;
+  record.version =
+      std::max<uint64_t>(existing == records_.end() ? 1 : existing->second.version + 1, write.min_version);
   record.live = live;
   record.owner = std::move(std::get<0>(key));
   record.call_id = std::move(std::get<1>(key));

@@ -36,6 +36,7 @@ absl::StatusOr<Stores> OpenStores(const v1::ControlConfig& config) {
   stores.bindings = std::make_unique<redis::RedisBindingStore>(stores.redis.get(), config.store_key_prefix());
   stores.sessions = std::make_unique<redis::RedisSessionStore>(stores.redis.get(), config.store_key_prefix());
   stores.description = store;
+  stores.durable = true;
   return stores;
 }
 

@@ -17,6 +17,7 @@ struct Stores {
   std::unique_ptr<BindingStore> bindings;
   std::unique_ptr<SessionStore> sessions;
   std::string description;  // for the start-up log line: "memory", "redis+sentinel://..."
+  bool durable = false;      // outlives a control restart: what it does not know was never stored
 };
 
 absl::StatusOr<Stores> OpenStores(const v1::ControlConfig& config);

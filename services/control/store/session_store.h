@@ -33,9 +33,10 @@ struct SessionWrite {
   absl::Time expires_at = absl::InfiniteFuture();
   // Checked only when the write makes a session live that was not (a creation or adoption).
   uint64_t max_live_per_owner = UINT64_MAX;
-  // A created record's version (at least 1): an adopted session starts at the version its relay
-  // holds, so that the relay takes the next update (it refuses versions older than its own).
-  uint64_t initial_version = 1;
+  // The written version is at least this (and at least 1 on creation, previous + 1 otherwise): an
+  // adopted or revived session is stored at the version its relay holds, so that the relay takes the
+  // next update (it refuses versions older than its own).
+  uint64_t min_version = 0;
 };
 
 struct SessionFilter {

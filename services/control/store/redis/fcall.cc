@@ -47,6 +47,11 @@ void CallFunctionAsync(RedisClient& client, const std::string& prefix, const cha
                    });
 }
 
+int64_t CeilUnixMillis(absl::Time t) {
+  const int64_t ms = absl::ToUnixMillis(t);
+  return absl::FromUnixMillis(ms) < t ? ms + 1 : ms;
+}
+
 int64_t ReplyInt(const RedisReply& reply) {
   if (reply.type == RedisReply::Type::kInteger) return reply.integer;
   int64_t value = 0;

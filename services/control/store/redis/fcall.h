@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "services/control/store/redis/redis_client.h"
 
 namespace latchkey::control::redis {
@@ -20,6 +21,9 @@ absl::StatusOr<RedisReply> CallFunction(RedisClient& client, const std::string& 
 // fails fast).
 void CallFunctionAsync(RedisClient& client, const std::string& prefix, const char* function,
                        std::vector<std::string> args, std::function<void(absl::StatusOr<RedisReply>)> done);
+
+// Milliseconds since the epoch, rounded up: an expiry stored in Redis never falls due early.
+int64_t CeilUnixMillis(absl::Time t);
 
 // An integer reply, or a string one holding a number; 0 otherwise.
 int64_t ReplyInt(const RedisReply& reply);

@@ -75,7 +75,7 @@ std::vector<std::string> RedisBindingStore::UpsertArgs(const BindingIdentity& id
                                                        const BindingLimits& limits) {
   return {IdentityKey(identity), candidate.binding_id(), RequestPart(candidate), identity.owner,
           absl::StrCat(absl::ToUnixMicros(FromProto(candidate.created_at()))), SourceOf(candidate),
-          absl::StrCat(absl::ToUnixMillis(FromProto(candidate.expires_at()))), absl::StrCat(limits.max_total),
+          absl::StrCat(CeilUnixMillis(FromProto(candidate.expires_at()))), absl::StrCat(limits.max_total),
           absl::StrCat(limits.max_per_owner), CountedOwner(identity.owner) ? "1" : "0"};
 }
 
@@ -171,6 +171,7 @@ absl::StatusOr<std::optional<v1::Binding>> RedisBindingStore::SetReachability(co
 absl::StatusOr<BindingPage> RedisBindingStore::List(const BindingFilter& filter, const std::string& cursor,
                                                     size_t limit) {
   const std::string prefix = IdentityPrefix(filter);
+  if (absl::Status s = CheckCursorInRange(cursor, prefix); !s.ok()) return s;
   auto [min, max] = LexRange(prefix, cursor);
   const std::string aor_filter = !filter.owner ? filter.aor : "";
   auto reply = Fcall("lk_b2_list", {std::move(min), std::move(max), absl::StrCat(limit), aor_filter});

@@ -651,10 +651,10 @@ class RedisClient::Core {
   std::string drop_reason_;  // non-empty: the connection is being dropped for this reason
   std::string last_logged_failure_;
   int failures_ = 0;
-  size_t unreplied_ = 0;
+  size_t unreplied_ = 0;  // commands failed by the connection being closed, for its log line
   bool exiting_ = false;  // the client is being destroyed
   bool role_check_pending_ = false;
-  Clock::time_point next_role_check_;  // commands failed by the connection being closed, for its log line
+  Clock::time_point next_role_check_;
   Clock::time_point reconnect_at_;
   Clock::time_point connect_started_;
   std::minstd_rand rng_;

@@ -79,8 +79,8 @@ absl::StatusOr<v1::Session> RedisSessionStore::Write(const v1::Session& session,
   const bool live = session.state() != v1::SESSION_STATE_ENDED;
   auto reply = Fcall("lk_s1_write",
                      {session.session_id(), record.SerializeAsString(), absl::StrCat(write.expected_version),
-                      write.expires_at == absl::InfiniteFuture() ? "" : absl::StrCat(absl::ToUnixMillis(write.expires_at)),
-                      absl::StrCat(write.max_live_per_owner), absl::StrCat(write.initial_version), live ? "1" : "0",
+                      write.expires_at == absl::InfiniteFuture() ? "" : absl::StrCat(CeilUnixMillis(write.expires_at)),
+                      absl::StrCat(write.max_live_per_owner), absl::StrCat(write.min_version), live ? "1" : "0",
                       session.owner(), CallKey(session.owner(), session.call_id(), session.caller().tag()),
                       session.worker_id()});
   if (!reply.ok()) return reply.status();

@@ -24,12 +24,12 @@ local function unindex(p, id, r)
   redis.call('ZREM', p .. 'sx', id)
 end
 
--- ARGV: id, rec, expected version, expires ms ('' for none), max live per owner, initial version,
+-- ARGV: id, rec, expected version, expires ms ('' for none), max live per owner, minimum version,
 -- live (1/0), owner, call key, worker id. Returns {'ok', version} or {'error', code, detail}.
 local function write(keys, args)
   local p = keys[1]
   local id, rec, expected, exp = args[1], args[2], tonumber(args[3]), args[4]
-  local max_live, initial, live, own, ck, wrk = tonumber(args[5]), tonumber(args[6]), args[7] == '1', args[8], args[9], args[10]
+  local max_live, min_ver, live, own, ck, wrk = tonumber(args[5]), tonumber(args[6]), args[7] == '1', args[8], args[9], args[10]
   local cur = load(p, id)
   if expected == 0 then
     if cur then return {'error', 'exists', ''} end
@@ -47,7 +47,7 @@ local function write(keys, args)
     if held >= max_live then return {'error', 'limit', tostring(held)} end
   end
   if cur then unindex(p, id, cur) end
-  local ver = cur and (cur.ver + 1) or math.max(1, initial)
+  local ver = math.max(cur and (cur.ver + 1) or 1, min_ver)
   redis.call('HSET', p .. 's:' .. id, 'rec', rec, 'ver', ver, 'live', live and '1' or '0', 'own', own, 'ck', ck,
              'wrk', wrk, 'exp', exp)
   redis.call('ZADD', p .. 'sa', 0, id)
@@ -117,8 +117,8 @@ local function list(keys, args)
       taken = taken + 1
     end
   end
-  -- The scan budget ran out with the page not full: continue after the last id looked at.
-  if #ids == scan and taken < limit then out[1] = ids[#ids] end
+  -- The scan budget ran out: continue after the last id looked at (later ones may match).
+  if #ids == scan then out[1] = ids[#ids] end
   return out
 end
 

@@ -360,3 +360,49 @@ TEST_F(WorkerSessionsTest, WorkerLostEndsMoreThanOnePageOfSessions) {
 
 }  // namespace
 }  // namespace latchkey::control
+
+namespace latchkey::control {
+namespace {
+
+// A durable store knows every call control placed: a worker announcing one it does not know is
+// refused, and only the worker a call was lost on may bring it back.
+class DurableWorkerSessionsTest : public WorkerSessionsTest {
+ protected:
+  DurableWorkerSessionsTest()
+      : durable_(&store_, &writer_, &relay_, &workers_, &metrics_, kMaxPerPbx, /*durable_store=*/true) {}
+  WorkerSessions durable_;
+};
+
+TEST_F(DurableWorkerSessionsTest, UnknownAnnouncedSessionsAreRefused) {
+  durable_.AdoptFromWorker("w1", Announce({LiveSession("forged", "w1", "pbx/victim")}), kT0);
+  EXPECT_EQ(store_.Get("forged").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_.LiveCount("pbx/victim").value_or(99), 0u);
+  EXPECT_EQ(metrics_.sessions_adopted->Value(), 0.0);
+  EXPECT_EQ(metrics_.sessions_adoption_refused->Value(), 1.0);
+}
+
+TEST_F(DurableWorkerSessionsTest, OnlyTheWorkerACallWasLostOnRevivesIt) {
+  Put(LiveSession("s1", "w1"));
+  ASSERT_TRUE(writer_.End(Stored("s1"), v1::SESSION_EVENT_TYPE_WORKER_LOST, false).ok());
+  durable_.AdoptFromWorker("w2", Announce({LiveSession("s1", "w2")}), kT0);
+  EXPECT_EQ(Stored("s1").state(), v1::SESSION_STATE_ENDED);
+  EXPECT_EQ(metrics_.sessions_adoption_refused->Value(), 1.0);
+
+  v1::Session announced = LiveSession("s1", "w1");
+  announced.set_version(9);  // the relay heard of a later state than the store kept
+  durable_.AdoptFromWorker("w1", Announce({announced}), kT0);
+  EXPECT_NE(Stored("s1").state(), v1::SESSION_STATE_ENDED);
+  EXPECT_EQ(Stored("s1").worker_id(), "w1");
+  EXPECT_EQ(Stored("s1").version(), 9u);  // at least the relay's, so it takes the next update
+}
+
+TEST_F(WorkerSessionsTest, AnnouncedVersionsNearTheCounterLimitAreRefused) {
+  v1::Session announced = LiveSession("s1", "w1");
+  announced.set_version(UINT64_MAX);
+  auto refused = sessions_.CheckAnnounced("w1", 0, 0, Announce({announced}));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("sessions[0].version"));
+}
+
+}  // namespace
+}  // namespace latchkey::control

@@ -196,6 +196,21 @@ TEST_P(BindingStoreContract, SetReachabilityReportsOnlyChangesAndNeverRevives) {
   EXPECT_EQ(store.Get("b1").status().code(), absl::StatusCode::kNotFound);
 }
 
+// A page token is the caller's to forge: one naming another owner's range reads nothing of it.
+TEST_P(BindingStoreContract, ACursorOutsideTheListingsRangeIsRefused) {
+  BindingStore& store = *store_;
+  ASSERT_TRUE(store.Upsert(Identity("pbx/a", "sip:a@x"), Candidate("b1", "sip:a@x", kT0), {}).ok());
+  ASSERT_TRUE(store.Upsert(Identity("pbx/b", "sip:b@x"), Candidate("b2", "sip:b@x", kT0), {}).ok());
+  const std::string into_a = std::string("pbx/a") + '\x1f';
+  for (const std::string& forged : {into_a, std::string("pbx/"), std::string("a")}) {
+    auto page = store.List(OwnerFilter("pbx/b"), forged, 10);
+    EXPECT_EQ(page.status().code(), absl::StatusCode::kInvalidArgument) << forged;
+  }
+  auto own = store.List(OwnerFilter("pbx/b"), "", 10);
+  ASSERT_TRUE(own.ok());
+  EXPECT_THAT(Ids(own->bindings), ElementsAre("b2"));
+}
+
 TEST_P(BindingStoreContract, ListReadsAnOwnersRangeInIdentityOrderWithPages) {
   BindingStore& store = *store_;
   ASSERT_TRUE(store.Upsert(Identity("pbx/a", "sip:c@x"), Candidate("b3", "sip:c@x", kT0), {}).ok());

@@ -83,7 +83,12 @@ std::vector<std::string> Ids(const std::vector<v1::Session>& sessions) {
 std::vector<std::string> ListAll(SessionStore& store, const SessionFilter& filter, size_t limit = 1000) {
   std::vector<std::string> ids;
   std::string cursor;
+  int pages = 0;
   do {
+    if (++pages > 10'000) {
+      ADD_FAILURE() << "the listing never ends";
+      break;
+    }
     auto page = store.List(filter, cursor, limit);
     EXPECT_TRUE(page.ok()) << page.status();
     if (!page.ok()) break;
@@ -431,6 +436,35 @@ TEST_P(SessionStoreContract, ListPagesInIdOrderWithACursor) {
   EXPECT_EQ(exact->next_cursor, "");
 
   EXPECT_EQ(store.List(SessionFilter(), "", 0).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The written version is at least min_version: an adopted or revived session is stored at the
+// version its relay holds.
+TEST_P(SessionStoreContract, MinVersionRaisesTheWrittenVersion) {
+  SessionStore& store = *store_;
+  SessionWrite create = Create();
+  create.min_version = 17;
+  EXPECT_EQ(MustWrite(store, Live("s1"), create).version(), 17u);
+  SessionWrite update = Update(17);
+  update.min_version = 5;  // below previous + 1: previous + 1
+  EXPECT_EQ(MustWrite(store, Live("s1"), update).version(), 18u);
+  SessionWrite jump = Update(18);
+  jump.min_version = 40;
+  EXPECT_EQ(MustWrite(store, Live("s1"), jump).version(), 40u);
+}
+
+// Two filters, a match far beyond the first: every page but the last promises the next, and no
+// match is skipped whatever lies between them.
+TEST_P(SessionStoreContract, PagesOverTwoFiltersFindMatchesFarApart) {
+  SessionStore& store = *store_;
+  MustWrite(store, Live("s000", "pbx/a", "c0", "ft", "w1"), Create());
+  for (int i = 1; i <= 60; ++i) {
+    MustWrite(store, Live(absl::StrCat("s", i < 10 ? "00" : "0", i), "pbx/a", absl::StrCat("c", i), "ft", "w2"), Create());
+  }
+  MustWrite(store, Live("s100", "pbx/a", "c100", "ft", "w1"), Create());
+  SessionFilter both = OwnerFilter("pbx/a");
+  both.worker_id = "w1";
+  EXPECT_THAT(ListAll(store, both, 1), ElementsAre("s000", "s100"));
 }
 
 TEST_P(SessionStoreContract, ListPagesOverFilters) {
