@@ -1,6 +1,7 @@
 #include "services/control/bindings/binding_manager.h"
 
 #include "absl/random/random.h"
+#include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/log/log.h"
@@ -13,6 +14,7 @@
 #include "common/validation.h"
 #include "services/control/store/binding_record.h"
 #include "services/control/store/page_token.h"
+#include "services/control/store/store_errors.h"
 
 namespace latchkey::control {
 namespace {
@@ -54,10 +56,6 @@ BindingIdentity IdentityOf(absl::string_view owner, absl::string_view aor, const
   identity.aor = std::string(aor);
   identity.contact = instance.empty() ? absl::StrCat("c:", contact.uri().text()) : absl::StrCat("i:", instance);
   return identity;
-}
-
-absl::Status NoSuchBinding(absl::string_view binding_id) {
-  return absl::NotFoundError(absl::StrCat("binding_id: no binding \"", Excerpt(binding_id), "\""));
 }
 
 }  // namespace
@@ -259,14 +257,15 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Complete(Registratio
 
 absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Allocate(const v1::AllocateBindingRequest& request,
                                                                      const grpcutil::Caller& caller) {
-  ASSIGN_OR_RETURN(Registration r, Prepare(request, caller));
-  if (r.unregister) return Unregister(r, request);
-  absl::StatusOr<BindingChange> change = store_->Upsert(r.identity, r.candidate, r.limits);
-  for (int draw = 1; absl::IsAlreadyExists(change.status()) && draw < kMaxIdDraws; ++draw) {
-    r.candidate.set_binding_id(NewBindingId());
-    change = store_->Upsert(r.identity, r.candidate, r.limits);
-  }
-  return Complete(r, std::move(change));
+  // The asynchronous path, waited for: one path to test and to keep right.
+  absl::StatusOr<v1::AllocateBindingResponse> result;
+  absl::Notification done;
+  AllocateAsync(request, caller, [&](absl::StatusOr<v1::AllocateBindingResponse> r) {
+    result = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
 }
 
 void BindingManager::AllocateAsync(const v1::AllocateBindingRequest& request, const grpcutil::Caller& caller,

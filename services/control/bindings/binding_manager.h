@@ -42,8 +42,8 @@ class BindingManager {
   // another binding, and another PBX's binding is NOT_FOUND to the caller (no oracle).
   absl::StatusOr<v1::AllocateBindingResponse> Allocate(const v1::AllocateBindingRequest& request,
                                                        const grpcutil::Caller& caller);
-  // The same without blocking on the store: `done` runs once, possibly on the store's I/O thread
-  // (a remote store), with what Allocate would return.
+  // The same without blocking on the store (what the gRPC handler uses; Allocate waits for it):
+  // `done` runs once, possibly on the store's I/O thread (a remote store).
   using AllocateDone = std::function<void(absl::StatusOr<v1::AllocateBindingResponse>)>;
   void AllocateAsync(const v1::AllocateBindingRequest& request, const grpcutil::Caller& caller, AllocateDone done);
   absl::StatusOr<v1::Binding> Get(const std::string& binding_id, const grpcutil::Caller& caller);

@@ -9,6 +9,7 @@
 #include "common/validation.h"
 #include "services/control/quota/owner_limit.h"
 #include "services/control/store/page_token.h"
+#include "services/control/store/store_errors.h"
 
 namespace latchkey::control {
 namespace {
@@ -20,10 +21,6 @@ std::string NewSessionId() {
   static thread_local absl::BitGen rng;
   // 15 characters, like binding ids: inline in std::string wherever the relay and control keep it.
   return absl::StrFormat("s%014x", absl::Uniform<uint64_t>(rng) >> 8);
-}
-
-absl::Status NoSuchSession(absl::string_view session_id) {
-  return absl::NotFoundError(absl::StrCat("session_id: no session \"", Excerpt(session_id), "\""));
 }
 
 absl::Status Ended(const v1::Session& session) {

@@ -16,6 +16,14 @@ v1::Binding MergeRefresh(const v1::Binding& stored, v1::Binding candidate) {
   return candidate;
 }
 
+v1::Binding NewBinding(const BindingIdentity& identity, v1::Binding candidate) {
+  candidate.set_owner(identity.owner);
+  candidate.set_version(1);
+  candidate.set_source_changes(0);
+  candidate.clear_reachability();
+  return candidate;
+}
+
 bool SourceChanged(const v1::Binding& before, const v1::Binding& after) {
   return before.source().ip() != after.source().ip() || before.source().port() != after.source().port();
 }

@@ -15,6 +15,10 @@ namespace latchkey::control {
 // more source change when the source address differs, and the next version.
 v1::Binding MergeRefresh(const v1::Binding& stored, v1::Binding candidate);
 
+// What a creation stores: the candidate's fields with the identity's owner, version 1, no source
+// changes and reachability not yet known.
+v1::Binding NewBinding(const BindingIdentity& identity, v1::Binding candidate);
+
 // True if the source ip:port of the two records differ (NAT rebinding).
 bool SourceChanged(const v1::Binding& before, const v1::Binding& after);
 

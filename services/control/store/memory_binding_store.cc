@@ -6,13 +6,10 @@
 #include "common/validation.h"
 #include "services/control/quota/owner_limit.h"
 #include "services/control/store/binding_record.h"
+#include "services/control/store/store_errors.h"
 
 namespace latchkey::control {
 namespace {
-
-absl::Status NoSuchBinding(absl::string_view binding_id) {
-  return absl::NotFoundError(absl::StrCat("binding_id: no binding \"", Excerpt(binding_id), "\""));
-}
 
 std::string OwnerOfIdentityKey(const std::string& key) { return key.substr(0, key.find(kIdentitySeparator)); }
 
@@ -85,10 +82,7 @@ absl::StatusOr<BindingChange> MemoryBindingStore::Upsert(const BindingIdentity& 
     }
   }
   BindingChange change;
-  change.current = candidate;
-  change.current.set_owner(identity.owner);
-  change.current.set_version(1);
-  change.current.set_source_changes(0);
+  change.current = NewBinding(identity, candidate);
   Put(key, change.current);
   by_identity_.emplace(key, candidate.binding_id());
   if (counted) ++per_owner_[identity.owner];

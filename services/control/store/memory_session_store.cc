@@ -4,22 +4,13 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/validation.h"
 #include "services/control/quota/owner_limit.h"
+#include "services/control/store/store_errors.h"
 
 namespace latchkey::control {
 namespace {
 
 bool IsLive(const v1::Session& session) { return session.state() != v1::SESSION_STATE_ENDED; }
-
-std::string NoSession(const std::string& session_id) {
-  return absl::StrCat("session_id: no session \"", Excerpt(session_id), "\"");
-}
-
-std::string StaleVersion(const std::string& session_id, uint64_t stored, uint64_t expected) {
-  return absl::StrCat("version: session \"", Excerpt(session_id), "\" is at version ", stored, ", not ", expected,
-                      " (it changed since it was read)");
-}
 
 // Removes `id` from the set under `key`, and the set once empty so idle owners and workers cost
 // nothing.
@@ -44,20 +35,18 @@ absl::StatusOr<v1::Session> MemorySessionStore::Write(const v1::Session& session
   auto existing = records_.find(id);
   if (write.expected_version == 0) {
     if (existing != records_.end()) {
-      return absl::AlreadyExistsError(absl::StrCat("session_id: session \"", Excerpt(id), "\" exists already"));
+      return SessionExists(id);
     }
   } else {
-    if (existing == records_.end()) return absl::NotFoundError(NoSession(id));
+    if (existing == records_.end()) return NoSuchSession(id);
     if (existing->second.version != write.expected_version) {
-      return absl::AbortedError(StaleVersion(id, existing->second.version, write.expected_version));
+      return StaleSessionVersion(id, existing->second.version, write.expected_version);
     }
   }
   const bool was_live = existing != records_.end() && existing->second.live;
   if (live) {
     if (auto holder = call_keys_.find(key); holder != call_keys_.end() && holder->second != id) {
-      return absl::AlreadyExistsError(absl::StrCat("call_id: session \"", Excerpt(holder->second), "\" holds call \"",
-                                                   Excerpt(session.call_id()), "\" from tag \"",
-                                                   Excerpt(session.caller().tag()), "\""));
+      return CallHeld(holder->second, session.call_id(), session.caller().tag());
     }
   }
   // Only a session becoming live takes a place: an update of a live one holds its place already.
@@ -96,10 +85,8 @@ absl::StatusOr<v1::Session> MemorySessionStore::Write(const v1::Session& session
 absl::Status MemorySessionStore::Remove(const std::string& session_id, uint64_t expected_version) {
   absl::MutexLock lock(&mu_);
   auto it = records_.find(session_id);
-  if (it == records_.end()) return absl::NotFoundError(NoSession(session_id));
-  if (it->second.version != expected_version) {
-    return absl::AbortedError(StaleVersion(session_id, it->second.version, expected_version));
-  }
+  if (it == records_.end()) return NoSuchSession(session_id);
+  if (it->second.version != expected_version) return StaleSessionVersion(session_id, it->second.version, expected_version);
   Unindex(session_id, it->second);
   records_.erase(it);
   return absl::OkStatus();
@@ -108,7 +95,7 @@ absl::Status MemorySessionStore::Remove(const std::string& session_id, uint64_t 
 absl::StatusOr<v1::Session> MemorySessionStore::Get(const std::string& session_id) {
   absl::MutexLock lock(&mu_);
   auto it = records_.find(session_id);
-  if (it == records_.end()) return absl::NotFoundError(NoSession(session_id));
+  if (it == records_.end()) return NoSuchSession(session_id);
   return Parse(it->first, it->second);
 }
 
@@ -117,8 +104,7 @@ absl::StatusOr<v1::Session> MemorySessionStore::FindLive(const std::string& owne
   absl::MutexLock lock(&mu_);
   auto holder = call_keys_.find(CallKey{owner, call_id, from_tag});
   if (holder == call_keys_.end()) {
-    return absl::NotFoundError(absl::StrCat("call_id: no live session holds call \"", Excerpt(call_id),
-                                            "\" from tag \"", Excerpt(from_tag), "\""));
+    return NoLiveCall(call_id, from_tag);
   }
   auto it = records_.find(holder->second);
   // The index and the records change in one step, so a holder is always stored.

@@ -6,15 +6,12 @@
 #include "services/control/quota/owner_limit.h"
 #include "services/control/store/binding_record.h"
 #include "services/control/store/redis/fcall.h"
+#include "services/control/store/store_errors.h"
 
 namespace latchkey::control::redis {
 namespace {
 
 constexpr size_t kRecordElements = 7;  // {id, rec, own, crt, rch, sc, ver}
-
-absl::Status NoSuchBinding(absl::string_view binding_id) {
-  return absl::NotFoundError(absl::StrCat("binding_id: no binding \"", Excerpt(binding_id), "\""));
-}
 
 // What the functions keep as `rec`: the record without the fields they maintain themselves.
 std::string RequestPart(v1::Binding binding) {
@@ -88,11 +85,7 @@ absl::StatusOr<BindingChange> RedisBindingStore::UpsertResult(const BindingIdent
   const std::string& outcome = e[0].str;
   if (outcome == "created") {
     BindingChange change;
-    change.current = candidate;
-    change.current.set_owner(identity.owner);
-    change.current.set_version(1);
-    change.current.set_source_changes(0);
-    change.current.clear_reachability();
+    change.current = NewBinding(identity, candidate);
     return change;
   }
   if (outcome == "refreshed") {

@@ -2,24 +2,15 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/validation.h"
 #include "services/control/quota/owner_limit.h"
 #include "services/control/store/redis/fcall.h"
+#include "services/control/store/store_errors.h"
 
 namespace latchkey::control::redis {
 namespace {
 
 constexpr size_t kRecordElements = 3;  // {id, rec, ver}
 constexpr char kSep = '\x1f';
-
-std::string NoSession(absl::string_view session_id) {
-  return absl::StrCat("session_id: no session \"", Excerpt(session_id), "\"");
-}
-
-std::string StaleVersion(absl::string_view session_id, absl::string_view stored, uint64_t expected) {
-  return absl::StrCat("version: session \"", Excerpt(session_id), "\" is at version ", stored, ", not ", expected,
-                      " (it changed since it was read)");
-}
 
 std::string CallKey(absl::string_view owner, absl::string_view call_id, absl::string_view from_tag) {
   return absl::StrCat(owner, std::string(1, kSep), call_id, std::string(1, kSep), from_tag);
@@ -50,14 +41,10 @@ absl::Status FunctionError(const v1::Session& session, const SessionWrite& write
   const std::string& code = e.size() > 1 ? e[1].str : "";
   const std::string& detail = e.size() > 2 ? e[2].str : "";
   const std::string& id = session.session_id();
-  if (code == "exists") return absl::AlreadyExistsError(absl::StrCat("session_id: session \"", Excerpt(id), "\" exists already"));
-  if (code == "not_found") return absl::NotFoundError(NoSession(id));
-  if (code == "stale") return absl::AbortedError(StaleVersion(id, detail, write.expected_version));
-  if (code == "call_taken") {
-    return absl::AlreadyExistsError(absl::StrCat("call_id: session \"", Excerpt(detail), "\" holds call \"",
-                                                 Excerpt(session.call_id()), "\" from tag \"",
-                                                 Excerpt(session.caller().tag()), "\""));
-  }
+  if (code == "exists") return SessionExists(id);
+  if (code == "not_found") return NoSuchSession(id);
+  if (code == "stale") return StaleSessionVersion(id, detail, write.expected_version);
+  if (code == "call_taken") return CallHeld(detail, session.call_id(), session.caller().tag());
   if (code == "limit") {
     uint64_t held = 0;
     (void)absl::SimpleAtoi(detail, &held);
@@ -98,15 +85,15 @@ absl::Status RedisSessionStore::Remove(const std::string& session_id, uint64_t e
   if (!reply.ok()) return reply.status();
   const std::vector<RedisReply>& e = reply->elements;
   if (!e.empty() && e[0].str == "ok") return absl::OkStatus();
-  if (e.size() >= 3 && e[1].str == "not_found") return absl::NotFoundError(NoSession(session_id));
-  if (e.size() >= 3 && e[1].str == "stale") return absl::AbortedError(StaleVersion(session_id, e[2].str, expected_version));
+  if (e.size() >= 3 && e[1].str == "not_found") return NoSuchSession(session_id);
+  if (e.size() >= 3 && e[1].str == "stale") return StaleSessionVersion(session_id, e[2].str, expected_version);
   return absl::InternalError(absl::StrCat("redis: lk_s1_remove: unexpected reply ", reply->DebugString()));
 }
 
 absl::StatusOr<v1::Session> RedisSessionStore::Get(const std::string& session_id) {
   auto reply = Fcall("lk_s1_get", {session_id});
   if (!reply.ok()) return reply.status();
-  if (reply->elements.empty()) return absl::NotFoundError(NoSession(session_id));
+  if (reply->elements.empty()) return NoSuchSession(session_id);
   return Decode(reply->elements, 0);
 }
 
@@ -114,10 +101,7 @@ absl::StatusOr<v1::Session> RedisSessionStore::FindLive(const std::string& owner
                                                         const std::string& from_tag) {
   auto reply = Fcall("lk_s1_find_live", {CallKey(owner, call_id, from_tag)});
   if (!reply.ok()) return reply.status();
-  if (reply->elements.empty()) {
-    return absl::NotFoundError(absl::StrCat("call_id: no live session holds call \"", Excerpt(call_id),
-                                            "\" from tag \"", Excerpt(from_tag), "\""));
-  }
+  if (reply->elements.empty()) return NoLiveCall(call_id, from_tag);
   return Decode(reply->elements, 0);
 }
 
