@@ -81,7 +81,7 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
   s.workers_ = std::make_unique<WorkerRegistry>(
       WorkerRegistryOptions{FromProto(config.worker_heartbeat_interval()), config.worker_lost_after_missed(),
                             FromProto(config.forget_lost_workers_after()), config.tls()},
-      s.metrics_.get());
+      s.metrics_.get(), s.stores_.workers.get());
   ControlMetrics* metrics = s.metrics_.get();
   s.binding_events_ = std::make_unique<EventHub<BindingEvent>>(
       [metrics] { metrics->watch_events_dropped->Increment(); }, config.watch_queue_limit());

@@ -13,11 +13,13 @@
 #include "services/control/store/redis/fcall.h"
 #include "services/control/store/redis/redis_binding_store.h"
 #include "services/control/store/redis/redis_session_store.h"
+#include "services/control/store/redis/redis_worker_store.h"
 #include "services/control/store/redis/redis_client.h"
 #include "tests/integration/support/cluster.h"
 #include "tests/integration/support/redis_servers.h"
 #include "tests/unit/services/control/store/binding_store_contract.h"
 #include "tests/unit/services/control/store/session_store_contract.h"
+#include "tests/unit/services/control/store/worker_store_contract.h"
 
 namespace latchkey::control::contract {
 namespace {
@@ -98,6 +100,32 @@ INSTANTIATE_TEST_SUITE_P(Redis, SessionStoreContract,
 
 }  // namespace
 }  // namespace latchkey::control::session_contract
+
+namespace latchkey::control::worker_contract {
+namespace {
+
+std::unique_ptr<WorkerStore> MakeRedisWorkerStore() {
+  contract::SharedRedis& shared = contract::Shared();
+  if (!shared.client) {
+    ADD_FAILURE() << "redis: " << shared.error;
+    return nullptr;
+  }
+  return std::make_unique<redis::RedisWorkerStore>(shared.client.get(), absl::StrCat("t", shared.next_prefix++, ":"));
+}
+
+std::unique_ptr<Lease> MakeRedisLease() {
+  contract::SharedRedis& shared = contract::Shared();
+  if (!shared.client) return nullptr;
+  return std::make_unique<redis::RedisLease>(shared.client.get(), absl::StrCat("t", shared.next_prefix++, ":"), "leader");
+}
+
+INSTANTIATE_TEST_SUITE_P(Redis, WorkerStoreContract,
+                         ::testing::Values(WorkerStoreFactory{"redis", MakeRedisWorkerStore, MakeRedisLease,
+                                                              contract::SkipReason, /*lease_uses_real_time=*/true}),
+                         [](const ::testing::TestParamInfo<WorkerStoreFactory>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace latchkey::control::worker_contract
 
 namespace latchkey::control::contract {
 namespace {

@@ -188,7 +188,9 @@ grpc::ServerUnaryReactor* NatControlServiceImpl::ListWorkers(grpc::CallbackServe
                                                              v1::ListWorkersResponse* response) {
   const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/ListWorkers");
   if (!in.ok()) return Finish(context, in.status);
-  for (v1::Worker& worker : workers_->List()) *response->add_workers() = std::move(worker);
+  auto workers = workers_->ListFresh(absl::Now());
+  if (!workers.ok()) return Finish(context, ToGrpc(workers.status()));
+  for (v1::Worker& worker : *workers) *response->add_workers() = std::move(worker);
   return Finish(context, grpc::Status::OK);
 }
 

@@ -85,7 +85,8 @@ grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext* cont
                        in.caller.ToString());
   }
   const absl::Time now = clock_();
-  const std::string registration_id = workers_->Register(canonical, now);
+  auto registration_id = workers_->Register(canonical, now);
+  if (!registration_id.ok()) return ToGrpc(registration_id.status());
   sessions_->AdoptFromWorker(request->worker_id(), request->sessions(), now);
   log::LogInfo("worker registered")
       .Kv("worker_id", request->worker_id())
@@ -94,7 +95,7 @@ grpc::Status WorkerRegistryServiceImpl::RegisterWorker(grpc::ServerContext* cont
       .Kv("draining", request->draining());
   *response->mutable_heartbeat_interval() = ToProto(workers_->heartbeat_interval());
   response->set_lost_after_missed(workers_->lost_after_missed());
-  response->set_registration_id(registration_id);
+  response->set_registration_id(*registration_id);
   workers_->MediaRanges(response->mutable_relays());
   return grpc::Status::OK;
 }

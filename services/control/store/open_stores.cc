@@ -5,9 +5,11 @@
 #include "common/time/proto_time.h"
 #include "services/control/store/memory_binding_store.h"
 #include "services/control/store/memory_session_store.h"
+#include "services/control/store/memory_worker_store.h"
 #include "services/control/store/redis/fcall.h"
 #include "services/control/store/redis/redis_binding_store.h"
 #include "services/control/store/redis/redis_session_store.h"
+#include "services/control/store/redis/redis_worker_store.h"
 
 namespace latchkey::control {
 
@@ -17,6 +19,8 @@ absl::StatusOr<Stores> OpenStores(const v1::ControlConfig& config) {
   if (store == "memory") {
     stores.bindings = std::make_unique<MemoryBindingStore>();
     stores.sessions = std::make_unique<MemorySessionStore>();
+    stores.workers = std::make_unique<MemoryWorkerStore>();
+    stores.keepalive_lease = std::make_unique<MemoryLease>();
     stores.description = "memory";
     return stores;
   }
@@ -35,6 +39,8 @@ absl::StatusOr<Stores> OpenStores(const v1::ControlConfig& config) {
   stores.redis = *std::move(client);
   stores.bindings = std::make_unique<redis::RedisBindingStore>(stores.redis.get(), config.store_key_prefix());
   stores.sessions = std::make_unique<redis::RedisSessionStore>(stores.redis.get(), config.store_key_prefix());
+  stores.workers = std::make_unique<redis::RedisWorkerStore>(stores.redis.get(), config.store_key_prefix());
+  stores.keepalive_lease = std::make_unique<redis::RedisLease>(stores.redis.get(), config.store_key_prefix(), "leader");
   stores.description = store;
   stores.durable = true;
   return stores;

@@ -1,14 +1,16 @@
 #pragma once
 // Opens the stores ControlConfig.store names (its defaults applied): the embedded in-memory ones, or
-// Redis (one server, or the primary through Sentinel) for bindings and sessions. INVALID_ARGUMENT
+// Redis (one server, or the primary through Sentinel) for bindings, sessions, workers and the lease. INVALID_ARGUMENT
 // naming `store` for a value it cannot use.
 #include <memory>
 
 #include "absl/status/statusor.h"
 #include "latchkey/v1/config.pb.h"
 #include "services/control/store/binding_store.h"
+#include "services/control/store/lease.h"
 #include "services/control/store/redis/redis_client.h"
 #include "services/control/store/session_store.h"
+#include "services/control/store/worker_store.h"
 
 namespace latchkey::control {
 
@@ -16,6 +18,9 @@ struct Stores {
   std::unique_ptr<redis::RedisClient> redis;  // null for "memory"; outlives the stores below
   std::unique_ptr<BindingStore> bindings;
   std::unique_ptr<SessionStore> sessions;
+  std::unique_ptr<WorkerStore> workers;
+  // Held by the one replica that pushes keepalive assignments and runs the sweepers.
+  std::unique_ptr<Lease> keepalive_lease;
   std::string description;  // for the start-up log line: "memory", "redis+sentinel://..."
   bool durable = false;      // outlives a control restart: what it does not know was never stored
 };

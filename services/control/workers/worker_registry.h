@@ -1,7 +1,11 @@
 #pragma once
-// The relay workers control knows: their registrations, heartbeats, drain state, liveness, and a
-// client stub for each. Kept in memory: after a control restart workers register again within one
-// heartbeat (their heartbeat answers NOT_FOUND).
+// The relay workers this control replica knows: a cache of the shared WorkerStore (registrations,
+// heartbeats, drains, losses) plus what only this process has, a client stub for each worker and the
+// sessions it placed since the worker's last heartbeat. Writes go to the store first; Refresh pulls
+// what other replicas wrote, so any replica answers any worker and places calls on any worker.
+//
+// With the embedded store, workers register again within one heartbeat of a control restart (their
+// heartbeat answers NOT_FOUND); with Redis they carry on.
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +18,7 @@
 #include "latchkey/v1/config.pb.h"
 #include "latchkey/v1/worker.grpc.pb.h"
 #include "services/control/metrics/control_metrics.h"
+#include "services/control/store/worker_store.h"
 
 namespace latchkey::control {
 
@@ -34,15 +39,18 @@ struct WorkerHandle {
 
 class WorkerRegistry {
  public:
-  WorkerRegistry(WorkerRegistryOptions options, ControlMetrics* metrics);
+  // `store` null: an embedded in-memory one, owned here.
+  WorkerRegistry(WorkerRegistryOptions options, ControlMetrics* metrics, WorkerStore* store = nullptr);
+  ~WorkerRegistry();
 
   // What a registration claims, checked against the other live workers: a media range on an address
   // another worker advertises with an overlapping range is PERMISSION_DENIED (it would capture that
   // worker's place in loop protection and SDP checks).
   absl::Status CheckClaims(const v1::RegisterWorkerRequest& request) const;
   // Records a (re-)registration and returns its registration id.
-  std::string Register(const v1::RegisterWorkerRequest& request, absl::Time now);
-  // NOT_FOUND when the worker or its registration id is unknown: the worker must register again.
+  absl::StatusOr<std::string> Register(const v1::RegisterWorkerRequest& request, absl::Time now);
+  // NOT_FOUND when the worker or its registration id is unknown, or it was declared lost: the
+  // worker must register again.
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request, absl::Time now);
   // Every live worker's media range (loop protection), as heartbeats and registrations answer it.
   void MediaRanges(google::protobuf::RepeatedPtrField<v1::RelayMediaRange>* out) const;
@@ -54,7 +62,10 @@ class WorkerRegistry {
   // its own (shutting down) stays draining. NOT_FOUND if unknown.
   absl::StatusOr<v1::Worker> Undrain(const std::string& worker_id);
 
+  // The cached view, ordered by id.
   std::vector<v1::Worker> List() const;
+  // The store's view (refreshing the cache): what ListWorkers answers.
+  absl::StatusOr<std::vector<v1::Worker>> ListFresh(absl::Time now);
   // A worker that can take one more session needing `ports_needed` ports, skipping `exclude`.
   absl::StatusOr<WorkerHandle> Place(uint32_t ports_needed, const absl::flat_hash_set<std::string>& exclude);
   // The worker carrying existing sessions; UNAVAILABLE if lost, NOT_FOUND if unknown.
@@ -71,33 +82,42 @@ class WorkerRegistry {
   // Control released a session on this worker before the next heartbeat could say so.
   void SessionEnded(const std::string& worker_id, uint32_t ports);
 
-  // Declares lost the workers whose heartbeats stopped; returns their ids. Forgets workers lost for
-  // longer than forget_lost_after.
+  // Pulls the store's records into the cache (other replicas' registrations, heartbeats, drains and
+  // losses). On a store error the cache stays as it was.
+  absl::Status Refresh(absl::Time now);
+  // Declares lost the workers whose heartbeats stopped and returns those this replica declared (of
+  // several replicas sweeping, one acts on each loss). Forgets workers lost for longer than
+  // forget_lost_after. A worker is not declared lost for silence while the store was unreachable:
+  // its heartbeats had nowhere to go.
   std::vector<std::string> SweepLost(absl::Time now);
 
   absl::Duration heartbeat_interval() const { return options_.heartbeat_interval; }
   uint32_t lost_after_missed() const { return options_.lost_after_missed; }
 
  private:
-  void AddMediaRanges(google::protobuf::RepeatedPtrField<v1::RelayMediaRange>* out) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   struct Entry {
-    v1::Worker worker;
-    std::string registration_id;
-    absl::Time last_heartbeat;
-    bool drain_requested = false;  // by an operator, told to the worker on its next heartbeat
-    bool worker_draining = false;  // the worker's own report (shutting down)
-    uint32_t pending_sessions = 0;
+    WorkerRecord record;
+    uint32_t pending_sessions = 0;  // placed here since the last heartbeat
     uint32_t pending_ports = 0;
     std::shared_ptr<v1::RelayService::StubInterface> stub;
   };
+  // Takes `record` as the worker's current state.
+  void Apply(WorkerRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddMediaRanges(google::protobuf::RepeatedPtrField<v1::RelayMediaRange>* out) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateStateGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Notes a store call's outcome: after an outage, silence is measured from the recovery.
+  void StoreOutcome(const absl::Status& status, absl::Time now);
 
   const WorkerRegistryOptions options_;
   ControlMetrics* metrics_;
+  std::unique_ptr<WorkerStore> owned_store_;
+  WorkerStore* store_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> workers_ ABSL_GUARDED_BY(mu_);
   uint64_t membership_version_ ABSL_GUARDED_BY(mu_) = 0;
+  bool store_failing_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time store_recovered_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 }  // namespace latchkey::control

@@ -5,6 +5,7 @@
 #include "common/log/log.h"
 #include "services/control/store/redis/binding_functions.h"
 #include "services/control/store/redis/session_functions.h"
+#include "services/control/store/redis/worker_functions.h"
 
 namespace latchkey::control::redis {
 
@@ -61,7 +62,8 @@ int64_t ReplyInt(const RedisReply& reply) {
 
 void LoadFunctionsOnConnect(RedisSession& session) {
   const std::pair<const char*, const char*> libraries[] = {{kBindingLibrary, BindingFunctionsSource()},
-                                                           {kSessionLibrary, SessionFunctionsSource()}};
+                                                           {kSessionLibrary, SessionFunctionsSource()},
+                                                           {kWorkerLibrary, WorkerFunctionsSource()}};
   for (const auto& [name, source] : libraries) {
     session.Send({"FUNCTION", "LOAD", "REPLACE", source}, [library = std::string(name)](absl::StatusOr<RedisReply> reply) {
       if (!reply.ok() || reply->is_error()) {

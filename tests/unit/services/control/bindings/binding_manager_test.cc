@@ -356,7 +356,7 @@ TEST_F(BindingManagerTest, UnregisterRemovesBinding) {
 TEST_F(BindingManagerTest, TcpBindingHasNoKeepaliveAndMentionsRfc5626) {
   v1::AllocateBindingRequest request = NatRequest();
   request.set_transport(v1::TRANSPORT_TCP);
-  ASSERT_TRUE(workers_.Register(WorkerWithKeepaliveIp("w1", kRegistrarIp), kT0).size() > 0);
+  ASSERT_TRUE(workers_.Register(WorkerWithKeepaliveIp("w1", kRegistrarIp), kT0).ok());
   auto response = MustAllocate(request);
   EXPECT_EQ(response.binding().verdict().state(), v1::NAT_STATE_BEHIND_NAT);
   EXPECT_EQ(response.binding().keepalive().method(), v1::KEEPALIVE_METHOD_NONE);
@@ -375,8 +375,8 @@ TEST_F(BindingManagerTest, NatUdpBindingWithoutKeepaliveWorker) {
 }
 
 TEST_F(BindingManagerTest, NatUdpBindingAssignedToWorkerThatCanSendFromRegistrarIp) {
-  workers_.Register(WorkerWithKeepaliveIp("w-other", "192.0.2.200"), kT0);
-  workers_.Register(WorkerWithKeepaliveIp("w-reg", kRegistrarIp), kT0);
+  EXPECT_TRUE(workers_.Register(WorkerWithKeepaliveIp("w-other", "192.0.2.200"), kT0).ok());
+  EXPECT_TRUE(workers_.Register(WorkerWithKeepaliveIp("w-reg", kRegistrarIp), kT0).ok());
   auto response = MustAllocate(NatRequest());
   const v1::KeepalivePlan& plan = response.binding().keepalive();
   EXPECT_EQ(plan.method(), v1::KEEPALIVE_METHOD_OPTIONS);

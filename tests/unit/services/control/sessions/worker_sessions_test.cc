@@ -52,7 +52,7 @@ class WorkerSessionsTest : public session_test::SessionCoreFixture {
     request.mutable_load()->set_max_sessions(100);
     request.mutable_load()->set_free_ports(1000);
     request.mutable_load()->set_total_ports(1000);
-    workers_.Register(request, at);
+    EXPECT_TRUE(workers_.Register(request, at).ok());
   }
 
   WorkerSessions sessions_;

@@ -79,7 +79,7 @@ class WorkerRegistryTest : public ::testing::Test {
 };
 
 TEST_F(WorkerRegistryTest, RegisterReturnsIdAndListsWorkerReady) {
-  const std::string id = workers_.Register(Registration("w1"), kT0);
+  const std::string id = *workers_.Register(Registration("w1"), kT0);
   EXPECT_FALSE(id.empty());
   auto list = workers_.List();
   ASSERT_EQ(list.size(), 1u);
@@ -95,8 +95,8 @@ TEST_F(WorkerRegistryTest, RegisterReturnsIdAndListsWorkerReady) {
 }
 
 TEST_F(WorkerRegistryTest, EachRegistrationGetsANewId) {
-  const std::string first = workers_.Register(Registration("w1"), kT0);
-  const std::string second = workers_.Register(Registration("w1"), kT0 + absl::Seconds(1));
+  const std::string first = *workers_.Register(Registration("w1"), kT0);
+  const std::string second = *workers_.Register(Registration("w1"), kT0 + absl::Seconds(1));
   EXPECT_NE(first, second);
   EXPECT_EQ(workers_.List().size(), 1u);
   // The stale incarnation is told to re-register.
@@ -106,7 +106,7 @@ TEST_F(WorkerRegistryTest, EachRegistrationGetsANewId) {
 }
 
 TEST_F(WorkerRegistryTest, HeartbeatWithWrongRegistrationIdIsNotFound) {
-  workers_.Register(Registration("w1"), kT0);
+  EXPECT_TRUE(workers_.Register(Registration("w1"), kT0).ok());
   auto response = workers_.Heartbeat(HeartbeatOf("w1", "not-the-id"), kT0 + absl::Seconds(1));
   EXPECT_EQ(response.status().code(), absl::StatusCode::kNotFound);
 }
@@ -117,7 +117,7 @@ TEST_F(WorkerRegistryTest, HeartbeatFromUnknownWorkerIsNotFound) {
 }
 
 TEST_F(WorkerRegistryTest, HeartbeatUpdatesLoad) {
-  const std::string id = workers_.Register(Registration("w1"), kT0);
+  const std::string id = *workers_.Register(Registration("w1"), kT0);
   v1::WorkerLoad load = IdleLoad();
   load.set_sessions(7);
   auto response = workers_.Heartbeat(HeartbeatOf("w1", id, load), kT0 + absl::Seconds(1));
@@ -127,7 +127,7 @@ TEST_F(WorkerRegistryTest, HeartbeatUpdatesLoad) {
 }
 
 TEST_F(WorkerRegistryTest, SweepLostAfterMissedHeartbeats) {
-  const std::string id = workers_.Register(Registration("w1"), kT0);
+  const std::string id = *workers_.Register(Registration("w1"), kT0);
   // heartbeat_interval 1 s * 3 missed = 3 s of silence allowed.
   EXPECT_THAT(workers_.SweepLost(kT0 + absl::Seconds(2)), IsEmpty());
   EXPECT_THAT(workers_.SweepLost(kT0 + absl::Seconds(3)), IsEmpty());
@@ -149,7 +149,7 @@ TEST_F(WorkerRegistryTest, SweepLostAfterMissedHeartbeats) {
 }
 
 TEST_F(WorkerRegistryTest, HeartbeatsKeepWorkerAlive) {
-  const std::string id = workers_.Register(Registration("w1"), kT0);
+  const std::string id = *workers_.Register(Registration("w1"), kT0);
   for (int s = 2; s <= 20; s += 2) {
     ASSERT_TRUE(workers_.Heartbeat(HeartbeatOf("w1", id), kT0 + absl::Seconds(s)).ok());
     EXPECT_THAT(workers_.SweepLost(kT0 + absl::Seconds(s + 1)), IsEmpty());
@@ -158,17 +158,17 @@ TEST_F(WorkerRegistryTest, HeartbeatsKeepWorkerAlive) {
 }
 
 TEST_F(WorkerRegistryTest, OnlySilentWorkersAreLost) {
-  const std::string a = workers_.Register(Registration("a"), kT0);
-  workers_.Register(Registration("b"), kT0);
+  const std::string a = *workers_.Register(Registration("a"), kT0);
+  EXPECT_TRUE(workers_.Register(Registration("b"), kT0).ok());
   ASSERT_TRUE(workers_.Heartbeat(HeartbeatOf("a", a), kT0 + absl::Seconds(3)).ok());
   EXPECT_THAT(workers_.SweepLost(kT0 + absl::Seconds(4)), UnorderedElementsAre("b"));
   EXPECT_EQ(StateOf("a"), v1::WORKER_STATE_READY);
 }
 
 TEST_F(WorkerRegistryTest, ReRegisterRevivesLostWorker) {
-  workers_.Register(Registration("w1"), kT0);
+  EXPECT_TRUE(workers_.Register(Registration("w1"), kT0).ok());
   ASSERT_THAT(workers_.SweepLost(kT0 + absl::Seconds(10)), UnorderedElementsAre("w1"));
-  const std::string id = workers_.Register(Registration("w1"), kT0 + absl::Seconds(11));
+  const std::string id = *workers_.Register(Registration("w1"), kT0 + absl::Seconds(11));
   EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_READY);
   EXPECT_TRUE(workers_.Get("w1").ok());
   EXPECT_TRUE(workers_.Heartbeat(HeartbeatOf("w1", id), kT0 + absl::Seconds(12)).ok());
@@ -177,7 +177,7 @@ TEST_F(WorkerRegistryTest, ReRegisterRevivesLostWorker) {
 }
 
 TEST_F(WorkerRegistryTest, DrainMarksDrainingTellsWorkerAndPlaceSkipsIt) {
-  const std::string id = workers_.Register(Registration("w1"), kT0);
+  const std::string id = *workers_.Register(Registration("w1"), kT0);
   auto drained = workers_.Drain("w1");
   ASSERT_TRUE(drained.ok()) << drained.status();
   EXPECT_EQ(drained->state(), v1::WORKER_STATE_DRAINING);
@@ -192,7 +192,7 @@ TEST_F(WorkerRegistryTest, DrainMarksDrainingTellsWorkerAndPlaceSkipsIt) {
   auto placed = workers_.Place(4, {});
   EXPECT_EQ(placed.status().code(), absl::StatusCode::kResourceExhausted) << placed.status();
 
-  workers_.Register(Registration("w2"), kT0 + absl::Seconds(1));
+  EXPECT_TRUE(workers_.Register(Registration("w2"), kT0 + absl::Seconds(1)).ok());
   placed = workers_.Place(4, {});
   ASSERT_TRUE(placed.ok()) << placed.status();
   EXPECT_EQ(placed->worker_id, "w2");
@@ -205,7 +205,7 @@ TEST_F(WorkerRegistryTest, DrainUnknownWorkerIsNotFound) {
 TEST_F(WorkerRegistryTest, WorkerReportedDrainingIsDraining) {
   v1::RegisterWorkerRequest request = Registration("w1");
   request.set_draining(true);
-  workers_.Register(request, kT0);
+  EXPECT_TRUE(workers_.Register(request, kT0).ok());
   EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_DRAINING);
 }
 
@@ -214,8 +214,8 @@ TEST_F(WorkerRegistryTest, PlaceWithNoWorkersIsUnavailable) {
 }
 
 TEST_F(WorkerRegistryTest, PendingCountsSpreadQuickPlacementsOverEqualWorkers) {
-  workers_.Register(Registration("a"), kT0);
-  workers_.Register(Registration("b"), kT0);
+  EXPECT_TRUE(workers_.Register(Registration("a"), kT0).ok());
+  EXPECT_TRUE(workers_.Register(Registration("b"), kT0).ok());
   auto first = workers_.Place(4, {});
   auto second = workers_.Place(4, {});
   ASSERT_TRUE(first.ok()) << first.status();
@@ -226,7 +226,7 @@ TEST_F(WorkerRegistryTest, PendingCountsSpreadQuickPlacementsOverEqualWorkers) {
 TEST_F(WorkerRegistryTest, PendingCountsFillAWorkerUpToItsLimit) {
   v1::RegisterWorkerRequest request = Registration("small");
   request.mutable_load()->set_max_sessions(2);
-  const std::string id = workers_.Register(request, kT0);
+  const std::string id = *workers_.Register(request, kT0);
   EXPECT_TRUE(workers_.Place(4, {}).ok());
   EXPECT_TRUE(workers_.Place(4, {}).ok());
   EXPECT_EQ(workers_.Place(4, {}).status().code(), absl::StatusCode::kResourceExhausted);
@@ -241,8 +241,8 @@ TEST_F(WorkerRegistryTest, PendingCountsFillAWorkerUpToItsLimit) {
 }
 
 TEST_F(WorkerRegistryTest, PlaceHonoursExclude) {
-  workers_.Register(Registration("a"), kT0);
-  workers_.Register(Registration("b"), kT0);
+  EXPECT_TRUE(workers_.Register(Registration("a"), kT0).ok());
+  EXPECT_TRUE(workers_.Register(Registration("b"), kT0).ok());
   for (int i = 0; i < 3; ++i) {
     auto placed = workers_.Place(4, {"a"});
     ASSERT_TRUE(placed.ok()) << placed.status();
@@ -252,8 +252,8 @@ TEST_F(WorkerRegistryTest, PlaceHonoursExclude) {
 }
 
 TEST_F(WorkerRegistryTest, PlaceSkipsLostWorkers) {
-  workers_.Register(Registration("old"), kT0);
-  workers_.Register(Registration("new"), kT0 + absl::Seconds(5));
+  EXPECT_TRUE(workers_.Register(Registration("old"), kT0).ok());
+  EXPECT_TRUE(workers_.Register(Registration("new"), kT0 + absl::Seconds(5)).ok());
   ASSERT_THAT(workers_.SweepLost(kT0 + absl::Seconds(6)), UnorderedElementsAre("old"));
   for (int i = 0; i < 3; ++i) {
     auto placed = workers_.Place(4, {});
@@ -263,16 +263,16 @@ TEST_F(WorkerRegistryTest, PlaceSkipsLostWorkers) {
 }
 
 TEST_F(WorkerRegistryTest, KeepaliveWorkerForNeedsTheRegistrarAddress) {
-  workers_.Register(Registration("w-c", {"198.51.100.1"}), kT0);
-  workers_.Register(Registration("w-b", {"10.0.0.1", "198.51.100.1"}), kT0);
-  workers_.Register(Registration("w-a", {"10.0.0.2"}), kT0);
+  EXPECT_TRUE(workers_.Register(Registration("w-c", {"198.51.100.1"}), kT0).ok());
+  EXPECT_TRUE(workers_.Register(Registration("w-b", {"10.0.0.1", "198.51.100.1"}), kT0).ok());
+  EXPECT_TRUE(workers_.Register(Registration("w-a", {"10.0.0.2"}), kT0).ok());
   EXPECT_THAT(workers_.KeepaliveWorkerFor("198.51.100.1", "b1"), ::testing::AnyOf("w-b", "w-c"));
   EXPECT_EQ(workers_.KeepaliveWorkerFor("10.0.0.2", "b1"), "w-a");
   EXPECT_EQ(workers_.KeepaliveWorkerFor("192.0.2.99", "b1"), "");
 }
 
 TEST_F(WorkerRegistryTest, KeepaliveAssignmentSpreadsAndMovesOnlyTheLeaversShare) {
-  for (const char* id : {"w-a", "w-b", "w-c"}) workers_.Register(Registration(id, {"198.51.100.1"}), kT0);
+  for (const char* id : {"w-a", "w-b", "w-c"}) EXPECT_TRUE(workers_.Register(Registration(id, {"198.51.100.1"}), kT0).ok());
   std::map<std::string, std::string> before;
   std::map<std::string, int> per_worker;
   for (int i = 0; i < 3000; ++i) {
@@ -302,10 +302,10 @@ TEST_F(WorkerRegistryTest, KeepaliveAssignmentSpreadsAndMovesOnlyTheLeaversShare
 TEST_F(WorkerRegistryTest, KeepaliveWorkerPrefersRegistrarSourceOverOwnSocket) {
   v1::RegisterWorkerRequest own = Registration("w-own", {"203.0.113.10"});
   own.set_keepalive_mode(v1::KEEPALIVE_SOURCE_MODE_OWN_SOCKET);
-  workers_.Register(own, kT0);
+  EXPECT_TRUE(workers_.Register(own, kT0).ok());
   // Only an own-socket worker: it takes any registrar.
   EXPECT_EQ(workers_.KeepaliveWorkerFor("198.51.100.1", "b1"), "w-own");
-  workers_.Register(Registration("w-raw", {"198.51.100.1"}), kT0);
+  EXPECT_TRUE(workers_.Register(Registration("w-raw", {"198.51.100.1"}), kT0).ok());
   for (int i = 0; i < 50; ++i) {
     EXPECT_EQ(workers_.KeepaliveWorkerFor("198.51.100.1", absl::StrCat("b", i)), "w-raw");
   }
@@ -313,8 +313,8 @@ TEST_F(WorkerRegistryTest, KeepaliveWorkerPrefersRegistrarSourceOverOwnSocket) {
 
 TEST_F(WorkerRegistryTest, KeepaliveWorkerForSkipsWorkersNotReadyAndMembershipVersionMoves) {
   const uint64_t v0 = workers_.membership_version();
-  workers_.Register(Registration("w-a", {"198.51.100.1"}), kT0);
-  workers_.Register(Registration("w-b", {"198.51.100.1"}), kT0);
+  EXPECT_TRUE(workers_.Register(Registration("w-a", {"198.51.100.1"}), kT0).ok());
+  EXPECT_TRUE(workers_.Register(Registration("w-b", {"198.51.100.1"}), kT0).ok());
   const uint64_t v1 = workers_.membership_version();
   EXPECT_NE(v1, v0);
   ASSERT_TRUE(workers_.Drain("w-a").ok());
@@ -328,9 +328,9 @@ TEST_F(WorkerRegistryTest, KeepaliveWorkerForSkipsWorkersNotReadyAndMembershipVe
 
 TEST_F(WorkerRegistryTest, StateGaugesFollowWorkers) {
   EXPECT_EQ(Gauge(v1::WORKER_STATE_READY), 0.0);
-  const std::string a = workers_.Register(Registration("a"), kT0);
-  workers_.Register(Registration("b"), kT0);
-  workers_.Register(Registration("c"), kT0);
+  const std::string a = *workers_.Register(Registration("a"), kT0);
+  EXPECT_TRUE(workers_.Register(Registration("b"), kT0).ok());
+  EXPECT_TRUE(workers_.Register(Registration("c"), kT0).ok());
   EXPECT_EQ(Gauge(v1::WORKER_STATE_READY), 3.0);
   EXPECT_EQ(Gauge(v1::WORKER_STATE_DRAINING), 0.0);
   EXPECT_EQ(Gauge(v1::WORKER_STATE_LOST), 0.0);
@@ -351,7 +351,7 @@ TEST_F(WorkerRegistryTest, StateGaugesFollowWorkers) {
   EXPECT_THAT(text, HasSubstr("latchkey_workers{state=\"lost\"} 2"));
   EXPECT_THAT(text, HasSubstr("latchkey_workers_lost_total 2"));
 
-  workers_.Register(Registration("c"), kT0 + absl::Seconds(6));
+  EXPECT_TRUE(workers_.Register(Registration("c"), kT0 + absl::Seconds(6)).ok());
   EXPECT_EQ(Gauge(v1::WORKER_STATE_READY), 2.0);
   EXPECT_EQ(Gauge(v1::WORKER_STATE_LOST), 1.0);
 }
@@ -361,7 +361,7 @@ TEST_F(WorkerRegistryTest, SessionEndedFreesCapacityBeforeNextHeartbeat) {
   request.mutable_load()->set_sessions(2);
   request.mutable_load()->set_max_sessions(2);
   request.mutable_load()->set_free_ports(996);
-  workers_.Register(request, kT0);
+  EXPECT_TRUE(workers_.Register(request, kT0).ok());
   EXPECT_EQ(workers_.Place(4, {}).status().code(), absl::StatusCode::kResourceExhausted);
   workers_.SessionEnded("w1", 4);
   EXPECT_EQ(workers_.List()[0].load().sessions(), 1u);
@@ -376,7 +376,7 @@ TEST_F(WorkerRegistryTest, SessionEndedFreesCapacityBeforeNextHeartbeat) {
 // --- Undrain -------------------------------------------------------------------------------------
 
 TEST_F(WorkerRegistryTest, UndrainWithdrawsAnOperatorsDrain) {
-  const std::string id = workers_.Register(Registration("w1"), kT0);
+  const std::string id = *workers_.Register(Registration("w1"), kT0);
   ASSERT_TRUE(workers_.Drain("w1").ok());
   auto heartbeat = workers_.Heartbeat(HeartbeatOf("w1", id), kT0 + absl::Seconds(1));
   ASSERT_TRUE(heartbeat.ok()) << heartbeat.status();
@@ -402,7 +402,7 @@ TEST_F(WorkerRegistryTest, UndrainWithdrawsAnOperatorsDrain) {
 }
 
 TEST_F(WorkerRegistryTest, UndrainDoesNotOverrideAWorkerDrainingItself) {
-  const std::string id = workers_.Register(Registration("w1"), kT0);
+  const std::string id = *workers_.Register(Registration("w1"), kT0);
   v1::HeartbeatRequest shutting_down = HeartbeatOf("w1", id);
   shutting_down.set_draining(true);
   ASSERT_TRUE(workers_.Heartbeat(shutting_down, kT0 + absl::Seconds(1)).ok());
@@ -431,14 +431,14 @@ TEST_F(WorkerRegistryTest, UndrainDoesNotOverrideAWorkerDrainingItself) {
 TEST_F(WorkerRegistryTest, UndrainDoesNotOverrideAWorkerThatRegisteredDraining) {
   v1::RegisterWorkerRequest request = Registration("w1");
   request.set_draining(true);
-  workers_.Register(request, kT0);
+  EXPECT_TRUE(workers_.Register(request, kT0).ok());
   auto undrained = workers_.Undrain("w1");
   ASSERT_TRUE(undrained.ok()) << undrained.status();
   EXPECT_EQ(undrained->state(), v1::WORKER_STATE_DRAINING);
 }
 
 TEST_F(WorkerRegistryTest, UndrainOfAReadyWorkerLeavesItReady) {
-  const std::string id = workers_.Register(Registration("w1"), kT0);
+  const std::string id = *workers_.Register(Registration("w1"), kT0);
   auto undrained = workers_.Undrain("w1");
   ASSERT_TRUE(undrained.ok()) << undrained.status();
   EXPECT_EQ(undrained->state(), v1::WORKER_STATE_READY);
@@ -448,7 +448,7 @@ TEST_F(WorkerRegistryTest, UndrainOfAReadyWorkerLeavesItReady) {
 }
 
 TEST_F(WorkerRegistryTest, UndrainDoesNotReviveALostWorker) {
-  workers_.Register(Registration("w1"), kT0);
+  EXPECT_TRUE(workers_.Register(Registration("w1"), kT0).ok());
   ASSERT_TRUE(workers_.Drain("w1").ok());
   ASSERT_THAT(workers_.SweepLost(kT0 + absl::Seconds(10)), UnorderedElementsAre("w1"));
   auto undrained = workers_.Undrain("w1");
@@ -458,9 +458,9 @@ TEST_F(WorkerRegistryTest, UndrainDoesNotReviveALostWorker) {
 }
 
 TEST_F(WorkerRegistryTest, AnOperatorDrainSurvivesReRegistrationUntilUndrained) {
-  workers_.Register(Registration("w1"), kT0);
+  EXPECT_TRUE(workers_.Register(Registration("w1"), kT0).ok());
   ASSERT_TRUE(workers_.Drain("w1").ok());
-  const std::string id = workers_.Register(Registration("w1"), kT0 + absl::Seconds(1));  // a worker restart
+  const std::string id = *workers_.Register(Registration("w1"), kT0 + absl::Seconds(1));  // a worker restart
   EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_DRAINING);
   ASSERT_TRUE(workers_.Undrain("w1").ok());
   EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_READY);
@@ -490,7 +490,7 @@ v1::RegisterWorkerRequest WithRange(const std::string& id, std::vector<std::stri
 TEST_F(WorkerRegistryTest, CheckClaimsRefusesAnOverlappingRangeOnAnotherWorkersAddress) {
   const v1::RegisterWorkerRequest a = WithRange("a", {"203.0.113.10"}, 20000, 29999);
   ASSERT_TRUE(workers_.CheckClaims(a).ok());
-  workers_.Register(a, kT0);
+  EXPECT_TRUE(workers_.Register(a, kT0).ok());
 
   for (const auto& [low, high] : std::vector<std::pair<uint32_t, uint32_t>>{
            {25000, 35000}, {10000, 20000}, {29999, 30000}, {20000, 29999}, {21000, 22000}, {1, 65535}}) {
@@ -506,13 +506,13 @@ TEST_F(WorkerRegistryTest, CheckClaimsRefusesAnOverlappingRangeOnAnotherWorkersA
 
 TEST_F(WorkerRegistryTest, CheckClaimsLetsAWorkerReRegisterItsOwnRange) {
   const v1::RegisterWorkerRequest a = WithRange("a", {"203.0.113.10"}, 20000, 29999);
-  workers_.Register(a, kT0);
+  EXPECT_TRUE(workers_.Register(a, kT0).ok());
   EXPECT_TRUE(workers_.CheckClaims(a).ok());
   EXPECT_TRUE(workers_.CheckClaims(WithRange("a", {"203.0.113.10"}, 20000, 39999)).ok());  // grown
 }
 
 TEST_F(WorkerRegistryTest, CheckClaimsAllowsDisjointRangesAndOtherAddresses) {
-  workers_.Register(WithRange("a", {"203.0.113.10"}, 20000, 29999), kT0);
+  EXPECT_TRUE(workers_.Register(WithRange("a", {"203.0.113.10"}, 20000, 29999), kT0).ok());
   EXPECT_TRUE(workers_.CheckClaims(WithRange("b", {"203.0.113.10"}, 30000, 39999)).ok());
   EXPECT_TRUE(workers_.CheckClaims(WithRange("b", {"203.0.113.10"}, 10000, 19999)).ok());
   EXPECT_TRUE(workers_.CheckClaims(WithRange("b", {"203.0.113.11"}, 20000, 29999)).ok());
@@ -522,8 +522,8 @@ TEST_F(WorkerRegistryTest, CheckClaimsAllowsDisjointRangesAndOtherAddresses) {
 }
 
 TEST_F(WorkerRegistryTest, CheckClaimsIgnoresLostWorkers) {
-  workers_.Register(WithRange("a", {"203.0.113.10"}, 20000, 29999), kT0);
-  workers_.Register(WithRange("b", {"203.0.113.20"}, 20000, 29999), kT0 + absl::Seconds(5));
+  EXPECT_TRUE(workers_.Register(WithRange("a", {"203.0.113.10"}, 20000, 29999), kT0).ok());
+  EXPECT_TRUE(workers_.Register(WithRange("b", {"203.0.113.20"}, 20000, 29999), kT0 + absl::Seconds(5)).ok());
   ASSERT_THAT(workers_.SweepLost(kT0 + absl::Seconds(6)), UnorderedElementsAre("a"));
   // a's replacement (another pod on the same address) may take its place.
   EXPECT_TRUE(workers_.CheckClaims(WithRange("a2", {"203.0.113.10"}, 20000, 29999)).ok());
@@ -533,7 +533,7 @@ TEST_F(WorkerRegistryTest, CheckClaimsIgnoresLostWorkers) {
 TEST_F(WorkerRegistryTest, CheckClaimsComparesAddressesNotTheirSpelling) {
   // A second worker must not claim the same address and ports by spelling it differently (upper
   // case or zero groups in IPv6, brackets, v4-mapped IPv4).
-  workers_.Register(WithRange("a", {"2001:db8::10", "203.0.113.10"}, 20000, 29999), kT0);
+  EXPECT_TRUE(workers_.Register(WithRange("a", {"2001:db8::10", "203.0.113.10"}, 20000, 29999), kT0).ok());
   for (const char* spelling : {"2001:DB8::10", "2001:db8:0:0::10", "2001:0db8::0010", "::ffff:203.0.113.10",
                                "[2001:db8::10]"}) {
     EXPECT_EQ(workers_.CheckClaims(WithRange("b", {spelling}, 25000, 25999)).code(),
@@ -547,7 +547,7 @@ TEST_F(WorkerRegistryTest, CheckClaimsComparesAddressesNotTheirSpelling) {
 TEST_F(WorkerRegistryTest, SweepLostForgetsWorkersLostLongerThanForgetLostAfter) {
   // Options(): 1 s heartbeats, lost after 3 missed, forgotten 1 h (the default) after that.
   ASSERT_EQ(Options().forget_lost_after, absl::Hours(1));
-  workers_.Register(WithRange("old", {"203.0.113.10"}, 20000, 29999), kT0);
+  EXPECT_TRUE(workers_.Register(WithRange("old", {"203.0.113.10"}, 20000, 29999), kT0).ok());
   ASSERT_THAT(workers_.SweepLost(kT0 + absl::Seconds(4)), UnorderedElementsAre("old"));
   EXPECT_EQ(StateOf("old"), v1::WORKER_STATE_LOST);
   EXPECT_EQ(Gauge(v1::WORKER_STATE_LOST), 1.0);
@@ -567,16 +567,16 @@ TEST_F(WorkerRegistryTest, SweepLostForgetsWorkersLostLongerThanForgetLostAfter)
   EXPECT_NE(workers_.membership_version(), version);
 
   // Its id is free: the worker coming back is a plain new registration.
-  workers_.Register(WithRange("old", {"203.0.113.10"}, 20000, 29999), kT0 + absl::Hours(2));
+  EXPECT_TRUE(workers_.Register(WithRange("old", {"203.0.113.10"}, 20000, 29999), kT0 + absl::Hours(2)).ok());
   EXPECT_EQ(StateOf("old"), v1::WORKER_STATE_READY);
 }
 
 TEST_F(WorkerRegistryTest, SweepLostForgetsOnlyTheLongLostWorkers) {
-  workers_.Register(Registration("early"), kT0);
+  EXPECT_TRUE(workers_.Register(Registration("early"), kT0).ok());
   const absl::Time later = kT0 + absl::Minutes(30);
-  workers_.Register(Registration("late"), later);
+  EXPECT_TRUE(workers_.Register(Registration("late"), later).ok());
   ASSERT_THAT(workers_.SweepLost(later), UnorderedElementsAre("early"));
-  const std::string live = workers_.Register(Registration("live"), kT0 + absl::Hours(1));
+  const std::string live = *workers_.Register(Registration("live"), kT0 + absl::Hours(1));
 
   // early: silent since kT0, late: since kT0+30m, live: heartbeating.
   const absl::Time sweep = kT0 + absl::Hours(1) + absl::Seconds(4);
@@ -592,7 +592,7 @@ TEST_F(WorkerRegistryTest, SweepLostForgetsOnlyTheLongLostWorkers) {
 
 TEST_F(WorkerRegistryTest, AWorkerSilentForVeryLongIsFirstReportedLostThenForgotten) {
   // Whoever acts on "lost" (re-placing its sessions) must hear about it before the worker vanishes.
-  workers_.Register(Registration("w1"), kT0);
+  EXPECT_TRUE(workers_.Register(Registration("w1"), kT0).ok());
   const absl::Time much_later = kT0 + absl::Hours(5);
   EXPECT_THAT(workers_.SweepLost(much_later), UnorderedElementsAre("w1"));
   EXPECT_EQ(StateOf("w1"), v1::WORKER_STATE_LOST);
