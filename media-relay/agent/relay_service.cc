@@ -66,8 +66,7 @@ grpc::ServerUnaryReactor* RelayServiceImpl::SetKeepalives(grpc::CallbackServerCo
   if (!keepalives_) {
     return Finish(context, grpcutil::ToGrpc(absl::FailedPreconditionError("keepalives are off on this worker")));
   }
-  keepalives_->Apply(*request, response);
-  return Finish(context, grpc::Status::OK);
+  return Finish(context, grpcutil::ToGrpc(keepalives_->Apply(*request, response)));
 }
 
 grpc::ServerUnaryReactor* RelayServiceImpl::DrainRelay(grpc::CallbackServerContext* context,

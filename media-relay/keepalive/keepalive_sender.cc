@@ -101,6 +101,9 @@ KeepaliveSender::KeepaliveSender(KeepaliveSenderOptions options, prometheus::Reg
                   .Help("Keepalive targets from control this relay refused, by reason (foreign source, special "
                         "destination, limit, invalid)")
                   .Register(registry);
+  fenced_ = counter("latchkey_keepalive_assignments_fenced_total",
+                    "SetKeepalives refused whole: its fencing token was older than one already taken (a control "
+                    "replica that lost the keepalive lease)");
   intervals_raised_ = counter("latchkey_keepalive_intervals_raised_total",
                               "Keepalive targets whose interval was raised to min_keepalive_interval");
 }
@@ -165,10 +168,24 @@ void KeepaliveSender::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void KeepaliveSender::Apply(const v1::SetKeepalivesRequest& request, v1::SetKeepalivesResponse* response) {
+absl::Status KeepaliveSender::Apply(const v1::SetKeepalivesRequest& request, v1::SetKeepalivesResponse* response) {
   const absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&mu_);
+    if (request.fencing_token() != 0 && request.fencing_token() < fencing_token_) {
+      fenced_->Increment();
+      log::LogWarning("keepalive assignment from a former leader refused")
+          .Kv("fencing_token", request.fencing_token())
+          .Kv("newest", fencing_token_);
+      return absl::FailedPreconditionError(absl::StrCat("fencing_token: ", request.fencing_token(),
+                                                        " is older than ", fencing_token_,
+                                                        " (another control replica holds the keepalive lease)"));
+    }
+    if (request.fencing_token() > fencing_token_) {
+      fencing_token_ = request.fencing_token();
+      // A new leader: whatever set the old one was replacing is abandoned; the new one sends its own.
+      replacing_ = false;
+    }
     if (request.replace_all()) {
       table_.BeginReplace();
       replacing_ = true;
@@ -201,6 +218,7 @@ void KeepaliveSender::Apply(const v1::SetKeepalivesRequest& request, v1::SetKeep
   // New targets may be due now.
   const uint64_t one = 1;
   (void)!::write(wake_fd_, &one, sizeof(one));
+  return absl::OkStatus();
 }
 
 size_t KeepaliveSender::size() const {

@@ -56,8 +56,10 @@ class KeepaliveSender {
   void Stop();
 
   // Control's changes (SetKeepalives). Valid targets the policy accepts are applied; each refused one
-  // is listed in `response` ("binding_id: field: why"), counted by reason and not held.
-  void Apply(const v1::SetKeepalivesRequest& request, v1::SetKeepalivesResponse* response);
+  // is listed in `response` ("binding_id: field: why"), counted by reason and not held. A request
+  // whose fencing_token is older than the newest taken is refused whole (FAILED_PRECONDITION): it
+  // comes from a control replica that has lost the keepalive lease.
+  absl::Status Apply(const v1::SetKeepalivesRequest& request, v1::SetKeepalivesResponse* response);
   size_t size() const;
   v1::KeepaliveSourceMode mode() const { return options_.mode; }
   // OWN_SOCKET: the bound address.
@@ -88,10 +90,12 @@ class KeepaliveSender {
   mutable absl::Mutex mu_;
   KeepaliveTable table_ ABSL_GUARDED_BY(mu_);
   bool replacing_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t fencing_token_ ABSL_GUARDED_BY(mu_) = 0;  // the newest taken
 
   std::atomic<bool> running_{false};
   std::thread thread_;
 
+  prometheus::Counter* fenced_;
   prometheus::Counter* sent_;
   prometheus::Counter* send_errors_;
   prometheus::Counter* unsendable_;

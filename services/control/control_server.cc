@@ -9,6 +9,9 @@ namespace latchkey::control {
 namespace {
 
 constexpr absl::Duration kSweepInterval = absl::Milliseconds(250);
+// The leader lease outlives a few missed renewals (one per sweep) but not a dead leader for long:
+// keepalive changes wait at most this long for a new leader.
+constexpr absl::Duration kLeaseTtl = absl::Seconds(2);
 
 void DefaultDuration(google::protobuf::Duration* field, bool has, absl::Duration value) {
   if (!has || FromProto(*field) <= absl::ZeroDuration()) *field = ToProto(value);
@@ -56,6 +59,7 @@ void ApplyDefaults(v1::ControlConfig* c) {
   if (c->max_watches_per_identity() == 0) c->set_max_watches_per_identity(8);
   if (c->max_watches() == 0) c->set_max_watches(64);
   if (c->watch_queue_limit() == 0) c->set_watch_queue_limit(10'000);
+  if (c->event_log_length() == 0) c->set_event_log_length(kDefaultLogLength);
   if (c->store().empty()) c->set_store("memory");
   if (c->store_key_prefix().empty()) c->set_store_key_prefix("lk:");
   DefaultDuration(c->mutable_store_timeout(), c->has_store_timeout(), absl::Milliseconds(500));
@@ -83,16 +87,29 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
                             FromProto(config.forget_lost_workers_after()), config.tls()},
       s.metrics_.get(), s.stores_.workers.get());
   ControlMetrics* metrics = s.metrics_.get();
-  s.binding_events_ = std::make_unique<EventHub<BindingEvent>>(
-      [metrics] { metrics->watch_events_dropped->Increment(); }, config.watch_queue_limit());
-  s.session_events_ = std::make_unique<EventHub<SessionEvent>>(
-      [metrics] { metrics->watch_events_dropped->Increment(); }, config.watch_queue_limit());
+  s.leadership_ = std::make_unique<Leadership>(s.stores_.keepalive_lease.get(), NewHolderName(), kLeaseTtl, metrics);
+  BindingStore* binding_store = s.stores_.bindings.get();
+  SessionStore* session_store = s.stores_.sessions.get();
+  EventFeedOptions feed_options;
+  feed_options.capacity = config.watch_queue_limit();
+  feed_options.name = "bindings";
+  s.binding_events_ = std::make_unique<EventFeed<BindingLogEntry>>(
+      feed_options,
+      [binding_store](const std::string& after, size_t limit) { return binding_store->ReadLog(after, limit); },
+      [binding_store] { return binding_store->LogTail(); });
+  feed_options.name = "sessions";
+  s.session_events_ = std::make_unique<EventFeed<SessionEvent>>(
+      feed_options,
+      [session_store](const std::string& after, size_t limit) { return session_store->ReadLog(after, limit); },
+      [session_store] { return session_store->LogTail(); });
+  EventFeed<BindingLogEntry>* binding_feed = s.binding_events_.get();
+  EventFeed<SessionEvent>* session_feed = s.session_events_.get();
   s.watch_limits_ = std::make_unique<WatchLimits>(config.max_watches_per_identity(), config.max_watches());
   s.gate_ = std::make_unique<grpcutil::Gate>(*s.registry_, config.tls().trust_domain());
   auto clock = [] { return absl::Now(); };
   s.bindings_ = std::make_unique<BindingManager>(
       BindingManagerOptions{FromProto(config.binding_grace()), config.max_bindings(), config.max_bindings_per_pbx()}, s.stores_.bindings.get(),
-      s.detector_.get(), s.workers_.get(), metrics, s.binding_events_.get(), clock);
+      s.detector_.get(), s.workers_.get(), metrics, [binding_feed] { binding_feed->Poke(); }, clock);
   s.relay_sessions_ = std::make_unique<WorkerRelaySessions>(s.workers_.get(), metrics,
                                                             FromProto(config.worker_call_timeout()), clock);
   SessionTimeouts timeouts;
@@ -101,7 +118,7 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
   timeouts.final = FromProto(config.session_final_timeout());
   timeouts.ended_retention = FromProto(config.ended_session_retention());
   s.session_writer_ = std::make_unique<SessionWriter>(s.stores_.sessions.get(), s.relay_sessions_.get(), metrics,
-                                                      s.session_events_.get(), timeouts, clock);
+                                                      timeouts, clock, [session_feed] { session_feed->Poke(); });
   WorkerRegistry* workers = s.workers_.get();
   s.sessions_ = std::make_unique<SessionManager>(
       SessionManagerOptions{FromProto(config.media_timeout()), FromProto(config.session_final_timeout()),
@@ -117,8 +134,8 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
                                                            s.watch_limits_.get(), metrics, s.gate_.get());
   s.worker_service_ = std::make_unique<WorkerRegistryServiceImpl>(s.workers_.get(), s.worker_sessions_.get(),
                                                                   s.bindings_.get(), clock, s.gate_.get());
-  s.keepalives_ = std::make_unique<KeepaliveAssigner>(KeepaliveAssignerOptions{}, s.stores_.bindings.get(), s.workers_.get(), metrics);
-  s.bindings_->SetObserver(s.keepalives_.get());
+  s.keepalives_ = std::make_unique<KeepaliveAssigner>(KeepaliveAssignerOptions{}, s.stores_.bindings.get(),
+                                                      s.workers_.get(), binding_feed, s.leadership_.get(), metrics);
 
   auto metrics_server = metrics::MetricsServer::Start(config.metrics_listen(), s.registry_);
   if (!metrics_server.ok()) return metrics_server.status();
@@ -139,6 +156,10 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
     if (!health.ok()) return health.status();
     s.health_grpc_ = *std::move(health);
   }
+  s.binding_events_->Start();
+  s.session_events_->Start();
+  // Leading (or not) is settled before the first request, so a single replica pushes at once.
+  s.leadership_->Renew(absl::Now());
   s.sweeper_ = std::thread([&s] { s.SweepLoop(); });
   s.keepalives_->Start();
   s.grpc_.SetServing(true);
@@ -149,8 +170,11 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
 
 void ControlServer::SweepLoop() {
   while (!stop_.WaitForNotificationWithTimeout(kSweepInterval)) {
+    const bool leading = leadership_->Renew(absl::Now()) != 0;
     // Lost workers first: ending their sessions needs no worker call, and later sweeps skip them.
+    // Every replica sweeps workers (it also refreshes its view of them); one acts on each loss.
     for (const std::string& worker_id : workers_->SweepLost(absl::Now())) worker_sessions_->WorkerLost(worker_id);
+    if (!leading) continue;
     const size_t bindings = bindings_->SweepExpired();
     const size_t sessions = session_sweeper_->SweepExpired();
     if (bindings || sessions) log::LogDebug("sweep").Kv("bindings_expired", bindings).Kv("sessions_expired", sessions);
@@ -165,14 +189,18 @@ void ControlServer::Shutdown() {
   worker_grpc_.SetServing(false);
   health_grpc_.SetServing(false);
   // Watch streams end first so Shutdown does not wait for them.
-  if (binding_events_) binding_events_->Close();
-  if (session_events_) session_events_->Close();
+  if (binding_events_) binding_events_->Shutdown();
+  if (session_events_) session_events_->Shutdown();
   if (grpc_.server) grpc_.server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
   if (worker_grpc_.server) worker_grpc_.server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
   if (health_grpc_.server) health_grpc_.server->Shutdown(absl::ToChronoTime(absl::Now()));
   stop_.Notify();
   if (sweeper_.joinable()) sweeper_.join();
   if (keepalives_) keepalives_->Stop();
+  // Another replica takes over at once rather than after the lease's time to live.
+  if (leadership_) leadership_->Release();
+  if (binding_events_) binding_events_->Stop();
+  if (session_events_) session_events_->Stop();
 }
 
 ControlServer::~ControlServer() { Shutdown(); }

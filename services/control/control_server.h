@@ -1,6 +1,8 @@
 #pragma once
-// latchkey-control assembled: store, NAT detector, worker registry, binding and session managers,
-// the two gRPC services on their own ports, /metrics, and the sweeper that expires bindings, sessions and workers.
+// latchkey-control assembled: stores, NAT detector, worker registry, binding and session managers,
+// the change-log feeds, the two gRPC services on their own ports, /metrics, and the sweep loop: it
+// renews the leader lease, declares silent workers lost and, while leading, expires bindings and
+// sessions.
 #include <memory>
 #include <thread>
 
@@ -12,7 +14,9 @@
 #include "services/control/api/nat_control_service.h"
 #include "services/control/api/worker_registry_service.h"
 #include "services/control/bindings/binding_manager.h"
+#include "services/control/events/event_feed.h"
 #include "services/control/keepalive/keepalive_assigner.h"
+#include "services/control/leader/leadership.h"
 #include "services/control/sessions/relay_sessions.h"
 #include "services/control/sessions/session_manager.h"
 #include "services/control/sessions/session_sweeper.h"
@@ -50,8 +54,9 @@ class ControlServer {
   Stores stores_;
   std::unique_ptr<NatDetector> detector_;
   std::unique_ptr<WorkerRegistry> workers_;
-  std::unique_ptr<EventHub<BindingEvent>> binding_events_;
-  std::unique_ptr<EventHub<SessionEvent>> session_events_;
+  std::unique_ptr<Leadership> leadership_;
+  std::unique_ptr<EventFeed<BindingLogEntry>> binding_events_;
+  std::unique_ptr<EventFeed<SessionEvent>> session_events_;
   std::unique_ptr<BindingManager> bindings_;
   std::unique_ptr<RelaySessions> relay_sessions_;
   std::unique_ptr<SessionWriter> session_writer_;

@@ -1,9 +1,12 @@
 #include "services/control/api/nat_control_service.h"
 
 #include <atomic>
+#include <functional>
+#include <optional>
 
 #include "common/grpc/status.h"
 #include "common/grpc/unary.h"
+#include "absl/time/clock.h"
 #include "common/validation.h"
 
 namespace latchkey::control {
@@ -13,51 +16,90 @@ using grpcutil::Finish;
 using grpcutil::Reply;
 using grpcutil::ToGrpc;
 
-// Streams events matching `filter` until the client goes away or the server shuts down. The poll
-// interval bounds how late a cancelled stream notices. Within the open-stream limits only; a watcher
-// that falls too far behind is cut off with RESOURCE_EXHAUSTED.
-template <typename Event, typename Writer>
-grpc::Status Stream(grpc::ServerContext* context, const grpcutil::Caller& caller, EventHub<Event>* hub,
-                    typename EventHub<Event>::Filter filter, Writer* writer, WatchLimits* limits,
-                    ControlMetrics* metrics) {
+// A watcher that got no event for this long is sent a bookmark (its resume token moved on).
+constexpr absl::Duration kBookmarkInterval = absl::Seconds(10);
+
+// Streams the feed's events that `convert` keeps (nullopt: filtered out), from `resume_token` ("":
+// from now on), until the client goes away or the server shuts down, each with its resume token.
+// The wait bounds how late a cancelled stream notices. Within the open-stream limits only; a watcher
+// that falls too far behind is cut off with RESOURCE_EXHAUSTED, one whose token the log no longer
+// covers gets OUT_OF_RANGE.
+template <typename Entry, typename Event, typename Writer>
+grpc::Status Stream(grpc::ServerContext* context, const grpcutil::Caller& caller, EventFeed<Entry>* feed,
+                    const std::string& resume_token,
+                    const std::function<std::optional<Event>(const Logged<Entry>&)>& convert, Writer* writer,
+                    WatchLimits* limits, ControlMetrics* metrics) {
+  if (!resume_token.empty()) {
+    if (absl::Status s = CheckToken("resume_token", resume_token, 64); !s.ok()) return ToGrpc(s);
+  }
   auto slot = limits->Acquire(caller.ToString());
   if (!slot.ok()) {
     metrics->watch_streams_limited->Increment();
     return ToGrpc(slot.status());
   }
-  auto subscription = hub->Subscribe(std::move(filter));
-  // A client that stops reading blocks Write (flow control) while its queue overflows: cancelling
-  // the call is the only way to free this thread. A write in flight is the sign; a watcher that
-  // is merely slow is between writes and gets RESOURCE_EXHAUSTED below.
+  auto reader = feed->Open(resume_token);
+  // A client that stops reading blocks Write (flow control) while the feed moves on: cancelling the
+  // call is the only way to free this thread. A write in flight is the sign; a watcher that is
+  // merely slow is between writes and gets RESOURCE_EXHAUSTED below.
   std::atomic<bool> writing{false};
-  subscription->SetOnCutOff([context, &writing] {
+  reader->SetOnCutOff([context, metrics, &writing] {
+    metrics->watch_streams_slow->Increment();
     if (writing.load()) context->TryCancel();
   });
   // Tell the client the stream is live before the first event, so it can act without racing it.
   writer->SendInitialMetadata();
-  while (!context->IsCancelled() && !subscription->closed()) {
-    std::optional<Event> event = subscription->Next(absl::Milliseconds(250));
-    if (!event) continue;
+  grpc::Status result = grpc::Status::OK;
+  absl::Time last_write = absl::Now();
+  std::string last_token = resume_token;
+  auto write = [&](const Event& event) {
     writing.store(true);
-    const bool written = writer->Write(*event);
+    const bool written = writer->Write(event);
     writing.store(false);
-    if (!written) break;
+    last_write = absl::Now();
+    last_token = event.resume_token();
+    return written;
+  };
+  bool open = true;
+  while (open && !context->IsCancelled()) {
+    auto entries = reader->Next(256, absl::Milliseconds(250));
+    if (!entries.ok()) {
+      if (absl::IsUnavailable(entries.status())) {
+        absl::SleepFor(absl::Milliseconds(250));  // catching up from a store that is failing over
+        continue;
+      }
+      if (absl::IsOutOfRange(entries.status())) metrics->watch_streams_gone->Increment();
+      if (!absl::IsCancelled(entries.status())) result = ToGrpc(entries.status());
+      break;
+    }
+    for (const Logged<Entry>& entry : *entries) {
+      std::optional<Event> event = convert(entry);
+      if (!event) continue;
+      event->set_resume_token(entry.position);
+      if (!write(*event)) {
+        open = false;
+        break;
+      }
+    }
+    if (open && absl::Now() - last_write >= kBookmarkInterval) {
+      Event bookmark;
+      bookmark.set_resume_token(reader->position());
+      if (bookmark.resume_token().empty() || bookmark.resume_token() == last_token) {
+        last_write = absl::Now();
+      } else if (!write(bookmark)) {
+        open = false;
+      }
+    }
   }
-  // After this no publisher can reach the cut-off callback (Publish holds the hub's lock).
-  hub->Unsubscribe(subscription);
-  if (subscription->overflowed()) {
-    metrics->watch_streams_slow->Increment();
-    return ToGrpc(absl::ResourceExhaustedError("watch: the stream fell too far behind and was cut off; read faster "
-                                               "or filter, then watch again and re-list"));
-  }
-  return grpc::Status::OK;
+  // After this the feed no longer reaches the cut-off callback.
+  feed->Close(reader);
+  return result;
 }
 
 }  // namespace
 
 NatControlServiceImpl::NatControlServiceImpl(BindingManager* bindings, SessionManager* sessions,
-                                             WorkerRegistry* workers, EventHub<BindingEvent>* binding_events,
-                                             EventHub<SessionEvent>* session_events, WatchLimits* watch_limits,
+                                             WorkerRegistry* workers, EventFeed<BindingLogEntry>* binding_events,
+                                             EventFeed<SessionEvent>* session_events, WatchLimits* watch_limits,
                                              ControlMetrics* metrics, grpcutil::Gate* gate)
     : bindings_(bindings),
       sessions_(sessions),
@@ -116,10 +158,15 @@ grpc::Status NatControlServiceImpl::WatchBindings(grpc::ServerContext* context, 
   }
   const std::string aor = request->aor();
   const grpcutil::Caller caller = in.caller;
-  return Stream<BindingEvent>(
-      context, caller, binding_events_,
-      [aor, caller](const BindingEvent& e) {
-        return caller.owns(e.binding().owner()) && (aor.empty() || e.binding().aor() == aor);
+  BindingManager* bindings = bindings_;
+  return Stream<BindingLogEntry, BindingEvent>(
+      context, caller, binding_events_, request->resume_token(),
+      [aor, caller, bindings](const Logged<BindingLogEntry>& e) -> std::optional<BindingEvent> {
+        const v1::Binding& b = e.value.binding;
+        if (!caller.owns(b.owner()) || (!aor.empty() && b.aor() != aor)) return std::nullopt;
+        auto event = bindings->EventOf(e.value);
+        if (!event.ok()) return std::nullopt;
+        return *std::move(event);
       },
       writer, watch_limits_, metrics_);
 }
@@ -175,10 +222,12 @@ grpc::Status NatControlServiceImpl::WatchSessions(grpc::ServerContext* context, 
   }
   const std::string call_id = request->call_id();
   const grpcutil::Caller caller = in.caller;
-  return Stream<SessionEvent>(
-      context, caller, session_events_,
-      [call_id, caller](const SessionEvent& e) {
-        return caller.owns(e.session().owner()) && (call_id.empty() || e.session().call_id() == call_id);
+  return Stream<SessionEvent, SessionEvent>(
+      context, caller, session_events_, request->resume_token(),
+      [call_id, caller](const Logged<SessionEvent>& e) -> std::optional<SessionEvent> {
+        const v1::Session& s = e.value.session();
+        if (!caller.owns(s.owner()) || (!call_id.empty() && s.call_id() != call_id)) return std::nullopt;
+        return e.value;
       },
       writer, watch_limits_, metrics_);
 }

@@ -4,6 +4,7 @@
 
 #include "common/grpc/auth.h"
 #include "latchkey/v1/nat_control.grpc.pb.h"
+#include "services/control/events/event_feed.h"
 #include "services/control/events/watch_limits.h"
 #include "services/control/bindings/binding_manager.h"
 #include "services/control/sessions/session_manager.h"
@@ -24,7 +25,7 @@ class NatControlServiceImpl final : public NatControlServiceBase {
   // Every handler first admits its caller through `gate` and then acts for it: a PBX reaches only
   // its own bindings and sessions.
   NatControlServiceImpl(BindingManager* bindings, SessionManager* sessions, WorkerRegistry* workers,
-                        EventHub<BindingEvent>* binding_events, EventHub<SessionEvent>* session_events,
+                        EventFeed<BindingLogEntry>* binding_events, EventFeed<SessionEvent>* session_events,
                         WatchLimits* watch_limits, ControlMetrics* metrics, grpcutil::Gate* gate);
 
   grpc::ServerUnaryReactor* AllocateBinding(grpc::CallbackServerContext*, const v1::AllocateBindingRequest*,
@@ -62,8 +63,8 @@ class NatControlServiceImpl final : public NatControlServiceBase {
   BindingManager* bindings_;
   SessionManager* sessions_;
   WorkerRegistry* workers_;
-  EventHub<BindingEvent>* binding_events_;
-  EventHub<SessionEvent>* session_events_;
+  EventFeed<BindingLogEntry>* binding_events_;
+  EventFeed<SessionEvent>* session_events_;
   WatchLimits* watch_limits_;
   ControlMetrics* metrics_;
   grpcutil::Gate* gate_;

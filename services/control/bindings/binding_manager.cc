@@ -62,13 +62,13 @@ BindingIdentity IdentityOf(absl::string_view owner, absl::string_view aor, const
 
 BindingManager::BindingManager(BindingManagerOptions options, BindingStore* store, const NatDetector* detector,
                                const WorkerRegistry* workers, ControlMetrics* metrics,
-                               EventHub<BindingEvent>* events, Clock clock)
+                               std::function<void()> logged, Clock clock)
     : options_(options),
       store_(store),
       detector_(detector),
       workers_(workers),
       metrics_(metrics),
-      events_(events),
+      logged_(std::move(logged)),
       clock_(std::move(clock)) {}
 
 void BindingManager::CountVerdict(const v1::Binding& binding, int delta) {
@@ -102,13 +102,19 @@ absl::StatusOr<v1::Binding> BindingManager::Decorated(v1::Binding binding) {
   return binding;
 }
 
-void BindingManager::Publish(v1::BindingEventType type, const v1::Binding& binding, absl::Time now) {
-  if (!events_->has_subscribers()) return;  // the usual case: skip the copy
+void BindingManager::Logged() const {
+  if (logged_) logged_();
+}
+
+absl::StatusOr<BindingEvent> BindingManager::EventOf(const BindingLogEntry& entry) const {
+  auto contact = sip::Contact::Parse(entry.binding.contact());
+  if (!contact.ok()) return absl::DataLossError(absl::StrCat("binding ", entry.binding.binding_id(), " has a corrupt contact"));
   BindingEvent event;
-  event.set_type(type);
-  *event.mutable_binding() = binding;
-  *event.mutable_time() = ToProto(now);
-  events_->Publish(event);
+  event.set_type(entry.type);
+  *event.mutable_binding() = entry.binding;
+  Decorate(*contact, event.mutable_binding());
+  *event.mutable_time() = ToProto(entry.time);
+  return event;
 }
 
 v1::KeepalivePlan BindingManager::PlanKeepalive(const v1::Binding& binding, const v1::NatPolicy& policy) const {
@@ -205,10 +211,9 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Unregister(Registrat
   if (!removed.ok()) return removed.status();
   CountVerdict(*removed, -1);
   metrics_->binding_unregistered->Increment();
-  if (observer_) observer_->OnBindingRemoved(*removed);
   *removed->mutable_expires() = ToProto(absl::ZeroDuration());
   Decorate(r.contact, &*removed);
-  Publish(v1::BINDING_EVENT_TYPE_RELEASED, *removed, r.now);
+  Logged();
   v1::AllocateBindingResponse response;
   *response.mutable_suggested_expires() = ToProto(r.granted);
   *response.mutable_binding() = *std::move(removed);
@@ -224,7 +229,6 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Complete(Registratio
 
   if (existing) CountVerdict(*existing, -1);
   CountVerdict(binding, +1);
-  if (observer_) observer_->OnBindingStored(existing ? &*existing : nullptr, binding);
   for (int reason : binding.verdict().reasons()) {
     if (reason > 0 && reason < static_cast<int>(metrics_->nat_reasons.size()) && metrics_->nat_reasons[reason]) {
       metrics_->nat_reasons[reason]->Increment();
@@ -243,9 +247,7 @@ absl::StatusOr<v1::AllocateBindingResponse> BindingManager::Complete(Registratio
         .Kv("old_source", absl::StrCat(existing->source().ip(), ":", existing->source().port()))
         .Kv("new_source", r.source);
   }
-  Publish(!existing ? v1::BINDING_EVENT_TYPE_CREATED
-                    : (source_changed ? v1::BINDING_EVENT_TYPE_SOURCE_CHANGED : v1::BINDING_EVENT_TYPE_REFRESHED),
-          binding, r.now);
+  Logged();
 
   v1::AllocateBindingResponse response;
   *response.mutable_suggested_expires() = ToProto(r.granted);
@@ -332,9 +334,8 @@ absl::StatusOr<v1::Binding> BindingManager::Release(const std::string& binding_i
   ASSIGN_OR_RETURN(v1::Binding removed, store_->Remove(binding_id, owner));
   CountVerdict(removed, -1);
   metrics_->binding_released->Increment();
-  if (observer_) observer_->OnBindingRemoved(removed);
   ASSIGN_OR_RETURN(v1::Binding binding, Decorated(std::move(removed)));
-  Publish(v1::BINDING_EVENT_TYPE_RELEASED, binding, clock_());
+  Logged();
   return binding;
 }
 
@@ -346,16 +347,14 @@ size_t BindingManager::SweepExpired() {
     // Taken atomically: a refresh either came first (and moved the expiry) or creates a new binding.
     auto expired = store_->TakeExpired(now, kBatch);
     if (!expired.ok() || expired->empty()) break;
-    for (v1::Binding& binding : *expired) {
+    for (const v1::Binding& binding : *expired) {
       ++removed;
       CountVerdict(binding, -1);
       metrics_->binding_expired->Increment();
-      if (observer_) observer_->OnBindingRemoved(binding);
-      auto decorated = Decorated(std::move(binding));
-      if (decorated.ok()) Publish(v1::BINDING_EVENT_TYPE_EXPIRED, *decorated, now);
     }
     if (expired->size() < kBatch) break;
   }
+  if (removed > 0) Logged();
   return removed;
 }
 
@@ -378,8 +377,7 @@ void BindingManager::OnKeepaliveEvent(const std::string& worker_id, const v1::Ke
       .Kv("binding_id", event.binding_id())
       .Kv("aor", (*updated)->aor())
       .Kv("worker_id", worker_id);
-  auto binding = Decorated(**std::move(updated));
-  if (binding.ok()) Publish(unreachable ? v1::BINDING_EVENT_TYPE_UNREACHABLE : v1::BINDING_EVENT_TYPE_REACHABLE, *binding, clock_());
+  Logged();
 }
 
 }  // namespace latchkey::control

@@ -13,8 +13,6 @@
 #include "common/sip/contact.h"
 #include "latchkey/v1/nat_control.pb.h"
 #include "latchkey/v1/worker.pb.h"
-#include "services/control/bindings/binding_observer.h"
-#include "services/control/events/event_hub.h"
 #include "services/control/metrics/control_metrics.h"
 #include "services/control/nat/nat_detector.h"
 #include "services/control/store/binding_store.h"
@@ -34,7 +32,7 @@ struct BindingManagerOptions {
 class BindingManager {
  public:
   BindingManager(BindingManagerOptions options, BindingStore* store, const NatDetector* detector,
-                 const WorkerRegistry* workers, ControlMetrics* metrics, EventHub<BindingEvent>* events,
+                 const WorkerRegistry* workers, ControlMetrics* metrics, std::function<void()> logged,
                  Clock clock);
 
   // Validates every field (INVALID_ARGUMENT naming it), then creates, refreshes or (expires 0) removes.
@@ -53,8 +51,8 @@ class BindingManager {
   // Removes bindings past their expiry; returns how many. Cost is proportional to what expired.
   size_t SweepExpired();
 
-  // Told of every binding stored or removed (keepalive assignment). Set before serving.
-  void SetObserver(BindingObserver* observer) { observer_ = observer; }
+  // The watchers' event for a change-log entry: its binding with the derived fields filled in.
+  absl::StatusOr<BindingEvent> EventOf(const BindingLogEntry& entry) const;
   // A keepalive worker's report: the binding became unreachable or reachable again.
   void OnKeepaliveEvent(const std::string& worker_id, const v1::KeepaliveEvent& event);
 
@@ -73,7 +71,7 @@ class BindingManager {
   };
   absl::StatusOr<Registration> Prepare(const v1::AllocateBindingRequest& request, const grpcutil::Caller& caller) const;
   absl::StatusOr<v1::AllocateBindingResponse> Unregister(Registration& r, const v1::AllocateBindingRequest& request);
-  // What the store's answer means: counters, keepalive observer, event, the reply.
+  // What the store's answer means: counters, the reply.
   absl::StatusOr<v1::AllocateBindingResponse> Complete(Registration& r, absl::StatusOr<BindingChange> change);
   // UpsertAsync, drawing another id (up to kMaxIdDraws in all) if the drawn one is taken.
   void Store(std::shared_ptr<Registration> r, int draw, AllocateDone done);
@@ -81,7 +79,8 @@ class BindingManager {
   absl::StatusOr<v1::Binding> Decorated(v1::Binding binding);
   void CountVerdict(const v1::Binding& binding, int delta);
   void Decorate(const sip::Contact& contact, v1::Binding* binding) const;
-  void Publish(v1::BindingEventType type, const v1::Binding& binding, absl::Time now);
+  // A change was logged: `logged` (the event feed tails at once).
+  void Logged() const;
   v1::KeepalivePlan PlanKeepalive(const v1::Binding& binding, const v1::NatPolicy& policy) const;
 
   const BindingManagerOptions options_;
@@ -89,9 +88,8 @@ class BindingManager {
   const NatDetector* detector_;
   const WorkerRegistry* workers_;
   ControlMetrics* metrics_;
-  EventHub<BindingEvent>* events_;
+  std::function<void()> logged_;
   Clock clock_;
-  BindingObserver* observer_ = nullptr;
 };
 
 }  // namespace latchkey::control

@@ -1,5 +1,7 @@
 #include "services/control/keepalive/keepalive_assigner.h"
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log/log.h"
@@ -42,8 +44,9 @@ std::optional<v1::KeepaliveTarget> KeepaliveTargetOf(const v1::Binding& binding)
 }
 
 KeepaliveAssigner::KeepaliveAssigner(KeepaliveAssignerOptions options, BindingStore* store, WorkerRegistry* workers,
+                                     EventFeed<BindingLogEntry>* feed, const Leadership* leadership,
                                      ControlMetrics* metrics)
-    : options_(options), store_(store), workers_(workers), metrics_(metrics) {}
+    : options_(options), store_(store), workers_(workers), feed_(feed), leadership_(leadership), metrics_(metrics) {}
 
 KeepaliveAssigner::~KeepaliveAssigner() { Stop(); }
 
@@ -57,50 +60,30 @@ void KeepaliveAssigner::Stop() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
-}
-
-void KeepaliveAssigner::OnBindingStored(const v1::Binding* previous, const v1::Binding& binding) {
-  std::optional<v1::KeepaliveTarget> target = KeepaliveTargetOf(binding);
-  const std::string worker = target ? AssignedWorker(*workers_, binding) : "";
-  const std::optional<v1::KeepaliveTarget> old_target = previous ? KeepaliveTargetOf(*previous) : std::nullopt;
-  const std::string old_worker = old_target ? AssignedWorker(*workers_, *previous) : "";
-  absl::MutexLock lock(&mu_);
-  if (!old_worker.empty() && old_worker != worker) {
-    Pending& p = pending_[old_worker];
-    p.upserts.erase(binding.binding_id());
-    p.removes.insert(binding.binding_id());
-    ++queued_;
-  }
-  if (worker.empty()) return;
-  // A refresh that changes nothing a worker uses needs no message (the usual REGISTER refresh).
-  if (old_target && old_worker == worker && old_target->SerializeAsString() == target->SerializeAsString()) return;
-  Pending& p = pending_[worker];
-  p.removes.erase(binding.binding_id());
-  p.upserts[binding.binding_id()] = *std::move(target);
-  ++queued_;
-}
-
-void KeepaliveAssigner::OnBindingRemoved(const v1::Binding& binding) {
-  if (!KeepaliveTargetOf(binding)) return;
-  const std::string worker = AssignedWorker(*workers_, binding);
-  if (worker.empty()) return;
-  absl::MutexLock lock(&mu_);
-  Pending& p = pending_[worker];
-  p.upserts.erase(binding.binding_id());
-  p.removes.insert(binding.binding_id());
-  ++queued_;
+  if (reader_) feed_->Close(reader_);
+  reader_.reset();
 }
 
 bool KeepaliveAssigner::Flushed(absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
-  const uint64_t target = queued_;
-  auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sent_ >= target || stopping_; };
-  return mu_.AwaitWithTimeout(absl::Condition(&done), timeout) && sent_ >= target;
+  const absl::Time deadline = absl::Now() + timeout;
+  auto tail = store_->LogTail();
+  if (!tail.ok()) return false;
+  while (absl::Now() < deadline) {
+    if (!leadership_->leading()) return true;
+    absl::MutexLock lock(&mu_);
+    const uint64_t start = passes_;
+    auto passed = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return passes_ > start || stopping_; };
+    if (!mu_.AwaitWithDeadline(absl::Condition(&passed), deadline) || stopping_) return false;
+    // The pass just completed sent everything its reader had read; enough if that reached the tail.
+    if (reader_ && feed_->Reached(*reader_, *tail)) return true;
+  }
+  return false;
 }
 
-bool KeepaliveAssigner::Send(const std::string& worker_id, const v1::SetKeepalivesRequest& request) {
+bool KeepaliveAssigner::Send(const std::string& worker_id, v1::SetKeepalivesRequest& request, uint64_t token) {
   auto worker = workers_->Get(worker_id);
   if (!worker.ok()) return false;  // gone or lost: the next resync covers its bindings
+  request.set_fencing_token(token);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
   v1::SetKeepalivesResponse response;
@@ -124,13 +107,60 @@ bool KeepaliveAssigner::Send(const std::string& worker_id, const v1::SetKeepaliv
   return true;
 }
 
-bool KeepaliveAssigner::FlushPending() {
-  absl::flat_hash_map<std::string, Pending> batch;
-  uint64_t queued;
-  {
-    absl::MutexLock lock(&mu_);
-    batch.swap(pending_);
-    queued = queued_;
+namespace {
+
+uint64_t Digest(const v1::KeepaliveTarget& target) {
+  std::string bytes;
+  target.SerializeToString(&bytes);
+  return absl::Hash<std::string>{}(bytes);
+}
+
+}  // namespace
+
+bool KeepaliveAssigner::Forward(uint64_t token) {
+  struct Changes {
+    absl::flat_hash_map<std::string, v1::KeepaliveTarget> upserts;
+    absl::flat_hash_set<std::string> removes;
+  };
+  absl::flat_hash_map<std::string, Changes> batch;
+  // Bounded per pass, so a flood of changes still lets the worker set be checked between passes.
+  for (int page = 0; page < 20; ++page) {
+    auto entries = reader_->Next(options_.chunk, absl::ZeroDuration());
+    if (!entries.ok()) {
+      log::LogWarning("keepalive leader lost its place in the binding log; resyncing")
+          .Kv("error", entries.status().ToString());
+      feed_->Close(reader_);
+      auto fresh = feed_->Open("");
+      absl::MutexLock lock(&mu_);
+      reader_ = std::move(fresh);
+      return false;
+    }
+    if (entries->empty()) break;
+    for (const Logged<BindingLogEntry>& entry : *entries) {
+      const v1::Binding& binding = entry.value.binding;
+      const std::string& id = binding.binding_id();
+      const bool removed = entry.value.type == v1::BINDING_EVENT_TYPE_RELEASED ||
+                           entry.value.type == v1::BINDING_EVENT_TYPE_EXPIRED;
+      std::optional<v1::KeepaliveTarget> target = removed ? std::nullopt : KeepaliveTargetOf(binding);
+      const std::string worker = target ? AssignedWorker(*workers_, binding) : "";
+      auto previous = sent_.find(id);
+      if (previous != sent_.end() && previous->second.worker_id != worker) {
+        Changes& old = batch[previous->second.worker_id];
+        old.upserts.erase(id);
+        old.removes.insert(id);
+      }
+      if (worker.empty()) {
+        if (previous != sent_.end()) sent_.erase(previous);
+        continue;
+      }
+      const uint64_t digest = Digest(*target);
+      // A refresh that changes nothing a worker uses needs no message (the usual REGISTER refresh).
+      if (previous != sent_.end() && previous->second.worker_id == worker && previous->second.digest == digest) continue;
+      Changes& changes = batch[worker];
+      changes.removes.erase(id);
+      changes.upserts[id] = *std::move(target);
+      sent_[id] = Sent{worker, digest};
+    }
   }
   bool ok = true;
   for (auto& [worker_id, changes] : batch) {
@@ -138,14 +168,12 @@ bool KeepaliveAssigner::FlushPending() {
     request.set_complete(true);
     for (auto& [id, target] : changes.upserts) *request.add_upsert() = std::move(target);
     for (const std::string& id : changes.removes) request.add_remove(id);
-    if (!Send(worker_id, request) && workers_->Get(worker_id).ok()) ok = false;
+    if (!Send(worker_id, request, token) && workers_->Get(worker_id).ok()) ok = false;
   }
-  absl::MutexLock lock(&mu_);
-  sent_ = std::max(sent_, queued);
   return ok;
 }
 
-bool KeepaliveAssigner::Resync() {
+bool KeepaliveAssigner::Resync(uint64_t token) {
   std::vector<std::string> ready;     // may be assigned bindings
   std::vector<std::string> retiring;  // alive but draining: told to keep nothing
   for (const v1::Worker& w : workers_->List()) {
@@ -153,16 +181,10 @@ bool KeepaliveAssigner::Resync() {
     if (w.state() == v1::WORKER_STATE_READY) ready.push_back(w.worker_id());
     if (w.state() == v1::WORKER_STATE_DRAINING) retiring.push_back(w.worker_id());
   }
-  // Changes queued before this point are in the store already: the complete sets carry them.
-  uint64_t queued;
-  {
-    absl::MutexLock lock(&mu_);
-    pending_.clear();
-    queued = queued_;
-  }
   metrics_->keepalive_resyncs->Increment();
   const absl::Time started = absl::Now();
   bool ok = true;
+  sent_.clear();
   absl::flat_hash_map<std::string, v1::SetKeepalivesRequest> open;
   absl::flat_hash_set<std::string> failed;  // a worker that missed a chunk gets no more of this pass
   for (const std::string& id : ready) open[id].set_replace_all(true);
@@ -170,7 +192,7 @@ bool KeepaliveAssigner::Resync() {
     v1::SetKeepalivesRequest& request = open[worker_id];
     request.set_complete(complete);
     // Never "complete" after a lost chunk: the worker would drop that chunk's bindings.
-    if (!failed.contains(worker_id) && !Send(worker_id, request)) {
+    if (!failed.contains(worker_id) && !Send(worker_id, request, token)) {
       failed.insert(worker_id);
       ok = false;
     }
@@ -195,6 +217,7 @@ bool KeepaliveAssigner::Resync() {
       const std::string worker = AssignedWorker(*workers_, binding);
       auto it = open.find(worker);
       if (it == open.end()) continue;  // no worker can take it (yet)
+      sent_[binding.binding_id()] = Sent{worker, Digest(*target)};
       *it->second.add_upsert() = *std::move(target);
       ++total;
       if (static_cast<size_t>(it->second.upsert_size()) >= options_.chunk) flush(worker, false);
@@ -211,15 +234,14 @@ bool KeepaliveAssigner::Resync() {
     v1::SetKeepalivesRequest empty;
     empty.set_replace_all(true);
     empty.set_complete(true);
-    if (!Send(id, empty)) ok = false;
+    if (!Send(id, empty, token)) ok = false;
   }
   log::LogInfo("keepalive assignments synced")
       .Kv("workers", ready.size())
       .Kv("bindings", total)
       .Kv("ok", ok)
+      .Kv("fencing_token", token)
       .Kv("ms", absl::ToInt64Milliseconds(absl::Now() - started));
-  absl::MutexLock lock(&mu_);
-  sent_ = std::max(sent_, queued);
   return ok;
 }
 
@@ -229,13 +251,36 @@ void KeepaliveAssigner::Run() {
       absl::MutexLock lock(&mu_);
       if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.flush_interval)) return;
     }
+    const uint64_t token = leadership_->token();
+    if (token == 0) {
+      // Another replica leads: it has the workers' sets; start afresh if the lease comes back.
+      if (reader_) feed_->Close(reader_);
+      absl::MutexLock lock(&mu_);
+      reader_.reset();
+      sent_.clear();
+      synced_token_ = 0;
+      ++passes_;
+      continue;
+    }
+    if (token != synced_token_ || !reader_) {
+      // Newly leading: follow the log from here, after a complete set for every worker.
+      if (reader_) feed_->Close(reader_);
+      auto reader = feed_->Open("");
+      absl::MutexLock lock(&mu_);
+      reader_ = std::move(reader);
+      synced_token_ = token;
+      synced_version_ = UINT64_MAX;
+    }
     const uint64_t version = workers_->membership_version();
     if (version != synced_version_) {
       // A failed pass is retried on the next round (after the flush interval).
-      if (Resync()) synced_version_ = version;
-      continue;
+      if (!Resync(token)) continue;
+      synced_version_ = version;
     }
-    if (!FlushPending()) synced_version_ = UINT64_MAX;  // a worker missed changes: give it its whole set again
+    // A worker that missed changes gets its whole set again.
+    if (!Forward(token)) synced_version_ = UINT64_MAX;
+    absl::MutexLock lock(&mu_);
+    ++passes_;
   }
 }
 

@@ -1,28 +1,30 @@
 #pragma once
-// Which relay worker keeps each binding's NAT mapping open, and telling the workers.
+// Which relay worker keeps each binding's NAT mapping open, and telling the workers. Only the leader
+// (leader/leadership.h) tells them, every request carrying its fencing token.
 //
 // The assignment is a function of the binding and the set of READY workers
 // (WorkerRegistry::KeepaliveWorkerFor: rendezvous hashing among workers that can send from the
 // binding's registrar address), so it is never stored and every control replica computes the same.
-// Changes reach workers in batches from one thread:
-// - a binding stored, refreshed or removed queues an upsert or removal for its worker;
-// - whenever the worker set changes (a worker registers, drains, is lost, comes back), every READY
-//   worker gets its complete set again (SetKeepalives replace_all ... complete), streamed from the
-//   store in pages; the moved bindings leave their old worker in the same pass, so no binding goes
-//   unpinged, or is pinged by two workers, for longer than one pass.
+// The leader learns of changes from the bindings' change log, whichever replica made them:
+// - on taking the lease, and whenever the worker set changes (a worker registers, drains, is lost,
+//   comes back), every READY worker gets its complete set again (SetKeepalives replace_all ...
+//   complete), streamed from the store in pages; the moved bindings leave their old worker in the
+//   same pass, so no binding goes unpinged, or is pinged by two workers, for longer than one pass;
+// - in between, each logged change becomes an upsert or a removal for its worker, sent in batches;
+//   a refresh that changes nothing a worker uses sends nothing;
+// - a leader that loses its place in the log (it fell behind what the log keeps) resyncs.
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "latchkey/v1/worker.pb.h"
-#include "services/control/bindings/binding_observer.h"
+#include "services/control/events/event_feed.h"
+#include "services/control/leader/leadership.h"
 #include "services/control/metrics/control_metrics.h"
 #include "services/control/store/binding_store.h"
 #include "services/control/workers/worker_registry.h"
@@ -39,41 +41,47 @@ struct KeepaliveAssignerOptions {
   absl::Duration call_timeout = absl::Seconds(10);
 };
 
-class KeepaliveAssigner : public BindingObserver {
+class KeepaliveAssigner {
  public:
-  KeepaliveAssigner(KeepaliveAssignerOptions options, BindingStore* store, WorkerRegistry* workers, ControlMetrics* metrics);
-  ~KeepaliveAssigner() override;
+  KeepaliveAssigner(KeepaliveAssignerOptions options, BindingStore* store, WorkerRegistry* workers,
+                    EventFeed<BindingLogEntry>* feed, const Leadership* leadership, ControlMetrics* metrics);
+  ~KeepaliveAssigner();
 
   void Start();
   void Stop();
-
-  void OnBindingStored(const v1::Binding* previous, const v1::Binding& binding) override;
-  void OnBindingRemoved(const v1::Binding& binding) override;
-  // Tests: wait until everything queued so far has been sent (or failed); false on timeout.
+  // Tests: wait until every change logged before the call has been sent to its worker (or failed);
+  // true at once on a replica that does not lead. False on timeout.
   bool Flushed(absl::Duration timeout);
 
  private:
-  struct Pending {
-    absl::flat_hash_map<std::string, v1::KeepaliveTarget> upserts;
-    absl::flat_hash_set<std::string> removes;
+  struct Sent {
+    std::string worker_id;
+    uint64_t digest = 0;  // of the target as sent
   };
   void Run();
   // A complete set for every READY keepalive worker; false if a worker did not take it.
-  bool Resync();
-  bool FlushPending();
-  bool Send(const std::string& worker_id, const v1::SetKeepalivesRequest& request);
+  bool Resync(uint64_t token);
+  // The logged changes read since the last pass, sent; false if a worker missed some.
+  bool Forward(uint64_t token);
+  bool Send(const std::string& worker_id, v1::SetKeepalivesRequest& request, uint64_t token);
 
   const KeepaliveAssignerOptions options_;
   BindingStore* store_;
   WorkerRegistry* workers_;
+  EventFeed<BindingLogEntry>* feed_;
+  const Leadership* leadership_;
   ControlMetrics* metrics_;
 
+  // The flush thread's: what each binding's worker was last sent, as of the leader's view.
+  absl::flat_hash_map<std::string, Sent> sent_;
+  // Written by the flush thread under mu_; read by it freely, by Flushed under mu_.
+  std::shared_ptr<EventFeed<BindingLogEntry>::Reader> reader_;
+  uint64_t synced_version_ = UINT64_MAX;
+  uint64_t synced_token_ = 0;
+
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Pending> pending_ ABSL_GUARDED_BY(mu_);
-  uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;  // changes queued so far
-  uint64_t sent_ ABSL_GUARDED_BY(mu_) = 0;    // of those, handled by a flush
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t synced_version_ = UINT64_MAX;  // flush thread only
+  uint64_t passes_ ABSL_GUARDED_BY(mu_) = 0;  // completed passes that read the log to its end
   std::thread thread_;
 };
 

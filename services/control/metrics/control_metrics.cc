@@ -92,17 +92,24 @@ ControlMetrics::ControlMetrics(prometheus::Registry& registry) {
                       .Help("Workers declared lost after missing heartbeats")
                       .Register(registry)
                       .Add({});
-  watch_events_dropped = &prometheus::BuildCounter()
-                              .Name("latchkey_watch_events_dropped_total")
-                              .Help("Events a Watch stream missed because it fell behind and was cut off")
-                              .Register(registry)
-                              .Add({});
   auto& watch_ends = prometheus::BuildCounter()
                          .Name("latchkey_watch_streams_ended_total")
-                         .Help("Watch streams ended by the server: slow (fell behind) or limit (refused, too many open)")
+                         .Help("Watch streams ended by the server: slow (fell behind), limit (refused, too many "
+                               "open), gone (resume token older than the change log keeps: re-list)")
                          .Register(registry);
   watch_streams_slow = &watch_ends.Add({{"reason", "slow"}});
   watch_streams_limited = &watch_ends.Add({{"reason", "limit"}});
+  watch_streams_gone = &watch_ends.Add({{"reason", "gone"}});
+  leader = &prometheus::BuildGauge()
+                .Name("latchkey_control_leader")
+                .Help("1 while this replica holds the lease to push keepalive assignments and run the sweepers")
+                .Register(registry)
+                .Add({});
+  leadership_changes = &prometheus::BuildCounter()
+                            .Name("latchkey_control_leadership_changes_total")
+                            .Help("Times this replica took or lost the leader lease")
+                            .Register(registry)
+                            .Add({});
   workers_forgotten = &prometheus::BuildCounter()
                            .Name("latchkey_workers_forgotten_total")
                            .Help("Lost workers removed from the registry after forget_lost_workers_after")

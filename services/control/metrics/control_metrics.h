@@ -45,12 +45,14 @@ struct ControlMetrics {
   // latchkey_workers_lost_total
   prometheus::Counter* workers_lost;
 
-  // latchkey_watch_events_dropped_total: events a watcher missed because it was cut off.
-  prometheus::Counter* watch_events_dropped;
-  // latchkey_watch_streams_ended_total{reason="slow|limit"}: streams cut off for falling behind, and
-  // streams refused at the open-stream limits.
+  // latchkey_watch_streams_ended_total{reason="slow|limit|gone"}: streams cut off for falling behind,
+  // refused at the open-stream limits, or resumed from a position the log no longer keeps.
   prometheus::Counter* watch_streams_slow;
   prometheus::Counter* watch_streams_limited;
+  prometheus::Counter* watch_streams_gone;
+  // latchkey_control_leader, latchkey_control_leadership_changes_total
+  prometheus::Gauge* leader;
+  prometheus::Counter* leadership_changes;
   // latchkey_workers_forgotten_total: lost workers removed from the registry.
   prometheus::Counter* workers_forgotten;
   // latchkey_adopted_sessions_total{result}: calls a registering worker announced that control did

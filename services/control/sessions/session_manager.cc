@@ -63,9 +63,10 @@ absl::StatusOr<std::string> SessionManager::ApplySdp(v1::Session& session, v1::S
 }
 
 absl::StatusOr<v1::Session> SessionManager::ChangeSdp(const std::string& session_id,
-                                                      const std::function<absl::Status(v1::Session&, bool*)>& change) {
+                                                      const std::function<absl::Status(v1::Session&, bool*)>& change,
+                                                      const SessionEvent* event) {
   bool relay_told = false;
-  auto changed = writer_->Change(session_id, [&](v1::Session& s) { return change(s, &relay_told); });
+  auto changed = writer_->Change(session_id, [&](v1::Session& s) { return change(s, &relay_told); }, event);
   if (!changed.ok() && relay_told) {
     // Told the worker, then lost to other writers (or the session ended): put the worker back on
     // the stored state; a newer writer's update wins over this one at the worker by its version.
@@ -100,11 +101,11 @@ absl::StatusOr<v1::Session> SessionManager::NewSession(const v1::AllocateSession
 absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Reoffer(const std::string& session_id,
                                                                     const v1::AllocateSessionRequest& request) {
   std::string sdp;
+  const SessionEvent updated = writer_->EventOf(v1::SESSION_EVENT_TYPE_UPDATED);
   ASSIGN_OR_RETURN(v1::Session session, ChangeSdp(session_id, [&](v1::Session& s, bool* relay_told) -> absl::Status {
     ASSIGN_OR_RETURN(sdp, ApplySdp(s, v1::SIDE_CALLER, request.sdp(), request.signaling_source(), relay_told));
     return absl::OkStatus();
-  }));
-  writer_->Publish(v1::SESSION_EVENT_TYPE_UPDATED, session);
+  }, &updated));
   v1::AllocateSessionResponse response;
   *response.mutable_session() = std::move(session);
   response.set_sdp(std::move(sdp));
@@ -136,7 +137,10 @@ absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Allocate(const v1::A
     const uint32_t streams = static_cast<uint32_t>(description.media().size());
     RETURN_IF_ERROR(relay_->Create(session, streams, CalleeFamily(session)));
     auto sdp = RewriteForOtherSide(session, v1::SIDE_CALLER, description);
-    absl::StatusOr<v1::Session> stored = sdp.ok() ? writer_->Write(session, options_.max_sessions_per_pbx) : sdp.status();
+    absl::StatusOr<v1::Session> stored =
+        sdp.ok() ? writer_->Write(session, options_.max_sessions_per_pbx, 0,
+                                  writer_->EventOf(v1::SESSION_EVENT_TYPE_ALLOCATED))
+                 : sdp.status();
     if (!stored.ok()) {
       // Never announced: free the relay ports, but no event and no gauge change.
       v1::DeleteRelaySessionResponse ignored;
@@ -153,7 +157,6 @@ absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Allocate(const v1::A
         .Kv("worker_id", stored->worker_id())
         .Kv("streams", streams)
         .Kv("caller_nat", stored->caller().verdict().state() == v1::NAT_STATE_BEHIND_NAT);
-    writer_->Publish(v1::SESSION_EVENT_TYPE_ALLOCATED, *stored);
     v1::AllocateSessionResponse response;
     *response.mutable_session() = *std::move(stored);
     response.set_sdp(*std::move(sdp));
@@ -166,8 +169,8 @@ absl::StatusOr<v1::AnswerSessionResponse> SessionManager::Answer(const v1::Answe
                                                                  const grpcutil::Caller& caller) {
   RETURN_IF_ERROR(CheckToken("session_id", request.session_id(), 64));
   RETURN_IF_ERROR(CheckToken("to_tag", request.to_tag(), 128));
-  bool first_answer = false;
   std::string sdp;
+  SessionEvent answered = writer_->EventOf(v1::SESSION_EVENT_TYPE_UPDATED);
   ASSIGN_OR_RETURN(v1::Session session, ChangeSdp(request.session_id(), [&](v1::Session& s, bool* relay_told) -> absl::Status {
     if (!caller.owns(s.owner())) return NoSuchSession(request.session_id());
     if (s.state() == v1::SESSION_STATE_ENDED) return Ended(s);
@@ -182,7 +185,8 @@ absl::StatusOr<v1::AnswerSessionResponse> SessionManager::Answer(const v1::Answe
       return absl::InvalidArgumentError(absl::StrCat("sdp: the answer has ", description->media().size(),
                                                      " m= lines, the offer had ", offered, " (RFC 3264)"));
     }
-    first_answer = s.state() == v1::SESSION_STATE_OFFERED;
+    const bool first_answer = s.state() == v1::SESSION_STATE_OFFERED;
+    answered.set_type(first_answer ? v1::SESSION_EVENT_TYPE_ANSWERED : v1::SESSION_EVENT_TYPE_UPDATED);
     // Set before the worker is told, so the copy it keeps (and re-announces after a control restart)
     // says answered.
     s.mutable_callee()->set_tag(request.to_tag());
@@ -190,8 +194,7 @@ absl::StatusOr<v1::AnswerSessionResponse> SessionManager::Answer(const v1::Answe
     if (first_answer) *s.mutable_answered_at() = ToProto(writer_->Now());
     ASSIGN_OR_RETURN(sdp, ApplySdp(s, v1::SIDE_CALLEE, request.sdp(), request.signaling_source(), relay_told));
     return absl::OkStatus();
-  }));
-  writer_->Publish(first_answer ? v1::SESSION_EVENT_TYPE_ANSWERED : v1::SESSION_EVENT_TYPE_UPDATED, session);
+  }, &answered));
   v1::AnswerSessionResponse response;
   *response.mutable_session() = std::move(session);
   response.set_sdp(std::move(sdp));
@@ -203,6 +206,7 @@ absl::StatusOr<v1::UpdateSessionResponse> SessionManager::Update(const v1::Updat
   RETURN_IF_ERROR(CheckToken("session_id", request.session_id(), 64));
   RETURN_IF_ERROR(CheckEnum("side", request.side(), v1::Side_IsValid, false));
   std::string sdp;
+  const SessionEvent updated = writer_->EventOf(v1::SESSION_EVENT_TYPE_UPDATED);
   ASSIGN_OR_RETURN(v1::Session session, ChangeSdp(request.session_id(), [&](v1::Session& s, bool* relay_told) -> absl::Status {
     if (!caller.owns(s.owner())) return NoSuchSession(request.session_id());
     if (request.side() == v1::SIDE_CALLEE && s.state() == v1::SESSION_STATE_OFFERED) {
@@ -210,8 +214,7 @@ absl::StatusOr<v1::UpdateSessionResponse> SessionManager::Update(const v1::Updat
     }
     ASSIGN_OR_RETURN(sdp, ApplySdp(s, request.side(), request.sdp(), request.signaling_source(), relay_told));
     return absl::OkStatus();
-  }));
-  writer_->Publish(v1::SESSION_EVENT_TYPE_UPDATED, session);
+  }, &updated));
   v1::UpdateSessionResponse response;
   *response.mutable_session() = std::move(session);
   response.set_sdp(std::move(sdp));

@@ -53,7 +53,8 @@ class SessionManager {
   // SessionWriter::Change for an SDP change; one that told the worker and then gave up (lost to
   // other writers, or the session ended) puts the worker back on the stored state.
   absl::StatusOr<v1::Session> ChangeSdp(const std::string& session_id,
-                                        const std::function<absl::Status(v1::Session&, bool*)>& change);
+                                        const std::function<absl::Status(v1::Session&, bool*)>& change,
+                                        const SessionEvent* event);
   // The same Call-ID and from-tag again: a re-offer of the live session holding them.
   absl::StatusOr<v1::AllocateSessionResponse> Reoffer(const std::string& session_id,
                                                       const v1::AllocateSessionRequest& request);

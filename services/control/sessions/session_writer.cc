@@ -6,18 +6,30 @@
 
 namespace latchkey::control {
 
+SessionEvent SessionWriter::EventOf(v1::SessionEventType type) const {
+  SessionEvent event;
+  event.set_type(type);
+  *event.mutable_time() = ToProto(clock_());
+  return event;
+}
+
 absl::StatusOr<v1::Session> SessionWriter::Write(const v1::Session& session, uint64_t max_live_per_owner,
-                                                 uint64_t min_version) {
+                                                 uint64_t min_version, std::optional<SessionEvent> event) {
   SessionWrite write;
   write.expected_version = session.version();
   write.expires_at = ExpiryOf(session, timeouts_);
   write.max_live_per_owner = max_live_per_owner;
   write.min_version = min_version;
-  return store_->Write(session, write);
+  const bool logs = event.has_value();
+  write.event = std::move(event);
+  auto written = store_->Write(session, write);
+  if (written.ok() && logs && logged_) logged_();
+  return written;
 }
 
 absl::StatusOr<v1::Session> SessionWriter::Change(const std::string& session_id,
-                                                  const std::function<absl::Status(v1::Session&)>& change) {
+                                                  const std::function<absl::Status(v1::Session&)>& change,
+                                                  const SessionEvent* event) {
   absl::Status last;
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     auto session = store_->Get(session_id);
@@ -30,7 +42,7 @@ absl::StatusOr<v1::Session> SessionWriter::Change(const std::string& session_id,
       }
       return s;
     }
-    auto written = Write(*session);
+    auto written = Write(*session, UINT64_MAX, 0, event ? std::optional<SessionEvent>(*event) : std::nullopt);
     if (!absl::IsAborted(written.status())) return written;
     last = written.status();
   }
@@ -55,7 +67,7 @@ absl::StatusOr<v1::Session> SessionWriter::End(v1::Session session, v1::SessionE
     ended.set_state(v1::SESSION_STATE_ENDED);
     ended.set_end_reason(reason);
     *ended.mutable_updated_at() = ToProto(clock_());
-    auto written = Write(ended);
+    auto written = Write(ended, UINT64_MAX, 0, EventOf(reason));
     if (written.ok()) {
       metrics_->sessions_active->Decrement();
       if (metrics_->session_ends[reason]) metrics_->session_ends[reason]->Increment();
@@ -63,7 +75,6 @@ absl::StatusOr<v1::Session> SessionWriter::End(v1::Session session, v1::SessionE
           .Kv("session_id", written->session_id())
           .Kv("call_id", written->call_id())
           .Kv("reason", v1::SessionEventType_Name(reason));
-      Publish(reason, *written);
       if (ended_here) *ended_here = true;
       return written;
     }
@@ -79,7 +90,11 @@ void SessionWriter::Publish(v1::SessionEventType type, const v1::Session& sessio
   event.set_type(type);
   *event.mutable_session() = session;
   if (!event.has_time()) *event.mutable_time() = ToProto(clock_());
-  events_->Publish(event);
+  if (absl::Status s = store_->AppendEvent(event); !s.ok()) {
+    log::LogWarning("session event not logged").Kv("session_id", session.session_id()).Kv("error", s.ToString());
+    return;
+  }
+  if (logged_) logged_();
 }
 
 }  // namespace latchkey::control

@@ -163,7 +163,11 @@ void WorkerSessions::HandleWorkerEvent(const std::string& worker_id, const v1::W
   switch (event.type()) {
     case v1::SESSION_EVENT_TYPE_LATCHED:
     case v1::SESSION_EVENT_TYPE_RELATCHED: {
-      auto latched = writer_->Change(event.session_id(), [&](v1::Session& s) -> absl::Status {
+      SessionEvent latch = writer_->EventOf(event.type());
+      latch.set_side(event.side());
+      *latch.mutable_source() = event.source();
+      // Moved or ended meanwhile: nothing to record.
+      writer_->Change(event.session_id(), [&](v1::Session& s) -> absl::Status {
         if (s.worker_id() != worker_id || s.state() == v1::SESSION_STATE_ENDED) {
           return absl::FailedPreconditionError("moved or ended meanwhile");
         }
@@ -175,8 +179,7 @@ void WorkerSessions::HandleWorkerEvent(const std::string& worker_id, const v1::W
         }
         *s.mutable_updated_at() = ToProto(writer_->Now());
         return absl::OkStatus();
-      });
-      if (latched.ok()) writer_->Publish(event.type(), *latched);
+      }, &latch).status().IgnoreError();
       break;
     }
     case v1::SESSION_EVENT_TYPE_LATCH_CONTESTED: {

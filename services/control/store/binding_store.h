@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "latchkey/v1/nat_control.pb.h"
+#include "services/control/store/change_log.h"
 
 namespace latchkey::control {
 
@@ -85,6 +86,13 @@ class BindingStore {
   // first. Costs O(expired), never a scan.
   virtual absl::StatusOr<std::vector<v1::Binding>> TakeExpired(absl::Time now, size_t limit) = 0;
   virtual absl::StatusOr<uint64_t> Count() = 0;
+
+  // The change log (change_log.h): every change above appends its event type (CREATED, REFRESHED,
+  // SOURCE_CHANGED, RELEASED, EXPIRED, REACHABLE, UNREACHABLE) and the binding after it (as it was,
+  // when removed), in the same atomic step. LogTail is the newest position (where a reader that
+  // wants only what comes next starts).
+  virtual absl::StatusOr<std::string> LogTail() = 0;
+  virtual absl::StatusOr<LogPage<BindingLogEntry>> ReadLog(const std::string& after, size_t limit) = 0;
 };
 
 }  // namespace latchkey::control

@@ -61,6 +61,9 @@ absl::StatusOr<BindingChange> MemoryBindingStore::Upsert(const BindingIdentity& 
       change.current = MergeRefresh(*stored, candidate);
       change.previous = *std::move(stored);
       Put(key, change.current);
+      Log(change.current.source_changes() != change.previous->source_changes() ? v1::BINDING_EVENT_TYPE_SOURCE_CHANGED
+                                                                               : v1::BINDING_EVENT_TYPE_REFRESHED,
+          change.current);
       return change;
     }
     by_identity_.erase(index);  // cannot happen: both are changed under one lock
@@ -86,6 +89,7 @@ absl::StatusOr<BindingChange> MemoryBindingStore::Upsert(const BindingIdentity& 
   Put(key, change.current);
   by_identity_.emplace(key, candidate.binding_id());
   if (counted) ++per_owner_[identity.owner];
+  Log(v1::BINDING_EVENT_TYPE_CREATED, change.current);
   return change;
 }
 
@@ -98,6 +102,7 @@ absl::StatusOr<v1::Binding> MemoryBindingStore::RemoveIdentity(const BindingIden
   if (it == by_id_.end()) return absl::NotFoundError("no binding of this contact for this aor");
   auto binding = Parse(it->first, it->second);
   Erase(it, identity.owner);
+  if (binding.ok()) Log(v1::BINDING_EVENT_TYPE_RELEASED, *binding);
   return binding;
 }
 
@@ -110,6 +115,7 @@ absl::StatusOr<v1::Binding> MemoryBindingStore::Remove(const std::string& bindin
   if (owner && *owner != stored_owner) return NoSuchBinding(binding_id);
   auto binding = Parse(it->first, it->second);
   Erase(it, stored_owner);
+  if (binding.ok()) Log(v1::BINDING_EVENT_TYPE_RELEASED, *binding);
   return binding;
 }
 
@@ -131,6 +137,9 @@ absl::StatusOr<std::optional<v1::Binding>> MemoryBindingStore::SetReachability(c
   binding->set_reachability(reachability);
   binding->set_version(binding->version() + 1);
   it->second.record = binding->SerializeAsString();
+  Log(reachability == v1::REACHABILITY_UNREACHABLE ? v1::BINDING_EVENT_TYPE_UNREACHABLE
+                                                   : v1::BINDING_EVENT_TYPE_REACHABLE,
+      *binding);
   return std::optional<v1::Binding>(*std::move(binding));
 }
 
@@ -172,9 +181,29 @@ absl::StatusOr<std::vector<v1::Binding>> MemoryBindingStore::TakeExpired(absl::T
     }
     auto binding = Parse(it->first, it->second);
     Erase(it, OwnerOfIdentityKey(it->second.identity_key));
-    if (binding.ok()) out.push_back(*std::move(binding));
+    if (!binding.ok()) continue;
+    Log(v1::BINDING_EVENT_TYPE_EXPIRED, *binding);
+    out.push_back(*std::move(binding));
   }
   return out;
+}
+
+void MemoryBindingStore::Log(v1::BindingEventType type, const v1::Binding& binding) {
+  BindingLogEntry entry;
+  entry.type = type;
+  entry.binding = binding;
+  entry.time = absl::Now();
+  log_.Append(std::move(entry));
+}
+
+absl::StatusOr<std::string> MemoryBindingStore::LogTail() {
+  absl::MutexLock lock(&mu_);
+  return log_.Tail();
+}
+
+absl::StatusOr<LogPage<BindingLogEntry>> MemoryBindingStore::ReadLog(const std::string& after, size_t limit) {
+  absl::MutexLock lock(&mu_);
+  return log_.Read("resume_token", after, limit);
 }
 
 absl::StatusOr<uint64_t> MemoryBindingStore::Count() {

@@ -12,11 +12,14 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "services/control/store/binding_store.h"
+#include "services/control/store/memory_change_log.h"
 
 namespace latchkey::control {
 
 class MemoryBindingStore : public BindingStore {
  public:
+  explicit MemoryBindingStore(uint64_t log_length = kDefaultLogLength) : log_(log_length) {}
+
   absl::StatusOr<BindingChange> Upsert(const BindingIdentity& identity, const v1::Binding& candidate,
                                        const BindingLimits& limits) override;
   absl::StatusOr<v1::Binding> RemoveIdentity(const BindingIdentity& identity) override;
@@ -27,8 +30,11 @@ class MemoryBindingStore : public BindingStore {
   absl::StatusOr<BindingPage> List(const BindingFilter& filter, const std::string& cursor, size_t limit) override;
   absl::StatusOr<std::vector<v1::Binding>> TakeExpired(absl::Time now, size_t limit) override;
   absl::StatusOr<uint64_t> Count() override;
+  absl::StatusOr<std::string> LogTail() override;
+  absl::StatusOr<LogPage<BindingLogEntry>> ReadLog(const std::string& after, size_t limit) override;
 
  private:
+  void Log(v1::BindingEventType type, const v1::Binding& binding) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   struct Entry {
     std::string identity_key;
     std::string record;  // serialized v1::Binding
@@ -47,6 +53,7 @@ class MemoryBindingStore : public BindingStore {
   absl::btree_map<std::string, std::string, std::less<>> by_identity_ ABSL_GUARDED_BY(mu_);  // key -> id
   absl::btree_set<std::pair<absl::Time, std::string>> expiry_ ABSL_GUARDED_BY(mu_);          // (expires_at, id)
   absl::flat_hash_map<std::string, uint64_t> per_owner_ ABSL_GUARDED_BY(mu_);                // counted owners
+  MemoryChangeLog<BindingLogEntry> log_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace latchkey::control

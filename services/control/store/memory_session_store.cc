@@ -79,7 +79,28 @@ absl::StatusOr<v1::Session> MemorySessionStore::Write(const v1::Session& session
     existing = records_.emplace(id, std::move(record)).first;
   }
   Index(id, existing->second);
+  if (write.event) {
+    v1::WatchSessionsResponse event = *write.event;
+    *event.mutable_session() = stored;
+    log_.Append(std::move(event));
+  }
   return stored;
+}
+
+absl::Status MemorySessionStore::AppendEvent(const v1::WatchSessionsResponse& event) {
+  absl::MutexLock lock(&mu_);
+  log_.Append(event);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> MemorySessionStore::LogTail() {
+  absl::MutexLock lock(&mu_);
+  return log_.Tail();
+}
+
+absl::StatusOr<LogPage<v1::WatchSessionsResponse>> MemorySessionStore::ReadLog(const std::string& after, size_t limit) {
+  absl::MutexLock lock(&mu_);
+  return log_.Read("resume_token", after, limit);
 }
 
 absl::Status MemorySessionStore::Remove(const std::string& session_id, uint64_t expected_version) {

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "services/control/store/memory_change_log.h"
 #include "services/control/store/session_store.h"
 
 namespace latchkey::control {
@@ -41,6 +42,11 @@ class MemorySessionStore : public SessionStore {
   absl::StatusOr<std::vector<v1::Session>> ListExpired(absl::Time now, size_t limit) override;
   // O(1) expected.
   absl::StatusOr<uint64_t> LiveCount(const std::string& owner) override;
+  absl::Status AppendEvent(const v1::WatchSessionsResponse& event) override;
+  absl::StatusOr<std::string> LogTail() override;
+  absl::StatusOr<LogPage<v1::WatchSessionsResponse>> ReadLog(const std::string& after, size_t limit) override;
+
+  explicit MemorySessionStore(uint64_t log_length = kDefaultLogLength) : log_(log_length) {}
 
  private:
   using CallKey = std::tuple<std::string, std::string, std::string>;  // owner, call_id, caller tag
@@ -75,6 +81,7 @@ class MemorySessionStore : public SessionStore {
   absl::flat_hash_map<std::string, uint64_t> live_count_ ABSL_GUARDED_BY(mu_);
   // (expires_at, id) of sessions with a finite expiry, so sweeping touches only what is due.
   absl::btree_set<std::pair<absl::Time, std::string>> expiry_ ABSL_GUARDED_BY(mu_);
+  MemoryChangeLog<v1::WatchSessionsResponse> log_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace latchkey::control

@@ -15,10 +15,11 @@ namespace latchkey::control {
 
 absl::StatusOr<Stores> OpenStores(const v1::ControlConfig& config) {
   Stores stores;
+  const uint64_t log_length = config.event_log_length() ? config.event_log_length() : kDefaultLogLength;
   const std::string& store = config.store();
   if (store == "memory") {
-    stores.bindings = std::make_unique<MemoryBindingStore>();
-    stores.sessions = std::make_unique<MemorySessionStore>();
+    stores.bindings = std::make_unique<MemoryBindingStore>(log_length);
+    stores.sessions = std::make_unique<MemorySessionStore>(log_length);
     stores.workers = std::make_unique<MemoryWorkerStore>();
     stores.keepalive_lease = std::make_unique<MemoryLease>();
     stores.description = "memory";
@@ -37,8 +38,8 @@ absl::StatusOr<Stores> OpenStores(const v1::ControlConfig& config) {
   auto client = redis::RedisClient::Start(std::move(options));
   if (!client.ok()) return client.status();
   stores.redis = *std::move(client);
-  stores.bindings = std::make_unique<redis::RedisBindingStore>(stores.redis.get(), config.store_key_prefix());
-  stores.sessions = std::make_unique<redis::RedisSessionStore>(stores.redis.get(), config.store_key_prefix());
+  stores.bindings = std::make_unique<redis::RedisBindingStore>(stores.redis.get(), config.store_key_prefix(), log_length);
+  stores.sessions = std::make_unique<redis::RedisSessionStore>(stores.redis.get(), config.store_key_prefix(), log_length);
   stores.workers = std::make_unique<redis::RedisWorkerStore>(stores.redis.get(), config.store_key_prefix());
   stores.keepalive_lease = std::make_unique<redis::RedisLease>(stores.redis.get(), config.store_key_prefix(), "leader");
   stores.description = store;

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "latchkey/v1/nat_control.pb.h"
+#include "services/control/store/change_log.h"
 
 namespace latchkey::control {
 
@@ -37,6 +38,10 @@ struct SessionWrite {
   // adopted or revived session is stored at the version its relay holds, so that the relay takes the
   // next update (it refuses versions older than its own).
   uint64_t min_version = 0;
+  // The watchers' event for this change (type, time, type-specific fields; its session is filled in
+  // with the session as stored): appended to the change log in the same step as the write, and only
+  // if the write succeeds.
+  std::optional<v1::WatchSessionsResponse> event;
 };
 
 struct SessionFilter {
@@ -70,6 +75,12 @@ class SessionStore {
   virtual absl::StatusOr<std::vector<v1::Session>> ListExpired(absl::Time now, size_t limit) = 0;
   // Live sessions `owner` holds, as counted against max_live_per_owner.
   virtual absl::StatusOr<uint64_t> LiveCount(const std::string& owner) = 0;
+
+  // The change log (change_log.h) of watchers' events: those of writes (SessionWrite.event) and
+  // those that change no record (AppendEvent: a latch contest, say). LogTail is the newest position.
+  virtual absl::Status AppendEvent(const v1::WatchSessionsResponse& event) = 0;
+  virtual absl::StatusOr<std::string> LogTail() = 0;
+  virtual absl::StatusOr<LogPage<v1::WatchSessionsResponse>> ReadLog(const std::string& after, size_t limit) = 0;
 };
 
 }  // namespace latchkey::control

@@ -34,6 +34,13 @@ local function reply(id, r)
   return {id, r.rec, r.own, r.crt, r.rch, r.sc, r.ver}
 end
 
+-- The change log (stream P blog): the event type (v1.BindingEventType) and the record as a reply
+-- holds it, appended in the same call as the change. `maxlen` is the entries kept (about).
+local function logged(p, maxlen, t, id, r)
+  redis.call('XADD', p .. 'blog', 'MAXLEN', '~', maxlen, '*', 't', t, 'id', id, 'rec', r.rec, 'own', r.own,
+             'crt', r.crt, 'rch', r.rch, 'sc', r.sc, 'ver', r.ver)
+end
+
 local function erase(p, id, r)
   redis.call('DEL', p .. 'b:' .. id)
   redis.call('ZREM', p .. 'bo', member(r.idk, id))
@@ -44,7 +51,7 @@ local function erase(p, id, r)
 end
 
 -- ARGV: identity key, candidate id, rec, owner, created µs, source, expires ms, max total,
--- max per owner, counted (1/0). Returns {'refreshed', previous record..., new sc, new ver} or
+-- max per owner, counted (1/0), log length. Returns {'refreshed', previous record..., new sc, new ver} or
 -- {'created'} or {'error', code, detail}.
 local function upsert(keys, args)
   local p = keys[1]
@@ -55,10 +62,12 @@ local function upsert(keys, args)
     local r = load(p, id)
     if r then
       local prev = reply(id, r)
-      if r.src ~= src then r.sc = r.sc + 1 end
+      local moved = r.src ~= src
+      if moved then r.sc = r.sc + 1 end
       r.ver = r.ver + 1
       r.rec, r.src, r.exp = rec, src, tonumber(exp)
       save(p, id, r)
+      logged(p, args[11], moved and 7 or 2, id, r)
       redis.call('ZADD', p .. 'bx', exp, id)
       table.insert(prev, 1, 'refreshed')
       table.insert(prev, r.sc)
@@ -74,14 +83,16 @@ local function upsert(keys, args)
     if held >= max_owner then return {'error', 'max_per_owner', held} end
   end
   if redis.call('EXISTS', p .. 'b:' .. cand) == 1 then return {'error', 'id_taken', cand} end
-  save(p, cand, {rec = rec, own = own, crt = tonumber(crt), rch = 0, sc = 0, ver = 1, src = src, idk = idk, exp = tonumber(exp)})
+  local r = {rec = rec, own = own, crt = tonumber(crt), rch = 0, sc = 0, ver = 1, src = src, idk = idk, exp = tonumber(exp)}
+  save(p, cand, r)
+  logged(p, args[11], 1, cand, r)
   redis.call('ZADD', p .. 'bo', 0, member(idk, cand))
   redis.call('ZADD', p .. 'bx', exp, cand)
   if counted then redis.call('HINCRBY', p .. 'bc', own, 1) end
   return {'created'}
 end
 
--- ARGV: identity key. Returns the removed record or {}.
+-- ARGV: identity key, log length. Returns the removed record or {}.
 local function remove_identity(keys, args)
   local p = keys[1]
   local id = find(p, args[1])
@@ -89,16 +100,18 @@ local function remove_identity(keys, args)
   local r = load(p, id)
   if not r then return {} end
   erase(p, id, r)
+  logged(p, args[2], 4, id, r)
   return reply(id, r)
 end
 
--- ARGV: id, owner or '' with check flag. Returns the removed record or {}.
+-- ARGV: id, owner or '' with check flag, log length. Returns the removed record or {}.
 local function remove(keys, args)
   local p = keys[1]
   local r = load(p, args[1])
   if not r then return {} end
   if args[3] == '1' and r.own ~= args[2] then return {} end
   erase(p, args[1], r)
+  logged(p, args[4], 4, args[1], r)
   return reply(args[1], r)
 end
 
@@ -108,7 +121,7 @@ local function get(keys, args)
   return reply(args[1], r)
 end
 
--- ARGV: id, reachability. Returns the updated record, or {} if absent or unchanged.
+-- ARGV: id, reachability, log length. Returns the updated record, or {} if absent or unchanged.
 local function set_reachability(keys, args)
   local p = keys[1]
   local r = load(p, args[1])
@@ -117,6 +130,7 @@ local function set_reachability(keys, args)
   r.rch = rch
   r.ver = r.ver + 1
   save(p, args[1], r)
+  logged(p, args[3], rch == 2 and 5 or 6, args[1], r)
   return reply(args[1], r)
 end
 
@@ -153,7 +167,7 @@ local function list(keys, args)
   return out
 end
 
--- ARGV: now ms, limit. Removes and returns what expired, earliest first.
+-- ARGV: now ms, limit, log length. Removes and returns what expired, earliest first.
 local function take_expired(keys, args)
   local p = keys[1]
   local ids = redis.call('ZRANGE', p .. 'bx', '-inf', args[1], 'BYSCORE', 'LIMIT', 0, tonumber(args[2]))
@@ -162,6 +176,7 @@ local function take_expired(keys, args)
     local r = load(p, id)
     if r then
       erase(p, id, r)
+      logged(p, args[3], 3, id, r)
       for _, v in ipairs(reply(id, r)) do table.insert(out, v) end
     else
       redis.call('ZREM', p .. 'bx', id)

@@ -14,6 +14,8 @@
 //                      identity (ZRANGE BYLEX), the identity stored once
 //   P bx       ZSET    score expires_at ms, member ID: expiry and the total count
 //   P bc       HASH    owner -> bindings held (counted owners only)
+//   P blog     STREAM  the change log: t (v1.BindingEventType), id, and the record's reply fields
+//                      (rec, own, crt, rch, sc, ver); trimmed to about the configured length
 namespace latchkey::control::redis {
 
 inline constexpr char kBindingLibrary[] = "latchkey_bindings_v2";

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
 #include "services/control/store/redis/binding_functions.h"
+#include "services/control/store/redis/log_functions.h"
 #include "services/control/store/redis/session_functions.h"
 #include "services/control/store/redis/worker_functions.h"
 
@@ -63,7 +64,8 @@ int64_t ReplyInt(const RedisReply& reply) {
 void LoadFunctionsOnConnect(RedisSession& session) {
   const std::pair<const char*, const char*> libraries[] = {{kBindingLibrary, BindingFunctionsSource()},
                                                            {kSessionLibrary, SessionFunctionsSource()},
-                                                           {kWorkerLibrary, WorkerFunctionsSource()}};
+                                                           {kWorkerLibrary, WorkerFunctionsSource()},
+                                                           {kLogLibrary, LogFunctionsSource()}};
   for (const auto& [name, source] : libraries) {
     session.Send({"FUNCTION", "LOAD", "REPLACE", source}, [library = std::string(name)](absl::StatusOr<RedisReply> reply) {
       if (!reply.ok() || reply->is_error()) {

@@ -1,11 +1,13 @@
 #include "services/control/store/redis/redis_binding_store.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/time/proto_time.h"
 #include "common/validation.h"
 #include "services/control/quota/owner_limit.h"
 #include "services/control/store/binding_record.h"
 #include "services/control/store/redis/fcall.h"
+#include "services/control/store/redis/log_reader.h"
 #include "services/control/store/store_errors.h"
 
 namespace latchkey::control::redis {
@@ -69,11 +71,11 @@ absl::StatusOr<RedisReply> RedisBindingStore::Fcall(const char* function, std::v
 }
 
 std::vector<std::string> RedisBindingStore::UpsertArgs(const BindingIdentity& identity, const v1::Binding& candidate,
-                                                       const BindingLimits& limits) {
+                                                       const BindingLimits& limits) const {
   return {IdentityKey(identity), candidate.binding_id(), RequestPart(candidate), identity.owner,
           absl::StrCat(absl::ToUnixMicros(FromProto(candidate.created_at()))), SourceOf(candidate),
           absl::StrCat(CeilUnixMillis(FromProto(candidate.expires_at()))), absl::StrCat(limits.max_total),
-          absl::StrCat(limits.max_per_owner), CountedOwner(identity.owner) ? "1" : "0"};
+          absl::StrCat(limits.max_per_owner), CountedOwner(identity.owner) ? "1" : "0", log_length_};
 }
 
 absl::StatusOr<BindingChange> RedisBindingStore::UpsertResult(const BindingIdentity& identity,
@@ -130,7 +132,7 @@ void RedisBindingStore::UpsertAsync(const BindingIdentity& identity, const v1::B
 }
 
 absl::StatusOr<v1::Binding> RedisBindingStore::RemoveIdentity(const BindingIdentity& identity) {
-  auto reply = Fcall("lk_b2_remove_identity", {IdentityKey(identity)});
+  auto reply = Fcall("lk_b2_remove_identity", {IdentityKey(identity), log_length_});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return absl::NotFoundError("no binding of this contact for this aor");
   return Decode(reply->elements, 0);
@@ -138,7 +140,7 @@ absl::StatusOr<v1::Binding> RedisBindingStore::RemoveIdentity(const BindingIdent
 
 absl::StatusOr<v1::Binding> RedisBindingStore::Remove(const std::string& binding_id,
                                                       const std::optional<std::string>& owner) {
-  auto reply = Fcall("lk_b2_remove", {binding_id, owner.value_or(""), owner ? "1" : "0"});
+  auto reply = Fcall("lk_b2_remove", {binding_id, owner.value_or(""), owner ? "1" : "0", log_length_});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return NoSuchBinding(binding_id);
   return Decode(reply->elements, 0);
@@ -153,7 +155,7 @@ absl::StatusOr<v1::Binding> RedisBindingStore::Get(const std::string& binding_id
 
 absl::StatusOr<std::optional<v1::Binding>> RedisBindingStore::SetReachability(const std::string& binding_id,
                                                                               v1::Reachability reachability) {
-  auto reply = Fcall("lk_b2_set_reachability", {binding_id, absl::StrCat(static_cast<int>(reachability))});
+  auto reply = Fcall("lk_b2_set_reachability", {binding_id, absl::StrCat(static_cast<int>(reachability)), log_length_});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return std::optional<v1::Binding>();
   auto binding = Decode(reply->elements, 0);
@@ -179,9 +181,36 @@ absl::StatusOr<BindingPage> RedisBindingStore::List(const BindingFilter& filter,
 }
 
 absl::StatusOr<std::vector<v1::Binding>> RedisBindingStore::TakeExpired(absl::Time now, size_t limit) {
-  auto reply = Fcall("lk_b2_take_expired", {absl::StrCat(absl::ToUnixMillis(now)), absl::StrCat(limit)});
+  auto reply = Fcall("lk_b2_take_expired", {absl::StrCat(absl::ToUnixMillis(now)), absl::StrCat(limit), log_length_});
   if (!reply.ok()) return reply.status();
   return DecodeAll(reply->elements, 0);
+}
+
+absl::StatusOr<std::string> RedisBindingStore::LogTail() { return ReadLogTail(*client_, prefix_, "blog"); }
+
+absl::StatusOr<LogPage<BindingLogEntry>> RedisBindingStore::ReadLog(const std::string& after, size_t limit) {
+  auto raw = ReadLogEntries(*client_, prefix_, "blog", "resume_token", after, limit);
+  if (!raw.ok()) return raw.status();
+  LogPage<BindingLogEntry> page;
+  page.next = raw->next;
+  for (Logged<StreamEntry>& entry : raw->entries) {
+    auto& f = entry.value.fields;
+    // The record as the functions' replies hold it.
+    std::vector<RedisReply> record;
+    for (const char* name : {"id", "rec", "own", "crt", "rch", "sc", "ver"}) record.push_back(RedisReply::String(f[name]));
+    auto binding = Decode(record, 0);
+    if (!binding.ok()) return binding.status();
+    int type = 0;
+    (void)absl::SimpleAtoi(f["t"], &type);
+    Logged<BindingLogEntry> out;
+    out.position = std::move(entry.position);
+    out.value.type = v1::BindingEventType_IsValid(type) ? static_cast<v1::BindingEventType>(type)
+                                                        : v1::BINDING_EVENT_TYPE_UNSPECIFIED;
+    out.value.binding = *std::move(binding);
+    out.value.time = entry.value.time;
+    page.entries.push_back(std::move(out));
+  }
+  return page;
 }
 
 absl::StatusOr<uint64_t> RedisBindingStore::Count() {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "services/control/store/binding_store.h"
 #include "services/control/store/redis/redis_client.h"
 
@@ -17,7 +18,8 @@ class RedisBindingStore : public BindingStore {
  public:
   // `prefix` starts every key of this deployment (e.g. "lk:"). The client must load the functions on
   // each connection (LoadFunctionsOnConnect in fcall.h).
-  RedisBindingStore(RedisClient* client, std::string prefix) : client_(client), prefix_(std::move(prefix)) {}
+  RedisBindingStore(RedisClient* client, std::string prefix, uint64_t log_length = kDefaultLogLength)
+      : client_(client), prefix_(std::move(prefix)), log_length_(absl::StrCat(log_length)) {}
 
   absl::StatusOr<BindingChange> Upsert(const BindingIdentity& identity, const v1::Binding& candidate,
                                        const BindingLimits& limits) override;
@@ -32,16 +34,19 @@ class RedisBindingStore : public BindingStore {
   absl::StatusOr<BindingPage> List(const BindingFilter& filter, const std::string& cursor, size_t limit) override;
   absl::StatusOr<std::vector<v1::Binding>> TakeExpired(absl::Time now, size_t limit) override;
   absl::StatusOr<uint64_t> Count() override;
+  absl::StatusOr<std::string> LogTail() override;
+  absl::StatusOr<LogPage<BindingLogEntry>> ReadLog(const std::string& after, size_t limit) override;
 
  private:
   absl::StatusOr<RedisReply> Fcall(const char* function, std::vector<std::string> args);
-  static std::vector<std::string> UpsertArgs(const BindingIdentity& identity, const v1::Binding& candidate,
-                                             const BindingLimits& limits);
+  std::vector<std::string> UpsertArgs(const BindingIdentity& identity, const v1::Binding& candidate,
+                                      const BindingLimits& limits) const;
   static absl::StatusOr<BindingChange> UpsertResult(const BindingIdentity& identity, const v1::Binding& candidate,
                                                     const BindingLimits& limits, absl::StatusOr<RedisReply> reply);
 
   RedisClient* client_;
   const std::string prefix_;
+  const std::string log_length_;  // as the functions take it
 };
 
 }  // namespace latchkey::control::redis

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "services/control/quota/owner_limit.h"
 #include "services/control/store/redis/fcall.h"
+#include "services/control/store/redis/log_reader.h"
 #include "services/control/store/store_errors.h"
 
 namespace latchkey::control::redis {
@@ -69,7 +70,7 @@ absl::StatusOr<v1::Session> RedisSessionStore::Write(const v1::Session& session,
                       write.expires_at == absl::InfiniteFuture() ? "" : absl::StrCat(CeilUnixMillis(write.expires_at)),
                       absl::StrCat(write.max_live_per_owner), absl::StrCat(write.min_version), live ? "1" : "0",
                       session.owner(), CallKey(session.owner(), session.call_id(), session.caller().tag()),
-                      session.worker_id()});
+                      session.worker_id(), write.event ? write.event->SerializeAsString() : "", log_length_});
   if (!reply.ok()) return reply.status();
   const std::vector<RedisReply>& e = reply->elements;
   if (e.size() >= 2 && e[0].str == "ok") {
@@ -88,6 +89,35 @@ absl::Status RedisSessionStore::Remove(const std::string& session_id, uint64_t e
   if (e.size() >= 3 && e[1].str == "not_found") return NoSuchSession(session_id);
   if (e.size() >= 3 && e[1].str == "stale") return StaleSessionVersion(session_id, e[2].str, expected_version);
   return absl::InternalError(absl::StrCat("redis: lk_s1_remove: unexpected reply ", reply->DebugString()));
+}
+
+absl::Status RedisSessionStore::AppendEvent(const v1::WatchSessionsResponse& event) {
+  return Fcall("lk_s1_append", {event.SerializeAsString(), log_length_}).status();
+}
+
+absl::StatusOr<std::string> RedisSessionStore::LogTail() { return ReadLogTail(*client_, prefix_, "slog"); }
+
+absl::StatusOr<LogPage<v1::WatchSessionsResponse>> RedisSessionStore::ReadLog(const std::string& after, size_t limit) {
+  auto raw = ReadLogEntries(*client_, prefix_, "slog", "resume_token", after, limit);
+  if (!raw.ok()) return raw.status();
+  LogPage<v1::WatchSessionsResponse> page;
+  page.next = raw->next;
+  for (Logged<StreamEntry>& entry : raw->entries) {
+    auto& f = entry.value.fields;
+    Logged<v1::WatchSessionsResponse> out;
+    out.position = std::move(entry.position);
+    if (!out.value.ParseFromString(f["e"])) return absl::DataLossError(absl::StrCat("session event ", out.position, " is corrupt"));
+    if (auto rec = f.find("rec"); rec != f.end()) {
+      if (!out.value.mutable_session()->ParseFromString(rec->second)) {
+        return absl::DataLossError(absl::StrCat("session event ", out.position, " is corrupt"));
+      }
+      int64_t version = 0;
+      (void)absl::SimpleAtoi(f["ver"], &version);
+      out.value.mutable_session()->set_version(static_cast<uint64_t>(version));
+    }
+    page.entries.push_back(std::move(out));
+  }
+  return page;
 }
 
 absl::StatusOr<v1::Session> RedisSessionStore::Get(const std::string& session_id) {

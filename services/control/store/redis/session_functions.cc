@@ -25,7 +25,8 @@ local function unindex(p, id, r)
 end
 
 -- ARGV: id, rec, expected version, expires ms ('' for none), max live per owner, minimum version,
--- live (1/0), owner, call key, worker id. Returns {'ok', version} or {'error', code, detail}.
+-- live (1/0), owner, call key, worker id, event ('' for none: a v1.WatchSessionsResponse without
+-- its session, logged with the record as written), log length. Returns {'ok', version} or {'error', code, detail}.
 local function write(keys, args)
   local p = keys[1]
   local id, rec, expected, exp = args[1], args[2], tonumber(args[3]), args[4]
@@ -57,6 +58,9 @@ local function write(keys, args)
     redis.call('HSET', p .. 'sc', ck, id)
     if wrk ~= '' then redis.call('ZADD', p .. 'sw:' .. wrk, 0, id) end
     if counted(own) then redis.call('HINCRBY', p .. 'sl', own, 1) end
+  end
+  if args[11] ~= '' then
+    redis.call('XADD', p .. 'slog', 'MAXLEN', '~', args[12], '*', 'e', args[11], 'rec', rec, 'ver', ver)
   end
   return {'ok', ver}
 end
@@ -142,7 +146,14 @@ local function live_count(keys, args)
   return tonumber(redis.call('HGET', keys[1] .. 'sl', args[1]) or '0')
 end
 
+-- ARGV: event (a whole v1.WatchSessionsResponse), log length.
+local function append(keys, args)
+  redis.call('XADD', keys[1] .. 'slog', 'MAXLEN', '~', args[2], '*', 'e', args[1])
+  return 1
+end
+
 redis.register_function('lk_s1_write', write)
+redis.register_function('lk_s1_append', append)
 redis.register_function('lk_s1_remove', remove)
 redis.register_function{function_name = 'lk_s1_get', callback = get, flags = {'no-writes'}}
 redis.register_function{function_name = 'lk_s1_find_live', callback = find_live, flags = {'no-writes'}}

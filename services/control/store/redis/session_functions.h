@@ -12,6 +12,8 @@
 //   P sx          ZSET  score expires_at ms, ID
 //   P sl          HASH  owner -> live sessions held (only "pbx/..." owners are counted, as in
 //                       quota/owner_limit.h)
+//   P slog        STREAM the change log: e (a v1.WatchSessionsResponse), and for a write's event
+//                       rec and ver (the session as written, which the event's session becomes)
 namespace latchkey::control::redis {
 
 inline constexpr char kSessionLibrary[] = "latchkey_sessions_v1";

@@ -58,15 +58,19 @@ class KeepaliveSenderApplyTest : public ::testing::Test {
     sender_ = *std::move(sender);
   }
 
-  v1::SetKeepalivesResponse Apply(std::vector<v1::KeepaliveTarget> upserts, std::vector<std::string> removals = {}) {
+  v1::SetKeepalivesResponse Apply(std::vector<v1::KeepaliveTarget> upserts, std::vector<std::string> removals = {},
+                                   uint64_t fencing_token = 0, bool replace_all = false) {
     v1::SetKeepalivesRequest request;
     request.set_complete(true);
+    request.set_replace_all(replace_all);
+    request.set_fencing_token(fencing_token);
     for (auto& target : upserts) *request.add_upsert() = std::move(target);
     for (auto& id : removals) request.add_remove(std::move(id));
     v1::SetKeepalivesResponse response;
-    sender_->Apply(request, &response);
+    last_status_ = sender_->Apply(request, &response);
     return response;
   }
+  absl::Status last_status_;
 
   // The value of a counter in what the registry exports; -1 if it is not there at all.
   double CounterValue(const std::string& name, const std::map<std::string, std::string>& labels = {}) {
@@ -169,6 +173,28 @@ TEST_F(KeepaliveSenderApplyTest, NewTargetsPastMaxTargetsAreRefusedChangesToHeld
   response = Apply({Target("b5")});
   EXPECT_THAT(response.refused(), IsEmpty());
   EXPECT_EQ(sender_->size(), 4u);
+}
+
+// Two control replicas that both believe they lead: the worker follows the newer lease only.
+TEST_F(KeepaliveSenderApplyTest, AnOlderFencingTokenIsRefusedWholeAndCounted) {
+  Apply({Target("b1"), Target("b2")}, {}, /*fencing_token=*/5, /*replace_all=*/true);
+  ASSERT_TRUE(last_status_.ok()) << last_status_;
+  EXPECT_EQ(sender_->size(), 2u);
+  // The former leader's complete set would drop b2 and add b3: refused, nothing changes.
+  Apply({Target("b1"), Target("b3")}, {}, /*fencing_token=*/4, /*replace_all=*/true);
+  EXPECT_TRUE(absl::IsFailedPrecondition(last_status_)) << last_status_;
+  EXPECT_THAT(std::string(last_status_.message()), HasSubstr("fencing_token: 4 is older than 5"));
+  EXPECT_EQ(sender_->size(), 2u);
+  EXPECT_EQ(CounterValue("latchkey_keepalive_assignments_fenced_total"), 1.0);
+  // The same or a newer token is taken; 0 (no lease: a single control) is never refused.
+  Apply({}, {"b1"}, /*fencing_token=*/5);
+  EXPECT_TRUE(last_status_.ok()) << last_status_;
+  Apply({Target("b4")}, {}, /*fencing_token=*/9, /*replace_all=*/true);
+  EXPECT_TRUE(last_status_.ok()) << last_status_;
+  EXPECT_EQ(sender_->size(), 1u);
+  Apply({Target("b5")}, {}, /*fencing_token=*/0);
+  EXPECT_TRUE(last_status_.ok()) << last_status_;
+  EXPECT_EQ(sender_->size(), 2u);
 }
 
 }  // namespace

@@ -61,6 +61,10 @@ class CountingStore : public BindingStore {
     return out;
   }
   absl::StatusOr<uint64_t> Count() override { return inner.Count(); }
+  absl::StatusOr<std::string> LogTail() override { return inner.LogTail(); }
+  absl::StatusOr<LogPage<BindingLogEntry>> ReadLog(const std::string& after, size_t limit) override {
+    return inner.ReadLog(after, limit);
+  }
 
   size_t size() { return inner.Count().value_or(0); }
   void ResetCounters() { writes = reads = taken = 0; }
@@ -123,7 +127,7 @@ class BindingManagerTest : public ::testing::Test {
 
   void Reset(BindingManagerOptions options) {
     options.grace = absl::Seconds(30);
-    manager_ = std::make_unique<BindingManager>(options, &store_, &detector_, &workers_, &metrics_, &events_,
+    manager_ = std::make_unique<BindingManager>(options, &store_, &detector_, &workers_, &metrics_, nullptr,
                                                 [this] { return now_; });
   }
 
@@ -133,10 +137,19 @@ class BindingManagerTest : public ::testing::Test {
     return response.ok() ? *response : v1::AllocateBindingResponse();
   }
 
-  // Every event queued for `sub` right now.
-  static std::vector<v1::WatchBindingsResponse> Drain(EventHub<BindingEvent>::Subscription& sub) {
+  // Watchers' events from here on: Drain returns those logged since the last call.
+  void Watch() { log_position_ = store_.LogTail().value(); }
+  std::vector<v1::WatchBindingsResponse> Drain() {
     std::vector<v1::WatchBindingsResponse> out;
-    while (auto event = sub.Next(absl::ZeroDuration())) out.push_back(*std::move(event));
+    auto page = store_.ReadLog(log_position_, 10'000);
+    EXPECT_TRUE(page.ok()) << page.status();
+    if (!page.ok()) return out;
+    for (const auto& entry : page->entries) {
+      auto event = manager_->EventOf(entry.value);
+      EXPECT_TRUE(event.ok()) << event.status();
+      if (event.ok()) out.push_back(*std::move(event));
+    }
+    log_position_ = page->next;
     return out;
   }
 
@@ -146,7 +159,7 @@ class BindingManagerTest : public ::testing::Test {
   prometheus::Registry registry_;
   ControlMetrics metrics_;
   WorkerRegistry workers_;
-  EventHub<BindingEvent> events_;
+  std::string log_position_;
   std::unique_ptr<BindingManager> manager_;
 };
 
@@ -167,13 +180,13 @@ TEST_F(BindingManagerTest, NatBindingGetsShortExpiryPlusGrace) {
 
 TEST_F(BindingManagerTest, RefreshAfterTheSweepTookTheBindingCreatesANewOne) {
   const auto created = MustAllocate(NatRequest());  // expires at kT0 + 60 s + 30 s grace
-  auto sub = events_.Subscribe(nullptr);
+  Watch();
   now_ = kT0 + absl::Seconds(100);
   EXPECT_EQ(manager_->SweepExpired(), 1u);
   const auto again = MustAllocate(NatRequest());
   EXPECT_TRUE(again.created());
   EXPECT_NE(again.binding().binding_id(), created.binding().binding_id());
-  auto events = Drain(*sub);
+  auto events = Drain();
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].type(), v1::BINDING_EVENT_TYPE_EXPIRED);
   EXPECT_EQ(events[1].type(), v1::BINDING_EVENT_TYPE_CREATED);
@@ -183,8 +196,7 @@ TEST_F(BindingManagerTest, RefreshAfterTheSweepTookTheBindingCreatesANewOne) {
 // Two control replicas on one store: neither holds a lock of its own, the store's atomic operations
 // keep one binding per identity and expire each binding once.
 TEST_F(BindingManagerTest, ReplicasSharingTheStoreMakeOneBindingPerIdentityAndExpireItOnce) {
-  EventHub<BindingEvent> other_events;
-  BindingManager other(BindingManagerOptions{}, &store_, &detector_, &workers_, &metrics_, &other_events,
+  BindingManager other(BindingManagerOptions{}, &store_, &detector_, &workers_, &metrics_, nullptr,
                        [this] { return now_; });
   constexpr int kPhones = 50;
   constexpr int kRounds = 20;
@@ -226,16 +238,16 @@ TEST_F(BindingManagerTest, PublicBindingKeepsRequestedExpiry) {
 }
 
 TEST_F(BindingManagerTest, SweepRemovesExactlyTheExpiredBindingAtExpiryPlusGrace) {
-  auto sub = events_.Subscribe(nullptr);
+  Watch();
   const v1::Binding nat = MustAllocate(NatRequest()).binding();
   const v1::Binding pub = MustAllocate(PublicRequest()).binding();
-  Drain(*sub);
+  Drain();
   ASSERT_EQ(store_.size(), 2u);
 
   now_ = kT0 + absl::Seconds(89);
   EXPECT_EQ(manager_->SweepExpired(), 0u);
   EXPECT_EQ(store_.size(), 2u);
-  EXPECT_TRUE(Drain(*sub).empty());
+  EXPECT_TRUE(Drain().empty());
 
   now_ = kT0 + absl::Seconds(90);
   EXPECT_EQ(manager_->SweepExpired(), 1u);
@@ -243,11 +255,12 @@ TEST_F(BindingManagerTest, SweepRemovesExactlyTheExpiredBindingAtExpiryPlusGrace
   EXPECT_EQ(manager_->Get(nat.binding_id(), kLocal).status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(manager_->Get(pub.binding_id(), kLocal).ok());
 
-  auto events = Drain(*sub);
+  auto events = Drain();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].type(), v1::BINDING_EVENT_TYPE_EXPIRED);
   EXPECT_EQ(events[0].binding().binding_id(), nat.binding_id());
-  EXPECT_EQ(FromProto(events[0].time()), now_);
+  // Stamped by the store as it logs the change (a shared store's clock, not a replica's).
+  EXPECT_LT(absl::AbsDuration(absl::Now() - FromProto(events[0].time())), absl::Seconds(10));
   // The event carries the whole binding, derived fields included.
   EXPECT_EQ(events[0].binding().effective_contact(), nat.effective_contact());
   EXPECT_EQ(events[0].binding().keepalive().note(), nat.keepalive().note());
@@ -291,7 +304,7 @@ TEST_F(BindingManagerTest, RefreshPushesExpiryForward) {
 }
 
 TEST_F(BindingManagerTest, RefreshFromNewSourceIsReportedAsSourceChange) {
-  auto sub = events_.Subscribe(nullptr);
+  Watch();
   MustAllocate(NatRequest());
   v1::AllocateBindingRequest moved = NatRequest();
   moved.mutable_source()->set_port(40001);
@@ -299,7 +312,7 @@ TEST_F(BindingManagerTest, RefreshFromNewSourceIsReportedAsSourceChange) {
   EXPECT_FALSE(refreshed.created());
   EXPECT_TRUE(refreshed.source_changed());
   EXPECT_EQ(refreshed.binding().source_changes(), 1u);
-  auto events = Drain(*sub);
+  auto events = Drain();
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].type(), v1::BINDING_EVENT_TYPE_CREATED);
   EXPECT_EQ(events[1].type(), v1::BINDING_EVENT_TYPE_SOURCE_CHANGED);
@@ -399,7 +412,7 @@ TEST_F(BindingManagerTest, SweepOfManyBindingsTouchesOnlyTheExpired) {
     ASSERT_TRUE(response.ok()) << response.status();
   }
   ASSERT_EQ(store_.size(), static_cast<size_t>(kTotal));
-  auto sub = events_.Subscribe(nullptr);
+  Watch();
 
   store_.ResetCounters();
   now_ = kT0 + absl::Seconds(100);
@@ -410,7 +423,7 @@ TEST_F(BindingManagerTest, SweepOfManyBindingsTouchesOnlyTheExpired) {
   EXPECT_EQ(store_.reads, 0u);
   EXPECT_EQ(store_.writes, 0u);
 
-  auto events = Drain(*sub);
+  auto events = Drain();
   ASSERT_EQ(events.size(), static_cast<size_t>(kExpiring));
   for (const auto& event : events) {
     EXPECT_EQ(event.type(), v1::BINDING_EVENT_TYPE_EXPIRED);

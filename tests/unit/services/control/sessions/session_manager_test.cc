@@ -64,6 +64,11 @@ class RefusingStore : public SessionStore {
     return inner_->ListExpired(now, limit);
   }
   absl::StatusOr<uint64_t> LiveCount(const std::string& owner) override { return inner_->LiveCount(owner); }
+  absl::Status AppendEvent(const v1::WatchSessionsResponse& event) override { return inner_->AppendEvent(event); }
+  absl::StatusOr<std::string> LogTail() override { return inner_->LogTail(); }
+  absl::StatusOr<LogPage<v1::WatchSessionsResponse>> ReadLog(const std::string& after, size_t limit) override {
+    return inner_->ReadLog(after, limit);
+  }
 
   std::atomic<bool> refuse{false};
 
@@ -231,7 +236,7 @@ TEST_F(SessionManagerTest, RelayCreateFailureLeavesNothingStored) {
 
 TEST_F(SessionManagerTest, StoreRefusalAfterCreateFreesTheRelaySession) {
   RefusingStore refusing(&store_);
-  SessionWriter writer(&refusing, &relay_, &metrics_, &events_, SessionTimeouts{}, [this] { return now_; });
+  SessionWriter writer(&refusing, &relay_, &metrics_, SessionTimeouts{}, [this] { return now_; });
   auto manager = NewManager(&writer, &refusing);
   refusing.refuse = true;
   auto response = manager->Allocate(AllocateRequest(), kPbxA);
@@ -589,7 +594,7 @@ TEST_F(SessionManagerTest, ListChecksItsFields) {
 class SessionManagerReplicasTest : public SessionManagerTest {
  protected:
   SessionManagerReplicasTest()
-      : other_writer_(&store_, &relay_, &metrics_, &events_, SessionTimeouts{}, [this] { return now_; }),
+      : other_writer_(&store_, &relay_, &metrics_, SessionTimeouts{}, [this] { return now_; }),
         other_(NewManager(&other_writer_)) {}
 
   SessionWriter other_writer_;

@@ -136,7 +136,7 @@ TEST_F(SessionSweeperTest, SweepsMoreThanOneBatch) {
 TEST_F(SessionSweeperTest, TwoSweepersOnOneStoreEndEachSessionOnce) {
   constexpr int kSessions = 200;
   for (int i = 0; i < kSessions; ++i) Put(LiveSession(absl::StrCat("s", 1000 + i)));
-  SessionWriter other_writer(&store_, &relay_, &metrics_, &events_, SessionTimeouts{}, [this] { return now_; });
+  SessionWriter other_writer(&store_, &relay_, &metrics_, SessionTimeouts{}, [this] { return now_; });
   SessionSweeper other(&store_, &other_writer);
   now_ = kT0 + absl::Minutes(10);
   std::thread a([&] { sweeper_.SweepExpired(); });
@@ -169,7 +169,7 @@ TEST_F(SessionSweeperTest, TwoSweepersOnOneStoreEndEachSessionOnce) {
 // relay call, or reports that it did not end the session itself).
 TEST_F(SessionSweeperTest, TwoSweepersRacingOnOneSessionCountItOnce) {
   Put(LiveSession("s1"));
-  SessionWriter other_writer(&store_, &relay_, &metrics_, &events_, SessionTimeouts{}, [this] { return now_; });
+  SessionWriter other_writer(&store_, &relay_, &metrics_, SessionTimeouts{}, [this] { return now_; });
   SessionSweeper other(&store_, &other_writer);
   now_ = kT0 + absl::Minutes(10);
   relay_.BlockCall(RelayOp::kDelete, 0);  // sweeper A listed s1 and is telling its worker

@@ -12,7 +12,6 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
-#include "services/control/events/event_hub.h"
 #include "services/control/metrics/control_metrics.h"
 #include "services/control/nat/nat_detector.h"
 #include "services/control/sessions/session_writer.h"
@@ -88,12 +87,6 @@ inline v1::Session LiveSession(const std::string& id, const std::string& worker_
   return session;
 }
 
-inline std::vector<SessionEvent> Drain(EventHub<SessionEvent>::Subscription& sub) {
-  std::vector<SessionEvent> out;
-  while (auto event = sub.Next(absl::ZeroDuration())) out.push_back(*std::move(event));
-  return out;
-}
-
 inline std::vector<v1::SessionEventType> Types(const std::vector<SessionEvent>& events) {
   std::vector<v1::SessionEventType> out;
   for (const SessionEvent& event : events) out.push_back(event.type());
@@ -106,8 +99,8 @@ class SessionCoreFixture : public ::testing::Test {
       : detector_(NatDetector::Create({}).value()),
         metrics_(registry_),
         workers_(WorkerRegistryOptions{}, &metrics_),
-        writer_(&store_, &relay_, &metrics_, &events_, SessionTimeouts{}, [this] { return now_; }),
-        sub_(events_.Subscribe(nullptr)) {}
+        writer_(&store_, &relay_, &metrics_, SessionTimeouts{}, [this] { return now_; }),
+        log_position_(store_.LogTail().value()) {}
 
   v1::Session Stored(const std::string& id) {
     auto session = store_.Get(id);
@@ -124,7 +117,16 @@ class SessionCoreFixture : public ::testing::Test {
     return written.ok() ? *written : v1::Session();
   }
 
-  std::vector<SessionEvent> Events() { return Drain(*sub_); }
+  // The watchers' events logged since the last call (or the fixture's start).
+  std::vector<SessionEvent> Events() {
+    std::vector<SessionEvent> out;
+    auto page = store_.ReadLog(log_position_, 10'000);
+    EXPECT_TRUE(page.ok()) << page.status();
+    if (!page.ok()) return out;
+    for (auto& entry : page->entries) out.push_back(std::move(entry.value));
+    log_position_ = page->next;
+    return out;
+  }
 
   absl::Time now_ = kT0;
   MemorySessionStore store_;
@@ -133,9 +135,8 @@ class SessionCoreFixture : public ::testing::Test {
   prometheus::Registry registry_;
   ControlMetrics metrics_;
   WorkerRegistry workers_;
-  EventHub<SessionEvent> events_;
   SessionWriter writer_;
-  std::shared_ptr<EventHub<SessionEvent>::Subscription> sub_;
+  std::string log_position_;
 };
 
 }  // namespace latchkey::control::session_test

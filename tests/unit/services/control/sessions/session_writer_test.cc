@@ -229,7 +229,7 @@ TEST_F(SessionWriterTest, EndOfASessionAnotherWriterEndedReturnsItWithoutASecond
 TEST_F(SessionWriterTest, EndRacingAnotherReplicasEndPublishesOnce) {
   Put(LiveSession("s1"));
   metrics_.sessions_active->Increment();
-  SessionWriter other(&store_, &relay_, &metrics_, &events_, SessionTimeouts{}, [this] { return now_; });
+  SessionWriter other(&store_, &relay_, &metrics_, SessionTimeouts{}, [this] { return now_; });
   relay_.BlockCall(RelayOp::kDelete, 0);
   absl::StatusOr<v1::Session> mine;
   std::thread releasing([&] { mine = writer_.End(Stored("s1"), v1::SESSION_EVENT_TYPE_RELEASED, true); });
