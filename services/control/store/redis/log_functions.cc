@@ -28,8 +28,11 @@ local function tail(keys, args)
   return info(key)['last-generated-id']
 end
 
--- ARGV: log, after, count. {'gone'} when entries after `after` were trimmed or `after` is not a
--- position of this log (newer than its newest, or not an id); else {'ok', id, fields, id, fields...}.
+-- ARGV: log, after, count. {'gone'} when entries after `after` may have been trimmed or `after` is
+-- not a position of this log (newer than its newest, or not an id); else {'ok', id, fields, ...}.
+-- Trimming (MAXLEN ~) moves the first entry on but, unlike XDEL, not max-deleted-entry-id: once the
+-- log has dropped anything, a reader before its first entry is told it is gone (also one that stood
+-- exactly at the edge and missed nothing: the log cannot tell, and re-listing is always safe).
 local function read(keys, args)
   local key = keys[1] .. args[1]
   local after = parse(args[2])
@@ -41,6 +44,8 @@ local function read(keys, args)
   local i = info(key)
   if before(parse(i['last-generated-id']), after) then return {'gone'} end
   if before(after, parse(i['max-deleted-entry-id'])) then return {'gone'} end
+  local first = parse(i['recorded-first-entry-id'])
+  if tonumber(i['entries-added']) > tonumber(i['length']) and first and before(after, first) then return {'gone'} end
   local out = {'ok'}
   for _, e in ipairs(redis.call('XRANGE', key, '(' .. args[2], '+', 'COUNT', tonumber(args[3]))) do
     out[#out + 1] = e[1]

@@ -68,7 +68,8 @@ BindingFilter OwnerFilter(const std::string& owner, const std::string& aor = "")
 // non-empty) skips the test instead, e.g. without a Redis server to run against.
 struct BindingStoreFactory {
   std::string name;
-  std::function<std::unique_ptr<BindingStore>()> make;
+  // A fresh store whose change log keeps about `log_length` entries.
+  std::function<std::unique_ptr<BindingStore>(uint64_t log_length)> make;
   std::function<std::string()> skip_reason = [] { return std::string(); };
 };
 // gtest prints the parameter in test names and failures: its name, not its bytes.
@@ -78,8 +79,20 @@ class BindingStoreContract : public ::testing::TestWithParam<BindingStoreFactory
  protected:
   void SetUp() override {
     if (const std::string reason = GetParam().skip_reason(); !reason.empty()) GTEST_SKIP() << reason;
-    store_ = GetParam().make();
+    store_ = GetParam().make(kDefaultLogLength);
     ASSERT_NE(store_, nullptr) << "no " << GetParam().name << " store";
+  }
+  // The entries logged since `*position`, which moves past them.
+  static std::vector<BindingLogEntry> ReadAll(BindingStore& store, std::string* position) {
+    std::vector<BindingLogEntry> out;
+    for (int pages = 0; pages < 1000; ++pages) {
+      auto page = store.ReadLog(*position, 7);  // small pages: paging is part of what is tested
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok() || page->entries.empty()) break;
+      for (auto& entry : page->entries) out.push_back(std::move(entry.value));
+      *position = page->next;
+    }
+    return out;
   }
   std::unique_ptr<BindingStore> store_;
 };
@@ -282,6 +295,85 @@ TEST_P(BindingStoreContract, ConcurrentUpsertsOfOneIdentityMakeOneBinding) {
   ASSERT_TRUE(page.ok());
   ASSERT_EQ(page->bindings.size(), 1u);
   EXPECT_EQ(page->bindings[0].version(), static_cast<uint64_t>(kThreads * kEach));
+}
+
+// --- The change log.
+
+TEST_P(BindingStoreContract, EveryChangeIsLoggedInOrderWithItsTypeAndRecord) {
+  BindingStore& store = *store_;
+  std::string position = store.LogTail().value();
+  const BindingIdentity alice = Identity("pbx/a", "sip:alice@x");
+  ASSERT_TRUE(store.Upsert(alice, Candidate("b1", "sip:alice@x", kT0), {}).ok());
+  ASSERT_TRUE(store.Upsert(alice, Candidate("b-other", "sip:alice@x", kT0 + absl::Seconds(60)), {}).ok());
+  ASSERT_TRUE(store.Upsert(alice, Candidate("b-other", "sip:alice@x", kT0 + absl::Seconds(60), 40001), {}).ok());
+  ASSERT_TRUE(store.SetReachability("b1", v1::REACHABILITY_UNREACHABLE).ok());
+  ASSERT_TRUE(store.SetReachability("b1", v1::REACHABILITY_UNREACHABLE).ok());  // no change: not logged
+  ASSERT_TRUE(store.SetReachability("b1", v1::REACHABILITY_REACHABLE).ok());
+  ASSERT_TRUE(store.Upsert(Identity("pbx/a", "sip:bob@x"), Candidate("b2", "sip:bob@x", kT0), {}).ok());
+  ASSERT_TRUE(store.Remove("b1", std::nullopt).ok());
+  ASSERT_TRUE(store.RemoveIdentity(Identity("pbx/a", "sip:bob@x")).ok());
+  ASSERT_TRUE(store.Upsert(Identity("pbx/a", "sip:carol@x"), Candidate("b3", "sip:carol@x", kT0), {}).ok());
+  ASSERT_EQ(store.TakeExpired(kT0 + absl::Seconds(1), 10).value().size(), 1u);
+  // Refused changes log nothing.
+  EXPECT_FALSE(store.Upsert(Identity("pbx/a", "sip:dave@x"), Candidate("b4", "sip:dave@x", kT0), Limits(0, 0)).ok());
+  EXPECT_FALSE(store.Remove("b-missing", std::nullopt).ok());
+
+  const std::vector<BindingLogEntry> log = ReadAll(store, &position);
+  std::vector<v1::BindingEventType> types;
+  std::vector<std::string> ids;
+  for (const BindingLogEntry& e : log) {
+    types.push_back(e.type);
+    ids.push_back(e.binding.binding_id());
+  }
+  EXPECT_THAT(types, ElementsAre(v1::BINDING_EVENT_TYPE_CREATED, v1::BINDING_EVENT_TYPE_REFRESHED,
+                                 v1::BINDING_EVENT_TYPE_SOURCE_CHANGED, v1::BINDING_EVENT_TYPE_UNREACHABLE,
+                                 v1::BINDING_EVENT_TYPE_REACHABLE, v1::BINDING_EVENT_TYPE_CREATED,
+                                 v1::BINDING_EVENT_TYPE_RELEASED, v1::BINDING_EVENT_TYPE_RELEASED,
+                                 v1::BINDING_EVENT_TYPE_CREATED, v1::BINDING_EVENT_TYPE_EXPIRED));
+  EXPECT_THAT(ids, ElementsAre("b1", "b1", "b1", "b1", "b1", "b2", "b1", "b2", "b3", "b3"));
+  ASSERT_EQ(log.size(), 10u);
+  // Each entry carries the record as the change left it (as it was, for a removal).
+  EXPECT_EQ(log[2].binding.version(), 3u);
+  EXPECT_EQ(log[2].binding.source_changes(), 1u);
+  EXPECT_EQ(log[2].binding.source().port(), 40001u);
+  EXPECT_EQ(log[3].binding.reachability(), v1::REACHABILITY_UNREACHABLE);
+  EXPECT_EQ(log[6].binding.owner(), "pbx/a");
+  EXPECT_EQ(log[6].binding.aor(), "sip:alice@x");
+  EXPECT_LT(absl::AbsDuration(absl::Now() - log[0].time), absl::Minutes(1));
+  // Read to the end: nothing more, and the position stays.
+  const std::string end = position;
+  EXPECT_TRUE(ReadAll(store, &position).empty());
+  EXPECT_EQ(position, end);
+  EXPECT_EQ(store.LogTail().value(), end);
+}
+
+TEST_P(BindingStoreContract, APositionTheLogDoesNotHoldIsOutOfRange) {
+  BindingStore& store = *store_;
+  ASSERT_TRUE(store.Upsert(Identity("pbx/a", "sip:alice@x"), Candidate("b1", "sip:alice@x", kT0), {}).ok());
+  for (const char* bogus : {"", "garbage", "m1.1", "99999999999999-0", "1-0x"}) {
+    auto page = store.ReadLog(bogus, 10);
+    EXPECT_EQ(page.status().code(), absl::StatusCode::kOutOfRange) << "\"" << bogus << "\": " << page.status();
+    EXPECT_THAT(std::string(page.status().message()), HasSubstr("resume_token"));
+  }
+}
+
+TEST_P(BindingStoreContract, AReaderOlderThanTheLogKeepsIsOutOfRange) {
+  std::unique_ptr<BindingStore> store = GetParam().make(10);
+  ASSERT_NE(store, nullptr);
+  const std::string start = store->LogTail().value();
+  std::string position = start;
+  ASSERT_TRUE(store->Upsert(Identity("pbx/a", "sip:alice@x"), Candidate("b1", "sip:alice@x", kT0), {}).ok());
+  ASSERT_EQ(ReadAll(*store, &position).size(), 1u);
+  // Enough changes to trim past both positions, however coarsely the log trims (Redis: whole nodes).
+  for (int i = 0; i < 600; ++i) {
+    ASSERT_TRUE(store->SetReachability("b1", i % 2 ? v1::REACHABILITY_REACHABLE : v1::REACHABILITY_UNREACHABLE).ok());
+  }
+  EXPECT_EQ(store->ReadLog(start, 10).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(store->ReadLog(position, 10).status().code(), absl::StatusCode::kOutOfRange);
+  // The tail is still readable from.
+  auto tail = store->ReadLog(store->LogTail().value(), 10);
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  EXPECT_TRUE(tail->entries.empty());
 }
 
 }  // namespace latchkey::control::contract

@@ -7,7 +7,8 @@ namespace {
 
 INSTANTIATE_TEST_SUITE_P(Memory, BindingStoreContract,
                          ::testing::Values(BindingStoreFactory{
-                             "memory", [] { return std::unique_ptr<BindingStore>(new MemoryBindingStore()); }}),
+                             "memory",
+                             [](uint64_t log_length) { return std::unique_ptr<BindingStore>(new MemoryBindingStore(log_length)); }}),
                          [](const ::testing::TestParamInfo<BindingStoreFactory>& info) { return info.param.name; });
 
 }  // namespace

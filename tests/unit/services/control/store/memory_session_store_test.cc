@@ -7,7 +7,8 @@ namespace {
 
 INSTANTIATE_TEST_SUITE_P(Memory, SessionStoreContract,
                          ::testing::Values(SessionStoreFactory{
-                             "memory", [] { return std::unique_ptr<SessionStore>(new MemorySessionStore()); }}),
+                             "memory",
+                             [](uint64_t log_length) { return std::unique_ptr<SessionStore>(new MemorySessionStore(log_length)); }}),
                          [](const ::testing::TestParamInfo<SessionStoreFactory>& info) { return info.param.name; });
 
 }  // namespace

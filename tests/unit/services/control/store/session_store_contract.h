@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "common/time/proto_time.h"
 #include "services/control/store/session_store.h"
 
 namespace latchkey::control::session_contract {
@@ -121,7 +122,8 @@ v1::Session MustWrite(SessionStore& store, const v1::Session& session, const Ses
 // non-empty) skips the test instead, e.g. without a Redis server to run against.
 struct SessionStoreFactory {
   std::string name;
-  std::function<std::unique_ptr<SessionStore>()> make;
+  // A fresh store whose change log keeps about `log_length` entries.
+  std::function<std::unique_ptr<SessionStore>(uint64_t log_length)> make;
   std::function<std::string()> skip_reason = [] { return std::string(); };
 };
 // gtest prints the parameter in test names and failures: its name, not its bytes.
@@ -131,7 +133,7 @@ class SessionStoreContract : public ::testing::TestWithParam<SessionStoreFactory
  protected:
   void SetUp() override {
     if (const std::string reason = GetParam().skip_reason(); !reason.empty()) GTEST_SKIP() << reason;
-    store_ = GetParam().make();
+    store_ = GetParam().make(kDefaultLogLength);
     ASSERT_NE(store_, nullptr) << "no " << GetParam().name << " store";
   }
   std::unique_ptr<SessionStore> store_;
@@ -650,6 +652,75 @@ TEST_P(SessionStoreContract, ConcurrentVersionedIncrementsLoseNoUpdate) {
   EXPECT_GT(aborted.load(), 0) << "the writers never raced: the test proves nothing";
   EXPECT_EQ(Count(store, "pbx/a"), 1u);
   EXPECT_THAT(ListAll(store, WorkerFilter("w1")), ElementsAre("s1"));
+}
+
+// --- The change log.
+
+v1::WatchSessionsResponse EventOfType(v1::SessionEventType type) {
+  v1::WatchSessionsResponse event;
+  event.set_type(type);
+  *event.mutable_time() = ToProto(kT0);
+  return event;
+}
+
+TEST_P(SessionStoreContract, AWritesEventIsLoggedWithTheSessionAsWrittenAndOnlyIfItSucceeds) {
+  SessionStore& store = *store_;
+  std::string position = store.LogTail().value();
+  SessionWrite create = Create();
+  create.event = EventOfType(v1::SESSION_EVENT_TYPE_ALLOCATED);
+  v1::Session s1 = MustWrite(store, Live("s1"), create);
+  // A losing write (stale version) logs nothing; a write without an event logs nothing.
+  SessionWrite stale = Update(7);
+  stale.event = EventOfType(v1::SESSION_EVENT_TYPE_UPDATED);
+  EXPECT_EQ(store.Write(s1, stale).status().code(), absl::StatusCode::kAborted);
+  s1 = MustWrite(store, s1, Update(1));
+  SessionWrite end = Update(2);
+  end.event = EventOfType(v1::SESSION_EVENT_TYPE_RELEASED);
+  MustWrite(store, Ended(s1), end);
+  v1::WatchSessionsResponse contest = EventOfType(v1::SESSION_EVENT_TYPE_LATCH_CONTESTED);
+  contest.set_side(v1::SIDE_CALLEE);
+  *contest.mutable_session() = Live("s2");
+  ASSERT_TRUE(store.AppendEvent(contest).ok());
+
+  auto page = store.ReadLog(position, 100);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->entries.size(), 3u);
+  const v1::WatchSessionsResponse& allocated = page->entries[0].value;
+  EXPECT_EQ(allocated.type(), v1::SESSION_EVENT_TYPE_ALLOCATED);
+  EXPECT_EQ(allocated.session().session_id(), "s1");
+  EXPECT_EQ(allocated.session().version(), 1u);
+  EXPECT_EQ(FromProto(allocated.time()), kT0);
+  const v1::WatchSessionsResponse& released = page->entries[1].value;
+  EXPECT_EQ(released.type(), v1::SESSION_EVENT_TYPE_RELEASED);
+  EXPECT_EQ(released.session().version(), 3u);
+  EXPECT_EQ(released.session().state(), v1::SESSION_STATE_ENDED);
+  EXPECT_EQ(page->entries[2].value.type(), v1::SESSION_EVENT_TYPE_LATCH_CONTESTED);
+  EXPECT_EQ(page->entries[2].value.side(), v1::SIDE_CALLEE);
+  EXPECT_EQ(page->entries[2].value.session().session_id(), "s2");
+  EXPECT_EQ(page->next, page->entries[2].position);
+  EXPECT_EQ(store.LogTail().value(), page->next);
+  // Pages continue where the last one ended.
+  auto first = store.ReadLog(position, 2);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->entries.size(), 2u);
+  auto rest = store.ReadLog(first->next, 2);
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->entries.size(), 1u);
+  EXPECT_EQ(rest->entries[0].value.type(), v1::SESSION_EVENT_TYPE_LATCH_CONTESTED);
+}
+
+TEST_P(SessionStoreContract, AReaderOlderThanTheLogKeepsOrNotOfThisLogIsOutOfRange) {
+  std::unique_ptr<SessionStore> store = GetParam().make(10);
+  ASSERT_NE(store, nullptr);
+  const std::string start = store->LogTail().value();
+  for (int i = 0; i < 600; ++i) {
+    ASSERT_TRUE(store->AppendEvent(EventOfType(v1::SESSION_EVENT_TYPE_UPDATED)).ok());
+  }
+  EXPECT_EQ(store->ReadLog(start, 10).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(store->ReadLog("not-a-position", 10).status().code(), absl::StatusCode::kOutOfRange);
+  auto tail = store->ReadLog(store->LogTail().value(), 10);
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  EXPECT_TRUE(tail->entries.empty());
 }
 
 }  // namespace latchkey::control::session_contract
