@@ -19,6 +19,8 @@ ABSL_FLAG(absl::Duration, expires, absl::Seconds(3600), "Requested registration 
 ABSL_FLAG(std::string, user_agent, "", "User-Agent of the phone");
 ABSL_FLAG(std::string, call_id, "", "SIP Call-ID (watch sessions: filter)");
 ABSL_FLAG(uint32_t, count, 0, "Stop after this many events (0: no limit)");
+ABSL_FLAG(std::string, resume_token, "",
+          "Watch from after this event (a resume_token from --json output or a listing); empty: from now");
 ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(), "Stop after this long (0: no limit)");
 ABSL_FLAG(std::string, caller_source, "127.0.0.1:5060", "IP:PORT the demo caller's INVITE comes from");
 ABSL_FLAG(std::string, callee_source, "127.0.0.1:5062", "IP:PORT the demo callee's answer comes from");

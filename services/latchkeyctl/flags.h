@@ -26,6 +26,7 @@ ABSL_DECLARE_FLAG(absl::Duration, expires);
 ABSL_DECLARE_FLAG(std::string, user_agent);
 ABSL_DECLARE_FLAG(std::string, call_id);
 ABSL_DECLARE_FLAG(uint32_t, count);
+ABSL_DECLARE_FLAG(std::string, resume_token);
 ABSL_DECLARE_FLAG(absl::Duration, duration);
 ABSL_DECLARE_FLAG(std::string, caller_source);
 ABSL_DECLARE_FLAG(std::string, callee_source);

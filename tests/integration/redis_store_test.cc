@@ -65,26 +65,28 @@ std::string SkipReason() {
   return "";
 }
 
-std::unique_ptr<BindingStore> MakeRedisStore() {
+std::unique_ptr<BindingStore> MakeRedisStore(uint64_t log_length) {
   SharedRedis& shared = Shared();
   if (!shared.client) {
     ADD_FAILURE() << "redis: " << shared.error;
     return nullptr;
   }
-  return std::make_unique<redis::RedisBindingStore>(shared.client.get(), absl::StrCat("t", shared.next_prefix++, ":"));
+  return std::make_unique<redis::RedisBindingStore>(shared.client.get(), absl::StrCat("t", shared.next_prefix++, ":"),
+                                                    log_length);
 }
 
 INSTANTIATE_TEST_SUITE_P(Redis, BindingStoreContract,
                          ::testing::Values(BindingStoreFactory{"redis", MakeRedisStore, SkipReason}),
                          [](const ::testing::TestParamInfo<BindingStoreFactory>& info) { return info.param.name; });
 
-std::unique_ptr<SessionStore> MakeRedisSessionStore() {
+std::unique_ptr<SessionStore> MakeRedisSessionStore(uint64_t log_length) {
   SharedRedis& shared = Shared();
   if (!shared.client) {
     ADD_FAILURE() << "redis: " << shared.error;
     return nullptr;
   }
-  return std::make_unique<redis::RedisSessionStore>(shared.client.get(), absl::StrCat("t", shared.next_prefix++, ":"));
+  return std::make_unique<redis::RedisSessionStore>(shared.client.get(), absl::StrCat("t", shared.next_prefix++, ":"),
+                                                    log_length);
 }
 
 }  // namespace

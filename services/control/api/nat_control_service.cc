@@ -67,6 +67,7 @@ grpc::Status Stream(grpc::ServerContext* context, const grpcutil::Caller& caller
         absl::SleepFor(absl::Milliseconds(250));  // catching up from a store that is failing over
         continue;
       }
+      if (context->IsCancelled()) break;  // the client left first: nothing to tell it, nothing to count
       if (absl::IsOutOfRange(entries.status())) metrics->watch_streams_gone->Increment();
       if (!absl::IsCancelled(entries.status())) result = ToGrpc(entries.status());
       break;

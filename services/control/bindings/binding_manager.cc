@@ -312,6 +312,10 @@ absl::StatusOr<v1::ListBindingsResponse> BindingManager::List(const v1::ListBind
   filter.aor = request.aor();
 
   v1::ListBindingsResponse response;
+  // Read before the listing: a watch from here misses nothing the listing does not show.
+  if (request.page_token().empty()) {
+    ASSIGN_OR_RETURN(*response.mutable_resume_token(), store_->LogTail());
+  }
   // A NAT-state filter may skip records: read on until the page is full, within a bound.
   for (int read = 0; read < kMaxListReads; ++read) {
     const size_t wanted = page_size - response.bindings_size();

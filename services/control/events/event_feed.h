@@ -96,12 +96,17 @@ class EventFeed {
     poked_ = true;
   }
 
-  // `position` "": from the end of the log (what is appended from now on).
+  // `position` "": from the end of the log (what is appended from now on), as the store has it now,
+  // which may be ahead of what this feed has tailed (or, if the store cannot say, the feed's end).
   std::shared_ptr<Reader> Open(const std::string& position) {
     std::shared_ptr<Reader> reader(new Reader(this));
+    std::string from = position;
+    if (from.empty()) {
+      if (auto tail = tail_(); tail.ok()) from = *std::move(tail);
+    }
     absl::MutexLock lock(&mu_);
-    reader->position_ = position;
-    if (position.empty() && started_) {
+    reader->position_ = from;
+    if (from.empty() && started_) {
       reader->position_ = PositionOf(last_seq_);
       reader->in_memory_ = true;
       reader->seq_ = last_seq_;

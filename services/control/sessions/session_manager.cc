@@ -246,8 +246,12 @@ absl::StatusOr<v1::ListSessionsResponse> SessionManager::List(const v1::ListSess
   SessionFilter filter;
   if (!caller.sees_all()) filter.owner = caller.owner();
   filter.worker_id = request.worker_id();
-  ASSIGN_OR_RETURN(SessionPage page, store_->List(filter, cursor, page_size));
   v1::ListSessionsResponse response;
+  // Read before the listing: a watch from here misses nothing the listing does not show.
+  if (request.page_token().empty()) {
+    ASSIGN_OR_RETURN(*response.mutable_resume_token(), store_->LogTail());
+  }
+  ASSIGN_OR_RETURN(SessionPage page, store_->List(filter, cursor, page_size));
   for (v1::Session& session : page.sessions) {
     if (!caller.owns(session.owner())) continue;  // never another's call, whatever an index says
     *response.add_sessions() = std::move(session);

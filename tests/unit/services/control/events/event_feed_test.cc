@@ -73,13 +73,13 @@ class EventFeedTest : public ::testing::Test {
     return out;
   }
 
-  // Waits (up to 5 s) until a reader opened at "" knows where the log ends.
-  static void Settle(EventFeed<int>::Reader& reader) {
+  // Waits (up to 5 s) until a reader opened at "" reads from the feed's memory.
+  static void Settle(EventFeed<int>& feed, EventFeed<int>::Reader& reader) {
     const absl::Time deadline = absl::Now() + absl::Seconds(5);
-    while (reader.position().empty() && absl::Now() < deadline) {
+    while (!feed.Reached(reader, reader.position()) && absl::Now() < deadline) {
       ASSERT_TRUE(reader.Next(1, absl::Milliseconds(10)).ok());
     }
-    ASSERT_FALSE(reader.position().empty());
+    ASSERT_TRUE(feed.Reached(reader, reader.position()));
   }
 
   std::unique_ptr<FakeLog> log_;
@@ -91,7 +91,7 @@ TEST_F(EventFeedTest, AReaderFromNowSeesLaterEntriesOnceInOrder) {
   log_->Append(1);  // before the reader: not seen (the feed may or may not have started yet)
   auto reader = feed_->Open("");
   // The reader settles on the end of the log before anything new is appended.
-  Settle(*reader);
+  Settle(*feed_, *reader);
   for (int i = 2; i <= 11; ++i) {
     log_->Append(i);
     feed_->Poke();
@@ -121,7 +121,7 @@ TEST_F(EventFeedTest, AnOldPositionCatchesUpFromTheStoreThenFollowsMemoryWithout
       [log] { return log->Tail(); });
   late.Start();
   auto opened = late.Open("");
-  Settle(*opened);  // the feed has started, after entry 9
+  Settle(late, *opened);  // the feed has started, after entry 9
   auto reader = late.Open(start);
   const int reads_before = log_->reads();
   std::vector<int> values = ReadValues(*reader, 9);
@@ -140,8 +140,8 @@ TEST_F(EventFeedTest, AReaderFallingCapacityBehindIsCutOffOnceAndOthersCarryOn) 
   Start(5);
   auto slow = feed_->Open("");
   auto fast = feed_->Open("");
-  Settle(*slow);
-  Settle(*fast);
+  Settle(*feed_, *slow);
+  Settle(*feed_, *fast);
   int cut_offs = 0;
   slow->SetOnCutOff([&] { ++cut_offs; });
   std::vector<int> seen;
@@ -173,7 +173,7 @@ TEST_F(EventFeedTest, APositionTheStoreNoLongerHoldsIsOutOfRange) {
 TEST_F(EventFeedTest, ShutdownWakesReaders) {
   Start(100);
   auto reader = feed_->Open("");
-  Settle(*reader);
+  Settle(*feed_, *reader);
   feed_->Shutdown();
   const absl::Time before = absl::Now();
   EXPECT_EQ(reader->Next(10, absl::Seconds(5)).status().code(), absl::StatusCode::kCancelled);

@@ -1,0 +1,349 @@
+// Several latchkey-control replicas on one Redis, with real relays: what any replica writes, every
+// replica serves and every watcher sees; workers are shared; one replica (the lease holder) tells
+// relays which phones to ping, and a phone is pinged by one relay at a time even when a relay dies.
+#include <signal.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "latchkey/v1/nat_control.grpc.pb.h"
+#include "tests/integration/support/cluster.h"
+#include "tests/integration/support/phones.h"
+#include "tests/integration/support/redis_servers.h"
+
+namespace latchkey {
+namespace {
+
+using ::latchkey::testing::LocalControl;
+using ::latchkey::testing::LocalRelay;
+using ::latchkey::testing::NatedPhone;
+using ::latchkey::testing::Phones;
+using ::latchkey::testing::Received;
+using ::latchkey::testing::RedisServer;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr char kConfig[] =
+    "worker_heartbeat_interval { nanos: 200000000 } worker_lost_after_missed: 3 event_log_length: 20 "
+    "nat_policies { name: \"test\" keepalive_interval { seconds: 1 } keepalive_failure_threshold: 3 }";
+
+v1::AllocateBindingRequest Registration(const std::string& user, int source_port) {
+  return NatedPhone(user, "127.0.0.1", static_cast<uint16_t>(source_port));
+}
+
+// Reads a WatchBindings stream on its own thread.
+class Watcher {
+ public:
+  Watcher(v1::NatControlService::Stub& stub, const std::string& resume_token) {
+    v1::WatchBindingsRequest request;
+    request.set_resume_token(resume_token);
+    reader_ = stub.WatchBindings(&context_, request);
+    reader_->WaitForInitialMetadata();
+    thread_ = std::thread([this] {
+      v1::WatchBindingsResponse event;
+      while (reader_->Read(&event)) {
+        absl::MutexLock lock(&mu_);
+        if (event.type() != v1::BINDING_EVENT_TYPE_UNSPECIFIED) events_.push_back(event);
+      }
+      grpc::Status status = reader_->Finish();
+      absl::MutexLock lock(&mu_);
+      status_ = status;
+      done_ = true;
+    });
+  }
+  ~Watcher() {
+    context_.TryCancel();
+    thread_.join();
+  }
+  // Waits up to 10 s for `n` events.
+  std::vector<v1::WatchBindingsResponse> WaitFor(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return events_.size() >= n || done_; };
+    mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(10));
+    return events_;
+  }
+  // The stream's status once it ended on its own (within 10 s).
+  std::optional<grpc::Status> Ended() {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&done_), absl::Seconds(10));
+    if (!done_) return std::nullopt;
+    return status_;
+  }
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReader<v1::WatchBindingsResponse>> reader_;
+  absl::Mutex mu_;
+  std::vector<v1::WatchBindingsResponse> events_ ABSL_GUARDED_BY(mu_);
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+class ReplicasTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::string missing = testing::RedisMissingReason(); !missing.empty()) GTEST_SKIP() << "redis: " << missing;
+    auto server = RedisServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status();
+    redis_ = *std::move(server);
+  }
+  std::unique_ptr<LocalControl> StartControl() {
+    auto control =
+        LocalControl::Start(absl::StrCat(kConfig, " store: \"redis://127.0.0.1:", redis_->port(), "\""));
+    EXPECT_TRUE(control.ok()) << control.status();
+    return control.ok() ? *std::move(control) : nullptr;
+  }
+  static v1::AllocateBindingResponse Allocate(v1::NatControlService::Stub& stub,
+                                              const v1::AllocateBindingRequest& request) {
+    grpc::ClientContext context;
+    v1::AllocateBindingResponse response;
+    grpc::Status status = stub.AllocateBinding(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  }
+  std::unique_ptr<RedisServer> redis_;
+};
+
+std::vector<std::string> Summaries(const std::vector<v1::WatchBindingsResponse>& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events) {
+    out.push_back(absl::StrCat(absl::StripPrefix(v1::BindingEventType_Name(e.type()), "BINDING_EVENT_TYPE_"), " ",
+                               e.binding().aor(), " v", e.binding().version()));
+  }
+  return out;
+}
+
+TEST_F(ReplicasTest, AWatcherOnAnyReplicaSeesEveryReplicasChangesAndResumesOnAnotherWithoutGapOrRepeat) {
+  auto a = StartControl();
+  auto b = StartControl();
+  auto c = StartControl();
+  ASSERT_TRUE(a && b && c);
+  auto on_a = a->Stub();
+  auto on_b = b->Stub();
+  auto on_c = c->Stub();
+
+  // A listing through A tells where its snapshot stands; a watch on B from there sees what follows.
+  v1::ListBindingsResponse listed;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(on_a->ListBindings(&context, v1::ListBindingsRequest(), &listed).ok());
+  }
+  ASSERT_FALSE(listed.resume_token().empty());
+  std::vector<v1::WatchBindingsResponse> first;
+  {
+    Watcher watch_b(*on_b, listed.resume_token());
+    Allocate(*on_a, Registration("alice", 40000));
+    Allocate(*on_c, Registration("bob", 40001));
+    Allocate(*on_a, Registration("alice", 40000));  // a refresh
+    Allocate(*on_b, Registration("carol", 40002));
+    first = watch_b.WaitFor(4);
+  }  // the watcher goes away (a client losing its replica)
+  EXPECT_THAT(Summaries(first), ElementsAre("CREATED sip:alice@example.com v1", "CREATED sip:bob@example.com v1",
+                                            "REFRESHED sip:alice@example.com v2", "CREATED sip:carol@example.com v1"));
+  ASSERT_EQ(first.size(), 4u);
+  for (const auto& e : first) EXPECT_FALSE(e.resume_token().empty());
+
+  // Changes while nobody watches, then the client resumes on C from the second event's token.
+  Allocate(*on_b, Registration("bob", 40005));  // a new source
+  Allocate(*on_a, Registration("dave", 40003));
+  Watcher watch_c(*on_c, first[1].resume_token());
+  const std::vector<v1::WatchBindingsResponse> resumed = watch_c.WaitFor(4);
+  EXPECT_THAT(Summaries(resumed),
+              ElementsAre("REFRESHED sip:alice@example.com v2", "CREATED sip:carol@example.com v1",
+                          "SOURCE_CHANGED sip:bob@example.com v2", "CREATED sip:dave@example.com v1"));
+  // Each event is decorated by the replica that serves it, the same on every replica.
+  ASSERT_GE(resumed.size(), 1u);
+  EXPECT_EQ(resumed[0].binding().effective_contact(), first[2].binding().effective_contact());
+  EXPECT_EQ(resumed[0].resume_token(), first[2].resume_token()) << "a token names one change everywhere";
+}
+
+TEST_F(ReplicasTest, AResumeTokenOlderThanTheLogKeepsIsOutOfRangeAndCounted) {
+  auto a = StartControl();
+  auto b = StartControl();
+  ASSERT_TRUE(a && b);
+  auto on_a = a->Stub();
+  auto on_b = b->Stub();
+  Allocate(*on_a, Registration("erin", 40010));
+  std::string token;
+  {
+    Watcher watch(*on_b, "");
+    Allocate(*on_a, Registration("erin", 40010));
+    auto events = watch.WaitFor(1);
+    ASSERT_EQ(events.size(), 1u);
+    token = events[0].resume_token();
+  }
+  // event_log_length is 20; Redis trims whole stream nodes (100 entries): well past both.
+  for (int i = 0; i < 250; ++i) Allocate(*on_a, Registration("erin", 40011 + i % 2));
+  Watcher late(*on_b, token);
+  auto status = late.Ended();
+  ASSERT_TRUE(status.has_value()) << "the stream did not end";
+  EXPECT_EQ(status->error_code(), grpc::StatusCode::OUT_OF_RANGE) << status->error_message();
+  EXPECT_THAT(status->error_message(), HasSubstr("list again"));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return testing::MetricValue(b->Metrics(), "latchkey_watch_streams_ended_total{reason=\"gone\"}") == 1; },
+      absl::Seconds(2)));
+}
+
+TEST_F(ReplicasTest, WorkersAreSharedSoAnyReplicaPlacesAndDrainsThem) {
+  auto a = StartControl();
+  auto b = StartControl();
+  ASSERT_TRUE(a && b);
+  auto relay = LocalRelay::Start(*a, "relay-on-a");
+  ASSERT_TRUE(relay.ok()) << relay.status();
+  auto on_a = a->Stub();
+  auto on_b = b->Stub();
+  ASSERT_TRUE(testing::WaitForWorker(*on_b, "relay-on-a", absl::Seconds(10))) << "B does not list A's relay";
+
+  // A call through B lands on the relay that registered with A, and A answers and releases it.
+  v1::AllocateSessionRequest offer;
+  offer.set_call_id("call-1@pbx");
+  offer.set_from_tag("ft1");
+  offer.set_sdp(testing::AudioSdp("203.0.113.20", 4000));
+  *offer.mutable_signaling_source() = testing::Address("203.0.113.20", 5060);
+  v1::AllocateSessionResponse allocated;
+  {
+    grpc::ClientContext context;
+    grpc::Status status = on_b->AllocateSession(&context, offer, &allocated);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  EXPECT_EQ(allocated.session().worker_id(), "relay-on-a");
+  {
+    v1::AnswerSessionRequest answer;
+    answer.set_session_id(allocated.session().session_id());
+    answer.set_to_tag("tt1");
+    answer.set_sdp(testing::AudioSdp("198.51.100.30", 5000));
+    *answer.mutable_signaling_source() = testing::Address("198.51.100.30", 5060);
+    grpc::ClientContext context;
+    v1::AnswerSessionResponse answered;
+    grpc::Status status = on_a->AnswerSession(&context, answer, &answered);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(answered.session().state(), v1::SESSION_STATE_ANSWERED);
+  }
+
+  // Drained through B, seen draining through A.
+  {
+    v1::DrainWorkerRequest drain;
+    drain.set_worker_id("relay-on-a");
+    grpc::ClientContext context;
+    v1::DrainWorkerResponse drained;
+    ASSERT_TRUE(on_b->DrainWorker(&context, drain, &drained).ok());
+  }
+  grpc::ClientContext context;
+  v1::ListWorkersResponse workers;
+  ASSERT_TRUE(on_a->ListWorkers(&context, v1::ListWorkersRequest(), &workers).ok());
+  ASSERT_EQ(workers.workers_size(), 1);
+  EXPECT_EQ(workers.workers(0).state(), v1::WORKER_STATE_DRAINING);
+}
+
+// The keepalive relay of each phone, by the address its OPTIONS come from, in [since, until).
+std::set<std::string> PingSources(const Phones& phones, int i, absl::Time since, absl::Time until) {
+  std::set<std::string> out;
+  for (const Received& r : phones.Options(i, since)) {
+    if (r.at < until) out.insert(r.from);
+  }
+  return out;
+}
+
+TEST_F(ReplicasTest, ALostRelaysPhonesArePingedByAnotherWithinThreeHeartbeatsAndNeverByTwo) {
+  auto a = StartControl();
+  auto b = StartControl();
+  ASSERT_TRUE(a && b);
+  auto on_a = a->Stub();
+  auto on_b = b->Stub();
+  // Two relays, each registered with a different replica (the other is its fallback, as behind a
+  // Kubernetes Service), own-socket keepalives.
+  std::map<std::string, std::string> address_of;
+  std::vector<std::unique_ptr<LocalRelay>> relays;
+  for (auto [first, second, id] : {std::tuple{a.get(), b.get(), "relay-1"}, std::tuple{b.get(), a.get(), "relay-2"}}) {
+    const int port = testing::FreeUdpRange(1);
+    ASSERT_NE(port, 0);
+    address_of[id] = absl::StrCat("127.0.0.1:", port);
+    auto relay = LocalRelay::Start(
+        *first, id,
+        {"--keepalive_mode=own_socket", "--keepalive_listen=" + address_of[id], "--stun_listen=off",
+         absl::StrCat("--control=ipv4:", first->worker_address(), ",", second->worker_address())},
+        20);
+    ASSERT_TRUE(relay.ok()) << relay.status();
+    relays.push_back(*std::move(relay));
+  }
+  ASSERT_TRUE(testing::WaitForWorker(*on_a, "relay-2", absl::Seconds(10)));
+  ASSERT_TRUE(testing::WaitForWorker(*on_b, "relay-1", absl::Seconds(10)));
+
+  constexpr int kPhones = 20;
+  Phones phones(kPhones);
+  for (int i = 0; i < kPhones; ++i) Allocate(i % 2 ? *on_a : *on_b, Registration(absl::StrCat("u", i), phones.port(i)));
+  auto all_pinged = [&](absl::Time since, int times) {
+    for (int i = 0; i < kPhones; ++i) {
+      if (static_cast<int>(phones.Options(i, since).size()) < times) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(testing::WaitFor([&] { return all_pinged(absl::InfinitePast(), 2); }, absl::Seconds(10)))
+      << "not every phone is pinged (bindings written through both replicas)";
+  const absl::Time steady = absl::Now();
+  std::set<int> on_relay_1;
+  for (int i = 0; i < kPhones; ++i) {
+    const std::set<std::string> sources = PingSources(phones, i, absl::InfinitePast(), steady);
+    EXPECT_EQ(sources.size(), 1u) << "phone " << i << " pinged by " << sources.size() << " relays";
+    if (sources.count(address_of["relay-1"])) on_relay_1.insert(i);
+  }
+  ASSERT_FALSE(on_relay_1.empty());
+  ASSERT_LT(on_relay_1.size(), static_cast<size_t>(kPhones));
+
+  // relay-1 dies: its phones are pinged by relay-2, and never again by relay-1.
+  relays[0]->process().Stop(SIGKILL);
+  const absl::Time killed = absl::Now();
+  absl::Time moved = absl::InfiniteFuture();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        for (int i : on_relay_1) {
+          if (!PingSources(phones, i, killed, absl::InfiniteFuture()).count(address_of["relay-2"])) return false;
+        }
+        moved = absl::Now();
+        return true;
+      },
+      absl::Seconds(10)))
+      << "relay-1's phones were not taken over";
+  // Loss after 3 heartbeats (600 ms), then one assignment pass and the first ping: the budget is
+  // the loss time plus a sweep, a pass and slack for a loaded machine.
+  EXPECT_LT(moved - killed, absl::Seconds(3)) << "took " << absl::FormatDuration(moved - killed);
+  RecordProperty("takeover_ms", static_cast<int>(absl::ToInt64Milliseconds(moved - killed)));
+  std::printf("relay-1's phones pinged by relay-2 %lld ms after the kill\n",
+              static_cast<long long>(absl::ToInt64Milliseconds(moved - killed)));
+  absl::SleepFor(absl::Milliseconds(1500));
+  for (int i = 0; i < kPhones; ++i) {
+    EXPECT_THAT(PingSources(phones, i, killed + absl::Milliseconds(10), absl::InfiniteFuture()),
+                ElementsAre(address_of["relay-2"]))
+        << "phone " << i;
+    // Once a second from one relay: never a double schedule.
+    EXPECT_LE(phones.Options(i, moved).size(), 4u) << "phone " << i;
+  }
+
+  // The leading replica dies: the other takes the lease; a phone registered after that is pinged.
+  const bool a_leads = testing::MetricValue(a->Metrics(), "latchkey_control_leader") == 1;
+  EXPECT_NE(a_leads, testing::MetricValue(b->Metrics(), "latchkey_control_leader") == 1) << "exactly one leads";
+  LocalControl& survivor = a_leads ? *b : *a;
+  (a_leads ? a : b)->process().Stop(SIGKILL);
+  Phones late(1);
+  auto survivor_stub = survivor.Stub();
+  Allocate(*survivor_stub, Registration("late", late.port(0)));
+  EXPECT_TRUE(testing::WaitFor([&] { return late.Options(0).size() >= 1; }, absl::Seconds(6)))
+      << "no keepalive after the leader died\n" << survivor.process().ReadLog();
+  EXPECT_EQ(testing::MetricValue(survivor.Metrics(), "latchkey_control_leader"), 1);
+}
+
+}  // namespace
+}  // namespace latchkey
