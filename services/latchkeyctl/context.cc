@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/grpc/channel.h"
 #include "common/grpc/status.h"
 #include "common/grpc/tls.h"
 #include "google/protobuf/util/json_util.h"
@@ -17,8 +18,8 @@ Context::Context(GlobalOptions options, std::string command, std::string usage)
 
 std::shared_ptr<grpc::Channel> Context::Channel() {
   if (!channel_) {
-    channel_ = grpc::CreateChannel(options_.server,
-                                   grpcutil::ChannelCredentials(options_.tls, {auth::Role::kControl, ""}));
+    // Retries UNAVAILABLE by itself (a store failing over, a replica going away).
+    channel_ = grpcutil::CreateControlApiChannel(options_.server, options_.tls);
   }
   return channel_;
 }

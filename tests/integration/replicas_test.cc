@@ -21,6 +21,8 @@
 #include "latchkey/v1/nat_control.grpc.pb.h"
 #include "tests/integration/support/cluster.h"
 #include "tests/integration/support/phones.h"
+#include "tests/integration/support/pki.h"
+#include "tests/integration/support/process.h"
 #include "tests/integration/support/redis_servers.h"
 
 namespace latchkey {
@@ -343,6 +345,34 @@ TEST_F(ReplicasTest, ALostRelaysPhonesArePingedByAnotherWithinThreeHeartbeatsAnd
   EXPECT_TRUE(testing::WaitFor([&] { return late.Options(0).size() >= 1; }, absl::Seconds(6)))
       << "no keepalive after the leader died\n" << survivor.process().ReadLog();
   EXPECT_EQ(testing::MetricValue(survivor.Metrics(), "latchkey_control_leader"), 1);
+}
+
+// latchkeyctl (and any client with the documented service config) rides out a store outage of a
+// second: control answers UNAVAILABLE meanwhile, the client retries by itself.
+TEST_F(ReplicasTest, LatchkeyctlRetriesUnavailableThroughAStorePause) {
+  auto a = StartControl();
+  ASSERT_TRUE(a);
+  std::vector<std::string> argv = {LATCHKEYCTL_BIN, "--server=" + a->address(), "--timeout=8s"};
+  auto tls = testing::TestTls(auth::Role::kOperator, "test");
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  for (const std::string& flag : testing::TlsFlags(*tls)) argv.push_back(flag);
+  for (const char* arg : {"register", "--aor=sip:retry@example.com", "--contact=<sip:retry@192.168.1.20:5060>",
+                          "--source=203.0.113.7:41234", "--registrar=127.0.0.1:5060"}) {
+    argv.push_back(arg);
+  }
+  redis_->Pause();
+  std::thread resume([&] {
+    absl::SleepFor(absl::Milliseconds(1200));
+    redis_->Resume();
+  });
+  const absl::Time started = absl::Now();
+  testing::CommandResult result = testing::RunCommand(argv, absl::Seconds(20));
+  resume.join();
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_GE(absl::Now() - started, absl::Milliseconds(1000)) << "it did not wait for the store";
+  EXPECT_THAT(result.output, HasSubstr("sip:retry@example.com"));
+  // The refusals it rode out were counted by control as what they were.
+  EXPECT_THAT(a->Metrics(), HasSubstr("code=\"UNAVAILABLE\""));
 }
 
 }  // namespace
