@@ -3,6 +3,7 @@
 // relays which phones to ping, and a phone is pinged by one relay at a time even when a relay dies.
 #include <signal.h>
 
+#include <atomic>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/grpc/channel.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "latchkey/v1/nat_control.grpc.pb.h"
@@ -24,6 +26,7 @@
 #include "tests/integration/support/pki.h"
 #include "tests/integration/support/process.h"
 #include "tests/integration/support/redis_servers.h"
+#include "tests/integration/support/udp_peer.h"
 
 namespace latchkey {
 namespace {
@@ -373,6 +376,192 @@ TEST_F(ReplicasTest, LatchkeyctlRetriesUnavailableThroughAStorePause) {
   EXPECT_THAT(result.output, HasSubstr("sip:retry@example.com"));
   // The refusals it rode out were counted by control as what they were.
   EXPECT_THAT(a->Metrics(), HasSubstr("code=\"UNAVAILABLE\""));
+}
+
+// A PBX's client with the documented retry policy, on every replica (pick_first: it talks to the
+// first that answers, and moves on when that one goes away, as behind a Kubernetes Service).
+std::unique_ptr<v1::NatControlService::Stub> ClusterClient(const std::vector<const LocalControl*>& replicas,
+                                                          const std::string& pbx) {
+  std::string target = "ipv4:";
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    absl::StrAppend(&target, i ? "," : "", "127.0.0.1:", replicas[i]->grpc_port());
+  }
+  auto tls = testing::TestTls(auth::Role::kPbx, pbx);
+  EXPECT_TRUE(tls.ok()) << tls.status();
+  return v1::NatControlService::NewStub(grpcutil::CreateControlApiChannel(target, tls.value_or(v1::TlsConfig())));
+}
+
+TEST_F(ReplicasTest, KillingTheReplicaAClientUsesUnderLoadFailsNothingAndLosesNoAcknowledgedWrite) {
+  auto a = StartControl();
+  auto b = StartControl();
+  auto c = StartControl();
+  ASSERT_TRUE(a && b && c);
+  auto client = ClusterClient({a.get(), b.get(), c.get()}, "pbx-load");
+
+  struct Acked {
+    std::string binding_id;
+    uint64_t version = 0;
+  };
+  constexpr int kThreads = 4;
+  constexpr int kPhonesPerThread = 25;
+  absl::Mutex mu;
+  std::map<std::string, Acked> acked;  // aor -> its newest acknowledged write
+  std::atomic<int> ok{0}, failed{0};
+  std::string first_failure;
+  std::atomic<bool> stop{false};
+  auto load = [&](int thread) {
+    for (int i = 0; !stop.load(); ++i) {
+      const std::string user = absl::StrCat("load", thread, "-", i % kPhonesPerThread);
+      v1::AllocateBindingRequest request = Registration(user, 20000 + (i % 7));
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+      v1::AllocateBindingResponse response;
+      grpc::Status status = client->AllocateBinding(&context, request, &response);
+      absl::MutexLock lock(&mu);
+      if (!status.ok()) {
+        ++failed;
+        if (first_failure.empty()) first_failure = status.error_message();
+        continue;
+      }
+      ++ok;
+      Acked& newest = acked[request.aor()];
+      if (response.binding().version() > newest.version) newest = {response.binding().binding_id(), response.binding().version()};
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) threads.emplace_back(load, t);
+  absl::SleepFor(absl::Seconds(2));
+  const int before_kill = ok.load();
+  a->process().Stop(SIGKILL);  // the first address: the one the client was using
+  absl::SleepFor(absl::Seconds(3));
+  stop = true;
+  for (auto& t : threads) t.join();
+  const int after_kill = ok.load() - before_kill;
+  std::printf("load: %d writes acknowledged (%d after the kill), %d failed\n", ok.load(), after_kill, failed.load());
+
+  EXPECT_EQ(failed.load(), 0) << "first failure: " << first_failure;
+  EXPECT_GT(before_kill, 50);
+  EXPECT_GT(after_kill, 50) << "the load did not carry on on another replica";
+  // Every acknowledged write is there, at least as new as acknowledged.
+  auto reader = c->Stub(auth::Role::kPbx, "pbx-load");
+  ASSERT_EQ(acked.size(), static_cast<size_t>(kThreads * kPhonesPerThread));
+  for (const auto& [aor, newest] : acked) {
+    grpc::ClientContext context;
+    v1::GetBindingRequest get;
+    get.set_binding_id(newest.binding_id);
+    v1::GetBindingResponse got;
+    grpc::Status status = reader->GetBinding(&context, get, &got);
+    ASSERT_TRUE(status.ok()) << aor << ": " << status.error_message();
+    EXPECT_GE(got.binding().version(), newest.version) << aor;
+  }
+}
+
+TEST_F(ReplicasTest, RestartingEveryReplicaAtOnceLosesNothingAndLeavesMediaAndKeepalivesRunning) {
+  const testing::ControlPorts ports_a = testing::ControlPorts::Free();
+  const testing::ControlPorts ports_b = testing::ControlPorts::Free();
+  const std::string config = absl::StrCat(kConfig, " store: \"redis://127.0.0.1:", redis_->port(), "\"");
+  auto a = LocalControl::Start(config, ports_a);
+  auto b = LocalControl::Start(config, ports_b);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const int keepalive_port = testing::FreeUdpRange(1);
+  ASSERT_NE(keepalive_port, 0);
+  auto relay = LocalRelay::Start(
+      **a, "relay-r",
+      {"--keepalive_mode=own_socket", absl::StrCat("--keepalive_listen=127.0.0.1:", keepalive_port),
+       "--stun_listen=off",
+       absl::StrCat("--control=ipv4:127.0.0.1:", ports_a.worker, ",127.0.0.1:", ports_b.worker)},
+      20);
+  ASSERT_TRUE(relay.ok()) << relay.status();
+  ASSERT_TRUE(testing::WaitForWorker(*(*b)->Stub(), "relay-r", absl::Seconds(10)));
+  auto client = ClusterClient({a->get(), b->get()}, "pbx-r");
+
+  // Phones with keepalives, and one call with media both ways.
+  constexpr int kPhones = 6;
+  Phones phones(kPhones);
+  std::vector<std::string> ids;
+  for (int i = 0; i < kPhones; ++i) {
+    ids.push_back(Allocate(*client, Registration(absl::StrCat("r", i), phones.port(i))).binding().binding_id());
+  }
+  testing::UdpPeer caller, callee;
+  v1::AllocateSessionRequest offer;
+  offer.set_call_id("restart@pbx");
+  offer.set_from_tag("a");
+  offer.set_sdp(testing::AudioSdp("127.0.0.1", caller.port()));
+  *offer.mutable_signaling_source() = testing::Address("127.0.0.1", 5060);
+  v1::AllocateSessionResponse offered;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(client->AllocateSession(&context, offer, &offered).ok());
+  }
+  v1::AnswerSessionRequest answer;
+  answer.set_session_id(offered.session().session_id());
+  answer.set_to_tag("b");
+  answer.set_sdp(testing::AudioSdp("127.0.0.1", callee.port()));
+  *answer.mutable_signaling_source() = testing::Address("127.0.0.1", 5062);
+  v1::AnswerSessionResponse answered;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(client->AnswerSession(&context, answer, &answered).ok());
+  }
+  const uint16_t caller_relay = static_cast<uint16_t>(answered.session().caller().relay(0).rtp().port());
+  const uint16_t callee_relay = static_cast<uint16_t>(answered.session().callee().relay(0).rtp().port());
+  // Both ways, 10 packets each: what arrives on the other side.
+  auto exchange = [&](uint16_t first_seq) {
+    int to_callee = 0, to_caller = 0;
+    for (int i = 0; i < 10; ++i) {
+      caller.SendTo(caller_relay, testing::RtpPacket(0x1111, static_cast<uint16_t>(first_seq + i), 160u * i));
+      callee.SendTo(callee_relay, testing::RtpPacket(0x2222, static_cast<uint16_t>(first_seq + i), 160u * i));
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    to_callee = static_cast<int>(callee.Drain(absl::Milliseconds(200)).size());
+    to_caller = static_cast<int>(caller.Drain(absl::Milliseconds(200)).size());
+    return std::pair{to_callee, to_caller};
+  };
+  exchange(1);  // latches both legs
+  ASSERT_TRUE(testing::WaitFor([&] { return phones.Options(kPhones - 1).size() >= 1; }, absl::Seconds(5)));
+
+  // Every replica dies at once.
+  (*a)->process().Stop(SIGKILL);
+  (*b)->process().Stop(SIGKILL);
+  const absl::Time down = absl::Now();
+  const auto during = exchange(100);
+  EXPECT_EQ(during, (std::pair{10, 10})) << "media stopped while control was down";
+  // The relay keeps pinging what it was told.
+  absl::SleepFor(absl::Milliseconds(1200));
+  for (int i = 0; i < kPhones; ++i) EXPECT_FALSE(phones.Options(i, down).empty()) << "phone " << i;
+
+  a = LocalControl::Start(config, ports_a);
+  b = LocalControl::Start(config, ports_b);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const absl::Time up = absl::Now();
+  // Nothing lost: bindings and the call, through either replica.
+  auto stub = (*b)->Stub(auth::Role::kPbx, "pbx-r");
+  for (const std::string& id : ids) {
+    grpc::ClientContext context;
+    v1::GetBindingRequest get;
+    get.set_binding_id(id);
+    v1::GetBindingResponse got;
+    EXPECT_TRUE(stub->GetBinding(&context, get, &got).ok()) << id;
+  }
+  {
+    grpc::ClientContext context;
+    v1::GetSessionRequest get;
+    get.set_session_id(offered.session().session_id());
+    v1::GetSessionResponse got;
+    ASSERT_TRUE(stub->GetSession(&context, get, &got).ok());
+    EXPECT_EQ(got.session().state(), v1::SESSION_STATE_ANSWERED);
+    EXPECT_EQ(got.session().worker_id(), "relay-r");
+  }
+  EXPECT_EQ(exchange(200), (std::pair{10, 10})) << "media stopped after the restart";
+  // The relay carries on with its keepalives and the new leader's set: a new phone is pinged too.
+  Phones late(1);
+  Allocate(*stub, Registration("r-late", late.port(0)));
+  EXPECT_TRUE(testing::WaitFor([&] { return late.Options(0).size() >= 1; }, absl::Seconds(5)))
+      << "keepalives did not resume after the restart";
+  std::printf("keepalives resumed %lld ms after the replicas were back\n",
+              static_cast<long long>(absl::ToInt64Milliseconds(absl::Now() - up)));
+  for (int i = 0; i < kPhones; ++i) EXPECT_FALSE(phones.Options(i, up).empty()) << "phone " << i;
+  EXPECT_TRUE(testing::WaitForWorker(*(*a)->Stub(), "relay-r", absl::Seconds(2))) << "the relay is not registered";
 }
 
 }  // namespace
