@@ -8,9 +8,12 @@
 # build/bench/). The empty RPC (grpc.health.v1 Check on the same server) is the transport's ceiling;
 # new_channel is what a new client pays to connect (TCP + TLS handshake).
 # With --stores=memory,redis each workload also runs with bindings in a redis-server (pinned to the
-# server core too, no persistence unless --redis_args say so); its CPU per call is reported.
+# server core too, no persistence unless --redis_args say so); its CPU per call is reported. With
+# --replicas=1,3 the Redis runs are repeated with that many control replicas on the one Redis (all on
+# the server core; the load spreads its calls over them round-robin).
 #   scripts/bench-control.sh [--repeat=3] [--workloads=allocate_binding,...] [--transports=plaintext,mtls]
-#                            [--stores=memory,redis] [--redis_args="--appendonly yes"] [--duration=5s] [--clients=1,4,16]
+#                            [--stores=memory,redis] [--replicas=1,3] [--redis_args="--appendonly yes"]
+#                            [--duration=5s] [--clients=1,4,16]
 # (other flags go to control_bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +21,7 @@ repeat=1
 workloads="empty_rpc allocate_binding session_call new_channel"
 transports="plaintext mtls"
 stores="memory"
+replicas="1"
 redis_args=""
 bench_flags=()
 for arg in "$@"; do
@@ -26,6 +30,7 @@ for arg in "$@"; do
     --workloads=*) workloads=${arg#*=}; workloads=${workloads//,/ } ;;
     --transports=*) transports=${arg#*=}; transports=${transports//,/ } ;;
     --stores=*) stores=${arg#*=}; stores=${stores//,/ } ;;
+    --replicas=*) replicas=${arg#*=}; replicas=${replicas//,/ } ;;
     --redis_args=*) redis_args=${arg#*=} ;;
     *) bench_flags+=("$arg") ;;
   esac
@@ -64,10 +69,10 @@ stop_pair() {
 trap 'stop_pair; rm -rf "$pki"' EXIT
 # CPU ticks (user + system) a process has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# start_pair TRANSPORT STORE: (redis-server,) control and a relay on the server core; waits until the
-# relay has registered.
+# start_pair TRANSPORT STORE [REPLICAS]: (redis-server,) control (REPLICAS of them, Redis only) and a
+# relay on the server core; waits until the relay has registered. Sets `target` for the load.
 start_pair() {
-  local transport=$1 store=${2:-memory} control_tls="" relay_tls="" client_tls="" store_flag="--store=memory"
+  local transport=$1 store=${2:-memory} count=${3:-1} control_tls="" relay_tls="" client_tls="" store_flag="--store=memory"
   if [ "$transport" = mtls ]; then
     control_tls=$(tls control-control); relay_tls=$(tls worker-bench-relay); client_tls=$(tls pbx-bench)
   fi
@@ -81,12 +86,18 @@ start_pair() {
     for _ in $(seq 100); do redis-cli -p 7520 ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
     store_flag="--store=redis://127.0.0.1:7520"
   fi
-  # shellcheck disable=SC2086
-  taskset -c "$server_cpu" build/services/control/latchkey-control --listen=127.0.0.1:7500 \
-    --worker_listen=127.0.0.1:7501 --metrics_listen=127.0.0.1:9500 --log_level=warning $control_tls "$store_flag" \
-    >>"$out/control-$transport-$stamp.log" 2>&1 &
-  pids+=($!)
-  control_pid=$!
+  target="ipv4:"
+  local i separator=""
+  for ((i = 0; i < count; i++)); do
+    # shellcheck disable=SC2086
+    taskset -c "$server_cpu" build/services/control/latchkey-control --listen=127.0.0.1:$((7500 + 2 * i)) \
+      --worker_listen=127.0.0.1:$((7501 + 2 * i)) --metrics_listen=127.0.0.1:$((9500 + 2 * i)) \
+      --log_level=warning $control_tls "$store_flag" >>"$out/control-$transport-$stamp.log" 2>&1 &
+    pids+=($!)
+    [ "$i" -gt 0 ] || control_pid=$!
+    target+="${separator}127.0.0.1:$((7500 + 2 * i))"
+    separator=","
+  done
   # shellcheck disable=SC2086
   taskset -c "$server_cpu" build/media-relay/latchkey-relay --control=127.0.0.1:7501 \
     --listen=127.0.0.1:7510 --metrics_listen=127.0.0.1:9510 \
@@ -102,21 +113,22 @@ start_pair() {
   # shellcheck disable=SC2206
   client_flags=($client_tls)
 }
-# run TRANSPORT STORE WORKLOAD ROUND: one measured run against a fresh pair. With Redis, each line
-# also carries Redis's CPU per call.
+# run TRANSPORT STORE WORKLOAD ROUND REPLICAS: one measured run against a fresh pair. With Redis,
+# each line also carries Redis's CPU per call.
 run() {
-  start_pair "$1" "$2"
+  start_pair "$1" "$2" "$5"
   local before=0
   [ -z "$redis_pid" ] || before=$(cpu_ticks "$redis_pid")
-  taskset -c "$load_cpu" build/tests/benchmark/control_bench --server=127.0.0.1:7500 "${client_flags[@]}" \
+  taskset -c "$load_cpu" build/tests/benchmark/control_bench --server="$target" "${client_flags[@]}" \
     --workloads="$3" "${bench_flags[@]}" >"$out/run.tmp"
   local ticks=0
   [ -z "$redis_pid" ] || ticks=$(( $(cpu_ticks "$redis_pid") - before ))
   # Redis's CPU is read around the whole invocation (every client count and its warm-up), so it is
   # spread over all of the invocation's calls: an upper bound, the same on each of its lines.
-  jq -c -s --argjson round "$4" --arg store "$2" --argjson ticks "$ticks" --argjson hz "$(getconf CLK_TCK)" \
+  jq -c -s --argjson round "$4" --arg store "$2" --argjson replicas "$5" --argjson ticks "$ticks" \
+    --argjson hz "$(getconf CLK_TCK)" \
     '(map(.calls // 0) | add) as $calls | .[]
-     | . + {round: $round, store: $store}
+     | . + {round: $round, store: $store, replicas: $replicas}
      + (if $ticks > 0 and $calls > 0 then {redis_cpu_us_per_call: ($ticks / $hz * 1e6 / $calls * 100 | round / 100)} else {} end)' \
     "$out/run.tmp" | tee -a "$results"
   stop_pair
@@ -125,7 +137,15 @@ run() {
 echo "{\"bench\":\"control\",\"date\":\"$stamp\",\"cpus\":$(nproc),\"server_cpu\":$server_cpu,\"load_cpu\":$load_cpu,\"repeat\":$repeat}" | tee "$results"
 # Every (transport, store) pair per workload, in an order that alternates between rounds.
 combos=()
-for transport in $transports; do for store in $stores; do combos+=("$transport/$store"); done; done
+for transport in $transports; do
+  for store in $stores; do
+    if [ "$store" = redis ]; then
+      for n in $replicas; do combos+=("$transport/$store/$n"); done
+    else
+      combos+=("$transport/$store/1")
+    fi
+  done
+done
 for round in $(seq "$repeat"); do
   for workload in $workloads; do
     order=("${combos[@]}")
@@ -133,7 +153,10 @@ for round in $(seq "$repeat"); do
       order=()
       for ((i = ${#combos[@]} - 1; i >= 0; i--)); do order+=("${combos[$i]}"); done
     fi
-    for combo in "${order[@]}"; do run "${combo%/*}" "${combo#*/}" "$workload" "$round"; done
+    for combo in "${order[@]}"; do
+      IFS=/ read -r transport store n <<<"$combo"
+      run "$transport" "$store" "$workload" "$round" "$n"
+    done
   done
 done
 # Memory per binding: control's RSS growth, or Redis's when bindings live there.
@@ -141,7 +164,7 @@ for store in $stores; do
   start_pair plaintext "$store"
   pid=$control_pid
   [ -z "$redis_pid" ] || pid=$redis_pid
-  taskset -c "$load_cpu" build/tests/benchmark/control_bench --server=127.0.0.1:7500 --workloads=binding_memory \
+  taskset -c "$load_cpu" build/tests/benchmark/control_bench --server="$target" --workloads=binding_memory \
     --server_pid="$pid" "${bench_flags[@]}" | jq -c --arg store "$store" '. + {store: $store}' | tee -a "$results"
   stop_pair
 done
@@ -149,13 +172,13 @@ done
 # Summary: per workload and client count, the median rps of each transport and mTLS / plaintext.
 jq -s -r '
   def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-  [.[] | select(.rps != null)] | group_by([.workload, .store, .clients])[]
-  | {workload: .[0].workload, store: .[0].store, clients: .[0].clients,
+  [.[] | select(.rps != null)] | group_by([.workload, .store, (.replicas // 1), .clients])[]
+  | {workload: .[0].workload, store: .[0].store, replicas: (.[0].replicas // 1), clients: .[0].clients,
      plain: ([.[] | select(.transport == "plaintext") | .rps] | if length > 0 then median else null end),
      mtls: ([.[] | select(.transport == "mtls") | .rps] | if length > 0 then median else null end),
      plain_p99: ([.[] | select(.transport == "plaintext") | .p99_ms] | if length > 0 then median else null end),
      mtls_p99: ([.[] | select(.transport == "mtls") | .p99_ms] | if length > 0 then median else null end),
      redis_cpu: ([.[] | .redis_cpu_us_per_call // empty] | if length > 0 then median else null end)}
-  | {summary: .workload, store, clients, plaintext_rps: .plain, mtls_rps: .mtls,
+  | {summary: .workload, store, replicas, clients, plaintext_rps: .plain, mtls_rps: .mtls,
      mtls_pct: (if .plain and .mtls then (.mtls / .plain * 100 | floor) else null end),
      plaintext_p99_ms: .plain_p99, mtls_p99_ms: .mtls_p99, redis_cpu_us_per_call: .redis_cpu} | tojson' "$results" | tee -a "$results"

@@ -78,7 +78,10 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
   s.config_ = config;
   s.registry_ = std::make_shared<prometheus::Registry>();
   s.metrics_ = std::make_unique<ControlMetrics>(*s.registry_);
-  auto stores = OpenStores(config);
+  ControlMetrics* counted = s.metrics_.get();
+  auto stores = OpenStores(config, [counted](redis::RedisConnectionEvent event) {
+    counted->redis_events[static_cast<size_t>(event)]->Increment();
+  });
   if (!stores.ok()) return stores.status();
   s.stores_ = *std::move(stores);
   s.detector_ = std::make_unique<NatDetector>(*std::move(detector));

@@ -60,6 +60,14 @@ bool Context::PrintJson(const google::protobuf::Message& message) const {
 
 int Context::RpcError(const grpc::Status& status) const {
   const absl::Status converted = grpcutil::FromGrpc(status);
+  // Retries of UNAVAILABLE can use up the deadline: if the channel never connected, say that
+  // rather than only that time ran out.
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && channel_ != nullptr &&
+      channel_->GetState(false) == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+    std::cerr << "latchkeyctl: " << command_ << ": UNAVAILABLE: cannot connect to " << options_.server
+              << " (still failing at the deadline; check the address and the --tls_* flags)" << std::endl;
+    return kExitFailure;
+  }
   std::cerr << "latchkeyctl: " << command_ << ": " << absl::StatusCodeToString(converted.code()) << ": "
             << status.error_message() << std::endl;
   return kExitFailure;

@@ -26,7 +26,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "latchkey/v1/nat_control.grpc.pb.h"
 
-ABSL_FLAG(std::string, server, "127.0.0.1:7400", "latchkey-control address");
+ABSL_FLAG(std::string, server, "127.0.0.1:7400", "latchkey-control address (a gRPC target: ipv4:A,B,C for replicas)");
 ABSL_FLAG(std::string, workloads, "empty_rpc,allocate_binding,session_call", "Comma-separated workloads");
 ABSL_FLAG(std::string, clients, "1,4,16", "Comma-separated client thread counts to run each workload with");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(5), "Measured time per run");
@@ -57,6 +57,8 @@ struct Channels {
   std::shared_ptr<grpc::Channel> Fresh(const std::string& tag) const {
     grpc::ChannelArguments args;
     args.SetString("latchkey.bench.channel", tag);
+    // Several replicas ("ipv4:A,B,C"): every call to the next one, as a PBX behind a Service would.
+    args.SetLoadBalancingPolicyName("round_robin");
     return grpc::CreateCustomChannel(absl::GetFlag(FLAGS_server),
                                      grpcutil::ChannelCredentials(tls, {auth::Role::kControl, ""}), args);
   }

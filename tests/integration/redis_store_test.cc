@@ -270,6 +270,13 @@ TEST_F(RedisReplicasTest, RedisDownAnswersUnavailableFastAndRecovers) {
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
     EXPECT_LT(absl::Now() - started, absl::Seconds(2));
   }
+  // A server that stops answering is a timeout, counted.
+  EXPECT_TRUE(::latchkey::testing::WaitFor(
+      [&] {
+        return ::latchkey::testing::MetricValue(control->Metrics(),
+                                                "latchkey_redis_connection_events_total{event=\"timeout\"}") >= 1;
+      },
+      absl::Seconds(3)));
   redis_->Resume();
   bool recovered = false;
   for (int i = 0; i < 100 && !recovered; ++i) {
@@ -345,6 +352,12 @@ TEST(RedisFailoverTest, KillNinePrimaryUnderLoadLosesNoAcknowledgedBinding) {
     if (!status.ok() || got.binding().aor() != a.aor) ++missing;
   }
   EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged bindings";
+  // The failover is counted: the connection to the killed primary was lost, then one to another.
+  const std::string metrics = (*control)->Metrics();
+  EXPECT_GE(::latchkey::testing::MetricValue(metrics, "latchkey_redis_connection_events_total{event=\"failover\"}"), 1)
+      << metrics;
+  EXPECT_GE(::latchkey::testing::MetricValue(metrics, "latchkey_redis_connection_events_total{event=\"dropped\"}"), 1);
+  EXPECT_GE(::latchkey::testing::MetricValue(metrics, "latchkey_redis_connection_events_total{event=\"connected\"}"), 2);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -18,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/grpc/channel.h"
+#include "common/time/proto_time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "latchkey/v1/nat_control.grpc.pb.h"
@@ -27,6 +29,7 @@
 #include "tests/integration/support/process.h"
 #include "tests/integration/support/redis_servers.h"
 #include "tests/integration/support/udp_peer.h"
+#include "tests/support/linearizability.h"
 
 namespace latchkey {
 namespace {
@@ -562,6 +565,144 @@ TEST_F(ReplicasTest, RestartingEveryReplicaAtOnceLosesNothingAndLeavesMediaAndKe
               static_cast<long long>(absl::ToInt64Milliseconds(absl::Now() - up)));
   for (int i = 0; i < kPhones; ++i) EXPECT_FALSE(phones.Options(i, up).empty()) << "phone " << i;
   EXPECT_TRUE(testing::WaitForWorker(*(*a)->Stub(), "relay-r", absl::Seconds(2))) << "the relay is not registered";
+}
+
+// ---- Racing replicas: a history checked for linearizability ----
+
+// One binding per AOR (the contact is the same for all): what a single copy would hold.
+struct BindingState {
+  bool exists = false;
+  std::string id;
+  uint64_t version = 0;
+  std::string Key() const { return exists ? absl::StrCat(id, "@", version) : "-"; }
+};
+enum class BindingOp { kRegister, kUnregister, kList };
+struct BindingAnswer {
+  bool ok = false;          // kRegister, kUnregister (NOT_FOUND: false)
+  bool created = false;     // kRegister
+  int listed = 0;           // kList
+  std::string id;
+  uint64_t version = 0;
+};
+
+std::optional<BindingState> StepBinding(const BindingState& s, const BindingOp& op, const BindingAnswer& a) {
+  switch (op) {
+    case BindingOp::kRegister:
+      if (!a.ok) return std::nullopt;
+      if (!s.exists) {
+        if (!a.created || a.version != 1) return std::nullopt;
+        return BindingState{true, a.id, 1};
+      }
+      if (a.created || a.id != s.id || a.version != s.version + 1) return std::nullopt;
+      return BindingState{true, s.id, s.version + 1};
+    case BindingOp::kUnregister:
+      if (!s.exists) return a.ok ? std::nullopt : std::optional<BindingState>(s);
+      if (!a.ok || a.id != s.id || a.version != s.version) return std::nullopt;
+      return BindingState{};
+    case BindingOp::kList:
+      if (a.listed != (s.exists ? 1 : 0)) return std::nullopt;
+      if (s.exists && (a.id != s.id || a.version != s.version)) return std::nullopt;
+      return s;
+  }
+  return std::nullopt;
+}
+
+TEST_F(ReplicasTest, TwoReplicasRacingOnOneAorOrCallIdStayLinearizable) {
+  auto a = StartControl();
+  auto b = StartControl();
+  ASSERT_TRUE(a && b);
+  auto relay = LocalRelay::Start(*a, "relay-race");
+  ASSERT_TRUE(relay.ok()) << relay.status();
+  ASSERT_TRUE(testing::WaitForWorker(*b->Stub(), "relay-race", absl::Seconds(10)));
+  constexpr int kAors = 3;
+  constexpr int kThreads = 4;  // two per replica
+  constexpr int kOpsPerThread = 60;
+  using History = std::vector<testing::Operation<BindingOp, BindingAnswer>>;
+  absl::Mutex mu;
+  std::vector<History> histories(kAors);
+  auto client = [&](LocalControl* control, int seed) {
+    auto stub = control->Stub(auth::Role::kPbx, "pbx-race");
+    for (int i = 0; i < kOpsPerThread; ++i) {
+      const int aor = (seed * 7 + i * 13) % kAors;
+      const BindingOp op = static_cast<BindingOp>((seed + i * 5) % 3);
+      v1::AllocateBindingRequest request = Registration(absl::StrCat("race", aor), 30000 + seed);
+      BindingAnswer answer;
+      const absl::Time invoked = absl::Now();
+      grpc::Status status;
+      if (op == BindingOp::kList) {
+        v1::ListBindingsRequest list;
+        list.set_aor(request.aor());
+        v1::ListBindingsResponse listed;
+        grpc::ClientContext context;
+        status = stub->ListBindings(&context, list, &listed);
+        answer.ok = status.ok();
+        answer.listed = listed.bindings_size();
+        if (answer.listed > 0) {
+          answer.id = listed.bindings(0).binding_id();
+          answer.version = listed.bindings(0).version();
+        }
+      } else {
+        if (op == BindingOp::kUnregister) *request.mutable_expires() = ToProto(absl::ZeroDuration());
+        v1::AllocateBindingResponse response;
+        grpc::ClientContext context;
+        status = stub->AllocateBinding(&context, request, &response);
+        answer.ok = status.ok();
+        answer.created = response.created();
+        answer.id = response.binding().binding_id();
+        answer.version = response.binding().version();
+      }
+      const absl::Time completed = absl::Now();
+      const bool answered =
+          status.ok() || (op == BindingOp::kUnregister && status.error_code() == grpc::StatusCode::NOT_FOUND);
+      EXPECT_TRUE(answered) << status.error_message();
+      absl::MutexLock lock(&mu);
+      histories[aor].push_back({op, answer, invoked, answered ? completed : absl::InfiniteFuture()});
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) threads.emplace_back(client, t % 2 ? a.get() : b.get(), t);
+
+  // Meanwhile, both replicas offered the same call (same Call-ID and from-tag) at once, repeatedly:
+  // one session, whichever replica each offer reached.
+  std::set<std::string> session_ids;
+  int offers_ok = 0;
+  std::vector<std::thread> offers;
+  absl::Mutex offers_mu;
+  for (int t = 0; t < 6; ++t) {
+    offers.emplace_back([&, t] {
+      auto stub = (t % 2 ? a : b)->Stub(auth::Role::kPbx, "pbx-race");
+      v1::AllocateSessionRequest offer;
+      offer.set_call_id("race@pbx");
+      offer.set_from_tag("ft");
+      offer.set_sdp(testing::AudioSdp("203.0.113.9", 4000));
+      *offer.mutable_signaling_source() = testing::Address("203.0.113.9", 5060);
+      grpc::ClientContext context;
+      v1::AllocateSessionResponse response;
+      grpc::Status status = stub->AllocateSession(&context, offer, &response);
+      absl::MutexLock lock(&offers_mu);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      if (!status.ok()) return;
+      ++offers_ok;
+      session_ids.insert(response.session().session_id());
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& t : offers) t.join();
+  EXPECT_EQ(offers_ok, 6);
+  EXPECT_EQ(session_ids.size(), 1u) << "one Call-ID and from-tag made several sessions";
+
+  for (int aor = 0; aor < kAors; ++aor) {
+    ASSERT_GT(histories[aor].size(), 20u);
+    auto result = testing::CheckLinearizable(
+        histories[aor], BindingState{}, StepBinding,
+        [](const BindingState& s, const BindingOp& op) -> std::optional<BindingState> {
+          if (op == BindingOp::kList) return s;
+          if (op == BindingOp::kUnregister) return BindingState{};
+          return std::nullopt;  // a register without an answer: its id is unknown, never here
+        });
+    EXPECT_TRUE(result.ok) << "aor " << aor << ": " << result.explanation;
+    EXPECT_FALSE(result.refused) << result.explanation;
+  }
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 // - When the tailer itself loses its place (the store's log was trimmed past it during an outage, or
 //   the store was replaced), every reader reading from memory gets OUT_OF_RANGE.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -90,8 +91,10 @@ class EventFeed {
     }
     if (thread_.joinable()) thread_.join();
   }
-  // Something was just written: tail now rather than at the next poll.
+  // Something was just written: tail soon rather than at the next poll. Called on every write, so
+  // only the first call since the last read takes the lock (and wakes the tailer).
   void Poke() {
+    if (poke_pending_.exchange(true, std::memory_order_acq_rel)) return;
     absl::MutexLock lock(&mu_);
     poked_ = true;
   }
@@ -203,7 +206,13 @@ class EventFeed {
           mu_.AwaitWithTimeout(absl::Condition(&wake), backoff);
         }
         if (stopping_) return;
+        if (poked_) {
+          // Let a burst of writes gather: one read per few milliseconds, not one per write.
+          mu_.AwaitWithTimeout(absl::Condition(&stopping_), kCoalesce);
+          if (stopping_) return;
+        }
         poked_ = false;
+        poke_pending_.store(false, std::memory_order_release);
       }
       if (after.empty()) {
         auto tail = tail_();
@@ -271,6 +280,8 @@ class EventFeed {
     }
   }
 
+  static constexpr absl::Duration kCoalesce = absl::Milliseconds(2);
+
   EventFeedOptions options_;
   const ReadFn read_;
   const TailFn tail_;
@@ -283,6 +294,7 @@ class EventFeed {
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool caught_up_ ABSL_GUARDED_BY(mu_) = true;
   bool poked_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> poke_pending_{false};
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::list<std::shared_ptr<Reader>> readers_ ABSL_GUARDED_BY(mu_);

@@ -141,9 +141,13 @@ bool KeepaliveAssigner::Forward(uint64_t token) {
       const std::string& id = binding.binding_id();
       const bool removed = entry.value.type == v1::BINDING_EVENT_TYPE_RELEASED ||
                            entry.value.type == v1::BINDING_EVENT_TYPE_EXPIRED;
-      std::optional<v1::KeepaliveTarget> target = removed ? std::nullopt : KeepaliveTargetOf(binding);
-      const std::string worker = target ? AssignedWorker(*workers_, binding) : "";
+      // The worker first: without one (no keepalive workers, or none for this registrar) the
+      // target, which parses the Contact, is not needed.
+      std::string worker = removed ? "" : AssignedWorker(*workers_, binding);
       auto previous = sent_.find(id);
+      if (worker.empty() && previous == sent_.end()) continue;
+      std::optional<v1::KeepaliveTarget> target = worker.empty() ? std::nullopt : KeepaliveTargetOf(binding);
+      if (!target) worker.clear();
       if (previous != sent_.end() && previous->second.worker_id != worker) {
         Changes& old = batch[previous->second.worker_id];
         old.upserts.erase(id);

@@ -100,6 +100,16 @@ ControlMetrics::ControlMetrics(prometheus::Registry& registry) {
   watch_streams_slow = &watch_ends.Add({{"reason", "slow"}});
   watch_streams_limited = &watch_ends.Add({{"reason", "limit"}});
   watch_streams_gone = &watch_ends.Add({{"reason", "gone"}});
+  auto& redis_events_family = prometheus::BuildCounter()
+                                  .Name("latchkey_redis_connection_events_total")
+                                  .Help("The Redis store's connection: connected (after the ROLE check), failover (to "
+                                        "another primary), timeout, not_primary (a demoted or read-only node left), "
+                                        "dropped (every loss, those included)")
+                                  .Register(registry);
+  const char* redis_event_names[] = {"connected", "failover", "timeout", "not_primary", "dropped"};
+  for (size_t i = 0; i < redis_events.size(); ++i) {
+    redis_events[i] = &redis_events_family.Add({{"event", redis_event_names[i]}});
+  }
   leader = &prometheus::BuildGauge()
                 .Name("latchkey_control_leader")
                 .Help("1 while this replica holds the lease to push keepalive assignments and run the sweepers")

@@ -50,6 +50,9 @@ struct ControlMetrics {
   prometheus::Counter* watch_streams_slow;
   prometheus::Counter* watch_streams_limited;
   prometheus::Counter* watch_streams_gone;
+  // latchkey_redis_connection_events_total{event="connected|failover|timeout|not_primary|dropped"}:
+  // the store's connection (redis_client.h RedisConnectionEvent), indexed by that enum.
+  std::array<prometheus::Counter*, 5> redis_events{};
   // latchkey_control_leader, latchkey_control_leadership_changes_total
   prometheus::Gauge* leader;
   prometheus::Counter* leadership_changes;

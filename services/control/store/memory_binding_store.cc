@@ -202,8 +202,12 @@ absl::StatusOr<std::string> MemoryBindingStore::LogTail() {
 }
 
 absl::StatusOr<LogPage<BindingLogEntry>> MemoryBindingStore::ReadLog(const std::string& after, size_t limit) {
-  absl::MutexLock lock(&mu_);
-  return log_.Read("resume_token", after, limit);
+  absl::StatusOr<LogPage<std::shared_ptr<const BindingLogEntry>>> snapshot;
+  {
+    absl::MutexLock lock(&mu_);
+    snapshot = log_.Snapshot("resume_token", after, limit);
+  }
+  return MemoryChangeLog<BindingLogEntry>::Materialize(std::move(snapshot));
 }
 
 absl::StatusOr<uint64_t> MemoryBindingStore::Count() {

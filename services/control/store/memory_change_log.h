@@ -1,9 +1,12 @@
 #pragma once
 // The change log of an embedded store: the last `capacity` entries in memory. Not thread-safe: the
-// store appends under its own lock, in the same step as the change. Positions name this process
-// ("m<epoch>.<n>"), so a token from before a restart is recognised as not ours (OUT_OF_RANGE).
+// store appends under its own lock, in the same step as the change, and reads a Snapshot under it;
+// entries are shared, so copying them out (Materialize) happens after the lock is released. Positions
+// name this process ("m<epoch>.<n>"), so a token from before a restart is recognised as not ours
+// (OUT_OF_RANGE).
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 
 #include "absl/random/random.h"
@@ -21,23 +24,39 @@ class MemoryChangeLog {
       : capacity_(capacity < 1 ? 1 : capacity), epoch_(absl::Uniform<uint32_t>(absl::BitGen())) {}
 
   void Append(T value) {
-    entries_.push_back(std::move(value));
+    entries_.push_back(std::make_shared<const T>(std::move(value)));
     ++last_;
     if (entries_.size() > capacity_) entries_.pop_front();
   }
 
   std::string Tail() const { return Position(last_); }
 
-  absl::StatusOr<LogPage<T>> Read(const std::string& field, const std::string& after, size_t limit) const {
+  using Shared = std::shared_ptr<const T>;
+
+  absl::StatusOr<LogPage<Shared>> Snapshot(const std::string& field, const std::string& after, size_t limit) const {
     uint64_t n = 0;
     if (!Parse(after, &n) || n > last_ || n + entries_.size() < last_) return LogPositionGone(field, after);
-    LogPage<T> page;
+    LogPage<Shared> page;
     const uint64_t first = last_ - entries_.size() + 1;  // sequence number of entries_[0]
     for (uint64_t seq = n + 1; seq <= last_ && page.entries.size() < limit; ++seq) {
       page.entries.push_back({Position(seq), entries_[seq - first]});
     }
     page.next = page.entries.empty() ? after : page.entries.back().position;
     return page;
+  }
+
+  static absl::StatusOr<LogPage<T>> Materialize(absl::StatusOr<LogPage<Shared>> snapshot) {
+    if (!snapshot.ok()) return snapshot.status();
+    LogPage<T> page;
+    page.next = std::move(snapshot->next);
+    page.entries.reserve(snapshot->entries.size());
+    for (auto& entry : snapshot->entries) page.entries.push_back({std::move(entry.position), *entry.value});
+    return page;
+  }
+
+  // Snapshot and Materialize in one (when no lock is held around it).
+  absl::StatusOr<LogPage<T>> Read(const std::string& field, const std::string& after, size_t limit) const {
+    return Materialize(Snapshot(field, after, limit));
   }
 
  private:
@@ -51,7 +70,7 @@ class MemoryChangeLog {
 
   const uint64_t capacity_;
   const uint32_t epoch_;
-  std::deque<T> entries_;
+  std::deque<Shared> entries_;
   uint64_t last_ = 0;  // sequence number of the newest entry; 0 before the first
 };
 

@@ -99,8 +99,12 @@ absl::StatusOr<std::string> MemorySessionStore::LogTail() {
 }
 
 absl::StatusOr<LogPage<v1::WatchSessionsResponse>> MemorySessionStore::ReadLog(const std::string& after, size_t limit) {
-  absl::MutexLock lock(&mu_);
-  return log_.Read("resume_token", after, limit);
+  absl::StatusOr<LogPage<std::shared_ptr<const v1::WatchSessionsResponse>>> snapshot;
+  {
+    absl::MutexLock lock(&mu_);
+    snapshot = log_.Snapshot("resume_token", after, limit);
+  }
+  return MemoryChangeLog<v1::WatchSessionsResponse>::Materialize(std::move(snapshot));
 }
 
 absl::Status MemorySessionStore::Remove(const std::string& session_id, uint64_t expected_version) {

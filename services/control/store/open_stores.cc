@@ -13,7 +13,8 @@
 
 namespace latchkey::control {
 
-absl::StatusOr<Stores> OpenStores(const v1::ControlConfig& config) {
+absl::StatusOr<Stores> OpenStores(const v1::ControlConfig& config,
+                                  std::function<void(redis::RedisConnectionEvent)> on_redis_event) {
   Stores stores;
   const uint64_t log_length = config.event_log_length() ? config.event_log_length() : kDefaultLogLength;
   const std::string& store = config.store();
@@ -35,6 +36,7 @@ absl::StatusOr<Stores> OpenStores(const v1::ControlConfig& config) {
   options.target = *std::move(target);
   options.command_timeout = FromProto(config.store_timeout());
   options.on_connected = redis::LoadFunctionsOnConnect;
+  options.on_event = std::move(on_redis_event);
   auto client = redis::RedisClient::Start(std::move(options));
   if (!client.ok()) return client.status();
   stores.redis = *std::move(client);

@@ -2,6 +2,7 @@
 // Opens the stores ControlConfig.store names (its defaults applied): the embedded in-memory ones, or
 // Redis (one server, or the primary through Sentinel) for bindings, sessions, workers and the lease. INVALID_ARGUMENT
 // naming `store` for a value it cannot use.
+#include <functional>
 #include <memory>
 
 #include "absl/status/statusor.h"
@@ -25,6 +26,8 @@ struct Stores {
   bool durable = false;      // outlives a control restart: what it does not know was never stored
 };
 
-absl::StatusOr<Stores> OpenStores(const v1::ControlConfig& config);
+// `on_redis_event` (optional) is told of the Redis connection's events, on its loop thread.
+absl::StatusOr<Stores> OpenStores(const v1::ControlConfig& config,
+                                  std::function<void(redis::RedisConnectionEvent)> on_redis_event = nullptr);
 
 }  // namespace latchkey::control

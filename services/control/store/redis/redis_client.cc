@@ -9,6 +9,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <optional>
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -364,7 +366,7 @@ class RedisClient::Core {
     std::string role = reply->type == RedisReply::Type::kArray && !reply->elements.empty()
                            ? reply->elements[0].str
                            : reply->DebugString();
-    Drop(absl::StrCat(current_.ToString(), " is not the master (ROLE ", role, ")"));
+    Drop(absl::StrCat(current_.ToString(), " is not the master (ROLE ", role, ")"), RedisConnectionEvent::kNotPrimary);
   }
 
   bool RoleChecks() const { return options_.role_check_interval > absl::ZeroDuration(); }
@@ -391,7 +393,8 @@ class RedisClient::Core {
           const std::string role = reply->type == RedisReply::Type::kArray && !reply->elements.empty()
                                        ? reply->elements[0].str
                                        : reply->DebugString();
-          Drop(absl::StrCat(current_.ToString(), " is no longer the master (ROLE ", role, ")"));
+          Drop(absl::StrCat(current_.ToString(), " is no longer the master (ROLE ", role, ")"),
+               RedisConnectionEvent::kNotPrimary);
         },
         Clock::now() + ToClock(options_.command_timeout), /*counted=*/false, /*role=*/false);
     AfterHiredis();
@@ -418,8 +421,10 @@ class RedisClient::Core {
         .Kv("role", "master")
         .Kv("attempts", failures_ + 1)
         .Kv("connect_ms", connect_ms);
+    Emit(RedisConnectionEvent::kConnected);
     if (failover) {
       log::LogWarning("redis failover").Kv("from", previous.ToString()).Kv("to", current_.ToString());
+      Emit(RedisConnectionEvent::kFailover);
     }
     last_logged_failure_.clear();
     NotifyFirstAttempt();
@@ -492,7 +497,7 @@ class RedisClient::Core {
       case RedisErrorClass::kRediscover: {
         std::string reason = absl::StrCat(current_.ToString(), " answered ", reply.str);
         Finish(pending.counted, pending.done, Unavailable(reason));
-        Drop(reason);
+        Drop(reason, RedisConnectionEvent::kNotPrimary);
         return;
       }
       case RedisErrorClass::kUnavailable:
@@ -506,9 +511,16 @@ class RedisClient::Core {
     }
   }
 
+  void Emit(RedisConnectionEvent event) {
+    if (options_.on_event) options_.on_event(event);
+  }
+
   // Marks the connection for dropping; the loop frees it once hiredis has returned (never inside a callback).
-  void Drop(absl::string_view reason) {
-    if (drop_reason_.empty()) drop_reason_ = std::string(reason);
+  void Drop(absl::string_view reason, std::optional<RedisConnectionEvent> why = std::nullopt) {
+    if (drop_reason_.empty()) {
+      drop_reason_ = std::string(reason);
+      if (why) Emit(*why);
+    }
     if (state_ == State::kReady) {
       // Stop taking calls at once, not only after the free.
       connected_.store(false, std::memory_order_release);
@@ -536,10 +548,12 @@ class RedisClient::Core {
     if (Clock::now() < oldest.deadline) return;
     if (oldest.role) {
       Drop(absl::StrCat("no connection and ROLE reply from ", current_.ToString(), " within ",
-                        absl::FormatDuration(options_.connect_timeout + options_.command_timeout)));
+                        absl::FormatDuration(options_.connect_timeout + options_.command_timeout)),
+           RedisConnectionEvent::kTimeout);
     } else {
       Drop(absl::StrCat("no reply within ", absl::FormatDuration(options_.command_timeout), " from ",
-                        current_.ToString()));
+                        current_.ToString()),
+           RedisConnectionEvent::kTimeout);
     }
     AfterHiredis();
   }
@@ -594,6 +608,7 @@ class RedisClient::Core {
     const absl::Duration backoff = Backoff();
     reconnect_at_ = Clock::now() + ToClock(backoff);
     if (was_ready) {
+      if (!exiting_) Emit(RedisConnectionEvent::kDropped);
       log::Line(exiting_ ? log::Level::kInfo : log::Level::kWarning, "redis disconnected")
           .Kv("target", options_.target.ToString())
           .Kv("address", current_.ToString())

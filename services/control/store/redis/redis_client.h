@@ -50,6 +50,15 @@ class RedisSession {
   virtual void Send(std::vector<std::string> argv, RedisCallback done) = 0;
 };
 
+// What happens to the client's connection, for counters (each is also logged).
+enum class RedisConnectionEvent {
+  kConnected,   // a connection passed the ROLE check
+  kFailover,    // ... to another primary than the last one
+  kTimeout,     // dropped: a command or the handshake got no reply within its deadline
+  kNotPrimary,  // dropped: the node is not (or no longer) the primary
+  kDropped,     // the connection ended for any reason (these above included)
+};
+
 struct RedisClientOptions {
   RedisTarget target;
   absl::Duration command_timeout = absl::Milliseconds(500);
@@ -67,6 +76,8 @@ struct RedisClientOptions {
   // Runs on the loop thread after each (re)connection has passed the ROLE check, before queued commands go out.
   // Must not block (no Call()); send through the session instead.
   std::function<void(RedisSession&)> on_connected;
+  // Runs on the loop thread for each connection event; must not block.
+  std::function<void(RedisConnectionEvent)> on_event;
 };
 
 class RedisClient {
