@@ -17,6 +17,8 @@ test_pkgs=(sip-tester coturn clang libclang-rt-14-dev curl iproute2 iptables pro
 test_pkgs+=(libcap2-bin util-linux)
 # Redis and Sentinel processes for the replicated-store tests (each test starts its own, on loopback).
 test_pkgs+=(redis-server redis-sentinel redis-tools)
+# The deploy checks keep the Redis image's entrypoint shellcheck-clean.
+test_pkgs+=(shellcheck)
 # Deploy checks (tests/deploy): promtool and a Prometheus server, kubectl for `kubectl kustomize`,
 # node + npm for schema validation. A kubectl or node already installed from elsewhere is kept (the
 # Debian packages would conflict with it).

@@ -7,7 +7,9 @@
 # control and the relay. The plaintext health ports answer the probes' question; the mutual-TLS ports
 # refuse a plaintext client; a relay presenting another worker's certificate is refused; and control
 # with the rendered listen addresses but without its tls block refuses to start (no plaintext
-# fallback).
+# fallback). For overlays/ha, control's store is the overlay's Redis group run on loopback from its
+# rendered StatefulSet and ConfigMap (lib.sh start_redis_group; only the sentinels' addresses are
+# swapped for loopback ones), and a second control replica sees what the first stored.
 here=$(dirname "$(realpath "$0")")
 source "$here/lib.sh"
 source "$here/render.sh"
@@ -39,10 +41,22 @@ for overlay in single ha; do
     sed -i "s#\"/etc/latchkey/#\"$root/etc/latchkey/#g" "$config"
   done
 
+  # ha: its Redis group, and control's store pointed at it (the config's own store names the pods'
+  # cluster DNS names; the same store string parses below).
+  store=()
+  if [[ $overlay == ha ]]; then
+    config_store=$(sed -n 's/^store: "\(.*\)"$/\1/p' "$croot/etc/latchkey/config/control.textproto")
+    [[ $config_store == redis+sentinel://*/* ]] || fail "ha: control.textproto's store is '$config_store'"
+    start_redis_group "$scratch/ha.yaml"
+    [[ ${config_store##*/} == "$redis_master_name" ]] || fail "ha: control's store names group ${config_store##*/}, the sentinels $redis_master_name"
+    store=(--store="$redis_store")
+    echo "ha: Redis group up on loopback (primary port $(redis_primary)), control's store $redis_store"
+  fi
+
   # Control: the config's listen addresses moved to loopback; TLS as configured.
   health=$(free_port)
   run_bg "$LATCHKEY_CONTROL_BIN" --config="$croot/etc/latchkey/config/control.textproto" --listen=127.0.0.1:0 \
-    --worker_listen=127.0.0.2:0 --metrics_listen=127.0.0.1:0 --health_listen="127.0.0.1:$health" >"$scratch/control.log" 2>&1
+    --worker_listen=127.0.0.2:0 --metrics_listen=127.0.0.1:0 --health_listen="127.0.0.1:$health" "${store[@]}" >"$scratch/control.log" 2>&1
   wait_for 20 "control ready with $overlay's control.textproto" grep -q 'latchkey-control ready' "$scratch/control.log"
   grep 'latchkey-control ready' "$scratch/control.log" | grep -q ' tls=true' || fail "$overlay: control runs without TLS"
   control_grpc=$(logged "$scratch/control.log" grpc_port)
@@ -75,6 +89,21 @@ for overlay in single ha; do
   # Every hop: operator -> control, control -> relay (checking the relay's identity), relay -> control.
   ctl demo-call --packets=10 >"$scratch/demo-call.log" 2>&1 || fail "$overlay: demo-call: $(cat "$scratch/demo-call.log")"
 
+  if [[ $overlay == ha ]]; then
+    grep 'latchkey-control ready' "$scratch/control.log" | grep -qF "store=$redis_store" || fail "ha: control does not use the Redis store"
+    # Another replica with the same config and store sees a binding the first one stored.
+    ctl register --aor=sip:ha-check@example.com --contact='<sip:ha-check@192.168.1.20:5060>' --source=203.0.113.7:41234 \
+      --registrar=127.0.0.1:5060 >"$scratch/register.log" 2>&1 || fail "ha: register: $(cat "$scratch/register.log")"
+    run_bg "$LATCHKEY_CONTROL_BIN" --config="$croot/etc/latchkey/config/control.textproto" --listen=127.0.0.1:0 \
+      --worker_listen=127.0.0.2:0 --metrics_listen=127.0.0.1:0 --health_listen=127.0.0.1:0 "${store[@]}" >"$scratch/control-2.log" 2>&1
+    wait_for 20 "a second control replica" grep -q 'latchkey-control ready' "$scratch/control-2.log"
+    first_grpc=$control_grpc
+    control_grpc=$(logged "$scratch/control-2.log" grpc_port)
+    ctl bindings list | grep -q 'sip:ha-check@example.com' || fail "ha: the second replica does not list the first one's binding"
+    control_grpc=$first_grpc
+    echo "ha: a binding registered through one control replica is listed by another (shared Redis store)"
+  fi
+
   # A relay whose certificate names another worker is refused.
   impostor=impostor-$overlay
   run_bg "$LATCHKEY_RELAY_BIN" --config="$relayroot/etc/latchkey/config/relay.textproto" --control="127.0.0.2:$control_workers" \
@@ -84,10 +113,23 @@ for overlay in single ha; do
   wait_for 20 "control to refuse $impostor" grep -q 'registration with control failed.* code=7 ' "$scratch/impostor.log"
   ! worker_ready "$impostor" || fail "$overlay: a relay registered as $impostor with $worker's certificate"
 
-  # With no calls a SIGTERM drain ends at once, whatever drain_grace says.
+  # With no calls a SIGTERM drain ends at once, whatever drain_grace says. (Redis too exits 0.)
   kill -TERM "${pids[@]}"
   for pid in "${pids[@]}"; do wait "$pid" || fail "$overlay: a server exited with $? on SIGTERM"; done
   pids=()
+
+  # ha: the config's own store (cluster DNS names, unresolvable here) parses, and control starts
+  # and keeps trying the sentinels rather than fail.
+  if [[ $overlay == ha ]]; then
+    run_bg "$LATCHKEY_CONTROL_BIN" --config="$croot/etc/latchkey/config/control.textproto" --listen=127.0.0.1:0 \
+      --worker_listen=127.0.0.2:0 --metrics_listen=127.0.0.1:0 --health_listen=127.0.0.1:0 >"$scratch/control-dns.log" 2>&1
+    wait_for 30 "control with the config's own store" grep -q 'latchkey-control ready' "$scratch/control-dns.log"
+    grep 'latchkey-control ready' "$scratch/control-dns.log" | grep -qF "store=$config_store" || fail "ha: control's store is not the config's"
+    kill -TERM "${pids[@]}"
+    for pid in "${pids[@]}"; do wait "$pid" || true; done
+    pids=()
+    echo "ha: control.textproto's own store ($config_store) parses"
+  fi
 
   # No plaintext fallback: the rendered listen addresses (0.0.0.0) without the tls block stop control
   # before it binds them.

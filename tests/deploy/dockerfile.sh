@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# deploy/Dockerfile without a container engine: its build stage is the install script CI runs, its
-# runtime stage is non-root with OCI labels and carries every binary the manifests run; and the
-# script that collects binaries and libraries for that stage, run on the binaries built here, yields
-# a tree on which they start (in a chroot, as root) with only the base image's glibc and libstdc++.
+# deploy/Dockerfile (and deploy/Dockerfile.redis, below) without a container engine: its build stage
+# is the install script CI runs, its runtime stage is non-root with OCI labels and carries every
+# binary the manifests run; and the script that collects binaries and libraries for that stage, run
+# on the binaries built here, yields a tree on which they start (in a chroot, as root) with only the
+# base image's glibc and libstdc++.
 # The relay's NET_RAW copy carries cap_net_raw=ep and nothing else does; run under the relay's
 # securityContext of each overlay (setpriv: that uid, no_new_privs, the bounding set the
 # capabilities leave), the raw-keepalive component's relay opens its raw sockets, base's runs without
@@ -28,7 +29,7 @@ grep -q 'scripts/install-deps.sh' "$repo/scripts/build.sh" || fail "CI's scripts
 
 # Non-root, by number (Kubernetes' runAsNonRoot can only check a numeric USER), and the uid the pods use.
 user=$(grep -E '^USER ' <<<"$runtime_stage" | tail -1 | awk '{print $2}')
-[[ $user =~ ^([0-9]+)(:[0-9]+)?$ ]] && ((BASH_REMATCH[1] != 0)) || fail "runtime USER must be a non-zero uid, got '$user'"
+if ! [[ $user =~ ^([0-9]+)(:[0-9]+)?$ ]] || ((BASH_REMATCH[1] == 0)); then fail "runtime USER must be a non-zero uid, got '$user'"; fi
 grep -q "runAsUser: ${user%%:*}" "$repo/deploy/k8s/base/control-deployment.yaml" || fail "pods run as another uid than the image's USER $user"
 for label in title description version revision; do
   grep -q "org.opencontainers.image.$label=" <<<"$runtime_stage" || fail "OCI label org.opencontainers.image.$label missing"
@@ -56,6 +57,49 @@ grep -q 'COPY --from=build /rootfs/ /' <<<"$runtime_stage" || fail "the runtime 
 for port in 7400 7401 7402 9400 7410 7411 9410; do
   grep -Eq "^EXPOSE .*\b$port\b" <<<"$runtime_stage" || fail "the image does not EXPOSE $port"
 done
+
+# deploy/Dockerfile.redis, the image of overlays/ha's Redis: one stage on the same base with Debian's
+# redis-server, redis-sentinel and redis-tools and nothing else, non-root with the uid its pods run
+# as, OCI labels, the entrypoint at the path the StatefulSet's containers run, /data the pods' data
+# directory, the ports their containers expose; the entrypoint shellcheck-clean.
+redis_dockerfile=$repo/deploy/Dockerfile.redis
+mapfile -t froms < <(grep -E '^FROM ' "$redis_dockerfile")
+[[ ${#froms[@]} -eq 1 && ${froms[0]} == "FROM debian:bookworm-slim" ]] || fail "Dockerfile.redis: want one stage FROM debian:bookworm-slim, got: ${froms[*]}"
+# The RUN instruction, continuation lines joined.
+redis_run=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$redis_dockerfile" | grep -E '^RUN ')
+((${#redis_run} > 0)) || fail "Dockerfile.redis: no RUN"
+packages=$(grep -oE 'apt-get install [^&;]*' <<<"$redis_run" | tr ' ' '\n' | grep -vE '^(apt-get|install|-.*|)$' | sort | paste -sd' ')
+[[ $packages == "redis-sentinel redis-server redis-tools" ]] || fail "Dockerfile.redis installs '$packages', want redis-server redis-sentinel redis-tools only"
+grep -q -- '--no-install-recommends' <<<"$redis_run" || fail "Dockerfile.redis: apt-get install without --no-install-recommends"
+grep -q 'rm -rf /var/lib/apt/lists' <<<"$redis_run" || fail "Dockerfile.redis: apt lists left in the image"
+redis_user=$(grep -E '^USER ' "$redis_dockerfile" | tail -1 | awk '{print $2}')
+if ! [[ $redis_user =~ ^([0-9]+)(:[0-9]+)?$ ]] || ((BASH_REMATCH[1] == 0)); then fail "Dockerfile.redis: USER must be a non-zero uid, got '$redis_user'"; fi
+read -r redis_uid _ < <(node "$here/validate.js" security-context "$scratch/ha.yaml" StatefulSet/latchkey-redis)
+[[ ${redis_user%%:*} == "$redis_uid" ]] || fail "Redis pods run as uid $redis_uid, Dockerfile.redis's USER is $redis_user"
+grep -Eq "install -d -o ${redis_user%%:*} .* /data( |$)" <<<"$redis_run" || fail "Dockerfile.redis: /data must belong to the USER"
+grep -q '^VOLUME /data$' "$redis_dockerfile" || fail "Dockerfile.redis: VOLUME /data missing"
+node "$here/validate.js" env "$scratch/ha.yaml" StatefulSet/latchkey-redis redis | grep -qx 'LK_REDIS_DIR=/data' ||
+  fail "the Redis pods' LK_REDIS_DIR is not the image's /data"
+for label in title description version revision; do
+  grep -q "org.opencontainers.image.$label=" "$redis_dockerfile" || fail "Dockerfile.redis: OCI label org.opencontainers.image.$label missing"
+done
+mapfile -t redis_commands < <(node "$here/validate.js" binaries --image latchkey-redis "$scratch/ha.yaml")
+((${#redis_commands[@]} == 1)) || fail "the Redis containers run ${redis_commands[*]}, want the one entrypoint"
+entrypoint=${redis_commands[0]}
+grep -Eq "^COPY (--chmod=0?755 )?deploy/docker/redis-entrypoint.sh $entrypoint$" "$redis_dockerfile" ||
+  fail "Dockerfile.redis does not COPY deploy/docker/redis-entrypoint.sh (executable) to $entrypoint"
+grep -q "^ENTRYPOINT \[\"$entrypoint\"\]" "$redis_dockerfile" || fail "Dockerfile.redis: ENTRYPOINT is not $entrypoint"
+for port in 6379 26379; do
+  grep -Eq "^EXPOSE .*\b$port\b" "$redis_dockerfile" || fail "Dockerfile.redis does not EXPOSE $port"
+  grep -q "containerPort: $port" "$scratch/ha.yaml" || fail "the Redis containers do not listen on $port"
+done
+command -v shellcheck >/dev/null || fail "shellcheck not found (scripts/install-deps.sh installs it)"
+shellcheck "$repo/deploy/docker/redis-entrypoint.sh" || fail "deploy/docker/redis-entrypoint.sh is not shellcheck-clean"
+# The entrypoint relies on Sentinel re-resolving a pod's name when it restarts with a new address
+# (Redis 7.0.7 and later; Debian 12 has 7.0.15): the Redis the tests run is the image's.
+redis_version=$(redis-server --version | grep -oE 'v=[0-9.]+' | cut -d= -f2)
+printf '%s\n' 7.0.7 "$redis_version" | sort -CV || fail "redis-server $redis_version is older than 7.0.7"
+echo "Dockerfile.redis: debian:bookworm-slim + redis-server redis-sentinel redis-tools (here $redis_version), uid ${redis_user%%:*}, $entrypoint"
 
 # The collection script on this build's binaries.
 root=$scratch/rootfs

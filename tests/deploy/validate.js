@@ -17,7 +17,9 @@
 //       kubelet would (subPathExpr expanded with the VAR=VALUE given); fails where the kubelet would
 //   validate.js security-context RENDERED.yaml KIND/NAME   "UID GID NO_NEW_PRIVS ADDED_CAPS COMMAND"
 //       of the pod's first container (ADDED_CAPS comma-separated, lower case, "-" for none)
-//   validate.js binaries RENDERED.yaml ...                 every /usr/local/bin path a pod runs
+//   validate.js binaries [--image NAME] RENDERED.yaml ...  every /usr/local/bin path a container of image
+//       NAME (default latchkey) runs
+//   validate.js env RENDERED.yaml KIND/NAME CONTAINER       NAME=VALUE of the container's literal env
 //   validate.js prometheus-config PROMETHEUS.yml CONTROL_TARGET RELAY_TARGET OUT.yml
 //       the shipped scrape config with Kubernetes discovery swapped for static loopback targets
 //   validate.js dashboard-queries DASHBOARD.json          one PromQL expression per line
@@ -507,7 +509,13 @@ function checkOverlay(name, objs, helpDir, options) {
   // Every latchkey container runs one image, and a binary the image ships, with flags it accepts; no
   // container turns plaintext on.
   const images = new Set();
+  const redisImages = new Set();
   for (const { owner, pod } of podSpecs(objs)) {
+    // overlays/ha's Redis runs the project's other image (deploy/Dockerfile.redis): checkRedis.
+    if (owner === `StatefulSet/${REDIS}`) {
+      for (const c of pod.containers) redisImages.add(c.image);
+      continue;
+    }
     for (const c of pod.containers) {
       images.add(c.image);
       const binary = binaryOf(c);
@@ -540,6 +548,11 @@ function checkOverlay(name, objs, helpDir, options) {
   }
   check(images.size === 1, `${where}: containers use ${images.size} images (${[...images]}), want one`);
   for (const image of images) check(/(^|\/)latchkey:[\w.-]+$/.test(image), `${where}: image ${image} is not latchkey:TAG`);
+  for (const image of redisImages) {
+    check(/(^|\/)latchkey-redis:[\w.-]+$/.test(image), `${where}: Redis image ${image} is not latchkey-redis:TAG`);
+    const tag = (i) => i.slice(i.lastIndexOf(':') + 1);
+    check([...images].every((i) => tag(i) === tag(image)), `${where}: latchkey-redis:${tag(image)} and ${[...images]} differ in version`);
+  }
 
   // No config anywhere turns plaintext on.
   for (const cm of objs.filter((o) => o.kind === 'ConfigMap')) {
@@ -620,11 +633,35 @@ function checkOverlay(name, objs, helpDir, options) {
     const replicas = control.spec.replicas;
     if (pdb.spec.minAvailable !== undefined) check(pdb.spec.minAvailable < replicas, `${where}: PDB minAvailable ${pdb.spec.minAvailable} blocks every eviction with ${replicas} replicas`);
     if (options.ha) {
-      check(replicas > 1, `${where}: ha needs several control replicas`);
+      // Interchangeable replicas sharing the Redis store: at least three, spread over nodes, rolled
+      // and drained one at a time, scaled from that floor; the config is base's plus the store.
+      check(replicas >= 3, `${where}: ha needs at least 3 control replicas, has ${replicas}`);
       const hpa = objs.find((o) => o.kind === 'HorizontalPodAutoscaler' && o.spec.scaleTargetRef.name === 'latchkey-control');
       check(hpa && hpa.spec.scaleTargetRef.kind === 'Deployment', `${where}: ha ships an HPA for the control Deployment`);
+      if (hpa) check(hpa.spec.minReplicas >= 3 && hpa.spec.minReplicas <= replicas, `${where}: HPA minReplicas ${hpa.spec.minReplicas} must be at least 3 and at most the Deployment's ${replicas}`);
       if (hpa && pdb.spec.minAvailable !== undefined) check(hpa.spec.minReplicas > pdb.spec.minAvailable, `${where}: HPA minReplicas must exceed PDB minAvailable`);
-      check((control.metadata.annotations || {})['latchkey.io/not-yet-supported'], `${where}: ha must say what is not yet supported`);
+      check(pdb.spec.maxUnavailable === 1 || (pdb.spec.minAvailable !== undefined && pdb.spec.minAvailable === replicas - 1),
+        `${where}: control's PodDisruptionBudget must let a drain take one replica at a time`);
+      const strategy = control.spec.strategy || {};
+      check(strategy.type === 'RollingUpdate' && strategy.rollingUpdate && strategy.rollingUpdate.maxUnavailable === 0,
+        `${where}: ha rolls control with maxUnavailable 0`);
+      const anti = (pod.affinity && pod.affinity.podAntiAffinity) || {};
+      const terms = [...(anti.requiredDuringSchedulingIgnoredDuringExecution || []),
+        ...(anti.preferredDuringSchedulingIgnoredDuringExecution || []).map((t) => t.podAffinityTerm)];
+      check(terms.some((t) => t.topologyKey === 'kubernetes.io/hostname' && selectorMatches(t.labelSelector, podLabels)),
+        `${where}: control needs pod anti-affinity by kubernetes.io/hostname`);
+      check(typeof fields.store === 'string' && fields.store.startsWith('redis+sentinel://'),
+        `${where}: control's store must be redis+sentinel://..., got ${fields.store}`);
+      if (options.repo) {
+        const strip = (f) => Object.fromEntries(Object.entries(f).filter(([k]) => !k.startsWith('store')));
+        try {
+          const base = parseTextproto(fs.readFileSync(path.join(options.repo, 'deploy/k8s/base/control.textproto'), 'utf8'));
+          assert.deepStrictEqual(strip(fields), strip(base));
+        } catch (e) {
+          check(false, `${where}: control.textproto differs from base's in more than the store: ${e.message.split('\n').slice(0, 12).join(' ')}`);
+        }
+      }
+      info.store = fields.store;
     } else {
       check(replicas === 1 && control.spec.strategy && control.spec.strategy.type === 'Recreate',
         `${where}: one control with the in-memory store, replaced with Recreate`);
@@ -712,6 +749,126 @@ function checkOverlay(name, objs, helpDir, options) {
       `${where}: no control Certificate for the Secret ${controlSecret} that control mounts`);
   }
   if (info.control && info.relay) checkNetworkPolicies(where, objs, { control: info.control, relay: info.relay, udp });
+  const redis = find(objs, 'StatefulSet', REDIS);
+  check(!!redis === !!options.ha, `${where}: ${options.ha ? 'ha needs' : 'only ha has'} the Redis StatefulSet`);
+  if (redis && info.control && info.relay) checkRedis(where, objs, redis, info);
+}
+
+const REDIS = 'latchkey-redis';
+const REDIS_ENTRYPOINT = '/usr/local/bin/redis-entrypoint.sh';
+
+// "directive value" lines of a redis.conf / sentinel.conf (comments and blank lines dropped).
+function redisDirectives(text) {
+  return (text || '').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).map((l) => l.split(/\s+/));
+}
+
+// overlays/ha's Redis (deploy/k8s/redis): three nodes, each a server and its sentinel on a node of its
+// own with a volume, drained one at a time, reachable only from control and from each other, with
+// the durability settings docs/OPERATIONS.md states; control's store names exactly its sentinels.
+function checkRedis(where, objs, sts, info) {
+  const label = `${where}: StatefulSet/${REDIS}`;
+  const spec = sts.spec;
+  const pod = spec.template.spec;
+  const labels = spec.template.metadata.labels;
+  const replicas = spec.replicas;
+  check(replicas === 3, `${label}: want 3 replicas (a primary, two replicas, three sentinels), got ${replicas}`);
+  check(spec.podManagementPolicy === 'Parallel', `${label}: podManagementPolicy Parallel (the sentinels, not pod order, choose the primary)`);
+  check(spec.updateStrategy && spec.updateStrategy.type === 'OnDelete', `${label}: updateStrategy OnDelete (replicas first, the primary after a failover)`);
+  const claims = (spec.volumeClaimTemplates || []).map((v) => v.metadata.name);
+  check(claims.length > 0, `${label}: needs volumeClaimTemplates (the data must outlive the pod)`);
+  const svc = find(objs, 'Service', spec.serviceName);
+  check(svc && svc.spec.clusterIP === 'None' && matches(svc.spec.selector, labels),
+    `${label}: serviceName ${spec.serviceName} must be a headless Service selecting its pods`);
+  check(svc && svc.spec.publishNotReadyAddresses === true, `${label}: the headless Service must publish not-ready pods (peers must find a starting node)`);
+  const anti = ((pod.affinity && pod.affinity.podAntiAffinity) || {}).requiredDuringSchedulingIgnoredDuringExecution || [];
+  check(anti.some((t) => t.topologyKey === 'kubernetes.io/hostname' && selectorMatches(t.labelSelector, labels)),
+    `${label}: needs required pod anti-affinity by kubernetes.io/hostname (one node per pod)`);
+  const pdbs = objs.filter((o) => o.kind === 'PodDisruptionBudget' && selectorMatches(o.spec.selector, labels));
+  check(pdbs.length === 1 && pdbs[0].spec.maxUnavailable === 1, `${label}: needs one PodDisruptionBudget with maxUnavailable 1`);
+
+  const server = pod.containers.find((c) => c.name === 'redis');
+  const sentinel = pod.containers.find((c) => c.name === 'sentinel');
+  check(server && sentinel, `${label}: containers redis and sentinel`);
+  if (!server || !sentinel) return;
+  const env = (c) => Object.fromEntries((c.env || []).map((e) => [e.name, e.value]));
+  const port = (c, n) => ((c.ports || []).find((p) => p.name === n) || {}).containerPort;
+  const redisPort = port(server, 'redis');
+  const sentinelPort = port(sentinel, 'sentinel');
+  check(redisPort && sentinelPort, `${label}: container ports redis and sentinel`);
+  const names = Array.from({ length: replicas }, (_, i) => `${sts.metadata.name}-${i}.${spec.serviceName}`);
+  const nodes = names.map((n) => `${n}:${redisPort}:${sentinelPort}`).join(' ');
+  const probeArg = (probe) => probe && probe.exec && probe.exec.command[0] === REDIS_ENTRYPOINT && probe.exec.command[1];
+  for (const [c, mode, ready] of [[server, 'server', 'ready'], [sentinel, 'sentinel', 'sentinel-ready']]) {
+    const l = `${label}/${c.name}`;
+    check(JSON.stringify(c.command) === JSON.stringify([REDIS_ENTRYPOINT, mode]), `${l}: command must be ${REDIS_ENTRYPOINT} ${mode}`);
+    check(/(^|\/)latchkey-redis:/.test(c.image), `${l}: image ${c.image}`);
+    const e = env(c);
+    check(e.LK_REDIS_NODES === nodes, `${l}: LK_REDIS_NODES must list every pod's DNS name in order: want "${nodes}", got "${e.LK_REDIS_NODES}"`);
+    check(Number(e.LK_REDIS_QUORUM) === Math.floor(replicas / 2) + 1, `${l}: LK_REDIS_QUORUM ${e.LK_REDIS_QUORUM}, want a majority of ${replicas}`);
+    check(e.LK_REDIS_MASTER_NAME === env(server).LK_REDIS_MASTER_NAME && e.LK_REDIS_DIR === env(server).LK_REDIS_DIR &&
+      e.LK_REDIS_CONF_DIR === env(server).LK_REDIS_CONF_DIR, `${l}: server and sentinel must agree on the group, data and config directories`);
+    check(probeArg(c.readinessProbe) === ready, `${l}: readinessProbe must run the entrypoint's ${ready}`);
+    check(c.livenessProbe && c.livenessProbe.exec, `${l}: livenessProbe (exec) missing`);
+    const data = (c.volumeMounts || []).find((m) => m.mountPath === e.LK_REDIS_DIR);
+    check(data && claims.includes(data.name), `${l}: LK_REDIS_DIR ${e.LK_REDIS_DIR} must be a volumeClaimTemplate's mount`);
+  }
+  check(probeArg(server.livenessProbe) === 'live', `${label}/redis: livenessProbe must run the entrypoint's live (LOADING is alive)`);
+  const preStop = server.lifecycle && server.lifecycle.preStop && server.lifecycle.preStop.exec;
+  check(preStop && JSON.stringify(preStop.command) === JSON.stringify([REDIS_ENTRYPOINT, 'pre-stop']), `${label}/redis: preStop must hand the primary over (${REDIS_ENTRYPOINT} pre-stop)`);
+
+  // The configs the entrypoint starts from.
+  const e = env(server);
+  const confMount = (server.volumeMounts || []).find((m) => m.mountPath === e.LK_REDIS_CONF_DIR);
+  const confVolume = confMount && (pod.volumes || []).find((v) => v.name === confMount.name);
+  const cm = confVolume && confVolume.configMap && find(objs, 'ConfigMap', confVolume.configMap.name);
+  check(cm && cm.data && cm.data['redis.conf'] && cm.data['sentinel.conf'], `${label}: LK_REDIS_CONF_DIR must be a ConfigMap with redis.conf and sentinel.conf`);
+  if (cm && cm.data) {
+    const conf = Object.fromEntries(redisDirectives(cm.data['redis.conf']).map((w) => [w[0], w.slice(1).join(' ')]));
+    check(conf.appendonly === 'yes', `${label}: redis.conf: appendonly must be yes (AOF), got ${conf.appendonly}`);
+    check(conf.appendfsync === 'everysec', `${label}: redis.conf: appendfsync must be everysec, got ${conf.appendfsync}`);
+    check(Number(conf['min-replicas-to-write']) >= 1, `${label}: redis.conf: min-replicas-to-write must be at least 1, got ${conf['min-replicas-to-write']}`);
+    const lag = Number(conf['min-replicas-max-lag']);
+    check(lag >= 1 && lag <= 10, `${label}: redis.conf: min-replicas-max-lag must be 1-10 s, got ${conf['min-replicas-max-lag']}`);
+    check(conf['maxmemory-policy'] === 'noeviction', `${label}: redis.conf: maxmemory-policy must be noeviction (a store), got ${conf['maxmemory-policy']}`);
+    const mb = /^(\d+)mb$/i.exec(conf.maxmemory || '');
+    const limit = /^(\d+)Gi$/.exec(String(server.resources.limits.memory));
+    check(mb && limit && Number(mb[1]) * 1.5 <= Number(limit[1]) * 1024,
+      `${label}: maxmemory ${conf.maxmemory} needs room below the memory limit ${server.resources.limits.memory} (copy-on-write, buffers)`);
+    for (const d of ['port', 'bind', 'dir', 'replicaof', 'replica-announce-ip']) check(conf[d] === undefined, `${label}: redis.conf sets ${d}, which the entrypoint writes per node`);
+    const name = e.LK_REDIS_MASTER_NAME;
+    const sconf = redisDirectives(cm.data['sentinel.conf']);
+    const per = (d) => (sconf.find((w) => w[0] === 'sentinel' && w[1] === d && w[2] === name) || [])[3];
+    const down = Number(per('down-after-milliseconds'));
+    check(down >= 2000 && down <= 5000, `${label}: sentinel.conf: down-after-milliseconds ${name} must be 2000-5000, got ${per('down-after-milliseconds')}`);
+    check(Number(per('failover-timeout')) > 0, `${label}: sentinel.conf: failover-timeout ${name} missing`);
+    check(!sconf.some((w) => w[0] === 'sentinel' && w[1] === 'monitor'), `${label}: sentinel.conf must not name the primary (the entrypoint does, from the sentinels)`);
+  }
+
+  // Control's store: exactly these sentinels, this group.
+  const m = /^redis\+sentinel:\/\/([^/]+)\/(.+)$/.exec(info.store || '');
+  check(m, `${where}: control's store ${info.store} is not redis+sentinel://HOSTS/NAME`);
+  if (m) {
+    const want = names.map((n) => `${n}:${sentinelPort}`).join(',');
+    check(m[1] === want, `${where}: control's store must name the Redis pods' sentinels ${want}, got ${m[1]}`);
+    check(m[2] === e.LK_REDIS_MASTER_NAME, `${where}: control's store names group ${m[2]}, the sentinels watch ${e.LK_REDIS_MASTER_NAME}`);
+  }
+
+  // Only control and the Redis pods reach Redis and Sentinel.
+  const policies = objs.filter((o) => o.kind === 'NetworkPolicy');
+  const nsLabels = { 'kubernetes.io/metadata.name': 'latchkey' };
+  for (const [n, number] of [['redis', redisPort], ['sentinel', sentinelPort]]) {
+    const l = `${where}: NetworkPolicy for ${REDIS} port ${n} (${number})`;
+    const g = grants(policies, labels, { name: n, number, protocol: 'TCP' });
+    check(g.length > 0, `${l}: no policy opens it (control could not reach it)`);
+    check(g.every((x) => x.from), `${l}: a rule without "from" admits every source`);
+    const peers = g.flatMap((x) => x.from || []);
+    check(peers.every((p) => !p.ipBlock && !p.namespaceSelector && p.podSelector && !isEmptySelector(p.podSelector) &&
+      (selectorMatches(p.podSelector, info.control.labels) || selectorMatches(p.podSelector, labels))),
+    `${l}: only control pods and Redis pods (${JSON.stringify(peers)})`);
+    check(peers.some((p) => peerAdmitsPod(p, nsLabels, info.control.labels)), `${l}: control pods must be admitted`);
+    check(peers.some((p) => peerAdmitsPod(p, nsLabels, labels)), `${l}: the Redis pods must reach each other`);
+    check(!peers.some((p) => peerAdmitsPod(p, nsLabels, info.relay.labels)), `${l}: relays must not reach Redis`);
+  }
 }
 
 function githubAnchors(markdown) {
@@ -909,6 +1066,40 @@ const MUTATIONS = {
   'relay-prestop-drain-via-latchkeyctl': (o) => {
     containerIn(mustFind(o, 'DaemonSet', 'latchkey-relay'), 'relay').lifecycle = { preStop: { exec: { command: ['/bin/sh', '-c', 'exec /usr/local/bin/latchkeyctl --server=latchkey-control:7400 --timeout=5s workers drain "$WORKER_ID"'] } } };
   },
+  // overlays/ha: control
+  'ha-control-one-replica': (o) => { mustFind(o, 'Deployment', 'latchkey-control').spec.replicas = 1; },
+  'ha-control-memory-store': (o) => editConfig(o, 'latchkey-control-config', 'control.textproto', (t) => t.replace(/^store: .*$/m, 'store: "memory"')),
+  'ha-control-no-anti-affinity': (o) => { delete mustFind(o, 'Deployment', 'latchkey-control').spec.template.spec.affinity; },
+  'ha-control-config-drift': (o) => editConfig(o, 'latchkey-control-config', 'control.textproto', (t) => t.replace('max_bindings: 1000000', 'max_bindings: 5000000')),
+  'ha-store-another-sentinel': (o) => editConfig(o, 'latchkey-control-config', 'control.textproto', (t) => t.replace('latchkey-redis-2.latchkey-redis:26379', 'latchkey-redis-3.latchkey-redis:26379')),
+  'ha-store-another-group': (o) => editConfig(o, 'latchkey-control-config', 'control.textproto', (t) => t.replace(/:26379\/latchkey"/, ':26379/mymaster"')),
+  'ha-pdb-two-at-once': (o) => { mustFind(o, 'PodDisruptionBudget', 'latchkey-control').spec.maxUnavailable = 2; },
+  // overlays/ha: Redis
+  'redis-one-replica': (o) => { mustFind(o, 'StatefulSet', REDIS).spec.replicas = 1; },
+  'redis-no-volume-claims': (o) => { delete mustFind(o, 'StatefulSet', REDIS).spec.volumeClaimTemplates; },
+  'redis-aof-off': (o) => editConfig(o, 'latchkey-redis-config', 'redis.conf', (t) => t.replace(/^appendonly yes$/m, 'appendonly no')),
+  'redis-fsync-never': (o) => editConfig(o, 'latchkey-redis-config', 'redis.conf', (t) => t.replace(/^appendfsync everysec$/m, 'appendfsync no')),
+  'redis-no-min-replicas': (o) => editConfig(o, 'latchkey-redis-config', 'redis.conf', (t) => t.replace(/^min-replicas-to-write .*\n/m, '')),
+  'redis-evicts': (o) => editConfig(o, 'latchkey-redis-config', 'redis.conf', (t) => t.replace(/^maxmemory-policy noeviction$/m, 'maxmemory-policy allkeys-lru')),
+  'redis-slow-failover': (o) => editConfig(o, 'latchkey-redis-config', 'sentinel.conf', (t) => t.replace(/^sentinel down-after-milliseconds latchkey \d+$/m, 'sentinel down-after-milliseconds latchkey 30000')),
+  'redis-config-names-primary': (o) => editConfig(o, 'latchkey-redis-config', 'sentinel.conf', (t) => `sentinel monitor latchkey latchkey-redis-0.latchkey-redis 6379 2\n${t}`),
+  'redis-no-pdb': (o) => { o.splice(o.indexOf(mustFind(o, 'PodDisruptionBudget', REDIS)), 1); },
+  'redis-no-anti-affinity': (o) => { delete mustFind(o, 'StatefulSet', REDIS).spec.template.spec.affinity; },
+  'redis-ordered-start': (o) => { mustFind(o, 'StatefulSet', REDIS).spec.podManagementPolicy = 'OrderedReady'; },
+  'redis-rolling-update': (o) => { mustFind(o, 'StatefulSet', REDIS).spec.updateStrategy = { type: 'RollingUpdate' }; },
+  'redis-service-not-headless': (o) => { delete mustFind(o, 'Service', REDIS).spec.clusterIP; },
+  'redis-nodes-missing-one': (o) => {
+    const e = containerIn(mustFind(o, 'StatefulSet', REDIS), 'sentinel').env.find((x) => x.name === 'LK_REDIS_NODES');
+    e.value = e.value.split(' ').slice(0, 2).join(' ');
+  },
+  'redis-no-readiness': (o) => { delete containerIn(mustFind(o, 'StatefulSet', REDIS), 'redis').readinessProbe; },
+  'redis-no-prestop': (o) => { delete containerIn(mustFind(o, 'StatefulSet', REDIS), 'redis').lifecycle; },
+  'redis-as-root': (o) => { Object.assign(mustFind(o, 'StatefulSet', REDIS).spec.template.spec.securityContext, { runAsUser: 0, runAsNonRoot: false }); },
+  'redis-open-to-namespace': (o) => { mustFind(o, 'NetworkPolicy', REDIS).spec.ingress[0].from = [{ podSelector: {} }]; },
+  'redis-open-to-relays': (o) => { mustFind(o, 'NetworkPolicy', REDIS).spec.ingress[0].from.push({ podSelector: { matchLabels: relayLabels } }); },
+  'redis-from-node-addresses': (o) => { mustFind(o, 'NetworkPolicy', REDIS).spec.ingress[0].from.push({ ipBlock: { cidr: '10.0.0.0/8' } }); },
+  'redis-control-shut-out': (o) => { mustFind(o, 'NetworkPolicy', REDIS).spec.ingress[0].from.shift(); },
+  'redis-image-of-control': (o) => { containerIn(mustFind(o, 'StatefulSet', REDIS), 'redis').image = 'latchkey:0.1.0'; },
   // components/raw-keepalive
   'netraw-privilege-escalation': (o) => { containerIn(mustFind(o, 'DaemonSet', 'latchkey-relay'), 'relay').securityContext.allowPrivilegeEscalation = true; },
   'netraw-extra-capability': (o) => { containerIn(mustFind(o, 'DaemonSet', 'latchkey-relay'), 'relay').securityContext.capabilities.add.push('NET_ADMIN'); },
@@ -966,6 +1157,11 @@ function mountPod(objs, secrets, ref, root, vars) {
   });
   for (const m of c.volumeMounts || []) {
     const volume = (pod.volumes || []).find((v) => v.name === m.name);
+    // A StatefulSet's volume from a claim template starts empty.
+    if (!volume && (obj.spec.volumeClaimTemplates || []).some((v) => v.metadata.name === m.name)) {
+      fs.mkdirSync(path.join(root, m.mountPath), { recursive: true });
+      continue;
+    }
     if (!volume) throw new Error(`${ref}: mount ${m.mountPath}: no volume ${m.name}`);
     let files;
     if (volume.configMap) {
@@ -1003,7 +1199,7 @@ function main() {
     check(pairs.length > 0, 'no rendered overlays given');
     for (const pair of pairs) {
       const [name, file] = pair.split('=');
-      checkOverlay(name, loadAll(file), helpDir, { ha: name.startsWith('ha'), netRaw: name.includes('raw-keepalive') });
+      checkOverlay(name, loadAll(file), helpDir, { ha: name.startsWith('ha'), netRaw: name.includes('raw-keepalive'), repo });
     }
     // The raw-keepalive component adds NET_RAW to the relay; without it nothing adds any capability.
     for (const pair of pairs) {
@@ -1041,6 +1237,12 @@ function main() {
       console.error(`mount-pod: ${e.message}`);
       process.exit(1);
     }
+  } else if (command === 'env') {
+    // NAME=VALUE of a container's literal env, one a line.
+    const [file, ref, container] = args;
+    const c = workload(loadAll(file), ref).spec.template.spec.containers.find((x) => x.name === container);
+    if (!c) throw new Error(`${ref}: no container ${container}`);
+    for (const e of c.env || []) if (e.value !== undefined) console.log(`${e.name}=${e.value}`);
   } else if (command === 'security-context') {
     const [file, ref] = args;
     const pod = workload(loadAll(file), ref).spec.template.spec;
@@ -1050,10 +1252,12 @@ function main() {
     console.log([sc.runAsUser === undefined ? 0 : sc.runAsUser, sc.runAsGroup === undefined ? 0 : sc.runAsGroup,
       sc.allowPrivilegeEscalation === false ? 1 : 0, add.length ? add.join(',') : '-', c.command[0]].join(' '));
   } else if (command === 'binaries') {
+    const image = argValue(args, '--image') || 'latchkey';
     const bins = new Set();
-    for (const file of args) {
+    for (const file of args.filter((a, i) => a !== '--image' && args[i - 1] !== '--image')) {
       for (const { pod } of podSpecs(loadAll(file))) {
         for (const c of pod.containers) {
+          if (!new RegExp(`(^|/)${image}(:|$)`).test(c.image)) continue;
           const words = [...(c.command || []), ...(c.args || []), ...((c.lifecycle && c.lifecycle.preStop && c.lifecycle.preStop.exec && c.lifecycle.preStop.exec.command) || [])];
           for (const m of words.join(' ').matchAll(/\/usr\/local\/bin\/[\w.-]+/g)) bins.add(m[0]);
         }
