@@ -172,7 +172,8 @@ absl::Status KeepaliveSender::Apply(const v1::SetKeepalivesRequest& request, v1:
   const absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&mu_);
-    if (request.fencing_token() != 0 && request.fencing_token() < fencing_token_) {
+    // 0 is a control without a lease: accepted only until a leader's token has been seen.
+    if (request.fencing_token() < fencing_token_) {
       fenced_->Increment();
       log::LogWarning("keepalive assignment from a former leader refused")
           .Kv("fencing_token", request.fencing_token())

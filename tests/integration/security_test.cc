@@ -840,6 +840,8 @@ TEST_F(SecurityTest, ARelayRefusesKeepaliveTargetsItMayNotSendWhateverControlSay
   *request.add_upsert() = Target("ok-2", "127.0.0.1", "203.0.113.6");
   *request.add_upsert() = Target("ok-3", "127.0.0.1", "203.0.113.7");
   *request.add_upsert() = Target("one-too-many", "127.0.0.1", "203.0.113.8");
+  // As a control that holds a newer lease than the running one (else the relay fences it off).
+  request.set_fencing_token(uint64_t{1} << 62);
   grpc::ClientContext context;
   v1::SetKeepalivesResponse response;
   grpc::Status status = relay->SetKeepalives(&context, request, &response);

@@ -63,16 +63,17 @@ grpc::Status Stream(grpc::ServerContext* context, const grpcutil::Caller& caller
   while (open && !context->IsCancelled()) {
     auto entries = reader->Next(256, absl::Milliseconds(250));
     if (!entries.ok()) {
-      if (absl::IsUnavailable(entries.status())) {
+      if (absl::IsUnavailable(entries.status()) && !feed->shutting_down()) {
         absl::SleepFor(absl::Milliseconds(250));  // catching up from a store that is failing over
         continue;
       }
       if (context->IsCancelled()) break;  // the client left first: nothing to tell it, nothing to count
       if (absl::IsOutOfRange(entries.status())) metrics->watch_streams_gone->Increment();
-      if (!absl::IsCancelled(entries.status())) result = ToGrpc(entries.status());
+      result = ToGrpc(entries.status());
       break;
     }
     for (const Logged<Entry>& entry : *entries) {
+      if (reader->ended()) break;  // cut off meanwhile: stop writing; the next Next says why
       std::optional<Event> event = convert(entry);
       if (!event) continue;
       event->set_resume_token(entry.position);
@@ -91,7 +92,8 @@ grpc::Status Stream(grpc::ServerContext* context, const grpcutil::Caller& caller
       }
     }
   }
-  // After this the feed no longer reaches the cut-off callback.
+  // After this the feed no longer calls the cut-off callback (Close waits for one in flight), so
+  // the callback's references to `writing` and `context` never outlive this frame.
   feed->Close(reader);
   return result;
 }

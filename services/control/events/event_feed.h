@@ -9,8 +9,10 @@
 //   log no longer has its position either, Next answers OUT_OF_RANGE: it must re-list.
 // - A reader reading from memory that falls `capacity` entries behind (the entry it has yet to read
 //   is dropped) is cut off: Next answers RESOURCE_EXHAUSTED, and the cut-off callback runs once on
-//   the tailing thread (a Watch blocked in a write to a client that stopped reading cancels its call).
-//   A slow reader costs no memory of its own; it only loses its place.
+//   the tailing thread (a Watch blocked in a write to a client that stopped reading cancels its call);
+//   Close waits for a callback in flight, so the callback never outlives its reader's owner. A slow
+//   reader costs no memory of its own; it only loses its place. A reader opened with
+//   `fall_back_to_store` (the keepalive leader) is never cut off: it goes on from the store's log.
 // - When the tailer itself loses its place (the store's log was trimmed past it during an outage, or
 //   the store was replaced), every reader reading from memory gets OUT_OF_RANGE.
 #include <algorithm>
@@ -63,6 +65,11 @@ class EventFeed {
       absl::MutexLock lock(&feed_->mu_);
       on_cut_off_ = std::move(on_cut_off);
     }
+    // Cut off, or the feed lost its place: Next would fail.
+    bool ended() const {
+      absl::MutexLock lock(&feed_->mu_);
+      return !ended_.ok();
+    }
 
    private:
     friend class EventFeed;
@@ -72,6 +79,7 @@ class EventFeed {
     bool in_memory_ = false;   // reading from the kept entries; `seq_` is the last one read
     uint64_t seq_ = 0;
     absl::Status ended_;       // set when cut off or when the feed lost its place
+    bool fall_back_to_store_ = false;
     std::function<void()> on_cut_off_;
   };
 
@@ -101,8 +109,9 @@ class EventFeed {
 
   // `position` "": from the end of the log (what is appended from now on), as the store has it now,
   // which may be ahead of what this feed has tailed (or, if the store cannot say, the feed's end).
-  std::shared_ptr<Reader> Open(const std::string& position) {
+  std::shared_ptr<Reader> Open(const std::string& position, bool fall_back_to_store = false) {
     std::shared_ptr<Reader> reader(new Reader(this));
+    reader->fall_back_to_store_ = fall_back_to_store;
     std::string from = position;
     if (from.empty()) {
       if (auto tail = tail_(); tail.ok()) from = *std::move(tail);
@@ -117,9 +126,13 @@ class EventFeed {
     readers_.push_back(reader);
     return reader;
   }
+  // After this the feed no longer calls the reader's cut-off callback (one in flight is waited for).
   void Close(const std::shared_ptr<Reader>& reader) {
     absl::MutexLock lock(&mu_);
     readers_.remove(reader);
+    reader->on_cut_off_ = nullptr;
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return callbacks_in_flight_ == 0; };
+    mu_.Await(absl::Condition(&idle));
   }
   // Whether `reader` has read past the entry at `position` (a position this feed holds).
   bool Reached(const Reader& reader, const std::string& position) const {
@@ -127,10 +140,14 @@ class EventFeed {
     auto it = seq_of_.find(position);
     return reader.in_memory_ && it != seq_of_.end() && reader.seq_ >= it->second;
   }
-  // Wakes every reader for shutdown: Next answers CANCELLED from then on.
+  // Wakes every reader for shutdown: Next answers UNAVAILABLE from then on (clients resume elsewhere).
   void Shutdown() {
     absl::MutexLock lock(&mu_);
     closed_ = true;
+  }
+  bool shutting_down() const {
+    absl::MutexLock lock(&mu_);
+    return closed_;
   }
 
  private:
@@ -151,6 +168,7 @@ class EventFeed {
       // A reader opened at "" before the feed started waits for it here.
       if (!reader.in_memory_ && reader.position_.empty()) {
         mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
+        if (closed_) return ShuttingDown();
         if (!started_) return std::vector<Logged<Entry>>();
         if (reader.position_.empty()) {
           reader.position_ = PositionOf(last_seq_);
@@ -158,9 +176,9 @@ class EventFeed {
           reader.seq_ = last_seq_;
         }
       }
-      if (closed_) return absl::CancelledError("control is shutting down");
+      if (closed_) return ShuttingDown();
       if (!reader.ended_.ok()) return reader.ended_;
-      if (!reader.in_memory_) {
+      if (!reader.in_memory_ && started_) {
         if (auto it = seq_of_.find(reader.position_); it != seq_of_.end()) {
           reader.in_memory_ = true;
           reader.seq_ = it->second;
@@ -168,7 +186,7 @@ class EventFeed {
       }
       if (reader.in_memory_) {
         mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
-        if (closed_) return absl::CancelledError("control is shutting down");
+        if (closed_) return ShuttingDown();
         if (!reader.ended_.ok()) return reader.ended_;
         std::vector<Logged<Entry>> out;
         while (reader.seq_ < last_seq_ && out.size() < limit) {
@@ -192,6 +210,8 @@ class EventFeed {
     }
     return std::move(page->entries);
   }
+
+  static absl::Status ShuttingDown() { return absl::UnavailableError("control is shutting down; resume elsewhere"); }
 
   void Run() {
     absl::Duration backoff = options_.poll;
@@ -228,12 +248,15 @@ class EventFeed {
       auto page = read_(after, options_.page);
       if (!page.ok()) {
         if (absl::IsOutOfRange(page.status())) {
+          // Trimmed past us (a long outage), or the store was replaced: what memory holds no longer
+          // joins up with the store. Readers in memory have missed entries; nobody may join them.
           log::LogWarning("event feed lost its place; watchers must re-list").Kv("feed", options_.name);
           after.clear();  // start again from the log's end
           absl::MutexLock lock(&mu_);
-          for (const auto& reader : readers_) {
-            if (reader->in_memory_ && reader->ended_.ok()) reader->ended_ = LogPositionGone("resume_token", reader->position_);
-          }
+          EndInMemoryReaders();
+          entries_.clear();
+          seq_of_.clear();
+          started_ = false;
         }
         backoff = std::min(backoff * 2, absl::Seconds(1));
         continue;
@@ -245,13 +268,25 @@ class EventFeed {
         absl::MutexLock lock(&mu_);
         caught_up_ = page->entries.size() < options_.page;
         for (Logged<Entry>& entry : page->entries) Append(std::move(entry), &cut_offs);
+        callbacks_in_flight_ += cut_offs.size();  // Close waits for these
       }
-      for (auto& cut_off : cut_offs) cut_off();
+      for (auto& cut_off : cut_offs) {
+        cut_off();
+        absl::MutexLock lock(&mu_);
+        --callbacks_in_flight_;
+      }
+    }
+  }
+
+  void EndInMemoryReaders() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const auto& reader : readers_) {
+      if (reader->in_memory_ && reader->ended_.ok()) reader->ended_ = LogPositionGone("resume_token", reader->position_);
     }
   }
 
   // Starts the kept entries afresh after `position`.
   void Reset(const std::string& position) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    EndInMemoryReaders();  // none but after a lost place (cleared then): their seqs mean nothing now
     entries_.clear();
     seq_of_.clear();
     base_seq_ = last_seq_;
@@ -273,6 +308,10 @@ class EventFeed {
     entries_.pop_front();
     for (const auto& reader : readers_) {
       if (!reader->in_memory_ || reader->seq_ >= base_seq_ || !reader->ended_.ok()) continue;
+      if (reader->fall_back_to_store_) {
+        reader->in_memory_ = false;  // its position is still one of the store's: read on from there
+        continue;
+      }
       reader->ended_ = absl::ResourceExhaustedError(
           "watch: the stream fell too far behind and was cut off; read faster or filter, then watch again from "
           "the last resume_token (or re-list)");
@@ -294,6 +333,7 @@ class EventFeed {
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool caught_up_ ABSL_GUARDED_BY(mu_) = true;
   bool poked_ ABSL_GUARDED_BY(mu_) = false;
+  size_t callbacks_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<bool> poke_pending_{false};
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;

@@ -130,7 +130,7 @@ bool KeepaliveAssigner::Forward(uint64_t token) {
       log::LogWarning("keepalive leader lost its place in the binding log; resyncing")
           .Kv("error", entries.status().ToString());
       feed_->Close(reader_);
-      auto fresh = feed_->Open("");
+      auto fresh = feed_->Open("", /*fall_back_to_store=*/true);
       absl::MutexLock lock(&mu_);
       reader_ = std::move(fresh);
       return false;
@@ -269,7 +269,7 @@ void KeepaliveAssigner::Run() {
     if (token != synced_token_ || !reader_) {
       // Newly leading: follow the log from here, after a complete set for every worker.
       if (reader_) feed_->Close(reader_);
-      auto reader = feed_->Open("");
+      auto reader = feed_->Open("", /*fall_back_to_store=*/true);
       absl::MutexLock lock(&mu_);
       reader_ = std::move(reader);
       synced_token_ = token;

@@ -12,8 +12,11 @@ Leadership::Leadership(Lease* lease, std::string holder, absl::Duration ttl, Con
     : lease_(lease), holder_(std::move(holder)), ttl_(ttl), metrics_(metrics) {}
 
 uint64_t Leadership::Renew(absl::Time now) {
+  // The lease runs from before the request: a quarter of it is kept back for clocks and delays.
+  const absl::Time asked = absl::Now();
   auto token = lease_->Acquire(holder_, now, ttl_);
   const uint64_t held = token.ok() ? *token : 0;
+  valid_until_.store(held != 0 ? absl::ToUnixNanos(asked + ttl_ * 3 / 4) : 0, std::memory_order_release);
   const uint64_t before = token_.exchange(held, std::memory_order_acq_rel);
   if (before != held) {
     metrics_->leadership_changes->Increment();
@@ -30,6 +33,7 @@ uint64_t Leadership::Renew(absl::Time now) {
 }
 
 void Leadership::Release() {
+  valid_until_.store(0, std::memory_order_release);
   if (token_.exchange(0) == 0) return;
   lease_->Release(holder_).IgnoreError();
   metrics_->leader->Set(0);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "services/control/metrics/control_metrics.h"
 #include "services/control/store/lease.h"
@@ -23,8 +24,12 @@ class Leadership {
   uint64_t Renew(absl::Time now);
   // Gives the lease up (shutdown) so another replica takes over at once.
   void Release();
-  // As of the last Renew.
-  uint64_t token() const { return token_.load(std::memory_order_acquire); }
+  // As of the last Renew, and only while that renewal's lease is surely still ours: a replica whose
+  // renewals stall (a slow sweep, a paused process) stops leading before the lease can pass on.
+  uint64_t token() const {
+    if (absl::Now() >= absl::FromUnixNanos(valid_until_.load(std::memory_order_acquire))) return 0;
+    return token_.load(std::memory_order_acquire);
+  }
   bool leading() const { return token() != 0; }
   const std::string& holder() const { return holder_; }
 
@@ -34,6 +39,7 @@ class Leadership {
   const absl::Duration ttl_;
   ControlMetrics* metrics_;
   std::atomic<uint64_t> token_{0};
+  std::atomic<int64_t> valid_until_{0};  // unix ns
 };
 
 // A unique holder name for this process: host name and a random suffix.

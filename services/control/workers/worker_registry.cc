@@ -124,6 +124,7 @@ void WorkerRegistry::StoreOutcome(const absl::Status& status, absl::Time now) {
 }
 
 absl::Status WorkerRegistry::Refresh(absl::Time now) {
+  const absl::Time listed_at = absl::Now();
   auto records = store_->List();
   StoreOutcome(records.status(), now);
   if (!records.ok()) return records.status();
@@ -131,11 +132,21 @@ absl::Status WorkerRegistry::Refresh(absl::Time now) {
   absl::MutexLock lock(&mu_);
   for (WorkerRecord& record : *records) {
     present.insert(record.worker.worker_id());
+    // The listing was read outside the lock: a registration or heartbeat applied since is newer.
+    if (auto it = workers_.find(record.worker.worker_id()); it != workers_.end()) {
+      const WorkerRecord& cached = it->second.record;
+      const bool same = cached.registration_id == record.registration_id;
+      if (same && FromProto(record.worker.last_heartbeat()) < FromProto(cached.worker.last_heartbeat())) continue;
+      if (!same && FromProto(record.worker.registered_at()) < FromProto(cached.worker.registered_at())) continue;
+    }
     Apply(std::move(record));
   }
   for (auto it = workers_.begin(); it != workers_.end();) {
     auto current = it++;
-    if (present.contains(current->first)) continue;
+    // Not listed: forgotten, unless it registered here after the listing was read.
+    if (present.contains(current->first) || FromProto(current->second.record.worker.registered_at()) >= listed_at) {
+      continue;
+    }
     workers_.erase(current);
     ++membership_version_;
   }
@@ -305,6 +316,15 @@ std::vector<std::string> WorkerRegistry::SweepLost(absl::Time now) {
   for (const std::string& id : silent) {
     auto marked = store_->MarkLost(id, now, limit);
     if (!marked.ok() || !*marked) continue;
+    {
+      // Known lost here at once, whatever the refresh below does: ending its sessions relies on it.
+      absl::MutexLock lock(&mu_);
+      if (auto it = workers_.find(id); it != workers_.end() && !it->second.record.lost) {
+        it->second.record.lost = true;
+        SetDerivedState(&it->second.record);
+        ++membership_version_;
+      }
+    }
     lost.push_back(id);
     metrics_->workers_lost->Increment();
     log::LogWarning("worker lost").Kv("worker_id", id).Kv("silent_for_seconds", absl::ToDoubleSeconds(limit));

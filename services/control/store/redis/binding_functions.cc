@@ -6,7 +6,7 @@ namespace latchkey::control::redis {
 // cluster slots to respect) and returns flat arrays the C++ side decodes (redis_binding_store.cc).
 // A record is returned as {id, rec, own, crt, rch, sc, ver}.
 const char* BindingFunctionsSource() {
-  return R"lua(#!lua name=latchkey_bindings_v2
+  return R"lua(#!lua name=latchkey_bindings_v3
 
 -- A binding is one string: a MessagePack array {rec, own, crt, rch, sc, ver, src, idk, exp}.
 local function load(p, id)
@@ -36,6 +36,14 @@ end
 
 -- The change log (stream P blog): the event type (v1.BindingEventType) and the record as a reply
 -- holds it, appended in the same call as the change. `maxlen` is the entries kept (about).
+-- Every function that writes checks its arguments first: Redis does not undo a function's writes
+-- when it fails half way (and a caller of another layout version may pass fewer).
+local function log_length(v)
+  local n = tonumber(v)
+  if not n or n < 1 then error('latchkey: log length missing') end
+  return n
+end
+
 local function logged(p, maxlen, t, id, r)
   redis.call('XADD', p .. 'blog', 'MAXLEN', '~', maxlen, '*', 't', t, 'id', id, 'rec', r.rec, 'own', r.own,
              'crt', r.crt, 'rch', r.rch, 'sc', r.sc, 'ver', r.ver)
@@ -57,6 +65,7 @@ local function upsert(keys, args)
   local p = keys[1]
   local idk, cand, rec, own, crt, src, exp = args[1], args[2], args[3], args[4], args[5], args[6], args[7]
   local max_total, max_owner, counted = tonumber(args[8]), tonumber(args[9]), args[10] == '1'
+  local maxlen = log_length(args[11])
   local id = find(p, idk)
   if id then
     local r = load(p, id)
@@ -67,7 +76,7 @@ local function upsert(keys, args)
       r.ver = r.ver + 1
       r.rec, r.src, r.exp = rec, src, tonumber(exp)
       save(p, id, r)
-      logged(p, args[11], moved and 7 or 2, id, r)
+      logged(p, maxlen, moved and 7 or 2, id, r)
       redis.call('ZADD', p .. 'bx', exp, id)
       table.insert(prev, 1, 'refreshed')
       table.insert(prev, r.sc)
@@ -85,7 +94,7 @@ local function upsert(keys, args)
   if redis.call('EXISTS', p .. 'b:' .. cand) == 1 then return {'error', 'id_taken', cand} end
   local r = {rec = rec, own = own, crt = tonumber(crt), rch = 0, sc = 0, ver = 1, src = src, idk = idk, exp = tonumber(exp)}
   save(p, cand, r)
-  logged(p, args[11], 1, cand, r)
+  logged(p, maxlen, 1, cand, r)
   redis.call('ZADD', p .. 'bo', 0, member(idk, cand))
   redis.call('ZADD', p .. 'bx', exp, cand)
   if counted then redis.call('HINCRBY', p .. 'bc', own, 1) end
@@ -94,24 +103,24 @@ end
 
 -- ARGV: identity key, log length. Returns the removed record or {}.
 local function remove_identity(keys, args)
-  local p = keys[1]
+  local p, maxlen = keys[1], log_length(args[2])
   local id = find(p, args[1])
   if not id then return {} end
   local r = load(p, id)
   if not r then return {} end
   erase(p, id, r)
-  logged(p, args[2], 4, id, r)
+  logged(p, maxlen, 4, id, r)
   return reply(id, r)
 end
 
 -- ARGV: id, owner or '' with check flag, log length. Returns the removed record or {}.
 local function remove(keys, args)
-  local p = keys[1]
+  local p, maxlen = keys[1], log_length(args[4])
   local r = load(p, args[1])
   if not r then return {} end
   if args[3] == '1' and r.own ~= args[2] then return {} end
   erase(p, args[1], r)
-  logged(p, args[4], 4, args[1], r)
+  logged(p, maxlen, 4, args[1], r)
   return reply(args[1], r)
 end
 
@@ -123,14 +132,14 @@ end
 
 -- ARGV: id, reachability, log length. Returns the updated record, or {} if absent or unchanged.
 local function set_reachability(keys, args)
-  local p = keys[1]
+  local p, maxlen = keys[1], log_length(args[3])
   local r = load(p, args[1])
   local rch = tonumber(args[2])
   if not r or r.rch == rch then return {} end
   r.rch = rch
   r.ver = r.ver + 1
   save(p, args[1], r)
-  logged(p, args[3], rch == 2 and 5 or 6, args[1], r)
+  logged(p, maxlen, rch == 2 and 5 or 6, args[1], r)
   return reply(args[1], r)
 end
 
@@ -169,14 +178,14 @@ end
 
 -- ARGV: now ms, limit, log length. Removes and returns what expired, earliest first.
 local function take_expired(keys, args)
-  local p = keys[1]
+  local p, maxlen = keys[1], log_length(args[3])
   local ids = redis.call('ZRANGE', p .. 'bx', '-inf', args[1], 'BYSCORE', 'LIMIT', 0, tonumber(args[2]))
   local out = {}
   for _, id in ipairs(ids) do
     local r = load(p, id)
     if r then
       erase(p, id, r)
-      logged(p, args[3], 3, id, r)
+      logged(p, maxlen, 3, id, r)
       for _, v in ipairs(reply(id, r)) do table.insert(out, v) end
     else
       redis.call('ZREM', p .. 'bx', id)
@@ -189,14 +198,14 @@ local function count(keys, args)
   return redis.call('ZCARD', keys[1] .. 'bx')
 end
 
-redis.register_function('lk_b2_upsert', upsert)
-redis.register_function('lk_b2_remove_identity', remove_identity)
-redis.register_function('lk_b2_remove', remove)
-redis.register_function{function_name = 'lk_b2_get', callback = get, flags = {'no-writes'}}
-redis.register_function('lk_b2_set_reachability', set_reachability)
-redis.register_function{function_name = 'lk_b2_list', callback = list, flags = {'no-writes'}}
-redis.register_function('lk_b2_take_expired', take_expired)
-redis.register_function{function_name = 'lk_b2_count', callback = count, flags = {'no-writes'}}
+redis.register_function('lk_b3_upsert', upsert)
+redis.register_function('lk_b3_remove_identity', remove_identity)
+redis.register_function('lk_b3_remove', remove)
+redis.register_function{function_name = 'lk_b3_get', callback = get, flags = {'no-writes'}}
+redis.register_function('lk_b3_set_reachability', set_reachability)
+redis.register_function{function_name = 'lk_b3_list', callback = list, flags = {'no-writes'}}
+redis.register_function('lk_b3_take_expired', take_expired)
+redis.register_function{function_name = 'lk_b3_count', callback = count, flags = {'no-writes'}}
 )lua";
 }
 

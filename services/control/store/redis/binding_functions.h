@@ -18,7 +18,7 @@
 //                      (rec, own, crt, rch, sc, ver); trimmed to about the configured length
 namespace latchkey::control::redis {
 
-inline constexpr char kBindingLibrary[] = "latchkey_bindings_v2";
+inline constexpr char kBindingLibrary[] = "latchkey_bindings_v3";
 
 // The library's source, for FUNCTION LOAD REPLACE.
 const char* BindingFunctionsSource();

@@ -30,9 +30,10 @@ end
 
 -- ARGV: log, after, count. {'gone'} when entries after `after` may have been trimmed or `after` is
 -- not a position of this log (newer than its newest, or not an id); else {'ok', id, fields, ...}.
--- Trimming (MAXLEN ~) moves the first entry on but, unlike XDEL, not max-deleted-entry-id: once the
--- log has dropped anything, a reader before its first entry is told it is gone (also one that stood
--- exactly at the edge and missed nothing: the log cannot tell, and re-listing is always safe).
+-- Trimming (MAXLEN ~) moves the first entry on but, unlike XDEL, not max-deleted-entry-id: a reader
+-- before the first entry is told it is gone (also one that stood exactly at the edge and missed
+-- nothing: the log cannot tell, and re-listing is always safe), except at 0-0 in a log that never
+-- dropped anything. That also catches a wiped stream that new writes started again.
 local function read(keys, args)
   local key = keys[1] .. args[1]
   local after = parse(args[2])
@@ -45,7 +46,11 @@ local function read(keys, args)
   if before(parse(i['last-generated-id']), after) then return {'gone'} end
   if before(after, parse(i['max-deleted-entry-id'])) then return {'gone'} end
   local first = parse(i['recorded-first-entry-id'])
-  if tonumber(i['entries-added']) > tonumber(i['length']) and first and before(after, first) then return {'gone'} end
+  if first and before(after, first) then
+    -- Before the first entry: fine only for the empty log's own position, and only if nothing was
+    -- ever dropped; otherwise trimmed past, or a position of a stream that was wiped and started again.
+    if tonumber(i['entries-added']) > tonumber(i['length']) or after[1] ~= 0 or after[2] ~= 0 then return {'gone'} end
+  end
   local out = {'ok'}
   for _, e in ipairs(redis.call('XRANGE', key, '(' .. args[2], '+', 'COUNT', tonumber(args[3]))) do
     out[#out + 1] = e[1]

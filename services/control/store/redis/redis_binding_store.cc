@@ -2,6 +2,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/log/log.h"
 #include "common/time/proto_time.h"
 #include "common/validation.h"
 #include "services/control/quota/owner_limit.h"
@@ -83,7 +84,7 @@ absl::StatusOr<BindingChange> RedisBindingStore::UpsertResult(const BindingIdent
                                                               absl::StatusOr<RedisReply> reply) {
   if (!reply.ok()) return reply.status();
   const std::vector<RedisReply>& e = reply->elements;
-  if (e.empty()) return absl::InternalError("redis: lk_b2_upsert: empty reply");
+  if (e.empty()) return absl::InternalError("redis: lk_b3_upsert: empty reply");
   const std::string& outcome = e[0].str;
   if (outcome == "created") {
     BindingChange change;
@@ -110,13 +111,13 @@ absl::StatusOr<BindingChange> RedisBindingStore::UpsertResult(const BindingIdent
       return absl::AlreadyExistsError(absl::StrCat("binding_id: \"", candidate.binding_id(), "\" is taken"));
     }
   }
-  return absl::InternalError(absl::StrCat("redis: lk_b2_upsert: unexpected reply ", reply->DebugString()));
+  return absl::InternalError(absl::StrCat("redis: lk_b3_upsert: unexpected reply ", reply->DebugString()));
 }
 
 absl::StatusOr<BindingChange> RedisBindingStore::Upsert(const BindingIdentity& identity, const v1::Binding& candidate,
                                                         const BindingLimits& limits) {
   if (candidate.binding_id().empty()) return absl::InvalidArgumentError("binding_id: required for a new binding");
-  return UpsertResult(identity, candidate, limits, Fcall("lk_b2_upsert", UpsertArgs(identity, candidate, limits)));
+  return UpsertResult(identity, candidate, limits, Fcall("lk_b3_upsert", UpsertArgs(identity, candidate, limits)));
 }
 
 void RedisBindingStore::UpsertAsync(const BindingIdentity& identity, const v1::Binding& candidate,
@@ -125,14 +126,14 @@ void RedisBindingStore::UpsertAsync(const BindingIdentity& identity, const v1::B
     done(absl::InvalidArgumentError("binding_id: required for a new binding"));
     return;
   }
-  CallFunctionAsync(*client_, prefix_, "lk_b2_upsert", UpsertArgs(identity, candidate, limits),
+  CallFunctionAsync(*client_, prefix_, "lk_b3_upsert", UpsertArgs(identity, candidate, limits),
                     [identity, candidate, limits, done = std::move(done)](absl::StatusOr<RedisReply> reply) {
                       done(UpsertResult(identity, candidate, limits, std::move(reply)));
                     });
 }
 
 absl::StatusOr<v1::Binding> RedisBindingStore::RemoveIdentity(const BindingIdentity& identity) {
-  auto reply = Fcall("lk_b2_remove_identity", {IdentityKey(identity), log_length_});
+  auto reply = Fcall("lk_b3_remove_identity", {IdentityKey(identity), log_length_});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return absl::NotFoundError("no binding of this contact for this aor");
   return Decode(reply->elements, 0);
@@ -140,14 +141,14 @@ absl::StatusOr<v1::Binding> RedisBindingStore::RemoveIdentity(const BindingIdent
 
 absl::StatusOr<v1::Binding> RedisBindingStore::Remove(const std::string& binding_id,
                                                       const std::optional<std::string>& owner) {
-  auto reply = Fcall("lk_b2_remove", {binding_id, owner.value_or(""), owner ? "1" : "0", log_length_});
+  auto reply = Fcall("lk_b3_remove", {binding_id, owner.value_or(""), owner ? "1" : "0", log_length_});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return NoSuchBinding(binding_id);
   return Decode(reply->elements, 0);
 }
 
 absl::StatusOr<v1::Binding> RedisBindingStore::Get(const std::string& binding_id) {
-  auto reply = Fcall("lk_b2_get", {binding_id});
+  auto reply = Fcall("lk_b3_get", {binding_id});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return NoSuchBinding(binding_id);
   return Decode(reply->elements, 0);
@@ -155,7 +156,7 @@ absl::StatusOr<v1::Binding> RedisBindingStore::Get(const std::string& binding_id
 
 absl::StatusOr<std::optional<v1::Binding>> RedisBindingStore::SetReachability(const std::string& binding_id,
                                                                               v1::Reachability reachability) {
-  auto reply = Fcall("lk_b2_set_reachability", {binding_id, absl::StrCat(static_cast<int>(reachability)), log_length_});
+  auto reply = Fcall("lk_b3_set_reachability", {binding_id, absl::StrCat(static_cast<int>(reachability)), log_length_});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return std::optional<v1::Binding>();
   auto binding = Decode(reply->elements, 0);
@@ -169,9 +170,9 @@ absl::StatusOr<BindingPage> RedisBindingStore::List(const BindingFilter& filter,
   if (absl::Status s = CheckCursorInRange(cursor, prefix); !s.ok()) return s;
   auto [min, max] = LexRange(prefix, cursor);
   const std::string aor_filter = !filter.owner ? filter.aor : "";
-  auto reply = Fcall("lk_b2_list", {std::move(min), std::move(max), absl::StrCat(limit), aor_filter});
+  auto reply = Fcall("lk_b3_list", {std::move(min), std::move(max), absl::StrCat(limit), aor_filter});
   if (!reply.ok()) return reply.status();
-  if (reply->elements.empty()) return absl::InternalError("redis: lk_b2_list: empty reply");
+  if (reply->elements.empty()) return absl::InternalError("redis: lk_b3_list: empty reply");
   BindingPage page;
   page.next_cursor = reply->elements[0].str;
   auto bindings = DecodeAll(reply->elements, 1);
@@ -181,7 +182,7 @@ absl::StatusOr<BindingPage> RedisBindingStore::List(const BindingFilter& filter,
 }
 
 absl::StatusOr<std::vector<v1::Binding>> RedisBindingStore::TakeExpired(absl::Time now, size_t limit) {
-  auto reply = Fcall("lk_b2_take_expired", {absl::StrCat(absl::ToUnixMillis(now)), absl::StrCat(limit), log_length_});
+  auto reply = Fcall("lk_b3_take_expired", {absl::StrCat(absl::ToUnixMillis(now)), absl::StrCat(limit), log_length_});
   if (!reply.ok()) return reply.status();
   return DecodeAll(reply->elements, 0);
 }
@@ -199,7 +200,11 @@ absl::StatusOr<LogPage<BindingLogEntry>> RedisBindingStore::ReadLog(const std::s
     std::vector<RedisReply> record;
     for (const char* name : {"id", "rec", "own", "crt", "rch", "sc", "ver"}) record.push_back(RedisReply::String(f[name]));
     auto binding = Decode(record, 0);
-    if (!binding.ok()) return binding.status();
+    if (!binding.ok()) {
+      // One bad entry must not stop every reader behind it: skipped, and said.
+      log::LogError("binding change log entry unreadable; skipped").Kv("position", entry.position);
+      continue;
+    }
     int type = 0;
     (void)absl::SimpleAtoi(f["t"], &type);
     Logged<BindingLogEntry> out;
@@ -214,7 +219,7 @@ absl::StatusOr<LogPage<BindingLogEntry>> RedisBindingStore::ReadLog(const std::s
 }
 
 absl::StatusOr<uint64_t> RedisBindingStore::Count() {
-  auto reply = Fcall("lk_b2_count", {});
+  auto reply = Fcall("lk_b3_count", {});
   if (!reply.ok()) return reply.status();
   return static_cast<uint64_t>(ReplyInt(*reply));
 }

@@ -2,6 +2,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/log/log.h"
 #include "services/control/quota/owner_limit.h"
 #include "services/control/store/redis/fcall.h"
 #include "services/control/store/redis/log_reader.h"
@@ -51,7 +52,7 @@ absl::Status FunctionError(const v1::Session& session, const SessionWrite& write
     (void)absl::SimpleAtoi(detail, &held);
     return OwnerLimitReached("max_sessions_per_pbx", session.owner(), held, "live sessions");
   }
-  return absl::InternalError(absl::StrCat("redis: lk_s1_write: unexpected error ", code));
+  return absl::InternalError(absl::StrCat("redis: lk_s2_write: unexpected error ", code));
 }
 
 }  // namespace
@@ -65,7 +66,7 @@ absl::StatusOr<v1::Session> RedisSessionStore::Write(const v1::Session& session,
   v1::Session record = session;
   record.clear_version();
   const bool live = session.state() != v1::SESSION_STATE_ENDED;
-  auto reply = Fcall("lk_s1_write",
+  auto reply = Fcall("lk_s2_write",
                      {session.session_id(), record.SerializeAsString(), absl::StrCat(write.expected_version),
                       write.expires_at == absl::InfiniteFuture() ? "" : absl::StrCat(CeilUnixMillis(write.expires_at)),
                       absl::StrCat(write.max_live_per_owner), absl::StrCat(write.min_version), live ? "1" : "0",
@@ -78,21 +79,21 @@ absl::StatusOr<v1::Session> RedisSessionStore::Write(const v1::Session& session,
     return record;
   }
   if (!e.empty() && e[0].str == "error") return FunctionError(session, write, e);
-  return absl::InternalError(absl::StrCat("redis: lk_s1_write: unexpected reply ", reply->DebugString()));
+  return absl::InternalError(absl::StrCat("redis: lk_s2_write: unexpected reply ", reply->DebugString()));
 }
 
 absl::Status RedisSessionStore::Remove(const std::string& session_id, uint64_t expected_version) {
-  auto reply = Fcall("lk_s1_remove", {session_id, absl::StrCat(expected_version)});
+  auto reply = Fcall("lk_s2_remove", {session_id, absl::StrCat(expected_version)});
   if (!reply.ok()) return reply.status();
   const std::vector<RedisReply>& e = reply->elements;
   if (!e.empty() && e[0].str == "ok") return absl::OkStatus();
   if (e.size() >= 3 && e[1].str == "not_found") return NoSuchSession(session_id);
   if (e.size() >= 3 && e[1].str == "stale") return StaleSessionVersion(session_id, e[2].str, expected_version);
-  return absl::InternalError(absl::StrCat("redis: lk_s1_remove: unexpected reply ", reply->DebugString()));
+  return absl::InternalError(absl::StrCat("redis: lk_s2_remove: unexpected reply ", reply->DebugString()));
 }
 
 absl::Status RedisSessionStore::AppendEvent(const v1::WatchSessionsResponse& event) {
-  return Fcall("lk_s1_append", {event.SerializeAsString(), log_length_}).status();
+  return Fcall("lk_s2_append", {event.SerializeAsString(), log_length_}).status();
 }
 
 absl::StatusOr<std::string> RedisSessionStore::LogTail() { return ReadLogTail(*client_, prefix_, "slog"); }
@@ -106,11 +107,14 @@ absl::StatusOr<LogPage<v1::WatchSessionsResponse>> RedisSessionStore::ReadLog(co
     auto& f = entry.value.fields;
     Logged<v1::WatchSessionsResponse> out;
     out.position = std::move(entry.position);
-    if (!out.value.ParseFromString(f["e"])) return absl::DataLossError(absl::StrCat("session event ", out.position, " is corrupt"));
-    if (auto rec = f.find("rec"); rec != f.end()) {
-      if (!out.value.mutable_session()->ParseFromString(rec->second)) {
-        return absl::DataLossError(absl::StrCat("session event ", out.position, " is corrupt"));
-      }
+    auto rec = f.find("rec");
+    if (!out.value.ParseFromString(f["e"]) ||
+        (rec != f.end() && !out.value.mutable_session()->ParseFromString(rec->second))) {
+      // One bad entry must not stop every reader behind it: skipped, and said.
+      log::LogError("session change log entry unreadable; skipped").Kv("position", out.position);
+      continue;
+    }
+    if (rec != f.end()) {
       int64_t version = 0;
       (void)absl::SimpleAtoi(f["ver"], &version);
       out.value.mutable_session()->set_version(static_cast<uint64_t>(version));
@@ -121,7 +125,7 @@ absl::StatusOr<LogPage<v1::WatchSessionsResponse>> RedisSessionStore::ReadLog(co
 }
 
 absl::StatusOr<v1::Session> RedisSessionStore::Get(const std::string& session_id) {
-  auto reply = Fcall("lk_s1_get", {session_id});
+  auto reply = Fcall("lk_s2_get", {session_id});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return NoSuchSession(session_id);
   return Decode(reply->elements, 0);
@@ -129,7 +133,7 @@ absl::StatusOr<v1::Session> RedisSessionStore::Get(const std::string& session_id
 
 absl::StatusOr<v1::Session> RedisSessionStore::FindLive(const std::string& owner, const std::string& call_id,
                                                         const std::string& from_tag) {
-  auto reply = Fcall("lk_s1_find_live", {CallKey(owner, call_id, from_tag)});
+  auto reply = Fcall("lk_s2_find_live", {CallKey(owner, call_id, from_tag)});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return NoLiveCall(call_id, from_tag);
   return Decode(reply->elements, 0);
@@ -138,10 +142,10 @@ absl::StatusOr<v1::Session> RedisSessionStore::FindLive(const std::string& owner
 absl::StatusOr<SessionPage> RedisSessionStore::List(const SessionFilter& filter, const std::string& cursor,
                                                     size_t limit) {
   if (limit == 0) return absl::InvalidArgumentError("limit: must be at least 1");
-  auto reply = Fcall("lk_s1_list", {cursor, absl::StrCat(limit), filter.owner.value_or(""),
+  auto reply = Fcall("lk_s2_list", {cursor, absl::StrCat(limit), filter.owner.value_or(""),
                                     filter.owner ? "1" : "0", filter.worker_id});
   if (!reply.ok()) return reply.status();
-  if (reply->elements.empty()) return absl::InternalError("redis: lk_s1_list: empty reply");
+  if (reply->elements.empty()) return absl::InternalError("redis: lk_s2_list: empty reply");
   SessionPage page;
   page.next_cursor = reply->elements[0].str;
   auto sessions = DecodeAll(reply->elements, 1);
@@ -151,13 +155,13 @@ absl::StatusOr<SessionPage> RedisSessionStore::List(const SessionFilter& filter,
 }
 
 absl::StatusOr<std::vector<v1::Session>> RedisSessionStore::ListExpired(absl::Time now, size_t limit) {
-  auto reply = Fcall("lk_s1_list_expired", {absl::StrCat(absl::ToUnixMillis(now)), absl::StrCat(limit)});
+  auto reply = Fcall("lk_s2_list_expired", {absl::StrCat(absl::ToUnixMillis(now)), absl::StrCat(limit)});
   if (!reply.ok()) return reply.status();
   return DecodeAll(reply->elements, 0);
 }
 
 absl::StatusOr<uint64_t> RedisSessionStore::LiveCount(const std::string& owner) {
-  auto reply = Fcall("lk_s1_live_count", {owner});
+  auto reply = Fcall("lk_s2_live_count", {owner});
   if (!reply.ok()) return reply.status();
   return static_cast<uint64_t>(ReplyInt(*reply));
 }

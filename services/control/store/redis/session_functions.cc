@@ -4,7 +4,7 @@ namespace latchkey::control::redis {
 
 // KEYS[1] is the prefix. A record is returned as {id, rec, ver}.
 const char* SessionFunctionsSource() {
-  return R"lua(#!lua name=latchkey_sessions_v1
+  return R"lua(#!lua name=latchkey_sessions_v2
 
 local function counted(owner) return string.sub(owner, 1, 4) == 'pbx/' end
 
@@ -31,6 +31,9 @@ local function write(keys, args)
   local p = keys[1]
   local id, rec, expected, exp = args[1], args[2], tonumber(args[3]), args[4]
   local max_live, min_ver, live, own, ck, wrk = tonumber(args[5]), tonumber(args[6]), args[7] == '1', args[8], args[9], args[10]
+  -- Checked before any write (Redis does not undo a failing function's writes).
+  local event, maxlen = args[11], tonumber(args[12])
+  if event == nil or not maxlen or maxlen < 1 then error('latchkey: event or log length missing') end
   local cur = load(p, id)
   if expected == 0 then
     if cur then return {'error', 'exists', ''} end
@@ -59,8 +62,8 @@ local function write(keys, args)
     if wrk ~= '' then redis.call('ZADD', p .. 'sw:' .. wrk, 0, id) end
     if counted(own) then redis.call('HINCRBY', p .. 'sl', own, 1) end
   end
-  if args[11] ~= '' then
-    redis.call('XADD', p .. 'slog', 'MAXLEN', '~', args[12], '*', 'e', args[11], 'rec', rec, 'ver', ver)
+  if event ~= '' then
+    redis.call('XADD', p .. 'slog', 'MAXLEN', '~', maxlen, '*', 'e', event, 'rec', rec, 'ver', ver)
   end
   return {'ok', ver}
 end
@@ -152,14 +155,14 @@ local function append(keys, args)
   return 1
 end
 
-redis.register_function('lk_s1_write', write)
-redis.register_function('lk_s1_append', append)
-redis.register_function('lk_s1_remove', remove)
-redis.register_function{function_name = 'lk_s1_get', callback = get, flags = {'no-writes'}}
-redis.register_function{function_name = 'lk_s1_find_live', callback = find_live, flags = {'no-writes'}}
-redis.register_function{function_name = 'lk_s1_list', callback = list, flags = {'no-writes'}}
-redis.register_function{function_name = 'lk_s1_list_expired', callback = list_expired, flags = {'no-writes'}}
-redis.register_function{function_name = 'lk_s1_live_count', callback = live_count, flags = {'no-writes'}}
+redis.register_function('lk_s2_write', write)
+redis.register_function('lk_s2_append', append)
+redis.register_function('lk_s2_remove', remove)
+redis.register_function{function_name = 'lk_s2_get', callback = get, flags = {'no-writes'}}
+redis.register_function{function_name = 'lk_s2_find_live', callback = find_live, flags = {'no-writes'}}
+redis.register_function{function_name = 'lk_s2_list', callback = list, flags = {'no-writes'}}
+redis.register_function{function_name = 'lk_s2_list_expired', callback = list_expired, flags = {'no-writes'}}
+redis.register_function{function_name = 'lk_s2_live_count', callback = live_count, flags = {'no-writes'}}
 )lua";
 }
 

@@ -78,8 +78,14 @@ local function lease(keys, args)
   local current = redis.call('GET', key)
   if current and current ~= args[2] then return 0 end
   redis.call('SET', key, args[2], 'PX', args[3])
-  if not current then return redis.call('INCR', key .. ':tok') end
-  return tonumber(redis.call('GET', key .. ':tok') or '0')
+  if current then return tonumber(redis.call('GET', key .. ':tok') or '0') end
+  -- A new token: above the last one, and above the clock in ms, so that a failover that lost the
+  -- last increment (replication is asynchronous) cannot hand out a token twice.
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local token = math.max(tonumber(redis.call('GET', key .. ':tok') or '0') + 1, ms)
+  redis.call('SET', key .. ':tok', string.format('%d', token))
+  return token
 end
 
 -- ARGV: name, holder. Gives the lease up (shutdown) so another takes it at once.

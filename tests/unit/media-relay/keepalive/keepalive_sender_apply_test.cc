@@ -177,6 +177,8 @@ TEST_F(KeepaliveSenderApplyTest, NewTargetsPastMaxTargetsAreRefusedChangesToHeld
 
 // Two control replicas that both believe they lead: the worker follows the newer lease only.
 TEST_F(KeepaliveSenderApplyTest, AnOlderFencingTokenIsRefusedWholeAndCounted) {
+  Apply({Target("b0")}, {}, /*fencing_token=*/0);  // before any leader: unfenced is taken
+  ASSERT_TRUE(last_status_.ok()) << last_status_;
   Apply({Target("b1"), Target("b2")}, {}, /*fencing_token=*/5, /*replace_all=*/true);
   ASSERT_TRUE(last_status_.ok()) << last_status_;
   EXPECT_EQ(sender_->size(), 2u);
@@ -186,15 +188,15 @@ TEST_F(KeepaliveSenderApplyTest, AnOlderFencingTokenIsRefusedWholeAndCounted) {
   EXPECT_THAT(std::string(last_status_.message()), HasSubstr("fencing_token: 4 is older than 5"));
   EXPECT_EQ(sender_->size(), 2u);
   EXPECT_EQ(CounterValue("latchkey_keepalive_assignments_fenced_total"), 1.0);
-  // The same or a newer token is taken; 0 (no lease: a single control) is never refused.
+  // The same or a newer token is taken; 0 (a control without a lease) no longer is.
   Apply({}, {"b1"}, /*fencing_token=*/5);
   EXPECT_TRUE(last_status_.ok()) << last_status_;
   Apply({Target("b4")}, {}, /*fencing_token=*/9, /*replace_all=*/true);
   EXPECT_TRUE(last_status_.ok()) << last_status_;
   EXPECT_EQ(sender_->size(), 1u);
   Apply({Target("b5")}, {}, /*fencing_token=*/0);
-  EXPECT_TRUE(last_status_.ok()) << last_status_;
-  EXPECT_EQ(sender_->size(), 2u);
+  EXPECT_TRUE(absl::IsFailedPrecondition(last_status_)) << last_status_;
+  EXPECT_EQ(sender_->size(), 1u);
 }
 
 }  // namespace

@@ -19,28 +19,34 @@ using ::testing::IsEmpty;
 // A store's change log of ints, as a store keeps it (appended under the store's lock).
 class FakeLog {
  public:
-  explicit FakeLog(uint64_t capacity) : log_(capacity) {}
+  explicit FakeLog(uint64_t capacity) : capacity_(capacity), log_(std::make_unique<MemoryChangeLog<int>>(capacity)) {}
   void Append(int value) {
     absl::MutexLock lock(&mu_);
-    log_.Append(value);
+    log_->Append(value);
   }
   absl::StatusOr<LogPage<int>> Read(const std::string& after, size_t limit) {
     absl::MutexLock lock(&mu_);
     ++reads_;
-    return log_.Read("resume_token", after, limit);
+    return log_->Read("resume_token", after, limit);
   }
   absl::StatusOr<std::string> Tail() {
     absl::MutexLock lock(&mu_);
-    return log_.Tail();
+    return log_->Tail();
   }
   int reads() {
     absl::MutexLock lock(&mu_);
     return reads_;
   }
+  // A store replaced by an empty one (a wiped Redis): no old position is valid any more.
+  void Wipe() {
+    absl::MutexLock lock(&mu_);
+    log_ = std::make_unique<MemoryChangeLog<int>>(capacity_);
+  }
 
  private:
   absl::Mutex mu_;
-  MemoryChangeLog<int> log_ ABSL_GUARDED_BY(mu_);
+  const uint64_t capacity_;
+  std::unique_ptr<MemoryChangeLog<int>> log_ ABSL_GUARDED_BY(mu_);
   int reads_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
@@ -159,6 +165,49 @@ TEST_F(EventFeedTest, AReaderFallingCapacityBehindIsCutOffOnceAndOthersCarryOn) 
   feed_->Close(fast);
 }
 
+// The keepalive leader's reader: never cut off, it reads on from the store's log.
+TEST_F(EventFeedTest, AFallBackReaderIsNeverCutOffAndMissesNothing) {
+  Start(5);
+  auto reader = feed_->Open("", /*fall_back_to_store=*/true);
+  Settle(*feed_, *reader);
+  for (int i = 1; i <= 30; ++i) {
+    log_->Append(i);
+    feed_->Poke();
+  }
+  // Let the feed tail all 30 (dropping all but 5 from memory) before the reader reads.
+  auto tailed = feed_->Open("");
+  Settle(*feed_, *tailed);
+  std::vector<int> values = ReadValues(*reader, 30);
+  ASSERT_EQ(values.size(), 30u);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(values[i], i + 1);
+  EXPECT_FALSE(reader->ended());
+}
+
+// The store replaced under the feed: readers in memory must re-list, and nobody joins the old
+// entries; new readers follow the new log.
+TEST_F(EventFeedTest, WhenTheFeedLosesItsPlaceReadersInMemoryAreToldAndNewOnesFollowTheNewLog) {
+  Start(100);
+  auto old_reader = feed_->Open("");
+  Settle(*feed_, *old_reader);
+  log_->Append(1);
+  feed_->Poke();
+  ASSERT_THAT(ReadValues(*old_reader, 1), ElementsAre(1));
+  const std::string old_position = old_reader->position();
+  log_->Wipe();
+  log_->Append(100);
+  feed_->Poke();
+  absl::StatusCode code = absl::StatusCode::kOk;
+  for (int i = 0; i < 100 && code == absl::StatusCode::kOk; ++i) code = old_reader->Next(10, absl::Milliseconds(20)).status().code();
+  EXPECT_EQ(code, absl::StatusCode::kOutOfRange);
+  auto resumed = feed_->Open(old_position);
+  EXPECT_EQ(resumed->Next(10, absl::Milliseconds(50)).status().code(), absl::StatusCode::kOutOfRange);
+  auto fresh = feed_->Open("");
+  Settle(*feed_, *fresh);
+  log_->Append(101);
+  feed_->Poke();
+  EXPECT_THAT(ReadValues(*fresh, 1), ElementsAre(101));
+}
+
 TEST_F(EventFeedTest, APositionTheStoreNoLongerHoldsIsOutOfRange) {
   Start(100, /*log_capacity=*/3);
   const std::string start = log_->Tail().value();
@@ -176,7 +225,8 @@ TEST_F(EventFeedTest, ShutdownWakesReaders) {
   Settle(*feed_, *reader);
   feed_->Shutdown();
   const absl::Time before = absl::Now();
-  EXPECT_EQ(reader->Next(10, absl::Seconds(5)).status().code(), absl::StatusCode::kCancelled);
+  // UNAVAILABLE: a watcher resumes on another replica.
+  EXPECT_EQ(reader->Next(10, absl::Seconds(5)).status().code(), absl::StatusCode::kUnavailable);
   EXPECT_LT(absl::Now() - before, absl::Seconds(1));
 }
 
