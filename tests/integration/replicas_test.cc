@@ -193,15 +193,20 @@ TEST_F(ReplicasTest, AResumeTokenOlderThanTheLogKeepsIsOutOfRangeAndCounted) {
     ASSERT_EQ(events.size(), 1u);
     token = events[0].resume_token();
   }
-  // event_log_length is 20; Redis trims whole stream nodes (100 entries): well past both.
+  // event_log_length is 20; Redis trims whole stream nodes (100 entries): well past the token.
   for (int i = 0; i < 250; ++i) Allocate(*on_a, Registration("erin", 40011 + i % 2));
-  Watcher late(*on_b, token);
+  // A replica started now holds nothing from before in memory (B may still: it tailed every entry,
+  // and would rightly serve them), so it asks the store, which no longer has the token.
+  auto c = StartControl();
+  ASSERT_TRUE(c);
+  auto on_c = c->Stub();
+  Watcher late(*on_c, token);
   auto status = late.Ended();
   ASSERT_TRUE(status.has_value()) << "the stream did not end";
   EXPECT_EQ(status->error_code(), grpc::StatusCode::OUT_OF_RANGE) << status->error_message();
   EXPECT_THAT(status->error_message(), HasSubstr("list again"));
   EXPECT_TRUE(testing::WaitFor(
-      [&] { return testing::MetricValue(b->Metrics(), "latchkey_watch_streams_ended_total{reason=\"gone\"}") == 1; },
+      [&] { return testing::MetricValue(c->Metrics(), "latchkey_watch_streams_ended_total{reason=\"gone\"}") == 1; },
       absl::Seconds(2)));
 }
 
@@ -620,8 +625,10 @@ TEST_F(ReplicasTest, TwoReplicasRacingOnOneAorOrCallIdStayLinearizable) {
   using History = std::vector<testing::Operation<BindingOp, BindingAnswer>>;
   absl::Mutex mu;
   std::vector<History> histories(kAors);
+  std::atomic<int> unanswered{0};
   auto client = [&](LocalControl* control, int seed) {
-    auto stub = control->Stub(auth::Role::kPbx, "pbx-race");
+    // Retrying UNAVAILABLE (a slow TLS handshake on a loaded machine), as a PBX's client does.
+    auto stub = ClusterClient({control}, "pbx-race");
     for (int i = 0; i < kOpsPerThread; ++i) {
       const int aor = (seed * 7 + i * 13) % kAors;
       const BindingOp op = static_cast<BindingOp>((seed + i * 5) % 3);
@@ -634,6 +641,7 @@ TEST_F(ReplicasTest, TwoReplicasRacingOnOneAorOrCallIdStayLinearizable) {
         list.set_aor(request.aor());
         v1::ListBindingsResponse listed;
         grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
         status = stub->ListBindings(&context, list, &listed);
         answer.ok = status.ok();
         answer.listed = listed.bindings_size();
@@ -645,6 +653,7 @@ TEST_F(ReplicasTest, TwoReplicasRacingOnOneAorOrCallIdStayLinearizable) {
         if (op == BindingOp::kUnregister) *request.mutable_expires() = ToProto(absl::ZeroDuration());
         v1::AllocateBindingResponse response;
         grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
         status = stub->AllocateBinding(&context, request, &response);
         answer.ok = status.ok();
         answer.created = response.created();
@@ -652,9 +661,10 @@ TEST_F(ReplicasTest, TwoReplicasRacingOnOneAorOrCallIdStayLinearizable) {
         answer.version = response.binding().version();
       }
       const absl::Time completed = absl::Now();
+      // Anything else leaves the outcome unknown: the checker tries it both ways.
       const bool answered =
           status.ok() || (op == BindingOp::kUnregister && status.error_code() == grpc::StatusCode::NOT_FOUND);
-      EXPECT_TRUE(answered) << status.error_message();
+      if (!answered) ++unanswered;
       absl::MutexLock lock(&mu);
       histories[aor].push_back({op, answer, invoked, answered ? completed : absl::InfiniteFuture()});
     }
@@ -691,6 +701,7 @@ TEST_F(ReplicasTest, TwoReplicasRacingOnOneAorOrCallIdStayLinearizable) {
   EXPECT_EQ(offers_ok, 6);
   EXPECT_EQ(session_ids.size(), 1u) << "one Call-ID and from-tag made several sessions";
 
+  EXPECT_LT(unanswered.load(), kThreads * kOpsPerThread / 10) << "too many calls without an answer";
   for (int aor = 0; aor < kAors; ++aor) {
     ASSERT_GT(histories[aor].size(), 20u);
     auto result = testing::CheckLinearizable(
@@ -698,7 +709,10 @@ TEST_F(ReplicasTest, TwoReplicasRacingOnOneAorOrCallIdStayLinearizable) {
         [](const BindingState& s, const BindingOp& op) -> std::optional<BindingState> {
           if (op == BindingOp::kList) return s;
           if (op == BindingOp::kUnregister) return BindingState{};
-          return std::nullopt;  // a register without an answer: its id is unknown, never here
+          // A register without an answer: a refresh is known (same id, next version); a creation's
+          // id is not, so the checker has it never take effect.
+          if (s.exists) return BindingState{true, s.id, s.version + 1};
+          return std::nullopt;
         });
     EXPECT_TRUE(result.ok) << "aor " << aor << ": " << result.explanation;
     EXPECT_FALSE(result.refused) << result.explanation;
