@@ -13,7 +13,10 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <utility>
+#include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -150,12 +153,21 @@ int FreeTcpPort() {
 
 int FreeUdpRange(int count) {
   // Random bases below the kernel's ephemeral range (32768+) so tests running at once rarely collide.
+  // Ranges handed out in this process never overlap: a relay binds its ports only as calls come, so
+  // a second relay of the same test could otherwise get the first one's range (and control refuses
+  // a worker whose media range overlaps another's on the same address).
+  static absl::Mutex mu(absl::kConstInit);
+  static std::vector<std::pair<int, int>>* handed = new std::vector<std::pair<int, int>>();
   std::mt19937 rng(static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(absl::ToUnixNanos(absl::Now())));
+  absl::MutexLock lock(&mu);
   for (int attempt = 0; attempt < 200; ++attempt) {
     int base = 10000 + 2 * static_cast<int>(rng() % 10000);
     bool free = true;
+    for (const auto& [first, last] : *handed) free = free && (base + count - 1 < first || base > last);
     for (int p = base; p < base + count && free; ++p) free = PortFree(SOCK_DGRAM, p);
-    if (free) return base;
+    if (!free) continue;
+    handed->emplace_back(base, base + count - 1);
+    return base;
   }
   return 0;
 }
