@@ -10,14 +10,19 @@
 
 namespace latchkey::grpcutil {
 
-// `tls` disabled: plaintext. Enabled: mutual TLS, and the server must be `peer`.
-inline std::shared_ptr<grpc::Channel> CreateChannel(const std::string& address, const v1::TlsConfig& tls,
-                                                    const ExpectedPeer& peer) {
+// The reconnect backoff every channel of ours uses.
+inline grpc::ChannelArguments ChannelArguments() {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  return grpc::CreateCustomChannel(address, ChannelCredentials(tls, peer), args);
+  return args;
+}
+
+// `tls` disabled: plaintext. Enabled: mutual TLS, and the server must be `peer`.
+inline std::shared_ptr<grpc::Channel> CreateChannel(const std::string& address, const v1::TlsConfig& tls,
+                                                    const ExpectedPeer& peer) {
+  return grpc::CreateCustomChannel(address, ChannelCredentials(tls, peer), ChannelArguments());
 }
 
 // What clients of the PBX/operator API (NatControlService) should retry by themselves: UNAVAILABLE
@@ -41,10 +46,7 @@ inline constexpr char kControlApiServiceConfig[] = R"json({
 
 // A channel to the PBX/operator API with that retry policy.
 inline std::shared_ptr<grpc::Channel> CreateControlApiChannel(const std::string& address, const v1::TlsConfig& tls) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  grpc::ChannelArguments args = ChannelArguments();
   args.SetServiceConfigJSON(kControlApiServiceConfig);
   return grpc::CreateCustomChannel(address, ChannelCredentials(tls, {auth::Role::kControl, ""}), args);
 }

@@ -95,7 +95,7 @@ void BindingManager::Decorate(const sip::Contact& contact, v1::Binding* binding)
   binding->mutable_keepalive()->set_note(KeepaliveNote(*binding));
 }
 
-absl::StatusOr<v1::Binding> BindingManager::Decorated(v1::Binding binding) {
+absl::StatusOr<v1::Binding> BindingManager::Decorated(v1::Binding binding) const {
   auto contact = sip::Contact::Parse(binding.contact());
   if (!contact.ok()) return absl::DataLossError(absl::StrCat("binding ", binding.binding_id(), " has a corrupt contact"));
   Decorate(*contact, &binding);
@@ -107,12 +107,10 @@ void BindingManager::Logged() const {
 }
 
 absl::StatusOr<BindingEvent> BindingManager::EventOf(const BindingLogEntry& entry) const {
-  auto contact = sip::Contact::Parse(entry.binding.contact());
-  if (!contact.ok()) return absl::DataLossError(absl::StrCat("binding ", entry.binding.binding_id(), " has a corrupt contact"));
+  ASSIGN_OR_RETURN(v1::Binding binding, Decorated(entry.binding));
   BindingEvent event;
   event.set_type(entry.type);
-  *event.mutable_binding() = entry.binding;
-  Decorate(*contact, event.mutable_binding());
+  *event.mutable_binding() = std::move(binding);
   *event.mutable_time() = ToProto(entry.time);
   return event;
 }

@@ -76,7 +76,7 @@ class BindingManager {
   // UpsertAsync, drawing another id (up to kMaxIdDraws in all) if the drawn one is taken.
   void Store(std::shared_ptr<Registration> r, int draw, AllocateDone done);
   // A stored record with its derived fields filled in, as every reply and event carries it.
-  absl::StatusOr<v1::Binding> Decorated(v1::Binding binding);
+  absl::StatusOr<v1::Binding> Decorated(v1::Binding binding) const;
   void CountVerdict(const v1::Binding& binding, int delta);
   void Decorate(const sip::Contact& contact, v1::Binding* binding) const;
   // A change was logged: `logged` (the event feed tails at once).

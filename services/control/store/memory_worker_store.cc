@@ -2,17 +2,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/time/proto_time.h"
-#include "common/validation.h"
+#include "services/control/store/store_errors.h"
 
 namespace latchkey::control {
-namespace {
-
-absl::Status NoSuchWorker(absl::string_view worker_id) {
-  return absl::NotFoundError(absl::StrCat("worker_id: no worker \"", Excerpt(worker_id), "\""));
-}
-
-}  // namespace
-
 WorkerRecord NewWorkerRecord(const v1::RegisterWorkerRequest& request, const std::string& registration_id,
                              absl::Time now) {
   WorkerRecord record;
@@ -49,7 +41,7 @@ absl::StatusOr<WorkerRecord> MemoryWorkerStore::Heartbeat(const v1::HeartbeatReq
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(request.worker_id());
   if (it == workers_.end() || it->second.registration_id != request.registration_id() || it->second.lost) {
-    return absl::NotFoundError(absl::StrCat("worker_id: ", Excerpt(request.worker_id()), " is not registered"));
+    return WorkerNotRegistered(request.worker_id());
   }
   WorkerRecord& record = it->second;
   *record.worker.mutable_last_heartbeat() = ToProto(now);

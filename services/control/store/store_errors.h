@@ -15,6 +15,15 @@ inline absl::Status NoSuchBinding(absl::string_view binding_id) {
   return absl::NotFoundError(absl::StrCat("binding_id: no binding \"", Excerpt(binding_id), "\""));
 }
 
+inline absl::Status NoSuchWorker(absl::string_view worker_id) {
+  return absl::NotFoundError(absl::StrCat("worker_id: no worker \"", Excerpt(worker_id), "\""));
+}
+
+// A heartbeat from a worker whose registration is unknown, replaced or lost: it must register again.
+inline absl::Status WorkerNotRegistered(absl::string_view worker_id) {
+  return absl::NotFoundError(absl::StrCat("worker_id: ", Excerpt(worker_id), " is not registered"));
+}
+
 inline absl::Status NoSuchSession(absl::string_view session_id) {
   return absl::NotFoundError(absl::StrCat("session_id: no session \"", Excerpt(session_id), "\""));
 }

@@ -5,6 +5,7 @@
 #include "common/validation.h"
 #include "services/control/store/memory_worker_store.h"
 #include "services/control/store/redis/fcall.h"
+#include "services/control/store/store_errors.h"
 
 namespace latchkey::control::redis {
 namespace {
@@ -55,26 +56,27 @@ absl::StatusOr<WorkerRecord> RedisWorkerStore::Heartbeat(const v1::HeartbeatRequ
   return DecodeOne(CallFunction(*client_, prefix_, "lk_w1_heartbeat",
                                 {request.worker_id(), request.registration_id(), request.load().SerializeAsString(),
                                  absl::StrCat(absl::ToUnixMillis(now)), Flag(request.draining())}),
-                   absl::NotFoundError(absl::StrCat("worker_id: ", Excerpt(request.worker_id()), " is not registered")));
+                   WorkerNotRegistered(request.worker_id()));
 }
 
 absl::StatusOr<WorkerRecord> RedisWorkerStore::SetDrainRequested(const std::string& worker_id, bool drain) {
   return DecodeOne(CallFunction(*client_, prefix_, "lk_w1_drain", {worker_id, Flag(drain)}),
-                   absl::NotFoundError(absl::StrCat("worker_id: no worker \"", Excerpt(worker_id), "\"")));
+                   NoSuchWorker(worker_id));
 }
 
 absl::StatusOr<bool> RedisWorkerStore::MarkLost(const std::string& worker_id, absl::Time now,
                                                 absl::Duration silent_for) {
-  auto reply = CallFunction(*client_, prefix_, "lk_w1_mark_lost",
-                            {worker_id, absl::StrCat(absl::ToUnixMillis(now)),
-                             absl::StrCat(absl::ToInt64Milliseconds(silent_for))});
-  if (!reply.ok()) return reply.status();
-  return ReplyInt(*reply) == 1;
+  return IfSilent("lk_w1_mark_lost", worker_id, now, silent_for);
 }
 
 absl::StatusOr<bool> RedisWorkerStore::Forget(const std::string& worker_id, absl::Time now,
                                               absl::Duration silent_for) {
-  auto reply = CallFunction(*client_, prefix_, "lk_w1_forget",
+  return IfSilent("lk_w1_forget", worker_id, now, silent_for);
+}
+
+absl::StatusOr<bool> RedisWorkerStore::IfSilent(const char* function, const std::string& worker_id, absl::Time now,
+                                                absl::Duration silent_for) {
+  auto reply = CallFunction(*client_, prefix_, function,
                             {worker_id, absl::StrCat(absl::ToUnixMillis(now)),
                              absl::StrCat(absl::ToInt64Milliseconds(silent_for))});
   if (!reply.ok()) return reply.status();

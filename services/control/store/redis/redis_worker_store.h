@@ -23,6 +23,10 @@ class RedisWorkerStore : public WorkerStore {
   absl::StatusOr<std::vector<WorkerRecord>> List() override;
 
  private:
+  // MarkLost and Forget: `function` acts if the worker has been silent longer than `silent_for`.
+  absl::StatusOr<bool> IfSilent(const char* function, const std::string& worker_id, absl::Time now,
+                                absl::Duration silent_for);
+
   RedisClient* client_;
   const std::string prefix_;
 };
