@@ -17,6 +17,9 @@ test_pkgs=(sip-tester coturn clang libclang-rt-14-dev curl iproute2 iptables pro
 test_pkgs+=(libcap2-bin util-linux)
 # Redis and Sentinel processes for the replicated-store tests (each test starts its own, on loopback).
 test_pkgs+=(redis-server redis-sentinel redis-tools)
+# The ng front door's real client (Kamailio's rtpengine module) and its reference server (rtpengine,
+# for the differential tests and the benchmark).
+test_pkgs+=(kamailio rtpengine-daemon)
 # The deploy checks keep the Redis image's entrypoint shellcheck-clean.
 test_pkgs+=(shellcheck)
 # Deploy checks (tests/deploy): promtool and a Prometheus server, kubectl for `kubectl kustomize`,

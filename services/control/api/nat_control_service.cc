@@ -213,7 +213,10 @@ grpc::Status NatControlServiceImpl::ReleaseSession(grpc::ServerContext* context,
                                                    v1::ReleaseSessionResponse* response) {
   const grpcutil::Admission in = gate_->Admit(*context, "/latchkey.v1.NatControlService/ReleaseSession");
   if (!in.ok()) return in.status;
-  return Reply(sessions_->Release(request->session_id(), in.caller), response->mutable_session());
+  absl::StatusOr<absl::Duration> delay = absl::ZeroDuration();
+  if (request->has_delay()) delay = CheckDuration("delay", true, request->delay(), absl::ZeroDuration(), absl::Hours(1));
+  if (!delay.ok()) return grpcutil::ToGrpc(delay.status());
+  return Reply(sessions_->Release(request->session_id(), in.caller, *delay), response->mutable_session());
 }
 
 grpc::Status NatControlServiceImpl::WatchSessions(grpc::ServerContext* context, const v1::WatchSessionsRequest* request,

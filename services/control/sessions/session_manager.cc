@@ -58,6 +58,8 @@ absl::StatusOr<std::string> SessionManager::ApplySdp(v1::Session& session, v1::S
   RETURN_IF_ERROR(relay_->Update(updated, static_cast<uint32_t>(description.media().size()), session.version() + 1));
   ASSIGN_OR_RETURN(std::string rewritten, RewriteForOtherSide(updated, side, description));
   *updated.mutable_updated_at() = ToProto(writer_->Now());
+  // New SDP means the call goes on: a delayed release racing it (BYE vs re-INVITE) is called off.
+  updated.clear_release_at();
   session = std::move(updated);
   return rewritten;
 }
@@ -86,6 +88,7 @@ absl::StatusOr<v1::Session> SessionManager::NewSession(const v1::AllocateSession
   session.set_session_id(NewSessionId());
   session.set_owner(owner);
   session.set_call_id(request.call_id());
+  session.set_branch(request.branch());
   session.set_state(v1::SESSION_STATE_OFFERED);
   *session.mutable_options() = request.options();
   v1::SessionOptions* opts = session.mutable_options();
@@ -119,7 +122,7 @@ absl::StatusOr<v1::AllocateSessionResponse> SessionManager::Allocate(const v1::A
   // Twice at most: a create that lost the race for its Call-ID to another writer is a re-offer.
   for (int attempt = 0; attempt < 2; ++attempt) {
     // The same Call-ID and from-tag again is a re-offer of the same call: same worker, same ports.
-    auto live = store_->FindLive(owner, request.call_id(), request.from_tag());
+    auto live = store_->FindLive(owner, request.call_id(), request.from_tag(), request.branch());
     if (live.ok()) return Reoffer(live->session_id(), request);
     if (!absl::IsNotFound(live.status())) return live.status();
     // Refused before any relay call; the store checks again, atomically, when the session is written.
@@ -260,11 +263,23 @@ absl::StatusOr<v1::ListSessionsResponse> SessionManager::List(const v1::ListSess
   return response;
 }
 
-absl::StatusOr<v1::Session> SessionManager::Release(const std::string& session_id, const grpcutil::Caller& caller) {
+absl::StatusOr<v1::Session> SessionManager::Release(const std::string& session_id, const grpcutil::Caller& caller,
+                                                    absl::Duration delay) {
   RETURN_IF_ERROR(CheckToken("session_id", session_id, 64));
   ASSIGN_OR_RETURN(v1::Session session, LoadFor(session_id, caller));
   if (session.state() == v1::SESSION_STATE_ENDED) return session;
-  return writer_->End(std::move(session), v1::SESSION_EVENT_TYPE_RELEASED, /*tell_worker=*/true);
+  if (delay <= absl::ZeroDuration()) {
+    return writer_->End(std::move(session), v1::SESSION_EVENT_TYPE_RELEASED, /*tell_worker=*/true);
+  }
+  // Media keeps flowing until then; the sweeper ends it (as RELEASED) unless new SDP calls it off.
+  const absl::Time release_at = writer_->Now() + delay;
+  const SessionEvent scheduled = writer_->EventOf(v1::SESSION_EVENT_TYPE_RELEASE_SCHEDULED);
+  return writer_->Change(session_id, [&](v1::Session& s) -> absl::Status {
+    if (s.state() == v1::SESSION_STATE_ENDED) return Ended(s);
+    // The earlier deadline stands: a BYE retransmitted or seen from both sides does not extend it.
+    if (!s.has_release_at() || FromProto(s.release_at()) > release_at) *s.mutable_release_at() = ToProto(release_at);
+    return absl::OkStatus();
+  }, &scheduled);
 }
 
 }  // namespace latchkey::control

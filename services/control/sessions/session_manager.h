@@ -41,7 +41,9 @@ class SessionManager {
                                                    const grpcutil::Caller& caller);
   absl::StatusOr<v1::Session> Get(const std::string& session_id, const grpcutil::Caller& caller);
   absl::StatusOr<v1::ListSessionsResponse> List(const v1::ListSessionsRequest& request, const grpcutil::Caller& caller);
-  absl::StatusOr<v1::Session> Release(const std::string& session_id, const grpcutil::Caller& caller);
+  // Ends the session now, or after `delay` unless new SDP revives it first (Session.release_at).
+  absl::StatusOr<v1::Session> Release(const std::string& session_id, const grpcutil::Caller& caller,
+                                      absl::Duration delay = absl::ZeroDuration());
 
  private:
   // The session as the caller may see it: another owner's session is NOT_FOUND.

@@ -35,6 +35,7 @@ v1::Leg* LegOf(v1::Session& session, v1::Side side) {
 absl::Status CheckAllocateRequest(const v1::AllocateSessionRequest& request) {
   RETURN_IF_ERROR(CheckToken("call_id", request.call_id(), 256));
   RETURN_IF_ERROR(CheckToken("from_tag", request.from_tag(), 128));
+  if (!request.branch().empty()) RETURN_IF_ERROR(CheckToken("branch", request.branch(), 128));
   const v1::SessionOptions& opts = request.options();
   RETURN_IF_ERROR(CheckEnum("options.latching_mode", opts.latching_mode(), v1::LatchingMode_IsValid, true));
   RETURN_IF_ERROR(CheckEnum("options.ice", opts.ice(), v1::IceHandling_IsValid, true));
@@ -53,7 +54,11 @@ absl::Status CheckAllocateRequest(const v1::AllocateSessionRequest& request) {
 absl::StatusOr<sdp::SessionDescription> DescribeLeg(v1::Session& session, v1::Side side, const std::string& sdp_text,
                                                     const v1::SocketAddress& signaling_source,
                                                     const NatDetector& detector, const RelayAddressCheck& is_relay) {
-  ASSIGN_OR_RETURN(net::SocketAddress source, net::FromProto(signaling_source, "signaling_source"));
+  // Port 0: the signalling peer only knows the IP (ng); the IP is all latching uses.
+  v1::SocketAddress checked = signaling_source;
+  if (checked.port() == 0) checked.set_port(1);
+  ASSIGN_OR_RETURN(net::SocketAddress source, net::FromProto(checked, "signaling_source"));
+  source.port = static_cast<uint16_t>(signaling_source.port());
   if (sdp_text.empty()) return absl::InvalidArgumentError("sdp: required");
   auto description = sdp::SessionDescription::Parse(sdp_text);
   if (!description.ok()) return absl::InvalidArgumentError(absl::StrCat("sdp: ", description.status().message()));

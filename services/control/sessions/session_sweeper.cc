@@ -33,7 +33,8 @@ size_t SessionSweeper::SweepExpired() {
         if (store_->Remove(session.session_id(), session.version()).ok()) ++progressed;
         continue;
       }
-      const v1::SessionEventType reason = now >= FinalDeadlineOf(session, writer_->timeouts())
+      const v1::SessionEventType reason = now >= ReleaseDeadlineOf(session) ? v1::SESSION_EVENT_TYPE_RELEASED
+                                          : now >= FinalDeadlineOf(session, writer_->timeouts())
                                               ? v1::SESSION_EVENT_TYPE_FINAL_TIMEOUT
                                               : v1::SESSION_EVENT_TYPE_EXPIRED;
       bool ended_here = false;

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "services/control/quota/owner_limit.h"
 #include "services/control/store/store_errors.h"
 
@@ -28,7 +29,7 @@ absl::StatusOr<v1::Session> MemorySessionStore::Write(const v1::Session& session
   const std::string& id = session.session_id();
   if (id.empty()) return absl::InvalidArgumentError("session_id: empty");
   const bool live = IsLive(session);
-  CallKey key{session.owner(), session.call_id(), session.caller().tag()};
+  CallKey key{session.owner(), session.call_id(), CallTagOf(session)};
 
   absl::MutexLock lock(&mu_);
   // Everything is checked before anything changes, so a refused write leaves the store as it was.
@@ -125,9 +126,9 @@ absl::StatusOr<v1::Session> MemorySessionStore::Get(const std::string& session_i
 }
 
 absl::StatusOr<v1::Session> MemorySessionStore::FindLive(const std::string& owner, const std::string& call_id,
-                                                         const std::string& from_tag) {
+                                                         const std::string& from_tag, const std::string& branch) {
   absl::MutexLock lock(&mu_);
-  auto holder = call_keys_.find(CallKey{owner, call_id, from_tag});
+  auto holder = call_keys_.find(CallKey{owner, call_id, CallTag(from_tag, branch)});
   if (holder == call_keys_.end()) {
     return NoLiveCall(call_id, from_tag);
   }
@@ -214,6 +215,22 @@ absl::StatusOr<uint64_t> MemorySessionStore::LiveCount(const std::string& owner)
   return LiveCountLocked(owner);
 }
 
+absl::StatusOr<std::vector<v1::Session>> MemorySessionStore::ListLiveCall(const std::string& owner,
+                                                                          const std::string& call_id, size_t limit) {
+  absl::MutexLock lock(&mu_);
+  std::vector<v1::Session> out;
+  auto it = by_call_.find({owner, call_id});
+  if (it == by_call_.end()) return out;
+  for (const std::string& id : it->second) {
+    if (out.size() >= limit) break;
+    if (auto record = records_.find(id); record != records_.end()) {
+      ASSIGN_OR_RETURN(v1::Session session, Parse(record->first, record->second));
+      out.push_back(std::move(session));
+    }
+  }
+  return out;
+}
+
 uint64_t MemorySessionStore::LiveCountLocked(const std::string& owner) const {
   auto it = live_count_.find(owner);
   return it == live_count_.end() ? 0 : it->second;
@@ -224,6 +241,7 @@ void MemorySessionStore::Index(const std::string& id, const Record& record) {
   if (record.expires_at != absl::InfiniteFuture()) expiry_.emplace(record.expires_at, id);
   if (!record.live) return;
   call_keys_[CallKey{record.owner, record.call_id, record.from_tag}] = id;
+  by_call_[{record.owner, record.call_id}].insert(id);
   // An empty worker_id cannot be asked for (it means "any worker"), so it is not indexed.
   if (!record.worker_id.empty()) by_worker_[record.worker_id].insert(id);
   if (CountedOwner(record.owner)) ++live_count_[record.owner];
@@ -236,6 +254,10 @@ void MemorySessionStore::Unindex(const std::string& id, const Record& record) {
   if (auto it = call_keys_.find(CallKey{record.owner, record.call_id, record.from_tag});
       it != call_keys_.end() && it->second == id) {
     call_keys_.erase(it);
+  }
+  if (auto it = by_call_.find({record.owner, record.call_id}); it != by_call_.end()) {
+    it->second.erase(id);
+    if (it->second.empty()) by_call_.erase(it);
   }
   if (!record.worker_id.empty()) EraseFromIndex(by_worker_, record.worker_id, id);
   if (CountedOwner(record.owner)) {

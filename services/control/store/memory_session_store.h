@@ -15,6 +15,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -34,13 +35,15 @@ class MemorySessionStore : public SessionStore {
   absl::StatusOr<v1::Session> Get(const std::string& session_id) override;
   // O(log n): the call index names the holder, the records give it.
   absl::StatusOr<v1::Session> FindLive(const std::string& owner, const std::string& call_id,
-                                       const std::string& from_tag) override;
+                                       const std::string& from_tag, const std::string& branch = "") override;
   // O(log n + k); O((1 + k) log n) with one filter; with both O(m log n), m the smaller set walked.
   // limit 0 is INVALID_ARGUMENT: such a page could never advance.
   absl::StatusOr<SessionPage> List(const SessionFilter& filter, const std::string& cursor, size_t limit) override;
   // O(k log n) for k returned: walks the expiry index from its earliest entry, never the records.
   absl::StatusOr<std::vector<v1::Session>> ListExpired(absl::Time now, size_t limit) override;
   // O(1) expected.
+  absl::StatusOr<std::vector<v1::Session>> ListLiveCall(const std::string& owner, const std::string& call_id,
+                                                        size_t limit) override;
   absl::StatusOr<uint64_t> LiveCount(const std::string& owner) override;
   absl::Status AppendEvent(const v1::WatchSessionsResponse& event) override;
   absl::StatusOr<std::string> LogTail() override;
@@ -49,7 +52,7 @@ class MemorySessionStore : public SessionStore {
   explicit MemorySessionStore(uint64_t log_length = kDefaultLogLength) : log_(log_length) {}
 
  private:
-  using CallKey = std::tuple<std::string, std::string, std::string>;  // owner, call_id, caller tag
+  using CallKey = std::tuple<std::string, std::string, std::string>;  // owner, call_id, CallTag
 
   struct Record {
     std::string bytes;  // the v1::Session as stored, version included
@@ -73,6 +76,9 @@ class MemorySessionStore : public SessionStore {
   absl::btree_map<std::string, Record> records_ ABSL_GUARDED_BY(mu_);
   // Call key -> the live session holding it.
   absl::flat_hash_map<CallKey, std::string> call_keys_ ABSL_GUARDED_BY(mu_);
+  // (owner, call_id) -> live session ids.
+  absl::flat_hash_map<std::pair<std::string, std::string>, absl::flat_hash_set<std::string>> by_call_
+      ABSL_GUARDED_BY(mu_);
   // worker_id -> its live sessions' ids, in order so pages read a range.
   absl::flat_hash_map<std::string, absl::btree_set<std::string>> by_worker_ ABSL_GUARDED_BY(mu_);
   // owner -> every stored session id, ended included.

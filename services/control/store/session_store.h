@@ -7,9 +7,10 @@
 //
 // Rules every implementation keeps (MemorySessionStore; a Redis one runs them as one server-side
 // function per operation), all in the same atomic step as the write:
-// - A live session (state not ENDED) holds its call key (owner, call_id, caller tag): no other live
-//   session may hold it (ALREADY_EXISTS). Ending a session frees the key.
-// - The worker index lists the live sessions of each worker; the owner index every stored session.
+// - A live session (state not ENDED) holds its call key (owner, call_id, CallTag(caller tag,
+//   branch)): no other live session may hold it (ALREADY_EXISTS). Ending a session frees the key.
+// - The worker index lists the live sessions of each worker, the call index those of each (owner,
+//   call_id); the owner index every stored session.
 // - Each owner's live sessions are counted ("pbx/..." owners only); creating a live session past
 //   `max_live_per_owner` is RESOURCE_EXHAUSTED naming max_sessions_per_pbx. Adoption (a relay
 //   announcing calls it carries) is never refused for the count: the calls exist already.
@@ -26,6 +27,13 @@
 #include "services/control/store/change_log.h"
 
 namespace latchkey::control {
+
+// The caller-tag part of a call key: the from-tag, refined by the fork's branch when there is one.
+// Tags and branches are printable (CheckToken), so the separator never occurs in either.
+inline std::string CallTag(const std::string& from_tag, const std::string& branch) {
+  return branch.empty() ? from_tag : from_tag + '\x1f' + branch;
+}
+inline std::string CallTagOf(const v1::Session& session) { return CallTag(session.caller().tag(), session.branch()); }
 
 struct SessionWrite {
   // 0: create (ALREADY_EXISTS if the id exists); otherwise the version the caller read (ABORTED if
@@ -67,7 +75,10 @@ class SessionStore {
   virtual absl::StatusOr<v1::Session> Get(const std::string& session_id) = 0;
   // The live session holding a call key; NOT_FOUND if none.
   virtual absl::StatusOr<v1::Session> FindLive(const std::string& owner, const std::string& call_id,
-                                               const std::string& from_tag) = 0;
+                                               const std::string& from_tag, const std::string& branch = "") = 0;
+  // Up to `limit` live sessions of one Call-ID (every branch, whoever offered), in no set order.
+  virtual absl::StatusOr<std::vector<v1::Session>> ListLiveCall(const std::string& owner, const std::string& call_id,
+                                                                size_t limit) = 0;
   // Sessions in id order after `cursor` (a next_cursor, or "").
   virtual absl::StatusOr<SessionPage> List(const SessionFilter& filter, const std::string& cursor, size_t limit) = 0;
   // Up to `limit` sessions whose expires_at is at or before `now`, earliest first, left in place

@@ -52,7 +52,7 @@ absl::Status FunctionError(const v1::Session& session, const SessionWrite& write
     (void)absl::SimpleAtoi(detail, &held);
     return OwnerLimitReached("max_sessions_per_pbx", session.owner(), held, "live sessions");
   }
-  return absl::InternalError(absl::StrCat("redis: lk_s2_write: unexpected error ", code));
+  return absl::InternalError(absl::StrCat("redis: lk_s3_write: unexpected error ", code));
 }
 
 }  // namespace
@@ -66,11 +66,11 @@ absl::StatusOr<v1::Session> RedisSessionStore::Write(const v1::Session& session,
   v1::Session record = session;
   record.clear_version();
   const bool live = session.state() != v1::SESSION_STATE_ENDED;
-  auto reply = Fcall("lk_s2_write",
+  auto reply = Fcall("lk_s3_write",
                      {session.session_id(), record.SerializeAsString(), absl::StrCat(write.expected_version),
                       write.expires_at == absl::InfiniteFuture() ? "" : absl::StrCat(CeilUnixMillis(write.expires_at)),
                       absl::StrCat(write.max_live_per_owner), absl::StrCat(write.min_version), live ? "1" : "0",
-                      session.owner(), CallKey(session.owner(), session.call_id(), session.caller().tag()),
+                      session.owner(), CallKey(session.owner(), session.call_id(), CallTagOf(session)),
                       session.worker_id(), write.event ? write.event->SerializeAsString() : "", log_length_});
   if (!reply.ok()) return reply.status();
   const std::vector<RedisReply>& e = reply->elements;
@@ -79,21 +79,21 @@ absl::StatusOr<v1::Session> RedisSessionStore::Write(const v1::Session& session,
     return record;
   }
   if (!e.empty() && e[0].str == "error") return FunctionError(session, write, e);
-  return absl::InternalError(absl::StrCat("redis: lk_s2_write: unexpected reply ", reply->DebugString()));
+  return absl::InternalError(absl::StrCat("redis: lk_s3_write: unexpected reply ", reply->DebugString()));
 }
 
 absl::Status RedisSessionStore::Remove(const std::string& session_id, uint64_t expected_version) {
-  auto reply = Fcall("lk_s2_remove", {session_id, absl::StrCat(expected_version)});
+  auto reply = Fcall("lk_s3_remove", {session_id, absl::StrCat(expected_version)});
   if (!reply.ok()) return reply.status();
   const std::vector<RedisReply>& e = reply->elements;
   if (!e.empty() && e[0].str == "ok") return absl::OkStatus();
   if (e.size() >= 3 && e[1].str == "not_found") return NoSuchSession(session_id);
   if (e.size() >= 3 && e[1].str == "stale") return StaleSessionVersion(session_id, e[2].str, expected_version);
-  return absl::InternalError(absl::StrCat("redis: lk_s2_remove: unexpected reply ", reply->DebugString()));
+  return absl::InternalError(absl::StrCat("redis: lk_s3_remove: unexpected reply ", reply->DebugString()));
 }
 
 absl::Status RedisSessionStore::AppendEvent(const v1::WatchSessionsResponse& event) {
-  return Fcall("lk_s2_append", {event.SerializeAsString(), log_length_}).status();
+  return Fcall("lk_s3_append", {event.SerializeAsString(), log_length_}).status();
 }
 
 absl::StatusOr<std::string> RedisSessionStore::LogTail() { return ReadLogTail(*client_, prefix_, "slog"); }
@@ -125,15 +125,15 @@ absl::StatusOr<LogPage<v1::WatchSessionsResponse>> RedisSessionStore::ReadLog(co
 }
 
 absl::StatusOr<v1::Session> RedisSessionStore::Get(const std::string& session_id) {
-  auto reply = Fcall("lk_s2_get", {session_id});
+  auto reply = Fcall("lk_s3_get", {session_id});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return NoSuchSession(session_id);
   return Decode(reply->elements, 0);
 }
 
 absl::StatusOr<v1::Session> RedisSessionStore::FindLive(const std::string& owner, const std::string& call_id,
-                                                        const std::string& from_tag) {
-  auto reply = Fcall("lk_s2_find_live", {CallKey(owner, call_id, from_tag)});
+                                                        const std::string& from_tag, const std::string& branch) {
+  auto reply = Fcall("lk_s3_find_live", {CallKey(owner, call_id, CallTag(from_tag, branch))});
   if (!reply.ok()) return reply.status();
   if (reply->elements.empty()) return NoLiveCall(call_id, from_tag);
   return Decode(reply->elements, 0);
@@ -142,10 +142,10 @@ absl::StatusOr<v1::Session> RedisSessionStore::FindLive(const std::string& owner
 absl::StatusOr<SessionPage> RedisSessionStore::List(const SessionFilter& filter, const std::string& cursor,
                                                     size_t limit) {
   if (limit == 0) return absl::InvalidArgumentError("limit: must be at least 1");
-  auto reply = Fcall("lk_s2_list", {cursor, absl::StrCat(limit), filter.owner.value_or(""),
+  auto reply = Fcall("lk_s3_list", {cursor, absl::StrCat(limit), filter.owner.value_or(""),
                                     filter.owner ? "1" : "0", filter.worker_id});
   if (!reply.ok()) return reply.status();
-  if (reply->elements.empty()) return absl::InternalError("redis: lk_s2_list: empty reply");
+  if (reply->elements.empty()) return absl::InternalError("redis: lk_s3_list: empty reply");
   SessionPage page;
   page.next_cursor = reply->elements[0].str;
   auto sessions = DecodeAll(reply->elements, 1);
@@ -155,13 +155,20 @@ absl::StatusOr<SessionPage> RedisSessionStore::List(const SessionFilter& filter,
 }
 
 absl::StatusOr<std::vector<v1::Session>> RedisSessionStore::ListExpired(absl::Time now, size_t limit) {
-  auto reply = Fcall("lk_s2_list_expired", {absl::StrCat(absl::ToUnixMillis(now)), absl::StrCat(limit)});
+  auto reply = Fcall("lk_s3_list_expired", {absl::StrCat(absl::ToUnixMillis(now)), absl::StrCat(limit)});
+  if (!reply.ok()) return reply.status();
+  return DecodeAll(reply->elements, 0);
+}
+
+absl::StatusOr<std::vector<v1::Session>> RedisSessionStore::ListLiveCall(const std::string& owner,
+                                                                         const std::string& call_id, size_t limit) {
+  auto reply = Fcall("lk_s3_call_live", {absl::StrCat(owner, std::string(1, kSep), call_id), absl::StrCat(limit)});
   if (!reply.ok()) return reply.status();
   return DecodeAll(reply->elements, 0);
 }
 
 absl::StatusOr<uint64_t> RedisSessionStore::LiveCount(const std::string& owner) {
-  auto reply = Fcall("lk_s2_live_count", {owner});
+  auto reply = Fcall("lk_s3_live_count", {owner});
   if (!reply.ok()) return reply.status();
   return static_cast<uint64_t>(ReplyInt(*reply));
 }

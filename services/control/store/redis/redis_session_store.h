@@ -23,9 +23,11 @@ class RedisSessionStore : public SessionStore {
   absl::Status Remove(const std::string& session_id, uint64_t expected_version) override;
   absl::StatusOr<v1::Session> Get(const std::string& session_id) override;
   absl::StatusOr<v1::Session> FindLive(const std::string& owner, const std::string& call_id,
-                                       const std::string& from_tag) override;
+                                       const std::string& from_tag, const std::string& branch = "") override;
   absl::StatusOr<SessionPage> List(const SessionFilter& filter, const std::string& cursor, size_t limit) override;
   absl::StatusOr<std::vector<v1::Session>> ListExpired(absl::Time now, size_t limit) override;
+  absl::StatusOr<std::vector<v1::Session>> ListLiveCall(const std::string& owner, const std::string& call_id,
+                                                        size_t limit) override;
   absl::StatusOr<uint64_t> LiveCount(const std::string& owner) override;
   absl::Status AppendEvent(const v1::WatchSessionsResponse& event) override;
   absl::StatusOr<std::string> LogTail() override;

@@ -4,7 +4,7 @@ namespace latchkey::control::redis {
 
 // KEYS[1] is the prefix. A record is returned as {id, rec, ver}.
 const char* SessionFunctionsSource() {
-  return R"lua(#!lua name=latchkey_sessions_v2
+  return R"lua(#!lua name=latchkey_sessions_v3
 
 local function counted(owner) return string.sub(owner, 1, 4) == 'pbx/' end
 
@@ -14,9 +14,14 @@ local function load(p, id)
   return {rec = v[1], ver = tonumber(v[2]), live = v[3] == '1', own = v[4], ck = v[5], wrk = v[6], exp = v[7]}
 end
 
+-- The Call-ID part of a call key (owner SEP call id SEP tag[SEP branch]): the key of the call's set of
+-- live sessions.
+local function call_of(ck) return string.match(ck, '^[^\31]*\31[^\31]*') end
+
 local function unindex(p, id, r)
   if r.live then
     if redis.call('HGET', p .. 'sc', r.ck) == id then redis.call('HDEL', p .. 'sc', r.ck) end
+    redis.call('SREM', p .. 'sk:' .. call_of(r.ck), id)
     if r.wrk ~= '' then redis.call('ZREM', p .. 'sw:' .. r.wrk, id) end
     if counted(r.own) and redis.call('HINCRBY', p .. 'sl', r.own, -1) <= 0 then redis.call('HDEL', p .. 'sl', r.own) end
   end
@@ -59,6 +64,7 @@ local function write(keys, args)
   if exp ~= '' then redis.call('ZADD', p .. 'sx', exp, id) end
   if live then
     redis.call('HSET', p .. 'sc', ck, id)
+    redis.call('SADD', p .. 'sk:' .. call_of(ck), id)
     if wrk ~= '' then redis.call('ZADD', p .. 'sw:' .. wrk, 0, id) end
     if counted(own) then redis.call('HINCRBY', p .. 'sl', own, 1) end
   end
@@ -145,6 +151,22 @@ local function list_expired(keys, args)
   return out
 end
 
+-- ARGV: owner SEP call id, limit. Returns {id, rec, ver, ...} of at most limit live sessions.
+local function call_live(keys, args)
+  local p, limit = keys[1], tonumber(args[2])
+  local out = {}
+  for _, id in ipairs(redis.call('SMEMBERS', p .. 'sk:' .. args[1])) do
+    if #out >= 3 * limit then break end
+    local r = load(p, id)
+    if r and r.live then
+      table.insert(out, id)
+      table.insert(out, r.rec)
+      table.insert(out, r.ver)
+    end
+  end
+  return out
+end
+
 local function live_count(keys, args)
   return tonumber(redis.call('HGET', keys[1] .. 'sl', args[1]) or '0')
 end
@@ -155,14 +177,15 @@ local function append(keys, args)
   return 1
 end
 
-redis.register_function('lk_s2_write', write)
-redis.register_function('lk_s2_append', append)
-redis.register_function('lk_s2_remove', remove)
-redis.register_function{function_name = 'lk_s2_get', callback = get, flags = {'no-writes'}}
-redis.register_function{function_name = 'lk_s2_find_live', callback = find_live, flags = {'no-writes'}}
-redis.register_function{function_name = 'lk_s2_list', callback = list, flags = {'no-writes'}}
-redis.register_function{function_name = 'lk_s2_list_expired', callback = list_expired, flags = {'no-writes'}}
-redis.register_function{function_name = 'lk_s2_live_count', callback = live_count, flags = {'no-writes'}}
+redis.register_function('lk_s3_write', write)
+redis.register_function('lk_s3_append', append)
+redis.register_function('lk_s3_remove', remove)
+redis.register_function{function_name = 'lk_s3_get', callback = get, flags = {'no-writes'}}
+redis.register_function{function_name = 'lk_s3_find_live', callback = find_live, flags = {'no-writes'}}
+redis.register_function{function_name = 'lk_s3_list', callback = list, flags = {'no-writes'}}
+redis.register_function{function_name = 'lk_s3_list_expired', callback = list_expired, flags = {'no-writes'}}
+redis.register_function{function_name = 'lk_s3_call_live', callback = call_live, flags = {'no-writes'}}
+redis.register_function{function_name = 'lk_s3_live_count', callback = live_count, flags = {'no-writes'}}
 )lua";
 }
 

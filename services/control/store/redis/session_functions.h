@@ -16,7 +16,7 @@
 //                       rec and ver (the session as written, which the event's session becomes)
 namespace latchkey::control::redis {
 
-inline constexpr char kSessionLibrary[] = "latchkey_sessions_v2";
+inline constexpr char kSessionLibrary[] = "latchkey_sessions_v3";
 
 const char* SessionFunctionsSource();
 

@@ -12,6 +12,7 @@
 #include "common/time/proto_time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "services/control/sessions/session_sweeper.h"
 #include "tests/unit/services/control/sessions/session_test_util.h"
 
 namespace latchkey::control {
@@ -54,8 +55,12 @@ class RefusingStore : public SessionStore {
   absl::Status Remove(const std::string& id, uint64_t version) override { return inner_->Remove(id, version); }
   absl::StatusOr<v1::Session> Get(const std::string& id) override { return inner_->Get(id); }
   absl::StatusOr<v1::Session> FindLive(const std::string& owner, const std::string& call_id,
-                                       const std::string& from_tag) override {
-    return inner_->FindLive(owner, call_id, from_tag);
+                                       const std::string& from_tag, const std::string& branch = "") override {
+    return inner_->FindLive(owner, call_id, from_tag, branch);
+  }
+  absl::StatusOr<std::vector<v1::Session>> ListLiveCall(const std::string& owner, const std::string& call_id,
+                                                        size_t limit) override {
+    return inner_->ListLiveCall(owner, call_id, limit);
   }
   absl::StatusOr<SessionPage> List(const SessionFilter& filter, const std::string& cursor, size_t limit) override {
     return inner_->List(filter, cursor, limit);
@@ -163,7 +168,7 @@ TEST_F(SessionManagerTest, AllocateChecksTheRequestBeforeAnyRelayCall) {
   EXPECT_EQ(bad_sdp.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad_sdp.status().message()), StartsWith("sdp:"));
   v1::AllocateSessionRequest bad_source = AllocateRequest();
-  bad_source.mutable_signaling_source()->set_port(0);
+  bad_source.mutable_signaling_source()->set_port(70000);  // 0 is "unknown", allowed
   auto refused = manager_->Allocate(bad_source, kPbxA);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(refused.status().message()), StartsWith("signaling_source.port:"));
@@ -761,6 +766,80 @@ TEST_F(SessionManagerReplicasTest, ManyRacingAllocationsEndWithOneLiveSessionPer
   EXPECT_EQ(relay_.Live(), live);  // every losing placement was freed
   EXPECT_EQ(relay_.Count(RelayOp::kCreate) - relay_.Count(RelayOp::kDelete), static_cast<size_t>(kCalls));
   EXPECT_EQ(metrics_.sessions_active->Value(), static_cast<double>(kCalls));
+}
+
+TEST_F(SessionManagerTest, EachBranchOfAForkedOfferIsItsOwnSessionAndARepeatedBranchIsAReoffer) {
+  v1::AllocateSessionRequest first = AllocateRequest("call-fork", "ft-1");
+  first.set_branch("z9hG4bK-1");
+  v1::AllocateSessionRequest second = first;
+  second.set_branch("z9hG4bK-2");
+  const v1::Session a = MustAllocate(first).session();
+  const v1::Session b = MustAllocate(second).session();
+  EXPECT_NE(a.session_id(), b.session_id());
+  EXPECT_EQ(a.branch(), "z9hG4bK-1");
+  EXPECT_EQ(relay_.Count(RelayOp::kCreate), 2u);
+  // The same branch again: the same session, its ports kept.
+  const v1::AllocateSessionResponse again = MustAllocate(first);
+  EXPECT_EQ(again.session().session_id(), a.session_id());
+  EXPECT_EQ(again.session().callee().relay(0).rtp().port(), a.callee().relay(0).rtp().port());
+  EXPECT_EQ(relay_.Count(RelayOp::kCreate), 2u);
+  // No branch is a third call key.
+  EXPECT_NE(MustAllocate(AllocateRequest("call-fork", "ft-1")).session().session_id(), a.session_id());
+  // A branch is a token like a tag.
+  v1::AllocateSessionRequest bad = first;
+  bad.set_branch("has space");
+  auto refused = manager_->Allocate(bad, kPbxA);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("branch"));
+}
+
+TEST_F(SessionManagerTest, ASignalingSourceWithoutPortIsTheIpAlone) {
+  v1::AllocateSessionRequest request = AllocateRequest();
+  request.mutable_signaling_source()->set_port(0);
+  const v1::Session session = MustAllocate(request).session();
+  EXPECT_EQ(session.caller().signaling_source().port(), 0u);
+  EXPECT_EQ(session.caller().signaling_source().ip(), request.signaling_source().ip());
+  request.mutable_signaling_source()->set_ip("not-an-ip");
+  request.set_call_id("call-2");
+  auto refused = manager_->Allocate(request, kPbxA);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("signaling_source.ip"));
+}
+
+TEST_F(SessionManagerTest, ADelayedReleaseEndsTheSessionAtItsDeadlineUnlessNewSdpRevivesIt) {
+  SessionSweeper sweeper(&store_, &writer_);
+  const std::string id = MustAllocate(AllocateRequest("call-d", "ft-1")).session().session_id();
+  MustAnswer(AnswerRequest(id));
+  Events();
+  auto scheduled = manager_->Release(id, kPbxA, absl::Seconds(30));
+  ASSERT_TRUE(scheduled.ok()) << scheduled.status();
+  EXPECT_EQ(scheduled->state(), v1::SESSION_STATE_ANSWERED);
+  EXPECT_EQ(FromProto(scheduled->release_at()), kT0 + absl::Seconds(30));
+  EXPECT_THAT(Types(Events()), ElementsAre(v1::SESSION_EVENT_TYPE_RELEASE_SCHEDULED));
+  EXPECT_EQ(relay_.Count(RelayOp::kDelete), 0u);
+  // A second delayed release (the other side's BYE) keeps the earlier deadline.
+  now_ = kT0 + absl::Seconds(10);
+  ASSERT_TRUE(manager_->Release(id, kPbxA, absl::Seconds(30)).ok());
+  EXPECT_EQ(FromProto(Stored(id).release_at()), kT0 + absl::Seconds(30));
+
+  // New SDP before the deadline (a re-INVITE racing the BYE) calls the release off.
+  ASSERT_TRUE(manager_->Update(UpdateRequest(id, v1::SIDE_CALLER, samples::kYealinkHoldReinvite), kPbxA).ok());
+  EXPECT_FALSE(Stored(id).has_release_at());
+  now_ = kT0 + absl::Seconds(31);
+  EXPECT_EQ(sweeper.SweepExpired(), 0u);
+  EXPECT_EQ(Stored(id).state(), v1::SESSION_STATE_ANSWERED);
+
+  // Scheduled again and left alone: the sweeper ends it at the deadline, as released.
+  ASSERT_TRUE(manager_->Release(id, kPbxA, absl::Seconds(5)).ok());
+  now_ = kT0 + absl::Seconds(35);
+  EXPECT_EQ(sweeper.SweepExpired(), 0u);
+  now_ = kT0 + absl::Seconds(36);
+  EXPECT_EQ(sweeper.SweepExpired(), 1u);
+  EXPECT_EQ(Stored(id).state(), v1::SESSION_STATE_ENDED);
+  EXPECT_EQ(Stored(id).end_reason(), v1::SESSION_EVENT_TYPE_RELEASED);
+  EXPECT_EQ(relay_.Count(RelayOp::kDelete), 1u);
+  // The call key is free again: the same Call-ID and tag make a new call.
+  EXPECT_NE(MustAllocate(AllocateRequest("call-d", "ft-1")).session().session_id(), id);
 }
 
 }  // namespace

@@ -185,10 +185,17 @@ TEST_F(SessionSdpDescribeTest, RelayChainFollowsTheRelayAddressCheck) {
   EXPECT_FALSE(session_.callee().relay_chain());
 }
 
+TEST_F(SessionSdpDescribeTest, ASourcePortOfZeroIsUnknownAndTheIpStillDecides) {
+  // ng carries the signalling IP only.
+  ASSERT_TRUE(Describe(v1::SIDE_CALLER, samples::kYealinkOffer, Address("203.0.113.5", 0)).ok());
+  EXPECT_EQ(session_.caller().signaling_source().port(), 0u);
+  EXPECT_EQ(session_.caller().verdict().state(), v1::NAT_STATE_BEHIND_NAT);
+}
+
 TEST_F(SessionSdpDescribeTest, RefusesBadSourceAndBadSdpNamingTheField) {
   auto bad_ip = Describe(v1::SIDE_CALLER, samples::kYealinkOffer, Address("300.1.1.1", 5060));
   ExpectInvalid(bad_ip.status(), "signaling_source.ip");
-  auto bad_port = Describe(v1::SIDE_CALLER, samples::kYealinkOffer, Address("203.0.113.5", 0));
+  auto bad_port = Describe(v1::SIDE_CALLER, samples::kYealinkOffer, Address("203.0.113.5", 65536));
   ExpectInvalid(bad_port.status(), "signaling_source.port");
   auto empty = Describe(v1::SIDE_CALLER, "", Address("203.0.113.5", 5060));
   ExpectInvalid(empty.status(), "sdp");

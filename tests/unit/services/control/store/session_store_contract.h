@@ -2,6 +2,7 @@
 // The rules every SessionStore keeps (services/control/store/session_store.h), as one parameterized
 // suite: instantiated for the in-memory store (memory_session_store_test.cc) and for the Redis store
 // against a real redis-server (tests/integration/redis_store_test.cc).
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -286,6 +287,54 @@ TEST_P(SessionStoreContract, FindLiveReturnsOnlyTheLiveHolder) {
   EXPECT_EQ(store.FindLive("pbx/a", "c2", "ft").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store.FindLive("pbx/b", "c1", "ft").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store.FindLive("pbx/a", "c1", "other").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(SessionStoreContract, BranchesOfOneCallKeyAreHeldApart) {
+  SessionStore& store = *store_;
+  v1::Session fork1 = Live("s1", "pbx/a", "c1", "ft");
+  fork1.set_branch("b1");
+  v1::Session fork2 = Live("s2", "pbx/a", "c1", "ft");
+  fork2.set_branch("b2");
+  MustWrite(store, fork1, Create());
+  MustWrite(store, fork2, Create());
+  EXPECT_EQ(store.FindLive("pbx/a", "c1", "ft", "b1")->session_id(), "s1");
+  EXPECT_EQ(store.FindLive("pbx/a", "c1", "ft", "b2")->session_id(), "s2");
+  EXPECT_EQ(store.FindLive("pbx/a", "c1", "ft").status().code(), absl::StatusCode::kNotFound);
+  // The same branch twice is the same key.
+  v1::Session again = fork1;
+  again.set_session_id("s3");
+  EXPECT_EQ(store.Write(again, Create()).status().code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST_P(SessionStoreContract, TheCallIndexListsEveryLiveSessionOfOneCallId) {
+  SessionStore& store = *store_;
+  v1::Session fork1 = Live("s1", "pbx/a", "c1", "ft");
+  fork1.set_branch("b1");
+  v1::Session fork2 = Live("s2", "pbx/a", "c1", "ft");
+  fork2.set_branch("b2");
+  MustWrite(store, fork1, Create());
+  MustWrite(store, fork2, Create());
+  MustWrite(store, Live("s3", "pbx/a", "c1", "other-tag"), Create());
+  MustWrite(store, Live("s4", "pbx/b", "c1", "ft"), Create());  // another owner's call
+  MustWrite(store, Live("s5", "pbx/a", "c2", "ft"), Create());
+  auto ids = [&](const std::string& owner, const std::string& call_id, size_t limit) {
+    std::vector<std::string> out;
+    auto listed = store.ListLiveCall(owner, call_id, limit);
+    EXPECT_TRUE(listed.ok()) << listed.status();
+    if (listed.ok()) {
+      for (const v1::Session& s : *listed) out.push_back(s.session_id());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_THAT(ids("pbx/a", "c1", 10), ElementsAre("s1", "s2", "s3"));
+  EXPECT_EQ(ids("pbx/a", "c1", 2).size(), 2u);
+  EXPECT_THAT(ids("pbx/b", "c1", 10), ElementsAre("s4"));
+  // Ending a session takes it out; removing the last empties the call.
+  MustWrite(store, Ended(fork2), Update(1));
+  EXPECT_THAT(ids("pbx/a", "c1", 10), ElementsAre("s1", "s3"));
+  ASSERT_TRUE(store.Remove("s5", 1).ok());
+  EXPECT_THAT(ids("pbx/a", "c2", 10), IsEmpty());
 }
 
 TEST_P(SessionStoreContract, WorkerIndexFollowsWorkerIdAndDropsEndedSessions) {
