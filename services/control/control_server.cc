@@ -3,7 +3,9 @@
 #include "absl/time/clock.h"
 #include "common/grpc/tls.h"
 #include "common/log/log.h"
+#include "common/net/cidr.h"
 #include "common/time/proto_time.h"
+#include "common/validation.h"
 
 namespace latchkey::control {
 namespace {
@@ -32,6 +34,12 @@ absl::Status Validate(const v1::ControlConfig& config) {
   }
   if (config.worker_listen() == config.listen()) {
     return absl::InvalidArgumentError("worker_listen: must differ from listen (the worker API has its own port)");
+  }
+  if (config.ng().threads() > 64) return absl::InvalidArgumentError("ng.threads: must be 1-64");
+  if (absl::Status s = CheckToken("ng.identity", config.ng().identity(), 64); !s.ok()) return s;
+  if (FromProto(config.ng().delete_delay()) < absl::ZeroDuration() ||
+      FromProto(config.ng().delete_delay()) > absl::Hours(1)) {
+    return absl::InvalidArgumentError("ng.delete_delay: must be 0-1h");
   }
   return grpcutil::ValidateTls(config.tls());
 }
@@ -65,6 +73,11 @@ void ApplyDefaults(v1::ControlConfig* c) {
   DefaultDuration(c->mutable_store_timeout(), c->has_store_timeout(), absl::Milliseconds(500));
   DefaultDuration(c->mutable_forget_lost_workers_after(), c->has_forget_lost_workers_after(), absl::Hours(1));
   grpcutil::ApplyTlsDefaults(c->mutable_tls());
+  v1::NgConfig* ng = c->mutable_ng();
+  if (ng->identity().empty()) ng->set_identity("ng");
+  DefaultDuration(ng->mutable_delete_delay(), ng->has_delete_delay(), absl::Seconds(30));
+  if (ng->threads() == 0) ng->set_threads(4);
+  if (ng->max_sessions_per_call() == 0) ng->set_max_sessions_per_call(32);
 }
 
 absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlConfig config) {
@@ -159,6 +172,20 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(v1::ControlC
     if (!health.ok()) return health.status();
     s.health_grpc_ = *std::move(health);
   }
+  if (!config.ng().listen().empty()) {
+    auto allow = net::CidrSet::Parse(config.ng().allow(), "ng.allow");
+    if (!allow.ok()) return allow.status();
+    s.ng_metrics_ = std::make_unique<ng::NgMetrics>(*s.registry_);
+    ng::CommandOptions ng_options;
+    ng_options.caller = grpcutil::Caller::Of(auth::Role::kPbx, config.ng().identity());
+    ng_options.delete_delay = FromProto(config.ng().delete_delay());
+    ng_options.max_sessions_per_call = config.ng().max_sessions_per_call();
+    s.ng_handler_ = std::make_unique<ng::CommandHandler>(ng_options, s.sessions_.get(), session_store, clock);
+    auto ng_server = ng::NgServer::Start({config.ng().listen(), *std::move(allow), static_cast<int>(config.ng().threads())},
+                                         s.ng_handler_.get(), s.ng_metrics_.get());
+    if (!ng_server.ok()) return ng_server.status();
+    s.ng_server_ = *std::move(ng_server);
+  }
   s.binding_events_->Start();
   s.session_events_->Start();
   // Leading (or not) is settled before the first request, so a single replica pushes at once.
@@ -191,6 +218,8 @@ void ControlServer::Shutdown() {
   grpc_.SetServing(false);
   worker_grpc_.SetServing(false);
   health_grpc_.SetServing(false);
+  // No new ng requests; those running finish first.
+  if (ng_server_) ng_server_->Shutdown();
   // Watch streams end first so Shutdown does not wait for them.
   if (binding_events_) binding_events_->Shutdown();
   if (session_events_) session_events_->Shutdown();

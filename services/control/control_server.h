@@ -17,6 +17,9 @@
 #include "services/control/events/event_feed.h"
 #include "services/control/keepalive/keepalive_assigner.h"
 #include "services/control/leader/leadership.h"
+#include "services/control/ng/commands.h"
+#include "services/control/ng/ng_metrics.h"
+#include "services/control/ng/ng_server.h"
 #include "services/control/sessions/relay_sessions.h"
 #include "services/control/sessions/session_manager.h"
 #include "services/control/sessions/session_sweeper.h"
@@ -40,6 +43,8 @@ class ControlServer {
   int worker_grpc_port() const { return worker_grpc_.port; }
   int health_port() const { return health_grpc_.port; }
   int metrics_port() const { return metrics_server_->port(); }
+  // The ng front door's UDP port; 0 when off.
+  int ng_port() const { return ng_server_ ? ng_server_->port() : 0; }
   // "memory", or the Redis target the bindings are shared on.
   const std::string& store() const { return stores_.description; }
   void Shutdown();
@@ -68,6 +73,9 @@ class ControlServer {
   std::unique_ptr<WorkerRegistryServiceImpl> worker_service_;
   std::unique_ptr<WatchLimits> watch_limits_;
   std::unique_ptr<grpcutil::Gate> gate_;
+  std::unique_ptr<ng::NgMetrics> ng_metrics_;
+  std::unique_ptr<ng::CommandHandler> ng_handler_;
+  std::unique_ptr<ng::NgServer> ng_server_;
   grpcutil::StartedServer grpc_;         // NatControlService
   grpcutil::StartedServer worker_grpc_;  // WorkerRegistryService
   grpcutil::StartedServer health_grpc_;  // plaintext health for probes (optional)

@@ -1,5 +1,6 @@
 // latchkey-control: the gRPC control plane a PBX calls for NAT bindings and relay sessions.
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -21,6 +22,12 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9400", "Prometheus /metrics li
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 ABSL_FLAG(std::string, store, "memory",
           "Where bindings and sessions live: memory, redis://HOST:PORT or redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME");
+
+ABSL_FLAG(std::string, ng_listen, "",
+          "UDP HOST:PORT of the rtpengine ng protocol front door for Kamailio/OpenSIPS (empty: off)");
+ABSL_FLAG(std::vector<std::string>, ng_allow, {},
+          "comma-separated CIDRs whose ng requests are served (empty: loopback only)");
+ABSL_FLAG(std::string, ng_identity, "", "PBX identity that ng sessions belong to (default: ng)");
 
 int main(int argc, char** argv) {
   using namespace latchkey;
@@ -49,6 +56,13 @@ int main(int argc, char** argv) {
     config.set_metrics_listen(absl::GetFlag(FLAGS_metrics_listen));
   }
 
+  if (config::FlagGiven(FLAGS_ng_listen)) config.mutable_ng()->set_listen(absl::GetFlag(FLAGS_ng_listen));
+  if (config::FlagGiven(FLAGS_ng_allow)) {
+    config.mutable_ng()->clear_allow();
+    for (const std::string& cidr : absl::GetFlag(FLAGS_ng_allow)) config.mutable_ng()->add_allow(cidr);
+  }
+  if (config::FlagGiven(FLAGS_ng_identity)) config.mutable_ng()->set_identity(absl::GetFlag(FLAGS_ng_identity));
+
   auto server = control::ControlServer::Start(config);
   if (!server.ok()) {
     log::LogError("cannot start").Kv("error", server.status().ToString());
@@ -60,6 +74,7 @@ int main(int argc, char** argv) {
       .Kv("worker_grpc_port", (*server)->worker_grpc_port())
       .Kv("tls", !config.tls().cert_file().empty())
       .Kv("metrics_port", (*server)->metrics_port())
+      .Kv("ng_port", (*server)->ng_port())
       .Kv("store", (*server)->store());
   const int signal = process::WaitForTerminationSignal();
   log::LogInfo("shutting down").Kv("signal", signal);

@@ -44,22 +44,8 @@ constexpr char kCalleeAnswer[] =
     "a=rtpmap:101 telephone-event/8000\r\n"
     "a=sendrecv\r\n";
 
-// The port of the first m= line and the address of the first c= line of an SDP.
-struct SdpMedia {
-  std::string address;
-  int port = 0;
-};
-SdpMedia FirstMedia(const std::string& sdp) {
-  SdpMedia out;
-  for (absl::string_view line : absl::StrSplit(sdp, "\r\n")) {
-    if (absl::StartsWith(line, "c=IN IP4 ") && out.address.empty()) out.address = std::string(line.substr(9));
-    if (absl::StartsWith(line, "m=audio ") && out.port == 0) {
-      std::vector<absl::string_view> parts = absl::StrSplit(line, ' ');
-      if (parts.size() > 1) (void)absl::SimpleAtoi(parts[1], &out.port);
-    }
-  }
-  return out;
-}
+using testing::FirstMedia;
+using testing::SdpMedia;
 
 class SessionsTest : public ::testing::Test {
  protected:

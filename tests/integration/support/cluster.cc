@@ -180,4 +180,16 @@ std::string AudioSdp(const std::string& ip, int port, const std::string& extra) 
                       " RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n", extra);
 }
 
+SdpMedia FirstMedia(const std::string& sdp) {
+  SdpMedia out;
+  for (absl::string_view line : absl::StrSplit(sdp, "\r\n")) {
+    if (absl::StartsWith(line, "c=IN IP4 ") && out.address.empty()) out.address = std::string(line.substr(9));
+    if (absl::StartsWith(line, "m=audio ") && out.port == 0) {
+      std::vector<absl::string_view> parts = absl::StrSplit(line, ' ');
+      if (parts.size() > 1) (void)absl::SimpleAtoi(parts[1], &out.port);
+    }
+  }
+  return out;
+}
+
 }  // namespace latchkey::testing

@@ -107,6 +107,13 @@ bool WaitForWorker(v1::NatControlService::Stub& stub, const std::string& worker_
 // The value of one Prometheus series (name with labels, exactly as exposed); -1 when absent.
 double MetricValue(const std::string& metrics, const std::string& series);
 
+// The address of the first c= line and the port of the first m=audio line of an SDP.
+struct SdpMedia {
+  std::string address;
+  int port = 0;
+};
+SdpMedia FirstMedia(const std::string& sdp);
+
 // A phone's SDP: one PCMU audio stream (with telephone-event) at `ip`:`port`, then `extra` lines.
 std::string AudioSdp(const std::string& ip, int port, const std::string& extra = "");
 
