@@ -1,5 +1,6 @@
-// Parses arbitrary bytes as an ng datagram, what anyone who reaches the ng port can send control.
-// Nothing may crash; what parses must encode back to bytes that parse to the same value (the
+// Parses arbitrary bytes as an ng datagram, what anyone who reaches the ng port can send control,
+// and reads it as a command up to the session core (keys, flags, what it asks of the relay; no
+// I/O). Nothing may crash; what parses must encode back to bytes that parse to the same value (the
 // decoder and the encoder agree), and nesting stays within the limit.
 #include <cstddef>
 #include <cstdint>
@@ -8,7 +9,9 @@
 
 #include "absl/strings/string_view.h"
 #include "services/control/ng/bencode.h"
+#include "services/control/ng/command.h"
 #include "services/control/ng/message.h"
+#include "services/control/ng/translate.h"
 
 namespace ng = latchkey::control::ng;
 
@@ -26,5 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::abort();
   }
   (void)ng::FormatError(request->cookie, "fuzz");
+  auto command = ng::ReadCommand(request->body);
+  if (command.ok() && ng::RequireKeys(*command).ok()) (void)ng::Translate(*command, "127.0.0.1");
   return 0;
 }

@@ -18,6 +18,7 @@ void ReplyCache::Rotate(absl::Time now) {
   }
   previous_ = std::move(current_);
   current_ = std::move(busy);
+  current_bytes_ = 0;
   // Two retentions without traffic: nothing of the older generation may survive either.
   if (now - rotated_at_ >= 2 * retention_) {
     for (auto it = previous_.begin(); it != previous_.end();) {
@@ -53,6 +54,12 @@ void ReplyCache::Finish(const std::string& source, const std::string& cookie, st
   for (auto* generation : {&current_, &previous_}) {
     auto it = generation->find(key);
     if (it == generation->end()) continue;
+    if (generation == &current_ && current_bytes_ + reply.size() > max_bytes_) {
+      generation->erase(it);
+      ++uncached_;
+      return;
+    }
+    if (generation == &current_) current_bytes_ += reply.size();
     it->second.done = true;
     it->second.reply = std::move(reply);
     return;

@@ -13,8 +13,9 @@
 //   swapped every `retention`, as rtpengine does with 30 s).
 // - The key includes the source address: clients that share a cookie scheme (several Kamailio
 //   instances with one server_id) do not collide.
-// - At most `max_entries` per generation: past that, Begin answers kNew without caching (the request
-//   is still served; only its retransmissions would run again), and counts it.
+// - At most `max_entries` per generation, and replies of at most `max_bytes` in all per generation
+//   (an SDP reply can be 64 KiB): past either, the request is still served but its reply is not
+//   kept (only its retransmissions would run again), and counted.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,8 +29,9 @@ class ReplyCache {
  public:
   enum class Lookup { kNew, kBusy, kDone };
 
-  ReplyCache(absl::Duration retention = absl::Seconds(30), size_t max_entries = 100'000)
-      : retention_(retention), max_entries_(max_entries) {}
+  ReplyCache(absl::Duration retention = absl::Seconds(30), size_t max_entries = 100'000,
+             size_t max_bytes = 64 << 20)
+      : retention_(retention), max_entries_(max_entries), max_bytes_(max_bytes) {}
 
   // `reply` is set for kDone.
   Lookup Begin(const std::string& source, const std::string& cookie, absl::Time now, std::string* reply);
@@ -48,6 +50,8 @@ class ReplyCache {
 
   const absl::Duration retention_;
   const size_t max_entries_;
+  const size_t max_bytes_;
+  size_t current_bytes_ = 0;  // of the replies kept in current_
   absl::flat_hash_map<std::string, Entry> current_;
   absl::flat_hash_map<std::string, Entry> previous_;
   absl::Time rotated_at_ = absl::InfinitePast();

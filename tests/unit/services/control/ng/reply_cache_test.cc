@@ -60,5 +60,17 @@ TEST(ReplyCacheTest, AFullCacheStillServesButDoesNotRemember) {
   EXPECT_EQ(cache.Begin("a", "3", kT0, &reply), Lookup::kNew) << "not remembered";
 }
 
+TEST(ReplyCacheTest, BigRepliesPastTheByteBoundAreServedButNotKept) {
+  ReplyCache cache(absl::Seconds(30), 100, /*max_bytes=*/100);
+  std::string reply;
+  ASSERT_EQ(cache.Begin("a", "c1", kT0, &reply), Lookup::kNew);
+  cache.Finish("a", "c1", std::string(80, 'x'), kT0);
+  ASSERT_EQ(cache.Begin("a", "c2", kT0, &reply), Lookup::kNew);
+  cache.Finish("a", "c2", std::string(80, 'y'), kT0);  // 160 > 100: not kept
+  EXPECT_EQ(cache.Begin("a", "c1", kT0, &reply), Lookup::kDone);
+  EXPECT_EQ(cache.Begin("a", "c2", kT0, &reply), Lookup::kNew) << "runs again";
+  EXPECT_EQ(cache.uncached(), 1u);
+}
+
 }  // namespace
 }  // namespace latchkey::control::ng
