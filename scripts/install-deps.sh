@@ -20,6 +20,9 @@ test_pkgs+=(redis-server redis-sentinel redis-tools)
 # The ng front door's real client (Kamailio's rtpengine module) and its reference server (rtpengine,
 # for the differential tests and the benchmark).
 test_pkgs+=(kamailio rtpengine-daemon)
+# Kamailio's registration integration (deploy/integrations/kamailio): its Python module calls
+# control's gRPC API with Debian's grpcio; the messages come from protoc (protobuf-compiler).
+test_pkgs+=(kamailio-python3-modules python3-grpcio python3-protobuf)
 # The deploy checks keep the Redis image's entrypoint shellcheck-clean.
 test_pkgs+=(shellcheck)
 # Deploy checks (tests/deploy): promtool and a Prometheus server, kubectl for `kubectl kustomize`,
