@@ -301,6 +301,9 @@ int SessionsGet(Context& ctx, const Args& args) {
 int SessionsRelease(Context& ctx, const Args& args) {
   v1::ReleaseSessionRequest request;
   request.set_session_id(args[0]);
+  if (const absl::Duration delay = absl::GetFlag(FLAGS_delay); delay > absl::ZeroDuration()) {
+    *request.mutable_delay() = ToProto(delay);
+  }
   v1::ReleaseSessionResponse response;
   grpc::Status status =
       ctx.Call([&](grpc::ClientContext* c) { return ctx.control().ReleaseSession(c, request, &response); });
@@ -308,7 +311,8 @@ int SessionsRelease(Context& ctx, const Args& args) {
   if (ctx.json()) {
     ctx.PrintJson(response);
   } else {
-    ctx.Print(absl::StrCat("released session ", response.session().session_id(), "\n",
+    ctx.Print(absl::StrCat(response.session().has_release_at() ? "release scheduled for session " : "released session ",
+                           response.session().session_id(), "\n",
                            RenderSession(response.session())));
   }
   return kExitOk;

@@ -31,5 +31,7 @@ ABSL_FLAG(std::string, sdp, "", "File holding the SDP offer or answer as the pho
 ABSL_FLAG(std::string, signaling_source, "", "IP:PORT the INVITE (offer) or the 200 OK (answer) came from");
 ABSL_FLAG(std::string, latching_mode, "",
           "first_packet, signaling_source, heuristic or strict (default: control chooses from the NAT verdict)");
+ABSL_FLAG(absl::Duration, delay, absl::ZeroDuration(),
+          "sessions release: keep media flowing this long, then end the session unless new SDP revives it");
 ABSL_FLAG(absl::Duration, media_timeout, absl::ZeroDuration(),
           "End the session after this long without media (0: control's configured default, 60s unless set)");

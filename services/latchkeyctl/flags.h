@@ -37,3 +37,4 @@ ABSL_DECLARE_FLAG(std::string, sdp);
 ABSL_DECLARE_FLAG(std::string, signaling_source);
 ABSL_DECLARE_FLAG(std::string, latching_mode);
 ABSL_DECLARE_FLAG(absl::Duration, media_timeout);
+ABSL_DECLARE_FLAG(absl::Duration, delay);

@@ -51,7 +51,8 @@ const std::vector<CommandSpec>& Commands() {
       {{"sessions", "list"}, "[--worker=ID] [--limit=N]", 0, {"worker", "limit"}, SessionsList,
        "list relay sessions (all pages, up to --limit, default 10000)"},
       {{"sessions", "get"}, "ID", 1, {}, SessionsGet, "show one session with both legs and their figures"},
-      {{"sessions", "release"}, "ID", 1, {}, SessionsRelease, "end a session and free its relay ports"},
+      {{"sessions", "release"}, "ID [--delay=D]", 1, {"delay"}, SessionsRelease,
+       "end a session and free its relay ports, now or after --delay (new SDP meanwhile revives it)"},
       {{"sessions", "offer"},
        "--call_id=ID --from_tag=TAG --sdp=FILE --signaling_source=IP:PORT "
        "[--latching_mode=first_packet|signaling_source|heuristic|strict] [--media_timeout=60s]",

@@ -151,7 +151,9 @@ std::string RenderSession(const v1::Session& session) {
   Block block;
   block.Add("session_id", session.session_id());
   block.Add("call_id", session.call_id());
+  if (!session.branch().empty()) block.Add("branch", session.branch());
   block.Add("state", EnumName(session.state()));
+  if (session.has_release_at()) block.Add("release_at", FormatTime(session.release_at()));
   if (session.state() == v1::SESSION_STATE_ENDED) block.Add("end_reason", EnumName(session.end_reason()));
   block.Add("worker", OrDash(session.worker_id()));
   block.Add("created_at", FormatTime(session.created_at()));

@@ -8,9 +8,14 @@
 #                                 binaries from LATCHKEY_{CONTROL,RELAY,CTL}_BIN (CMake sets them)
 #   NG_SERVER=rtpengine           Debian's rtpengine in the foreground (userspace only), the reference
 #
+#   NG_SERVER=both                both of the above side by side (tests/e2e/ng-differential.sh), the
+#                                 caller moving NG_PORT and RELAY_PORT_MIN/MAX between the two starts
+#
 # Root is needed: sipp plays pcap audio through a raw socket, and the tap (kamailio/ng_tool.py) reads
 # every packet on lo to see the ng exchange and where the RTP really goes. KEEP_SCRATCH=1 keeps the
 # scratch directory (logs, captures, sipp message logs) and prints its path.
+# NG_ONLY=1: only the ng servers are used (no Kamailio, sipp or tap), so neither root nor those
+# packages are required. PORT_BLOCK (default 64, a multiple of 64) widens the block of ports.
 set -euo pipefail
 
 e2e_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,6 +24,8 @@ source "$e2e_dir/../shell_lib.sh"
 SKIP=77
 kam_dir=$e2e_dir/kamailio
 NG_SERVER=${NG_SERVER:-latchkey}
+NG_ONLY=${NG_ONLY:-0}
+PORT_BLOCK=${PORT_BLOCK:-64}
 KAMAILIO_MODULES=/usr/lib/x86_64-linux-gnu/kamailio/modules/
 PCAP_SOURCE=/usr/share/sip-tester/g711a.pcap
 
@@ -30,20 +37,23 @@ skip() {
 }
 
 # --- Preconditions: skip (77) where this cannot run, fail where the test setup is incomplete.
-((EUID == 0)) || skip "needs root (sipp plays pcap audio through a raw socket; the tap reads lo with AF_PACKET)"
-case $NG_SERVER in
-  latchkey)
-    for var in LATCHKEY_CONTROL_BIN LATCHKEY_RELAY_BIN LATCHKEY_CTL_BIN; do
-      [[ -x ${!var:-} ]] || fail "$var is not set to an executable (run through ctest)"
-    done
-    ;;
-  rtpengine) command -v rtpengine >/dev/null || fail "rtpengine not installed (scripts/install-deps.sh installs rtpengine-daemon)" ;;
-  *) fail "NG_SERVER must be latchkey or rtpengine, not '$NG_SERVER'" ;;
-esac
-command -v kamailio >/dev/null || fail "kamailio not installed (scripts/install-deps.sh installs it)"
-[[ -f $KAMAILIO_MODULES/rtpengine.so ]] || fail "no $KAMAILIO_MODULES/rtpengine.so (Debian's kamailio package has it)"
-command -v sipp >/dev/null || fail "sipp not installed (scripts/install-deps.sh installs sip-tester)"
-[[ -f $PCAP_SOURCE ]] || fail "no $PCAP_SOURCE (sip-tester ships it)"
+[[ $NG_ONLY == 1 ]] || ((EUID == 0)) ||
+  skip "needs root (sipp plays pcap audio through a raw socket; the tap reads lo with AF_PACKET)"
+case $NG_SERVER in latchkey | rtpengine | both) ;; *) fail "NG_SERVER must be latchkey, rtpengine or both, not '$NG_SERVER'" ;; esac
+if [[ $NG_SERVER != rtpengine ]]; then
+  for var in LATCHKEY_CONTROL_BIN LATCHKEY_RELAY_BIN LATCHKEY_CTL_BIN; do
+    [[ -x ${!var:-} ]] || fail "$var is not set to an executable (run through ctest)"
+  done
+fi
+if [[ $NG_SERVER != latchkey ]]; then
+  command -v rtpengine >/dev/null || fail "rtpengine not installed (scripts/install-deps.sh installs rtpengine-daemon)"
+fi
+if [[ $NG_ONLY != 1 ]]; then
+  command -v kamailio >/dev/null || fail "kamailio not installed (scripts/install-deps.sh installs it)"
+  [[ -f $KAMAILIO_MODULES/rtpengine.so ]] || fail "no $KAMAILIO_MODULES/rtpengine.so (Debian's kamailio package has it)"
+  command -v sipp >/dev/null || fail "sipp not installed (scripts/install-deps.sh installs sip-tester)"
+  [[ -f $PCAP_SOURCE ]] || fail "no $PCAP_SOURCE (sip-tester ships it)"
+fi
 command -v python3 >/dev/null || fail "python3 not installed"
 command -v setpriv >/dev/null || fail "setpriv (util-linux) not installed"
 # The interpreter itself, not a version manager's shim (pyenv's costs ~0.4 s per start).
@@ -106,12 +116,12 @@ run_bg() {
   pids+=("$last_pid")
 }
 
-# --- Ports. One block of 64 (UDP and TCP free on 127.0.0.1), below the ephemeral range, chosen from
-# this shell's pid and probed; the layout inside the block is fixed.
+# --- Ports. One block of PORT_BLOCK (64; UDP and TCP free on 127.0.0.1), below the ephemeral range,
+# chosen from this shell's pid and probed; the layout inside the block is fixed.
 pick_ports() {
-  BASE=$("$PY" - "$$" <<'EOF'
+  BASE=$("$PY" - "$$" "$PORT_BLOCK" <<'EOF'
 import socket, sys
-pid = int(sys.argv[1])
+pid, block = int(sys.argv[1]), int(sys.argv[2])
 def free(port):
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         s = socket.socket(socket.AF_INET, kind)
@@ -122,13 +132,13 @@ def free(port):
         finally:
             s.close()
     return True
-slots = (32000 - 12000) // 64  # 12000-31999: clear of the ephemeral range (32768-60999)
+slots = (32000 - 12000) // block  # 12000-31999: clear of the ephemeral range (32768-60999)
 for i in range(slots):
-    base = 12000 + ((pid * 7 + i) % slots) * 64
-    if all(free(p) for p in range(base, base + 64)):
+    base = 12000 + ((pid * 7 + i) % slots) * block
+    if all(free(p) for p in range(base, base + block)):
         print(base)
         sys.exit(0)
-sys.exit("no free block of 64 ports in 12000-31999")
+sys.exit("no free block of %d ports in 12000-31999" % block)
 EOF
   ) || fail "cannot find free loopback ports"
   SIP_PORT=$BASE                    # Kamailio
@@ -144,7 +154,7 @@ EOF
   UAC_MEDIA=$((BASE + 10))          # sipp binds -mp and -mp+2
   UAS_MEDIA=$((BASE + 16))          # -rtp_echo echoes on both
   RELAY_PORT_MIN=$((BASE + 32))     # the relay's media ports: the rest of the block
-  RELAY_PORT_MAX=$((BASE + 63))
+  RELAY_PORT_MAX=$((BASE + PORT_BLOCK - 1))
   echo "ports: kamailio $SIP_PORT, caller $UAC_PORT (media $UAC_MEDIA), callee $UAS_PORT (media $UAS_MEDIA," \
     "$((UAS_MEDIA + 2))), ng $NG_PORT, relay media $RELAY_PORT_MIN-$RELAY_PORT_MAX"
 }
@@ -153,7 +163,7 @@ in_relay_range() { (($1 >= RELAY_PORT_MIN && $1 <= RELAY_PORT_MAX)); }
 
 # --- The tap: every UDP packet of the block on lo, ng and SIP with their payload ($scratch/tap.jsonl).
 start_tap() {
-  run_bg "$scratch/tap.log" "$PY" "$kam_dir/ng_tool.py" tap --ports="$BASE-$((BASE + 63))" --ng="$NG_PORT" \
+  run_bg "$scratch/tap.log" "$PY" "$kam_dir/ng_tool.py" tap --ports="$BASE-$((BASE + PORT_BLOCK - 1))" --ng="$NG_PORT" \
     --sip="$SIP_PORT,$UAC_PORT,$UAS_PORT" --out="$scratch/tap.jsonl"
   tap_pid=$last_pid
   wait_for 10 "the tap on lo" grep -q 'tap ready' "$scratch/tap.log"
@@ -227,20 +237,25 @@ start_ng_server() {
 }
 
 # --- Kamailio: the template rendered for this run, checked, run in the foreground as root (no -u/-g:
-# it keeps its privileges), its pid file and runtime directory under scratch.
+# it keeps its privileges), its pid file and runtime directory under scratch. KAMAILIO_NETNS: run it
+# (and the check, and the ping that waits for it) inside that network namespace, answering SIP on
+# KAMAILIO_IP (default 127.0.0.1) port SIP_PORT.
+in_kamailio_netns() {
+  if [[ -n ${KAMAILIO_NETNS:-} ]]; then ip netns exec "$KAMAILIO_NETNS" "$@"; else "$@"; fi
+}
 start_kamailio() {
-  local template=${1:-$kam_dir/test.cfg.in}
+  local template=${1:-$kam_dir/test.cfg.in} sip=${KAMAILIO_IP:-127.0.0.1}:$SIP_PORT
   kam_cfg=$scratch/kamailio.cfg
   sed -e "s/@SIP_PORT@/$SIP_PORT/g" -e "s/@NG_PORT@/$NG_PORT/g" -e "s/@UAS_PORT@/$UAS_PORT/g" "$template" >"$kam_cfg"
   ! grep -n '@[A-Z_]*@' "$kam_cfg" || fail "unrendered placeholders in $kam_cfg"
-  kamailio -c -f "$kam_cfg" >"$scratch/kamailio-check.log" 2>&1 ||
+  in_kamailio_netns kamailio -c -f "$kam_cfg" >"$scratch/kamailio-check.log" 2>&1 ||
     fail "kamailio -c rejects the config: $(tail -n 20 "$scratch/kamailio-check.log")"
   mkdir -p "$scratch/kamailio-run"
-  setpriv --pdeathsig TERM -- kamailio -f "$kam_cfg" -DD -E -m 64 -M 8 -Y "$scratch/kamailio-run" \
-    -P "$scratch/kamailio-run/kamailio.pid" >"$scratch/kamailio.log" 2>&1 &
+  setpriv --pdeathsig TERM -- ${KAMAILIO_NETNS:+ip netns exec "$KAMAILIO_NETNS"} kamailio -f "$kam_cfg" -DD -E \
+    -m 64 -M 8 -Y "$scratch/kamailio-run" -P "$scratch/kamailio-run/kamailio.pid" >"$scratch/kamailio.log" 2>&1 &
   kamailio_pid=$!
   term_pids+=("$kamailio_pid")
-  wait_for 15 "Kamailio answering SIP on 127.0.0.1:$SIP_PORT" ng_tool sip-ping "127.0.0.1:$SIP_PORT"
+  wait_for 15 "Kamailio answering SIP on $sip" in_kamailio_netns "$PY" "$kam_dir/ng_tool.py" sip-ping "$sip"
 }
 
 # --- Calls. run_call NAME UAS_ARGS -- UAC_ARGS: the callee sipp (-rtp_echo) and then the caller sipp,

@@ -1,5 +1,6 @@
 #include "services/control/ng/translate.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/net/ip_address.h"
 #include "services/control/sdp/session_description.h"
@@ -67,8 +68,10 @@ absl::StatusOr<Translation> Translate(const Command& command, const std::string&
     return Refused("address-family", absl::StrCat("must be IP4 or IP6, not \"", command.address_family, "\""));
   }
 
+  // Only an SDP offering rtcp-mux has something the flag would change.
+  const bool sdp_muxes = command.sdp && absl::StrContains(*command.sdp, "a=rtcp-mux");
   for (const std::string& mux : command.rtcp_mux) {
-    if (mux == "demux" || mux == "require") {
+    if ((mux == "demux" || mux == "require") && sdp_muxes) {
       out.warnings.push_back(absl::StrCat("rtcp-mux: ", mux, " not supported, a=rtcp-mux passed through unchanged"));
     }
   }

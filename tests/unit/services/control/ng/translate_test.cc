@@ -98,6 +98,8 @@ TEST(NgTranslateTest, WhatTheRelayCannotDoIsRefusedNotPromised) {
   EXPECT_THAT(t->warnings.front(), HasSubstr("record-call"));
   Command demux = Offer();
   demux.rtcp_mux = {"demux"};
+  EXPECT_THAT(Translate(demux, "10.0.0.5")->warnings, IsEmpty()) << "nothing to demux";
+  demux.sdp = std::string(kSdp) + "a=rtcp-mux\r\n";
   EXPECT_THAT(Translate(demux, "10.0.0.5")->warnings.front(), HasSubstr("rtcp-mux"));
 }
 
