@@ -25,7 +25,7 @@ grep -q -- '--worker_listen' "$scratch/help/latchkey-control.txt" || fail "latch
 v="node $here/validate.js"
 $v manifests --repo "$repo" --help-dir "$scratch/help" \
   single="$scratch/single.yaml" ha="$scratch/ha.yaml" single-raw-keepalive="$scratch/single-raw-keepalive.yaml" \
-  single-cert-manager="$scratch/single-cert-manager.yaml"
+  single-cert-manager="$scratch/single-cert-manager.yaml" single-ng="$scratch/single-ng.yaml"
 $v monitoring --repo "$repo" "$scratch/monitoring.yaml" "$scratch/single.yaml"
 $v autoscaling --repo "$repo" "$scratch/autoscaling.yaml" "$scratch/single.yaml"
 

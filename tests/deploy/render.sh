@@ -1,5 +1,5 @@
 # Sourced after lib.sh: renders what deploy/ ships with `kubectl kustomize` into $scratch.
-#   render_all    -> $scratch/{single,ha,single-raw-keepalive,single-cert-manager,monitoring,autoscaling}.yaml
+#   render_all    -> $scratch/{single,ha,single-raw-keepalive,single-cert-manager,single-ng,monitoring,autoscaling}.yaml
 repo=${LATCHKEY_REPO:?}
 kubectl=${KUBECTL:-kubectl}
 k8s=$repo/deploy/k8s
@@ -35,7 +35,10 @@ render_component() {
       const [file, single] = process.argv.slice(1);
       const k = YAML.parse(fs.readFileSync(file, "utf8"));
       const list = (name, items) => (items && items.length ? `${name}:\n${items.map((i) => `  - ${i}\n`).join("")}` : "");
-      process.stdout.write(list("bases", [single]) + list("resources", k.resources) + list("patchesStrategicMerge", k.patchesStrategicMerge));
+      const json6902 = (k.patchesJson6902 || []).length
+        ? "patchesJson6902:\n" + k.patchesJson6902.map((p) => `  - target: {group: ${p.target.group}, version: ${p.target.version}, kind: ${p.target.kind}, name: ${p.target.name}}\n    path: ${p.path}\n`).join("")
+        : "";
+      process.stdout.write(list("bases", [single]) + list("resources", k.resources) + list("patchesStrategicMerge", k.patchesStrategicMerge) + json6902);
     ' "$k8s/components/$component/kustomization.yaml" "$single" >"$dir/kustomization.yaml"
     "$kubectl" kustomize "$dir" >"$out" 2>"$out.err" || { cat "$out.err" >&2; fail "component $component as plain patches does not render"; }
   fi
@@ -46,6 +49,7 @@ render_all() {
   render "$scratch/ha.yaml" "$k8s/overlays/ha"
   render_component "$scratch/single-raw-keepalive.yaml" raw-keepalive
   render_component "$scratch/single-cert-manager.yaml" cert-manager
+  render_component "$scratch/single-ng.yaml" ng
   render "$scratch/monitoring.yaml" "$repo/deploy/monitoring"
   render "$scratch/autoscaling.yaml" "$k8s/autoscaling/relay-capacity"
 }
