@@ -30,12 +30,12 @@ using testing::FirstMedia;
 // replies from the address it sent to reach it.
 class NgClient {
  public:
-  explicit NgClient(int port) {
+  explicit NgClient(int port, const char* server_ip = "127.0.0.1") {
     fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port));
-    ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    ::inet_pton(AF_INET, server_ip, &a.sin_addr);
     EXPECT_EQ(::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
   }
   ~NgClient() { ::close(fd_); }
@@ -344,6 +344,19 @@ TEST(NgFrontDoorTest, WithoutARelayKamailioIsToldToTryItsNextNode) {
   const Value out_of_ports = client.Call(old_client);
   EXPECT_EQ(Str(out_of_ports, "result"), "error");
   EXPECT_EQ(Str(out_of_ports, "error-reason"), "Ran out of ports");
+}
+
+TEST(NgFrontDoorTest, AWildcardListenerRepliesFromTheAddressEachRequestReached) {
+  const int ng_port = testing::FreeUdpRange(2);
+  auto control = testing::LocalControl::Start(absl::StrCat("ng { listen: \"0.0.0.0:", ng_port, "\" }"));
+  ASSERT_TRUE(control.ok()) << control.status();
+  Value ping = Value::Dictionary();
+  ping.Set("command", Value::String("ping"));
+  // Connected sockets see only replies from the address they sent to (as Kamailio's do).
+  for (const char* ip : {"127.0.0.1", "127.0.0.7"}) {
+    NgClient client(ng_port, ip);
+    EXPECT_EQ(Str(client.Call(ping), "result"), "pong") << ip;
+  }
 }
 
 TEST(NgFrontDoorTest, SourcesOutsideNgAllowGetNoAnswer) {
