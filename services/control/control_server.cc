@@ -75,7 +75,8 @@ void ApplyDefaults(v1::ControlConfig* c) {
   grpcutil::ApplyTlsDefaults(c->mutable_tls());
   v1::NgConfig* ng = c->mutable_ng();
   if (ng->identity().empty()) ng->set_identity("ng");
-  DefaultDuration(ng->mutable_delete_delay(), ng->has_delete_delay(), absl::Seconds(30));
+  // 0 s is a setting here (release at once), not "unset".
+  if (!ng->has_delete_delay()) *ng->mutable_delete_delay() = ToProto(absl::Seconds(30));
   if (ng->threads() == 0) ng->set_threads(4);
   if (ng->max_sessions_per_call() == 0) ng->set_max_sessions_per_call(32);
 }
