@@ -218,7 +218,10 @@ TEST_F(NgTest, ARetransmissionGetsTheSameBytesAndRunsOnce) {
   ASSERT_TRUE(third.has_value());
   EXPECT_EQ(*first, *third);
   EXPECT_THAT(*first, HasSubstr("6:result2:ok"));
-  EXPECT_EQ(LiveSessions().size(), 1u);
+  const std::vector<v1::Session> live = LiveSessions();
+  ASSERT_EQ(live.size(), 1u);
+  // Ran once: a second run would have been a re-offer, a second write of the record.
+  EXPECT_EQ(live[0].version(), 1u);
   EXPECT_GE(testing::MetricValue(control_->Metrics(), "latchkey_ng_retransmissions_total"), 1.0);
 }
 
@@ -326,9 +329,13 @@ TEST_F(NgTest, UnknownCallsAndBadRequestsAreAnsweredNeverSilentAndLeakNothing) {
   }
   client.SendRaw("no-cookie-at-all");
   EXPECT_FALSE(client.ReceiveRaw(absl::Milliseconds(300)).has_value());
+  // A cookie no client uses (Kamailio's are ~20 bytes) would only fill the reply cache: dropped.
+  client.SendRaw(std::string(60000, 'c') + " d7:command4:pinge");
+  EXPECT_FALSE(client.ReceiveRaw(absl::Milliseconds(300)).has_value());
   EXPECT_TRUE(LiveSessions().empty());
   const std::string metrics = control_->Metrics();
   EXPECT_EQ(testing::MetricValue(metrics, "latchkey_ng_datagrams_dropped_total{reason=\"no_cookie\"}"), 1.0);
+  EXPECT_EQ(testing::MetricValue(metrics, "latchkey_ng_datagrams_dropped_total{reason=\"long_cookie\"}"), 1.0);
   EXPECT_GE(testing::MetricValue(metrics, "latchkey_ng_requests_total{command=\"offer\",result=\"error\"}"), 2.0);
 }
 

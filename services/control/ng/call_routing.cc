@@ -21,48 +21,57 @@ std::vector<const v1::Session*> Fork(const Command& command, const std::vector<v
 
 Route RouteOffer(const Command& command, const std::vector<v1::Session>& call) {
   const std::string& from = command.from_tag;
+  const std::string& to = command.to_tag;
+  if (!to.empty()) {
+    // An in-dialog offer names both parties, and the dialogue decides whatever via-branch the
+    // in-dialog request carries (the initial offer's branch is not repeated there).
+    for (const v1::Session& s : call) {
+      // The caller again: re-INVITE, UPDATE, a session refresh.
+      if (s.caller().tag() == from && s.callee().tag() == to) return {Action::kUpdateCaller, &s, ""};
+    }
+    for (const v1::Session& s : call) {
+      // The callee's re-INVITE: tags reversed.
+      if (s.caller().tag() == to && s.callee().tag() == from) return {Action::kUpdateCallee, &s, ""};
+    }
+  }
+  // The same fork again (a retransmitted INVITE, the offer repeated per branch): a re-offer.
   for (const v1::Session* s : Fork(command, call, /*fall_back=*/false)) {
-    // Without a via-branch a re-offer must still find its session (Allocate looks it up by branch).
     if (s->caller().tag() == from && s->branch() == command.via_branch) return {Action::kAllocate, s, ""};
   }
-  if (!command.to_tag.empty()) {
-    const v1::Session* best = nullptr;
-    for (const v1::Session* s : Fork(command, call, /*fall_back=*/true)) {
-      if (s->caller().tag() != command.to_tag) continue;
-      if (s->callee().tag() == from) {
-        best = s;
-        break;
+  if (!to.empty()) {
+    for (const v1::Session& s : call) {
+      if (s.caller().tag() == to && s.callee().tag().empty()) {
+        return {Action::kRefuse, &s, "Invalid dialogue association: the callee offers before it answered"};
       }
-      if (best == nullptr && s->callee().tag().empty()) best = s;
-    }
-    if (best != nullptr) {
-      if (best->state() != v1::SESSION_STATE_ANSWERED) {
-        return {Action::kRefuse, best, "Invalid dialogue association: the callee offers before it answered"};
-      }
-      return {Action::kUpdateCallee, best, ""};
     }
   }
+  // A new call, a new fork, or a late offer (whose offerer is the SIP callee).
   return {Action::kAllocate, nullptr, ""};
 }
 
 Route RouteAnswer(const Command& command, const std::vector<v1::Session>& call) {
+  // Both parties known: that dialogue, whatever the via-branch (a repeated 200, the answer to a
+  // caller's re-INVITE).
+  for (const v1::Session& s : call) {
+    if (s.caller().tag() == command.from_tag && s.callee().tag() == command.to_tag) {
+      return {Action::kAnswer, &s, ""};
+    }
+  }
   const std::vector<const v1::Session*> fork = Fork(command, call, /*fall_back=*/true);
-  const v1::Session* same_callee = nullptr;
   const v1::Session* unanswered = nullptr;
   const v1::Session* answered = nullptr;
   for (const v1::Session* s : fork) {
     if (s->caller().tag() != command.from_tag) continue;
-    if (s->callee().tag() == command.to_tag) same_callee = s;
     if (s->state() == v1::SESSION_STATE_OFFERED && unanswered == nullptr) unanswered = s;
     if (s->state() == v1::SESSION_STATE_ANSWERED && answered == nullptr) answered = s;
   }
-  if (same_callee != nullptr) return {Action::kAnswer, same_callee, ""};
   if (unanswered != nullptr) return {Action::kAnswer, unanswered, ""};
-  if (answered != nullptr) return {Action::kUpdateCallee, answered, ""};
-  // The answer to the callee's re-INVITE: the caller answers.
-  for (const v1::Session* s : fork) {
-    if (s->caller().tag() == command.to_tag && s->callee().tag() == command.from_tag) {
-      return {Action::kUpdateCaller, s, ""};
+  // 183 from one tag, 200 from another (no fork of its own): the new tag becomes the callee's.
+  if (answered != nullptr) return {Action::kAnswer, answered, "", /*retag=*/true};
+  // The caller's answer to the callee's re-INVITE.
+  for (const v1::Session& s : call) {
+    if (s.caller().tag() == command.to_tag && s.callee().tag() == command.from_tag) {
+      return {Action::kUpdateCaller, &s, ""};
     }
   }
   return {Action::kUnknown, nullptr, "Unknown call-id"};
@@ -70,17 +79,25 @@ Route RouteAnswer(const Command& command, const std::vector<v1::Session>& call) 
 
 std::vector<const v1::Session*> SelectSessions(const Command& command, const std::vector<v1::Session>& call) {
   const std::vector<const v1::Session*> fork = Fork(command, call, /*fall_back=*/!command.via_branch.empty());
-  auto has = [](const v1::Session* s, const std::string& tag) {
-    return !tag.empty() && (s->caller().tag() == tag || s->callee().tag() == tag);
-  };
-  if (command.from_tag.empty() && command.to_tag.empty()) return fork;
-  std::vector<const v1::Session*> both;
-  std::vector<const v1::Session*> either;
+  const std::string& from = command.from_tag;
+  const std::string& to = command.to_tag;
+  if (from.empty() && to.empty()) return fork;
+  std::vector<const v1::Session*> out;
   for (const v1::Session* s : fork) {
-    if (has(s, command.from_tag) && has(s, command.to_tag)) both.push_back(s);
-    if (has(s, command.from_tag) || (command.from_tag.empty() && has(s, command.to_tag))) either.push_back(s);
+    const std::string& a = s->caller().tag();
+    const std::string& b = s->callee().tag();
+    if (!from.empty() && !to.empty()) {
+      // Both parties named: that dialogue only, or a call its callee never answered (a CANCEL's
+      // 487); never another fork's answered call.
+      if ((a == from && b == to) || (a == to && b == from) || ((a == from || a == to) && b.empty())) {
+        out.push_back(s);
+      }
+    } else {
+      const std::string& tag = from.empty() ? to : from;
+      if (a == tag || b == tag) out.push_back(s);
+    }
   }
-  return both.empty() ? either : both;
+  return out;
 }
 
 }  // namespace latchkey::control::ng

@@ -5,18 +5,21 @@
 //
 // Rules (the ng `from-tag` is always the party whose SDP the message carries, or for an answer the
 // party that offered):
-// - offer: from-tag is a session's caller (same via-branch) -> a re-offer of that session (same
-//   ports); else from-tag is a session's callee and to-tag its caller -> the callee's re-INVITE,
-//   an update of the callee's leg (both legs keep their relay ports); else a new session (with a
-//   via-branch, a new fork; a late offer, whose offerer is the SIP callee, is simply a new session
-//   with that party as caller).
-// - answer: from-tag is a session's caller -> that session's answer (the fork whose callee is
-//   to-tag, else the unanswered one); an answer with a new to-tag for an answered session (183
-//   then 200 from another tag) updates the callee's leg. Else from-tag is a callee and to-tag its
-//   caller -> the answer to the callee's re-INVITE, an update of the caller's leg. Else unknown.
-// - delete/query: with a via-branch, that fork only; with tags, the sessions either tag belongs to
-//   (both, when both are given and some session has both); with neither, every session of the call.
-// A via-branch in an answer, delete or query that no fork carries falls back to the unforked session.
+// - An offer or answer naming both parties (from-tag and to-tag) is about that dialogue whatever
+//   its via-branch, since in-dialog requests do not repeat the initial offer's branch: an offer from
+//   the caller updates the caller's leg, one from the callee (tags reversed) the callee's leg (both
+//   legs keep their relay ports); an answer completes or repeats that session's answer, or answers
+//   the callee's re-INVITE (tags reversed) by updating the caller's leg.
+// - offer otherwise: from-tag offering again in the same via-branch -> a re-offer of that session
+//   (same ports); else a new session (with a via-branch, a new fork; a late offer, whose offerer is
+//   the SIP callee, is simply a new session with that party as caller). The callee offering before
+//   it answered is refused.
+// - answer otherwise: the unanswered session from-tag offered (its fork by via-branch); a new
+//   to-tag for an answered session (183 from one tag, 200 from another) becomes the callee's tag.
+// - delete/query: with a via-branch, that fork only; with both tags, that dialogue only (or a call
+//   never answered: a CANCEL's 487), never another fork's answered call; with one tag, every
+//   session it belongs to; with none, every session of the call.
+// A via-branch no fork carries falls back to the unforked sessions (for answers, deletes, queries).
 #include <string>
 #include <vector>
 
@@ -38,6 +41,8 @@ struct Route {
   Action action = Action::kUnknown;
   const v1::Session* session = nullptr;
   std::string reason;
+  // kAnswer from a new to-tag for an answered session: the tag replaces the callee's.
+  bool retag = false;
 };
 
 Route RouteOffer(const Command& command, const std::vector<v1::Session>& call);

@@ -196,15 +196,9 @@ absl::StatusOr<Value> CommandHandler::Offer(const Command& command, const std::s
       ASSIGN_OR_RETURN(v1::AllocateSessionResponse response, sessions_->Allocate(request, options_.caller));
       return SdpReply(std::move(*response.mutable_sdp()));
     }
-    case Action::kUpdateCallee: {
-      v1::UpdateSessionRequest request;
-      request.set_session_id(route.session->session_id());
-      request.set_side(v1::SIDE_CALLEE);
-      request.set_sdp(*command.sdp);
-      *request.mutable_signaling_source() = translation.signaling_source;
-      ASSIGN_OR_RETURN(v1::UpdateSessionResponse response, sessions_->Update(request, options_.caller));
-      return SdpReply(std::move(*response.mutable_sdp()));
-    }
+    case Action::kUpdateCaller:
+    case Action::kUpdateCallee:
+      return Update(route, command, translation);
     default:
       return absl::FailedPreconditionError(route.reason);
   }
@@ -226,29 +220,34 @@ absl::StatusOr<Value> CommandHandler::Answer(const Command& command, const std::
       request.set_session_id(route.session->session_id());
       request.set_to_tag(command.to_tag);
       request.set_sdp(*command.sdp);
+      request.set_replace_to_tag(route.retag);
       *request.mutable_signaling_source() = translation.signaling_source;
+      if (route.retag) {
+        warnings.push_back(absl::StrCat("to-tag \"", command.to_tag.substr(0, 64),
+                                        "\" answers a call another tag answered: it is the callee's tag now"));
+      }
       ASSIGN_OR_RETURN(v1::AnswerSessionResponse response, sessions_->Answer(request, options_.caller));
       return SdpReply(std::move(*response.mutable_sdp()));
     }
     case Action::kUpdateCaller:
-    case Action::kUpdateCallee: {
-      v1::UpdateSessionRequest request;
-      request.set_session_id(route.session->session_id());
-      request.set_side(route.action == Action::kUpdateCaller ? v1::SIDE_CALLER : v1::SIDE_CALLEE);
-      request.set_sdp(*command.sdp);
-      *request.mutable_signaling_source() = translation.signaling_source;
-      if (route.action == Action::kUpdateCallee) {
-        warnings.push_back(absl::StrCat("to-tag \"", command.to_tag.substr(0, 64),
-                                        "\" answers a call already answered by another tag: taken as the same callee"));
-      }
-      ASSIGN_OR_RETURN(v1::UpdateSessionResponse response, sessions_->Update(request, options_.caller));
-      return SdpReply(std::move(*response.mutable_sdp()));
-    }
+    case Action::kUpdateCallee:
+      return Update(route, command, translation);
     case Action::kUnknown:
       return absl::NotFoundError(kUnknownCall);
     default:
       return absl::FailedPreconditionError(route.reason);
   }
+}
+
+absl::StatusOr<Value> CommandHandler::Update(const Route& route, const Command& command,
+                                             const Translation& translation) {
+  v1::UpdateSessionRequest request;
+  request.set_session_id(route.session->session_id());
+  request.set_side(route.action == Action::kUpdateCaller ? v1::SIDE_CALLER : v1::SIDE_CALLEE);
+  request.set_sdp(*command.sdp);
+  *request.mutable_signaling_source() = translation.signaling_source;
+  ASSIGN_OR_RETURN(v1::UpdateSessionResponse response, sessions_->Update(request, options_.caller));
+  return SdpReply(std::move(*response.mutable_sdp()));
 }
 
 absl::StatusOr<Value> CommandHandler::Delete(const Command& command, std::vector<std::string>& warnings) {
@@ -282,9 +281,13 @@ absl::StatusOr<Value> CommandHandler::Query(const Command& command) {
   uint64_t packets = 0, bytes = 0, errors = 0;
   int64_t created = INT64_MAX, last_signal = 0;
   Value tags = Value::Dictionary();
+  // The relay's live figures for the first few sessions only: each costs a call to a relay, and a
+  // query must not hold a handler thread for a whole call's forks.
+  constexpr size_t kLiveFigures = 4;
+  size_t asked = 0;
   for (const v1::Session* listed : selected) {
-    // With the relay's live figures.
-    auto session = sessions_->Get(listed->session_id(), options_.caller);
+    absl::StatusOr<v1::Session> session = *listed;
+    if (asked++ < kLiveFigures) session = sessions_->Get(listed->session_id(), options_.caller);
     if (!session.ok()) continue;
     created = std::min(created, UnixSeconds(session->created_at()));
     last_signal = std::max(last_signal, UnixSeconds(session->updated_at()));

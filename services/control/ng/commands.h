@@ -23,7 +23,9 @@
 #include "absl/time/time.h"
 #include "common/grpc/auth.h"
 #include "services/control/ng/bencode.h"
+#include "services/control/ng/call_routing.h"
 #include "services/control/ng/command.h"
+#include "services/control/ng/translate.h"
 #include "services/control/sessions/session_manager.h"
 #include "services/control/store/session_store.h"
 
@@ -60,6 +62,8 @@ class CommandHandler {
   absl::StatusOr<Value> Answer(const Command& command, const std::string& client_ip,
                                std::vector<std::string>& warnings);
   absl::StatusOr<Value> Delete(const Command& command, std::vector<std::string>& warnings);
+  // An in-dialog offer or answer: UpdateSession of the side the route names.
+  absl::StatusOr<Value> Update(const Route& route, const Command& command, const Translation& translation);
   absl::StatusOr<Value> Query(const Command& command);
   absl::StatusOr<std::vector<v1::Session>> Call(const Command& command);
 

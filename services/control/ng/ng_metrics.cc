@@ -29,6 +29,11 @@ NgMetrics::NgMetrics(prometheus::Registry& registry) {
                     .Help("ng datagrams that got no reply, by reason")
                     .Register(registry);
   for (size_t d = 0; d < kDrops.size(); ++d) drops_[d] = &drops.Add({{"reason", kDrops[d]}});
+  uncached = &prometheus::BuildCounter()
+                  .Name("latchkey_ng_replies_uncached_total")
+                  .Help("ng replies the reply cache had no room for")
+                  .Register(registry)
+                  .Add({});
   ignored = &prometheus::BuildCounter()
                  .Name("latchkey_ng_ignored_keys_total")
                  .Help("Unknown ng keys and flags, accepted and ignored")

@@ -15,8 +15,8 @@ class NgMetrics {
  public:
   static constexpr std::array<const char*, 6> kCommands = {"ping", "offer", "answer", "delete", "query", "other"};
   static constexpr std::array<const char*, 4> kResults = {"ok", "pong", "error", "load_limit"};
-  static constexpr std::array<const char*, 5> kDrops = {"no_cookie", "not_allowed", "truncated", "in_progress",
-                                                        "send_failed"};
+  static constexpr std::array<const char*, 8> kDrops = {"no_cookie",  "long_cookie", "not_allowed", "truncated",
+                                                        "in_progress", "expired",     "send_failed", "bad_source"};
 
   explicit NgMetrics(prometheus::Registry& registry);
 
@@ -25,11 +25,15 @@ class NgMetrics {
   // latchkey_ng_retransmissions_total: a request seen again, answered from the reply cache.
   prometheus::Counter* retransmissions;
   // latchkey_ng_datagrams_dropped_total{reason}: datagrams that got no reply (no cookie to answer
-  // with, a source outside ng allow, truncated, a duplicate of a request still being processed,
-  // a reply the socket refused).
+  // with, a cookie longer than any client's, a source outside ng allow, truncated, a duplicate of a
+  // request still being processed, a request that waited in the socket longer than a client waits
+  // for its answer, a reply the socket refused, an unreadable source address).
   void Drop(absl::string_view reason);
   // latchkey_ng_ignored_keys_total: unknown keys and flags, accepted and ignored.
   prometheus::Counter* ignored;
+  // latchkey_ng_replies_uncached_total: replies the reply cache had no room for (their
+  // retransmissions run again).
+  prometheus::Counter* uncached;
 
  private:
   static size_t CommandIndex(absl::string_view command);

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -19,6 +20,13 @@ namespace {
 constexpr size_t kMaxDatagram = 65535;
 // How often a blocked receive looks at the stop flag.
 constexpr int kReceivePollMs = 100;
+// Kamailio's and OpenSIPS's cookies are "<id>_<pid>_<seq>", about 20 bytes; a longer one is no
+// client's, and would only inflate the reply cache.
+constexpr size_t kMaxCookie = 128;
+// A client gives up waiting for an answer after rtpengine_tout_ms (1 s by default) and sends the
+// request again: one that waited longer in the socket is not worth running (its retransmission,
+// if any, is behind it), and dropping it lets a backlog drain.
+constexpr absl::Duration kMaxQueueDelay = absl::Seconds(1);
 
 absl::StatusOr<net::SocketAddress> ParseListen(absl::string_view text) {
   const size_t colon = text.rfind(':');
@@ -87,6 +95,8 @@ absl::StatusOr<std::unique_ptr<NgServer>> NgServer::Start(NgServerOptions option
   if (server->wildcard_) {
     setsockopt(server->fd_, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_RECVPKTINFO : IP_PKTINFO, &one, sizeof(one));
   }
+  // Each datagram's arrival time: latency is measured from there, and stale requests dropped.
+  setsockopt(server->fd_, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
   timeval poll{0, kReceivePollMs * 1000};
   setsockopt(server->fd_, SOL_SOCKET, SO_RCVTIMEO, &poll, sizeof(poll));
   // Bursts of requests from every Kamailio worker at once wait here rather than being dropped.
@@ -139,9 +149,19 @@ void NgServer::Serve() {
     in.msg_controllen = sizeof(control_in);
     const ssize_t n = recvmsg(fd_, &in, 0);
     if (n < 0) continue;  // the poll timeout, or an interrupted call
-    const absl::Time arrived = absl::Now();
+    absl::Time arrived = absl::Now();
+    for (cmsghdr* c = CMSG_FIRSTHDR(&in); c != nullptr; c = CMSG_NXTHDR(&in, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+        timespec stamp;
+        std::memcpy(&stamp, CMSG_DATA(c), sizeof(stamp));
+        arrived = std::min(arrived, absl::TimeFromTimespec(stamp));
+      }
+    }
     auto source = net::SocketAddress::FromSockaddr(peer);
-    if (!source.ok()) continue;
+    if (!source.ok()) {
+      metrics_->Drop("bad_source");
+      continue;
+    }
     if (!Allowed(source->ip)) {
       metrics_->Drop("not_allowed");
       continue;
@@ -160,6 +180,14 @@ void NgServer::Serve() {
       continue;
     }
     const std::string cookie(request.ok() ? absl::string_view(request->cookie) : CookieOf(bytes));
+    if (cookie.size() > kMaxCookie) {
+      metrics_->Drop("long_cookie");
+      continue;
+    }
+    if (absl::Now() - arrived > kMaxQueueDelay) {
+      metrics_->Drop("expired");
+      continue;
+    }
     const std::string source_text = source->ToString();
     ReplyCache::Lookup lookup;
     {
@@ -181,10 +209,12 @@ void NgServer::Serve() {
         command = request->command;
         reply = FormatReply(cookie, handler_->Handle(request->body, source->ip.ToString(), &outcome));
       }
+      bool kept;
       {
         absl::MutexLock lock(&cache_mu_);
-        cache_.Finish(source_text, cookie, reply, absl::Now());
+        kept = cache_.Finish(source_text, cookie, reply, absl::Now());
       }
+      if (!kept) metrics_->uncached->Increment();
       const double seconds = absl::ToDoubleSeconds(absl::Now() - arrived);
       metrics_->Count(command, outcome.result, seconds);
       if (outcome.ignored > 0) metrics_->ignored->Increment(static_cast<double>(outcome.ignored));

@@ -18,6 +18,7 @@ void ReplyCache::Rotate(absl::Time now) {
   }
   previous_ = std::move(current_);
   current_ = std::move(busy);
+  previous_bytes_ = current_bytes_;
   current_bytes_ = 0;
   // Two retentions without traffic: nothing of the older generation may survive either.
   if (now - rotated_at_ >= 2 * retention_) {
@@ -25,6 +26,7 @@ void ReplyCache::Rotate(absl::Time now) {
       auto here = it++;
       if (here->second.done) previous_.erase(here);
     }
+    previous_bytes_ = 0;
   }
   rotated_at_ = now;
 }
@@ -48,23 +50,25 @@ ReplyCache::Lookup ReplyCache::Begin(const std::string& source, const std::strin
   return Lookup::kNew;
 }
 
-void ReplyCache::Finish(const std::string& source, const std::string& cookie, std::string reply, absl::Time now) {
+bool ReplyCache::Finish(const std::string& source, const std::string& cookie, std::string reply, absl::Time now) {
   Rotate(now);
   const std::string key = Key(source, cookie);
   for (auto* generation : {&current_, &previous_}) {
     auto it = generation->find(key);
     if (it == generation->end()) continue;
-    if (generation == &current_ && current_bytes_ + reply.size() > max_bytes_) {
+    const size_t bytes = key.size() + reply.size();
+    if (current_bytes_ + previous_bytes_ + bytes > max_bytes_) {
       generation->erase(it);
       ++uncached_;
-      return;
+      return false;
     }
-    if (generation == &current_) current_bytes_ += reply.size();
+    (generation == &current_ ? current_bytes_ : previous_bytes_) += bytes;
     it->second.done = true;
     it->second.reply = std::move(reply);
-    return;
+    return true;
   }
   // Not cached (the cache was full at Begin): nothing to keep.
+  return false;
 }
 
 }  // namespace latchkey::control::ng

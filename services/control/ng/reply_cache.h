@@ -13,9 +13,9 @@
 //   swapped every `retention`, as rtpengine does with 30 s).
 // - The key includes the source address: clients that share a cookie scheme (several Kamailio
 //   instances with one server_id) do not collide.
-// - At most `max_entries` per generation, and replies of at most `max_bytes` in all per generation
-//   (an SDP reply can be 64 KiB): past either, the request is still served but its reply is not
-//   kept (only its retransmissions would run again), and counted.
+// - At most `max_entries` per generation, and at most `max_bytes` of keys and replies in both
+//   generations together (an SDP reply can be 64 KiB): past either, the request is still served but
+//   its reply is not kept (only its retransmissions would run again); Finish says so, for counting.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -35,7 +35,8 @@ class ReplyCache {
 
   // `reply` is set for kDone.
   Lookup Begin(const std::string& source, const std::string& cookie, absl::Time now, std::string* reply);
-  void Finish(const std::string& source, const std::string& cookie, std::string reply, absl::Time now);
+  // False when the reply was not kept (the cache was full).
+  bool Finish(const std::string& source, const std::string& cookie, std::string reply, absl::Time now);
 
   size_t size() const { return current_.size() + previous_.size(); }
   uint64_t uncached() const { return uncached_; }
@@ -51,7 +52,8 @@ class ReplyCache {
   const absl::Duration retention_;
   const size_t max_entries_;
   const size_t max_bytes_;
-  size_t current_bytes_ = 0;  // of the replies kept in current_
+  size_t current_bytes_ = 0;   // keys and replies kept in current_
+  size_t previous_bytes_ = 0;  // ... in previous_
   absl::flat_hash_map<std::string, Entry> current_;
   absl::flat_hash_map<std::string, Entry> previous_;
   absl::Time rotated_at_ = absl::InfinitePast();

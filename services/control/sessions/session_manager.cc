@@ -58,8 +58,12 @@ absl::StatusOr<std::string> SessionManager::ApplySdp(v1::Session& session, v1::S
   RETURN_IF_ERROR(relay_->Update(updated, static_cast<uint32_t>(description.media().size()), session.version() + 1));
   ASSIGN_OR_RETURN(std::string rewritten, RewriteForOtherSide(updated, side, description));
   *updated.mutable_updated_at() = ToProto(writer_->Now());
-  // New SDP means the call goes on: a delayed release racing it (BYE vs re-INVITE) is called off.
-  updated.clear_release_at();
+  // New media means the call goes on: a delayed release racing it (a BYE vs a re-INVITE, a serial
+  // fork) is called off. The same SDP again (a retransmitted 200, a session refresh) does not revive.
+  if (LegOf(updated, side)->remote_size() != LegOf(session, side)->remote_size() ||
+      LegOf(updated, side)->SerializeAsString() != LegOf(session, side)->SerializeAsString()) {
+    updated.clear_release_at();
+  }
   session = std::move(updated);
   return rewritten;
 }
@@ -177,7 +181,8 @@ absl::StatusOr<v1::AnswerSessionResponse> SessionManager::Answer(const v1::Answe
   ASSIGN_OR_RETURN(v1::Session session, ChangeSdp(request.session_id(), [&](v1::Session& s, bool* relay_told) -> absl::Status {
     if (!caller.owns(s.owner())) return NoSuchSession(request.session_id());
     if (s.state() == v1::SESSION_STATE_ENDED) return Ended(s);
-    if (s.state() == v1::SESSION_STATE_ANSWERED && s.callee().tag() != request.to_tag()) {
+    if (s.state() == v1::SESSION_STATE_ANSWERED && s.callee().tag() != request.to_tag() &&
+        !request.replace_to_tag()) {
       // A forked call answered by another branch: the relay has one callee leg.
       return absl::FailedPreconditionError(
           absl::StrCat("to_tag: the session was answered by to-tag \"", Excerpt(s.callee().tag()), "\""));

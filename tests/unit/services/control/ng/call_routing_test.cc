@@ -41,10 +41,14 @@ std::vector<std::string> Ids(const std::vector<const v1::Session*>& sessions) {
 TEST(NgCallRoutingTest, OffersCreateReofferOrUpdateTheCalleeByTagRole) {
   EXPECT_EQ(RouteOffer(Cmd("offer", "A"), {}).action, Action::kAllocate);
   const std::vector<v1::Session> call = {Session("s1", "A", "B")};
-  // The caller again (re-INVITE, or a retransmitted INVITE): a re-offer of s1.
-  Route reoffer = RouteOffer(Cmd("offer", "A", "B"), call);
+  // A retransmitted INVITE (no to-tag yet): a re-offer of s1.
+  Route reoffer = RouteOffer(Cmd("offer", "A"), call);
   EXPECT_EQ(reoffer.action, Action::kAllocate);
   EXPECT_EQ(reoffer.session, &call[0]);
+  // The caller's re-INVITE: an update of the caller's leg.
+  Route caller = RouteOffer(Cmd("offer", "A", "B"), call);
+  EXPECT_EQ(caller.action, Action::kUpdateCaller);
+  EXPECT_EQ(caller.session, &call[0]);
   // The callee's re-INVITE: tags reversed.
   Route callee = RouteOffer(Cmd("offer", "B", "A"), call);
   EXPECT_EQ(callee.action, Action::kUpdateCallee);
@@ -65,8 +69,10 @@ TEST(NgCallRoutingTest, AnswersFindTheOffererAndTheCalleesReinviteIsAnsweredByTh
   const std::vector<v1::Session> answered = {Session("s1", "A", "B")};
   // A repeated 200: the same answer again.
   EXPECT_EQ(RouteAnswer(Cmd("answer", "A", "B"), answered).action, Action::kAnswer);
-  // 183 from B, then 200 from B2: the callee's leg takes the new SDP.
-  EXPECT_EQ(RouteAnswer(Cmd("answer", "A", "B2"), answered).action, Action::kUpdateCallee);
+  // 183 from B, then 200 from B2: B2 becomes the callee.
+  EXPECT_EQ(RouteAnswer(Cmd("answer", "A", "B2"), answered).action, Action::kAnswer);
+  EXPECT_TRUE(RouteAnswer(Cmd("answer", "A", "B2"), answered).retag);
+  EXPECT_FALSE(RouteAnswer(Cmd("answer", "A", "B"), answered).retag);
   // The caller's 200 to the callee's re-INVITE.
   EXPECT_EQ(RouteAnswer(Cmd("answer", "B", "A"), answered).action, Action::kUpdateCaller);
   EXPECT_EQ(RouteAnswer(Cmd("answer", "X", "Y"), answered).action, Action::kUnknown);
@@ -84,6 +90,14 @@ TEST(NgCallRoutingTest, ForksAreTheirOwnSessionsByViaBranch) {
   EXPECT_EQ(RouteAnswer(Cmd("answer", "A", "B", "z1"), call).session, &call[0]);
   // A via-branch no fork has (the cfg adds one to in-dialog requests): the unforked session.
   EXPECT_EQ(RouteAnswer(Cmd("answer", "A", "B", "other"), call).session, &call[2]);
+  // In-dialog requests (both tags) follow the dialogue whatever their via-branch.
+  std::vector<v1::Session> answered = call;
+  answered[0].mutable_callee()->set_tag("B");
+  answered[0].set_state(v1::SESSION_STATE_ANSWERED);
+  EXPECT_EQ(RouteOffer(Cmd("offer", "A", "B"), answered).session, &answered[0]);
+  EXPECT_EQ(RouteOffer(Cmd("offer", "A", "B"), answered).action, Action::kUpdateCaller);
+  EXPECT_EQ(RouteOffer(Cmd("offer", "B", "A", "other"), answered).action, Action::kUpdateCallee);
+  EXPECT_EQ(RouteAnswer(Cmd("answer", "A", "B", "other"), answered).session, &answered[0]);
   // Delete of one branch leaves the others.
   EXPECT_THAT(Ids(SelectSessions(Cmd("delete", "A", "", "z2"), call)), ElementsAre("b2"));
   EXPECT_THAT(Ids(SelectSessions(Cmd("delete", "A"), call)), ElementsAre("b1", "b2", "plain"));
@@ -95,6 +109,11 @@ TEST(NgCallRoutingTest, DeleteAndQueryFindEitherTagAndPreferBoth) {
   EXPECT_THAT(Ids(SelectSessions(Cmd("delete", "B"), call)), ElementsAre("s1"));
   EXPECT_THAT(Ids(SelectSessions(Cmd("delete", "A"), call)), ElementsAre("s1", "s2"));
   EXPECT_THAT(Ids(SelectSessions(Cmd("delete", "A", "C"), call)), ElementsAre("s2"));
+  // Both tags naming no dialogue: nothing (rtpengine answers ok with a warning), never the whole call.
+  EXPECT_THAT(SelectSessions(Cmd("delete", "A", "Y"), call), IsEmpty());
+  // A CANCEL's 487 for a call never answered names the caller and the 487's to-tag.
+  const std::vector<v1::Session> unanswered = {Session("s3", "A")};
+  EXPECT_THAT(Ids(SelectSessions(Cmd("delete", "A", "Z"), unanswered)), ElementsAre("s3"));
   EXPECT_THAT(Ids(SelectSessions(Cmd("delete", ""), call)), ElementsAre("s1", "s2"));
   EXPECT_THAT(SelectSessions(Cmd("delete", "Z"), call), IsEmpty());
 }

@@ -102,9 +102,46 @@ TEST_F(NgCommandsTest, ASignallingRaceRevivesACallDuringItsDeleteDelay) {
   fast_delete.Set("delete delay", Value::Integer(10));
   EXPECT_EQ(Str(Handle(fast_delete), "result"), "ok");
   EXPECT_EQ(FromProto(Live()[0].release_at()), kT0 + absl::Seconds(10));
-  // A re-INVITE racing the BYE.
-  EXPECT_EQ(Str(Handle(Request("offer", "A", "B", kOfferSdp)), "result"), "ok");
+  // The callee's 200 retransmitted (same SDP): the call stays released.
+  EXPECT_EQ(Str(Handle(Request("answer", "A", "B", kAnswerSdp)), "result"), "ok");
+  EXPECT_TRUE(Live()[0].has_release_at());
+  // A re-INVITE with new media racing the BYE revives it.
+  constexpr char kMoved[] =
+      "v=0\r\no=- 1 2 IN IP4 192.168.1.20\r\ns=-\r\nc=IN IP4 192.168.1.20\r\nt=0 0\r\nm=audio 4002 RTP/AVP 0\r\n";
+  EXPECT_EQ(Str(Handle(Request("offer", "A", "B", kMoved)), "result"), "ok");
   EXPECT_FALSE(Live()[0].has_release_at());
+}
+
+TEST_F(NgCommandsTest, InDialogRequestsFollowTheDialogueWhateverTheirViaBranch) {
+  // A forked offer answered on branch b1 (the cfg's via-branch=auto-next on initial requests only).
+  Value offer = Request("offer", "A", "", kOfferSdp);
+  offer.Set("via-branch", Value::String("b1"));
+  const std::string to_callee = Str(Handle(offer), "sdp");
+  Value answer = Request("answer", "A", "B", kAnswerSdp);
+  answer.Set("via-branch", Value::String("b1"));
+  const std::string to_caller = Str(Handle(answer), "sdp");
+  // The caller's re-INVITE carries no via-branch: the same session, the same ports.
+  const Value reoffer = Handle(Request("offer", "A", "B", kOfferSdp));
+  EXPECT_EQ(Str(reoffer, "sdp"), to_callee);
+  EXPECT_EQ(Str(Handle(Request("answer", "A", "B", kAnswerSdp)), "sdp"), to_caller);
+  EXPECT_EQ(Live().size(), 1u);
+}
+
+TEST_F(NgCommandsTest, AnAnswerFromANewTagTakesOverTheCalleeForLaterRequests) {
+  Handle(Request("offer", "A", "", kOfferSdp));
+  Handle(Request("answer", "A", "X", kAnswerSdp));  // 183 from X
+  const Value from_y = Handle(Request("answer", "A", "Y", kAnswerSdp));  // 200 from Y
+  EXPECT_EQ(Str(from_y, "result"), "ok");
+  EXPECT_THAT(Str(from_y, "warning"), HasSubstr("callee's tag"));
+  ASSERT_EQ(Live().size(), 1u);
+  EXPECT_EQ(Live()[0].callee().tag(), "Y");
+  // Y's re-INVITE updates that session; Y's BYE ends it.
+  EXPECT_EQ(Str(Handle(Request("offer", "Y", "A", kAnswerSdp)), "result"), "ok");
+  EXPECT_EQ(Live().size(), 1u);
+  Value bye = Request("delete", "Y");
+  bye.Set("delete delay", Value::Integer(0));
+  Handle(bye);
+  EXPECT_THAT(Live(), IsEmpty());
 }
 
 TEST_F(NgCommandsTest, QueryGivesTheTotalsRtpstatReads) {

@@ -64,12 +64,20 @@ TEST(ReplyCacheTest, BigRepliesPastTheByteBoundAreServedButNotKept) {
   ReplyCache cache(absl::Seconds(30), 100, /*max_bytes=*/100);
   std::string reply;
   ASSERT_EQ(cache.Begin("a", "c1", kT0, &reply), Lookup::kNew);
-  cache.Finish("a", "c1", std::string(80, 'x'), kT0);
+  EXPECT_TRUE(cache.Finish("a", "c1", std::string(80, 'x'), kT0));
   ASSERT_EQ(cache.Begin("a", "c2", kT0, &reply), Lookup::kNew);
-  cache.Finish("a", "c2", std::string(80, 'y'), kT0);  // 160 > 100: not kept
+  EXPECT_FALSE(cache.Finish("a", "c2", std::string(80, 'y'), kT0));  // > 100 with the first: not kept
   EXPECT_EQ(cache.Begin("a", "c1", kT0, &reply), Lookup::kDone);
   EXPECT_EQ(cache.Begin("a", "c2", kT0, &reply), Lookup::kNew) << "runs again";
   EXPECT_EQ(cache.uncached(), 1u);
+  // The older generation still counts against the bound after a rotation...
+  ASSERT_EQ(cache.Begin("a", "c3", kT0 + absl::Seconds(31), &reply), Lookup::kNew);
+  EXPECT_FALSE(cache.Finish("a", "c3", std::string(80, 'z'), kT0 + absl::Seconds(31)));
+  // ... until it is gone, and keys count too.
+  ASSERT_EQ(cache.Begin("a", "c4", kT0 + absl::Seconds(62), &reply), Lookup::kNew);
+  EXPECT_TRUE(cache.Finish("a", "c4", std::string(80, 'w'), kT0 + absl::Seconds(62)));
+  ASSERT_EQ(cache.Begin("a", std::string(60, 'k'), kT0 + absl::Seconds(62), &reply), Lookup::kNew);
+  EXPECT_FALSE(cache.Finish("a", std::string(60, 'k'), "r", kT0 + absl::Seconds(62)));
 }
 
 }  // namespace
