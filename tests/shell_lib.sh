@@ -16,3 +16,15 @@ wait_for() {
     sleep 0.2
   done
 }
+
+# remove_stale_scratch NAME: removes ${TMPDIR:-/tmp}/NAME-PID.* directories whose PID is dead (left
+# by a run killed outright: no trap ran).
+remove_stale_scratch() {
+  local dir owner
+  for dir in "${TMPDIR:-/tmp}/$1"-*.*; do
+    owner=${dir##*/"$1"-}
+    owner=${owner%%.*}
+    [[ -d $dir && $owner =~ ^[0-9]+$ ]] || continue
+    kill -0 "$owner" 2>/dev/null || rm -rf "$dir"
+  done
+}

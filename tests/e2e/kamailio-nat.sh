@@ -73,28 +73,8 @@ heard_ok() { percent_ok "$1" "$2" && test "$3" = "$4"; }
 # shellcheck disable=SC2053 # a glob, on purpose
 like() { [[ $1 == $2 ]]; }
 
-# nat_mapping PRIVATE_PORT DST_IP DST_PORT: the NAT's public port for $PHONE_IP:PRIVATE_PORT talking
-# to DST_IP:DST_PORT, from the router's conntrack table (exit 1 when there is no such entry).
-nat_mapping() {
-  in_ns "$NS_NAT" "$PY" - "$PHONE_IP" "$@" <<'EOF'
-import sys
-ip, sport, dst, dport = sys.argv[1:]
-for line in open("/proc/net/nf_conntrack"):
-    fields = line.split()
-    if "udp" not in fields:
-        continue
-    orig, reply = {}, {}  # the first src/dst/sport/dport are the original direction's
-    for key, value in (x.split("=", 1) for x in fields if "=" in x):
-        (reply if key in orig else orig).setdefault(key, value)
-    if (orig.get("src"), orig.get("sport"), orig.get("dst"), orig.get("dport")) == (ip, sport, dst, dport):
-        print(reply["dport"])
-        sys.exit(0)
-sys.exit(1)
-EOF
-}
-
 # register PORT CONTACT EXPIRES: one REGISTER of sip:phone2@$REGISTRAR_IP from $PHONE_IP:PORT (behind
-# the NAT) with that Contact and Expires header, retransmitted until a final answer (3 s at most);
+# the NAT) with that Contact and Expires header, retransmitted until a final answer (8 s at most);
 # prints "STATUS CONTACTS" of the answer (its Contact values joined by " | ", or "-"). One Call-ID,
 # CSeq rising (the registrar ignores a REGISTER whose CSeq is not above the stored one).
 register() {
@@ -111,13 +91,17 @@ msg = ("REGISTER sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%s;branch=z9hG4bK-reg%s;r
        "From: <%s>;tag=r%s\r\nTo: <%s>\r\nCall-ID: phone2-reg@%s\r\nCSeq: %s REGISTER\r\nContact: %s\r\n"
        "Expires: %s\r\nUser-Agent: latchkey-e2e-phone2\r\nContent-Length: 0\r\n\r\n"
        % (registrar, ip, port, seq, aor, seq, aor, ip, seq, contact, expires)).encode()
-deadline = time.time() + 3
+# Kamailio's first gRPC call in a fresh worker (importing grpc, the TLS handshake) can take a while on
+# a loaded machine.
+deadline = time.time() + 8
 while time.time() < deadline:
     s.sendto(msg, (host, int(rport)))
     try:
         data = s.recv(65535).decode("latin-1")
     except socket.timeout:
         continue
+    if not data.startswith("SIP/2.0 "):
+        continue  # a request (the relay's keepalive OPTIONS), not the answer
     status = data.split("\r\n", 1)[0].split(" ", 2)[1]
     if status.startswith("1"):
         continue

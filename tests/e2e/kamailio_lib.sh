@@ -98,12 +98,7 @@ trap cleanup EXIT
 trap 'exit 143' TERM INT
 
 # Scratch directories left behind by an earlier run that was killed outright (SIGKILL: no trap ran).
-for dir in "${TMPDIR:-/tmp}"/latchkey-kamailio-*.*; do
-  owner=${dir##*/latchkey-kamailio-}
-  owner=${owner%%.*}
-  [[ -d $dir && $owner =~ ^[0-9]+$ ]] || continue
-  kill -0 "$owner" 2>/dev/null || rm -rf "$dir"
-done
+remove_stale_scratch latchkey-kamailio
 
 # Processes die with this script even when it is killed outright (a CTest timeout sends SIGKILL):
 # setpriv gives them a parent-death signal.

@@ -86,12 +86,7 @@ for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^lk-e2e-[0-9]*-
   owner=${owner%%-*}
   kill -0 "$owner" 2>/dev/null || ip netns del "$ns" 2>/dev/null || true
 done
-for dir in "${TMPDIR:-/tmp}"/latchkey-e2e-*.*; do
-  owner=${dir##*/latchkey-e2e-}
-  owner=${owner%%.*}
-  [[ -d $dir && $owner =~ ^[0-9]+$ ]] || continue
-  kill -0 "$owner" 2>/dev/null || rm -rf "$dir"
-done
+remove_stale_scratch latchkey-e2e
 
 # Processes die with this script even when it is killed outright (a CTest timeout sends SIGKILL):
 # setpriv gives them a parent-death signal, kept across `ip netns exec` (which execs).
@@ -315,4 +310,24 @@ relay_keepalive_summary() {
 
 binding_field() {
   ctl --json bindings get "$binding_id" | python3 -c "import json,sys; b=json.load(sys.stdin)['binding']; print(b$1)"
+}
+
+# nat_mapping PRIVATE_PORT DST_IP DST_PORT: the NAT's public port for $PHONE_IP:PRIVATE_PORT talking
+# to DST_IP:DST_PORT, from the router's conntrack table (exit 1 when there is no such entry).
+nat_mapping() {
+  in_ns "$NS_NAT" "${PY:-python3}" - "$PHONE_IP" "$@" <<'EOF'
+import sys
+ip, sport, dst, dport = sys.argv[1:]
+for line in open("/proc/net/nf_conntrack"):
+    fields = line.split()
+    if "udp" not in fields:
+        continue
+    orig, reply = {}, {}  # the first src/dst/sport/dport are the original direction's
+    for key, value in (x.split("=", 1) for x in fields if "=" in x):
+        (reply if key in orig else orig).setdefault(key, value)
+    if (orig.get("src"), orig.get("sport"), orig.get("dst"), orig.get("dport")) == (ip, sport, dst, dport):
+        print(reply["dport"])
+        sys.exit(0)
+sys.exit(1)
+EOF
 }

@@ -77,23 +77,7 @@ EOF
 
 # nat_public_port LOCAL_PORT REMOTE_PORT: the public port the router maps $PHONE_IP:LOCAL_PORT to
 # when it talks to $RELAY_IP:REMOTE_PORT, from its conntrack table.
-nat_public_port() {
-  in_ns "$NS_NAT" "$PY" - "$PHONE_IP" "$1" "$RELAY_IP" "$2" <<'EOF'
-import sys
-ip, sport, dst, dport = sys.argv[1:]
-for line in open("/proc/net/nf_conntrack"):
-    fields = line.split()
-    if "udp" not in fields:
-        continue
-    orig, reply = {}, {}  # the first src/dst/sport/dport are the original direction's
-    for key, value in (x.split("=", 1) for x in fields if "=" in x):
-        (reply if key in orig else orig).setdefault(key, value)
-    if (orig.get("src"), orig.get("sport"), orig.get("dst"), orig.get("dport")) == (ip, sport, dst, dport):
-        print(reply["dport"])
-        sys.exit(0)
-sys.exit(1)
-EOF
-}
+nat_public_port() { nat_mapping "$1" "$RELAY_IP" "$2"; }
 
 # percent_ok GOT SENT: GOT > 90 % of SENT (and SENT > 0).
 percent_ok() { (($2 > 0 && $1 * 100 > $2 * 90)); }

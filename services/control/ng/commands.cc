@@ -170,15 +170,26 @@ Value CommandHandler::Handle(const Value& body, const std::string& client_ip, Ou
   return *std::move(reply);
 }
 
+absl::StatusOr<CommandHandler::SdpRequest> CommandHandler::ReadSdpRequest(const Command& command,
+                                                                          const std::string& client_ip,
+                                                                          std::vector<std::string>& warnings) {
+  SdpRequest out;
+  ASSIGN_OR_RETURN(out.translation, Translate(command, client_ip));
+  warnings = out.translation.warnings;
+  ASSIGN_OR_RETURN(out.call, Call(command));
+  if (IsOwnOutput(*command.sdp, out.call)) {
+    warnings.push_back("the SDP is already rewritten by this relay; returned unchanged");
+    out.done = SdpReply(*command.sdp);
+  }
+  return out;
+}
+
 absl::StatusOr<Value> CommandHandler::Offer(const Command& command, const std::string& client_ip,
                                             std::vector<std::string>& warnings) {
-  ASSIGN_OR_RETURN(Translation translation, Translate(command, client_ip));
-  warnings = translation.warnings;
-  ASSIGN_OR_RETURN(std::vector<v1::Session> call, Call(command));
-  if (IsOwnOutput(*command.sdp, call)) {
-    warnings.push_back("the SDP is already rewritten by this relay; returned unchanged");
-    return SdpReply(*command.sdp);
-  }
+  ASSIGN_OR_RETURN(SdpRequest in, ReadSdpRequest(command, client_ip, warnings));
+  if (in.done) return *std::move(in.done);
+  const Translation& translation = in.translation;
+  const std::vector<v1::Session>& call = in.call;
   const Route route = RouteOffer(command, call);
   switch (route.action) {
     case Action::kAllocate: {
@@ -206,14 +217,10 @@ absl::StatusOr<Value> CommandHandler::Offer(const Command& command, const std::s
 
 absl::StatusOr<Value> CommandHandler::Answer(const Command& command, const std::string& client_ip,
                                              std::vector<std::string>& warnings) {
-  ASSIGN_OR_RETURN(Translation translation, Translate(command, client_ip));
-  warnings = translation.warnings;
-  ASSIGN_OR_RETURN(std::vector<v1::Session> call, Call(command));
-  if (IsOwnOutput(*command.sdp, call)) {
-    warnings.push_back("the SDP is already rewritten by this relay; returned unchanged");
-    return SdpReply(*command.sdp);
-  }
-  const Route route = RouteAnswer(command, call);
+  ASSIGN_OR_RETURN(SdpRequest in, ReadSdpRequest(command, client_ip, warnings));
+  if (in.done) return *std::move(in.done);
+  const Translation& translation = in.translation;
+  const Route route = RouteAnswer(command, in.call);
   switch (route.action) {
     case Action::kAnswer: {
       v1::AnswerSessionRequest request;

@@ -18,6 +18,7 @@
 // - errors: {result: error, error-reason}. Out of relay capacity is "Ran out of ports" (Kamailio
 //   then tries its next node), or {result: "load limit"} when the client said it supports that.
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -57,6 +58,15 @@ class CommandHandler {
   Value Handle(const Value& body, const std::string& client_ip, Outcome* outcome);
 
  private:
+  // What an offer and an answer start from: the request's translation and the call's live sessions;
+  // `done` when the SDP is this relay's own output (returned as it is).
+  struct SdpRequest {
+    Translation translation;
+    std::vector<v1::Session> call;
+    std::optional<Value> done;
+  };
+  absl::StatusOr<SdpRequest> ReadSdpRequest(const Command& command, const std::string& client_ip,
+                                            std::vector<std::string>& warnings);
   absl::StatusOr<Value> Offer(const Command& command, const std::string& client_ip,
                               std::vector<std::string>& warnings);
   absl::StatusOr<Value> Answer(const Command& command, const std::string& client_ip,
