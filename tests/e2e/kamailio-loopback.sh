@@ -178,6 +178,14 @@ pick_ports
 step "the tap on lo, the ng server ($NG_SERVER) on 127.0.0.1:$NG_PORT, Kamailio on 127.0.0.1:$SIP_PORT"
 start_tap
 start_ng_server
+# Kamailio reaches the ng server through a proxy that holds back the first reply to the offer of a
+# call whose Call-ID starts with "retx-" (scenario 4), so that Kamailio retransmits it.
+NG_PROXY_PORT=$((BASE + 24))
+run_bg "$scratch/ng-proxy.log" "$PY" "$kam_dir/ng_tool.py" delay-proxy --listen="$NG_PROXY_PORT" \
+  --target="$NG_PORT" --delay-ms=700 --call-id-prefix=retx-
+pids+=("$last_pid")
+wait_for 10 "the ng delay proxy" grep -q "delay-proxy ready" "$scratch/ng-proxy.log"
+KAMAILIO_NG_PORT=$NG_PROXY_PORT
 start_kamailio
 
 # ---------------------------------------------------------------------------------------------------
@@ -255,6 +263,25 @@ check "late: the ACK (answer) reaching the callee names a relay port ($l_callee_
 latchkey_checks late
 
 # ---------------------------------------------------------------------------------------------------
+step "4. a retransmitted offer: its first reply held back 700 ms (rtpengine_tout_ms is 500), Kamailio sends it again"
+run_call retx -sn uas -- -sn uac_pcap -cid_str "retx-%u-%p@%s"
+x_call_id=$(msg_field retx uac sent INVITE "" "m['call_id']")
+x_caller_tag=$(msg_field retx uac sent INVITE "" "m['from_tag']")
+x_callee_tag=$(msg_field retx uac received "SIP/2.0 200" "1 INVITE" "m['to_tag']")
+x_caller_media=$(sdp_port retx uac sent INVITE "")
+x_callee_media=$(sdp_port retx uas sent "SIP/2.0 200" "1 INVITE")
+x_callee_relay=$(sdp_port retx uas received INVITE "")
+x_caller_relay=$(sdp_port retx uac received "SIP/2.0 200" "1 INVITE")
+echo "retx: call $x_call_id; the caller offered $x_caller_media and was told $x_caller_relay;" \
+  "the callee answered $x_callee_media and was told $x_callee_relay"
+check "retx: the proxy held back the first reply to the offer" grep -q "held back the first reply" "$scratch/ng-proxy.log"
+check "retx: the INVITE reaching the callee names a relay port ($x_callee_relay), not the caller's" \
+  relay_port_ok "$x_callee_relay" "$x_caller_media"
+check "retx: the 200 reaching the caller names a relay port ($x_caller_relay), not the callee's" \
+  relay_port_ok "$x_caller_relay" "$x_callee_media"
+latchkey_checks retx
+
+# ---------------------------------------------------------------------------------------------------
 step "what went over the wire: ng exchange, RTP on lo, \$rtpstat"
 stop_tap
 ng_tool ng-log "$scratch/tap.jsonl" --ng="$NG_PORT" >"$scratch/ng-exchange.txt"
@@ -287,5 +314,15 @@ ng_checks late "$l_call_id" "$l_caller_tag" "$l_callee_tag" \
   "offer(callee>caller):ok answer(callee>caller):ok query(caller>callee):ok delete(caller>-):ok"
 rtpengine_checks late "$l_call_id"
 
+# 4. the retransmitted offer: the server got it twice (one cookie) and answered the same bytes twice.
+retx=$(ng_tool retransmissions "$scratch/tap.jsonl" --ng="$NG_PORT" --call-id="$x_call_id")
+echo "retx: offers as the server saw them: $retx"
+check "retx: one offer cookie, received twice, answered twice with the same bytes" \
+  "$PY" -c 'import json, sys; r = [json.loads(l) for l in sys.argv[1].splitlines() if l]; sys.exit(0 if len(r) == 1 and r[0]["requests"] == 2 and r[0]["replies"] == 2 and r[0]["distinct_replies"] == 1 else 1)' "$retx"
+media_checks retx "$x_caller_media" "$x_caller_relay" "$x_callee_media" "$x_callee_relay"
+ng_checks retx "$x_call_id" "$x_caller_tag" "$x_callee_tag" \
+  "offer(caller>-):ok answer(caller>callee):ok query(caller>callee):ok delete(caller>-):ok"
+rtpengine_checks retx "$x_call_id"
+
 ((failures == 0)) || fail "$failures check(s) failed"
-pass "Kamailio with $NG_SERVER as its rtpengine: basic call, callee re-INVITE, late offer (${SECONDS} s)"
+pass "Kamailio with $NG_SERVER as its rtpengine: basic call, callee re-INVITE, late offer, retransmitted offer (${SECONDS} s)"

@@ -241,7 +241,8 @@ in_kamailio_netns() {
 start_kamailio() {
   local template=${1:-$kam_dir/test.cfg.in} sip=${KAMAILIO_IP:-127.0.0.1}:$SIP_PORT
   kam_cfg=$scratch/kamailio.cfg
-  sed -e "s/@SIP_PORT@/$SIP_PORT/g" -e "s/@NG_PORT@/$NG_PORT/g" -e "s/@UAS_PORT@/$UAS_PORT/g" "$template" >"$kam_cfg"
+  # KAMAILIO_NG_PORT: where Kamailio sends ng (a proxy in front of the server), else the server.
+  sed -e "s/@SIP_PORT@/$SIP_PORT/g" -e "s/@NG_PORT@/${KAMAILIO_NG_PORT:-$NG_PORT}/g" -e "s/@UAS_PORT@/$UAS_PORT/g" "$template" >"$kam_cfg"
   ! grep -n '@[A-Z_]*@' "$kam_cfg" || fail "unrendered placeholders in $kam_cfg"
   in_kamailio_netns kamailio -c -f "$kam_cfg" >"$scratch/kamailio-check.log" 2>&1 ||
     fail "kamailio -c rejects the config: $(tail -n 20 "$scratch/kamailio-check.log")"

@@ -25,8 +25,10 @@
       o=, c= and m= lines (sdp_o, sdp_c, sdp_m: [[media, port], ...]), or no sdp_* keys without SDP.
 """
 import argparse
+import heapq
 import json
 import os
+import select
 import signal
 import socket
 import struct
@@ -275,6 +277,70 @@ def messages(args):
         print(json.dumps(rec))
 
 
+# --- delay-proxy ---------------------------------------------------------------------------------
+def delay_proxy(args):
+    """Forwards ng datagrams between clients (Kamailio) and the ng server, one upstream socket per
+    client so the server sees each client's own source. The first reply to each offer whose call-id
+    starts with --call-id-prefix is held back --delay-ms, so the client sends the request again (same
+    cookie, same bytes) and gets the server's answer to that retransmission first."""
+    listen = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listen.bind(("127.0.0.1", args.listen))
+    upstream = {}   # client address -> socket connected to the server
+    client_of = {}  # that socket's fileno -> client address
+    marked = set()   # cookies whose first reply is held back
+    replied = set()  # ... whose first reply came
+    held = []        # (release time, seq, datagram, client)
+    seq = 0
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    print("delay-proxy ready", flush=True)
+    while not stop:
+        timeout = 0.2 if not held else max(0.0, min(0.2, held[0][0] - time.time()))
+        ready, _, _ = select.select([listen] + list(upstream.values()), [], [], timeout)
+        while held and held[0][0] <= time.time():
+            _, _, data, client = heapq.heappop(held)
+            listen.sendto(data, client)
+        for sock in ready:
+            if sock is listen:
+                data, client = listen.recvfrom(70000)
+                cookie, body = split_ng(data)
+                if (isinstance(body, dict) and body.get("command") == "offer"
+                        and str(body.get("call-id", "")).startswith(args.call_id_prefix)):
+                    marked.add(cookie)
+                if client not in upstream:
+                    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    u.connect(("127.0.0.1", args.target))
+                    upstream[client] = u
+                    client_of[u.fileno()] = client
+                upstream[client].send(data)
+                continue
+            data = sock.recv(70000)
+            client = client_of[sock.fileno()]
+            cookie, _ = split_ng(data)
+            if cookie in marked and cookie not in replied:
+                replied.add(cookie)
+                seq += 1
+                heapq.heappush(held, (time.time() + args.delay_ms / 1000.0, seq, data, client))
+                print("held back the first reply to %s for %d ms" % (cookie, args.delay_ms), flush=True)
+            else:
+                listen.sendto(data, client)
+    return 0
+
+
+def retransmissions(args):
+    """Each offer cookie of the call: how often the server received it, its replies, how many distinct."""
+    requests, replies = {}, {}
+    for r, cookie, body in ng_records(args.file, args.ng):
+        if r["dport"] == args.ng:
+            if isinstance(body, dict) and body.get("call-id") == args.call_id and body.get("command") == "offer":
+                requests[cookie] = requests.get(cookie, 0) + 1
+        else:
+            replies.setdefault(cookie, []).append(r["payload"])
+    for cookie, count in requests.items():
+        got = replies.get(cookie, [])
+        print(json.dumps({"cookie": cookie, "requests": count, "replies": len(got), "distinct_replies": len(set(got))}))
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -305,9 +371,19 @@ def main():
     sp.add_argument("target")
     m = sub.add_parser("messages")
     m.add_argument("file")
+    d = sub.add_parser("delay-proxy")
+    d.add_argument("--listen", type=int, required=True)
+    d.add_argument("--target", type=int, required=True)
+    d.add_argument("--delay-ms", type=int, default=700)
+    d.add_argument("--call-id-prefix", required=True)
+    rt = sub.add_parser("retransmissions")
+    rt.add_argument("file")
+    rt.add_argument("--ng", type=int, required=True)
+    rt.add_argument("--call-id", required=True)
     a = p.parse_args()
     sys.exit({"tap": tap, "ping": ping, "ng-log": ng_log, "ng-json": ng_json, "flows": flows, "messages": messages, "ng-summary": ng_summary,
-              "sip-ping": sip_ping}[a.cmd](a) or 0)
+              "sip-ping": sip_ping, "delay-proxy": delay_proxy,
+              "retransmissions": retransmissions}[a.cmd](a) or 0)
 
 
 if __name__ == "__main__":
