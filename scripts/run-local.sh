@@ -203,7 +203,7 @@ fi
 
 # shellcheck disable=SC2046 # tls prints three flags without spaces in them
 "$bin/services/control/latchkey-control" --listen=127.0.0.1:7400 --worker_listen=127.0.0.1:7401 \
-  --metrics_listen=127.0.0.1:9400 $(tls control-control) >"$logs/control.log" 2>&1 &
+  --metrics_listen=127.0.0.1:9400 --ng_listen=127.0.0.1:22222 $(tls control-control) >"$logs/control.log" 2>&1 &
 control_pid=$!
 # shellcheck disable=SC2046
 "$bin/media-relay/latchkey-relay" --control=127.0.0.1:7401 --listen=127.0.0.1:7410 \
@@ -232,6 +232,8 @@ done
 cat <<MSG
 Latchkey is running on loopback with mutual TLS (logs and the throw-away CA: $logs).
   control  gRPC 127.0.0.1:7400 (PBX/operator API)  127.0.0.1:7401 (relays)  metrics http://127.0.0.1:9400/metrics
+           rtpengine ng protocol on udp 127.0.0.1:22222, for a Kamailio on this machine:
+             modparam("rtpengine", "rtpengine_sock", "udp:127.0.0.1:22222")   (docs/INTEGRATIONS.md)
   relay    gRPC 127.0.0.1:7410   metrics http://127.0.0.1:9410/metrics   media ports 30000-30999
 
 latchkeyctl needs a certificate: the operator's is in the CA directory. In another terminal:
