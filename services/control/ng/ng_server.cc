@@ -191,7 +191,7 @@ void NgServer::Serve() {
     const std::string source_text = source->ToString();
     ReplyCache::Lookup lookup;
     {
-      absl::MutexLock lock(&cache_mu_);
+      absl::MutexLock lock(&mu_);
       lookup = cache_.Begin(source_text, cookie, arrived, &reply);
     }
     if (lookup == ReplyCache::Lookup::kBusy) {
@@ -211,17 +211,27 @@ void NgServer::Serve() {
       }
       bool kept;
       {
-        absl::MutexLock lock(&cache_mu_);
+        absl::MutexLock lock(&mu_);
         kept = cache_.Finish(source_text, cookie, reply, absl::Now());
       }
       if (!kept) metrics_->uncached->Increment();
       const double seconds = absl::ToDoubleSeconds(absl::Now() - arrived);
       metrics_->Count(command, outcome.result, seconds);
       if (outcome.ignored > 0) metrics_->ignored->Increment(static_cast<double>(outcome.ignored));
-      auto line = outcome.result == "error" ? log::LogWarning("ng request failed") : log::LogDebug("ng request");
-      line.Kv("command", command.substr(0, 32)).Kv("result", outcome.result).Kv("source", source_text)
-          .Kv("cookie", cookie.substr(0, 64)).Kv("ms", seconds * 1000);
-      if (!outcome.detail.empty()) line.Kv("detail", outcome.detail);
+      const bool failed = outcome.result != "ok" && outcome.result != "pong";
+      uint64_t suppressed = 0;
+      bool write = !failed;
+      if (failed) {
+        absl::MutexLock lock(&mu_);
+        write = failure_log_.Allow(absl::Now(), &suppressed);
+      }
+      if (write) {
+        auto line = failed ? log::LogWarning("ng request failed") : log::LogDebug("ng request");
+        line.Kv("command", command.substr(0, 32)).Kv("result", outcome.result).Kv("source", source_text)
+            .Kv("cookie", cookie.substr(0, 64)).Kv("ms", seconds * 1000);
+        if (!outcome.detail.empty()) line.Kv("detail", outcome.detail);
+        if (suppressed > 0) line.Kv("suppressed_before", suppressed);
+      }
     }
     iovec out_iov{reply.data(), reply.size()};
     msghdr out{};

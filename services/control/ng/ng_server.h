@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/log/log_limiter.h"
 #include "common/net/cidr.h"
 #include "services/control/ng/commands.h"
 #include "services/control/ng/ng_metrics.h"
@@ -46,8 +47,10 @@ class NgServer {
   int port_ = 0;
   bool wildcard_ = false;
   std::atomic<bool> stopping_{false};
-  absl::Mutex cache_mu_;
-  ReplyCache cache_ ABSL_GUARDED_BY(cache_mu_);
+  absl::Mutex mu_;  // the reply cache and the failure-log limiter
+  ReplyCache cache_ ABSL_GUARDED_BY(mu_);
+  // A client that makes every request fail cannot flood the log: 20 failure lines a second.
+  log::LogLimiter failure_log_ ABSL_GUARDED_BY(mu_){20, absl::Seconds(1)};
   std::vector<std::thread> threads_;
 };
 
