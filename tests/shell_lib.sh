@@ -1,9 +1,24 @@
-# Shared by the shell tests (tests/deploy, tests/e2e): failing with a message, waiting with a deadline.
+# Shared by the shell tests (tests/deploy, tests/e2e): failing with a message, checks that count
+# their failures, waiting with a deadline.
 # Sourced by their lib.sh.
 
 fail() {
   echo "FAIL: $*" >&2
   exit 1
+}
+
+pass() { echo "PASS: $*"; }
+
+# check DESCRIPTION COMMAND...: PASS when COMMAND succeeds, else FAIL and one more in $failures (a
+# test reports them all, then fails once if any).
+failures=0
+check() {
+  local what=$1
+  shift
+  if "$@"; then pass "$what"; else
+    echo "FAIL: $what" >&2
+    failures=$((failures + 1))
+  fi
 }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: runs COMMAND every 0.2 s until it succeeds.

@@ -23,15 +23,6 @@
 # shellcheck source=kamailio_lib.sh
 source "$(dirname "$0")/kamailio_lib.sh"
 
-failures=0
-check() { # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  if "$@"; then pass "$what"; else
-    echo "FAIL: $what" >&2
-    failures=$((failures + 1))
-  fi
-}
 # percent_ok GOT SENT: GOT > 90 % of SENT (and SENT > 0).
 percent_ok() { (($2 > 0 && $1 * 100 > $2 * 90)); }
 relay_port_ok() { [[ $1 =~ ^[0-9]+$ ]] && in_relay_range "$1" && [[ $1 != "$2" ]]; }

@@ -55,15 +55,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-failures=0
-check() { # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  if "$@"; then pass "$what"; else
-    echo "FAIL: $what" >&2
-    failures=$((failures + 1))
-  fi
-}
 # json FILE EXPRESSION: a Python expression over `d`, the JSON in FILE.
 json() { "$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); v = eval(sys.argv[2]); print(json.dumps(v) if isinstance(v, (dict, list)) else v)' "$@"; }
 percent_ok() { (($2 > 0 && $1 * 100 > $2 * 90)); }

@@ -30,7 +30,6 @@ KAMAILIO_MODULES=/usr/lib/x86_64-linux-gnu/kamailio/modules/
 PCAP_SOURCE=/usr/share/sip-tester/g711a.pcap
 
 step() { echo "---- $(date +%T) $*"; }
-pass() { echo "PASS: $*"; }
 skip() {
   echo "SKIP: $*"
   exit "$SKIP"

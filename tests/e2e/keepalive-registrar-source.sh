@@ -6,12 +6,6 @@
 source "$(dirname "$0")/lib.sh"
 
 setup_scene --keepalive_source_ips="$REGISTRAR_IP"
-failures=0
-check() { # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  if "$@"; then pass "$what"; else echo "FAIL: $what" >&2; failures=$((failures + 1)); fi
-}
 mark
 
 step "STUN: the phone asks the relay's responder (port-preserving NAT: it sees what the registrar sees)"

@@ -31,7 +31,6 @@ KEEPALIVE_THRESHOLD=2
 CONNTRACK_UDP_TIMEOUT=10
 
 step() { echo "---- $(date +%T) $*"; }
-pass() { echo "PASS: $*"; }
 skip() {
   echo "SKIP: $*"
   exit "$SKIP"

@@ -31,15 +31,6 @@ OUTSIDER_SSRC=0x0BAD0003
 PHASE_SECONDS=3
 CALL_ID="media-$$@e2e"
 
-failures=0
-check() { # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  if "$@"; then pass "$what"; else
-    echo "FAIL: $what" >&2
-    failures=$((failures + 1))
-  fi
-}
 
 # The interpreter itself, not a version manager's shim (pyenv's costs ~0.4 s per start).
 PY=$(python3 -c 'import sys; print(sys.executable)')

@@ -9,12 +9,6 @@ source "$(dirname "$0")/lib.sh"
 NAT_OPTIONS=(--random)
 setup_scene --keepalive_source_ips="$REGISTRAR_IP"
 mark
-failures=0
-check() {
-  local what=$1
-  shift
-  if "$@"; then pass "$what"; else echo "FAIL: $what" >&2; failures=$((failures + 1)); fi
-}
 
 step "STUN from the phone: symmetric NAT maps each destination to another public port"
 stun_and_register 5062

@@ -41,7 +41,21 @@ absl::StatusOr<net::SocketAddress> ParseListen(absl::string_view text) {
   return net::SocketAddress{*ip, static_cast<uint16_t>(port)};
 }
 
-// The local address a datagram reached, from its IP_PKTINFO / IPV6_PKTINFO.
+// Puts `info` (its interface cleared: route as usual, from its address) as the only control message
+// of `out`.
+template <typename PacketInfo>
+void SetPacketInfo(msghdr& out, char* control, size_t control_size, int level, int type, PacketInfo info) {
+  out.msg_control = control;
+  out.msg_controllen = CMSG_SPACE(sizeof(info));
+  std::memset(control, 0, control_size);
+  cmsghdr* o = CMSG_FIRSTHDR(&out);
+  o->cmsg_level = level;
+  o->cmsg_type = type;
+  o->cmsg_len = CMSG_LEN(sizeof(info));
+  std::memcpy(CMSG_DATA(o), &info, sizeof(info));
+}
+
+// The local address a datagram reached, from its IP_PKTINFO / IPV6_PKTINFO, as the source of `out`.
 void CopyPacketInfo(msghdr& in, msghdr& out, char* control, size_t control_size) {
   out.msg_control = nullptr;
   out.msg_controllen = 0;
@@ -49,30 +63,14 @@ void CopyPacketInfo(msghdr& in, msghdr& out, char* control, size_t control_size)
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
       in_pktinfo info;
       std::memcpy(&info, CMSG_DATA(c), sizeof(info));
-      info.ipi_ifindex = 0;  // route as usual, from this source address
-      out.msg_control = control;
-      out.msg_controllen = CMSG_SPACE(sizeof(info));
-      std::memset(control, 0, control_size);
-      cmsghdr* o = CMSG_FIRSTHDR(&out);
-      o->cmsg_level = IPPROTO_IP;
-      o->cmsg_type = IP_PKTINFO;
-      o->cmsg_len = CMSG_LEN(sizeof(info));
-      std::memcpy(CMSG_DATA(o), &info, sizeof(info));
-      return;
+      info.ipi_ifindex = 0;
+      return SetPacketInfo(out, control, control_size, IPPROTO_IP, IP_PKTINFO, info);
     }
     if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
       in6_pktinfo info;
       std::memcpy(&info, CMSG_DATA(c), sizeof(info));
       info.ipi6_ifindex = 0;
-      out.msg_control = control;
-      out.msg_controllen = CMSG_SPACE(sizeof(info));
-      std::memset(control, 0, control_size);
-      cmsghdr* o = CMSG_FIRSTHDR(&out);
-      o->cmsg_level = IPPROTO_IPV6;
-      o->cmsg_type = IPV6_PKTINFO;
-      o->cmsg_len = CMSG_LEN(sizeof(info));
-      std::memcpy(CMSG_DATA(o), &info, sizeof(info));
-      return;
+      return SetPacketInfo(out, control, control_size, IPPROTO_IPV6, IPV6_PKTINFO, info);
     }
   }
 }

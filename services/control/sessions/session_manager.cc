@@ -60,8 +60,7 @@ absl::StatusOr<std::string> SessionManager::ApplySdp(v1::Session& session, v1::S
   *updated.mutable_updated_at() = ToProto(writer_->Now());
   // New media means the call goes on: a delayed release racing it (a BYE vs a re-INVITE, a serial
   // fork) is called off. The same SDP again (a retransmitted 200, a session refresh) does not revive.
-  if (LegOf(updated, side)->remote_size() != LegOf(session, side)->remote_size() ||
-      LegOf(updated, side)->SerializeAsString() != LegOf(session, side)->SerializeAsString()) {
+  if (LegOf(updated, side)->SerializeAsString() != LegOf(session, side)->SerializeAsString()) {
     updated.clear_release_at();
   }
   session = std::move(updated);
