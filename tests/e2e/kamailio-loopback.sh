@@ -255,7 +255,9 @@ latchkey_checks late
 
 # ---------------------------------------------------------------------------------------------------
 step "4. a retransmitted offer: its first reply held back 700 ms (rtpengine_tout_ms is 500), Kamailio sends it again"
-run_call retx -sn uas -- -sn uac_pcap -cid_str "retx-%u-%p@%s"
+# The caller does not retransmit its INVITE (-nr): Kamailio, held up to 500 ms by the ng timeout,
+# would otherwise see a second INVITE on a loaded machine and send a second offer of its own.
+run_call retx -sn uas -- -sn uac_pcap -nr -cid_str "retx-%u-%p@%s"
 x_call_id=$(msg_field retx uac sent INVITE "" "m['call_id']")
 x_caller_tag=$(msg_field retx uac sent INVITE "" "m['from_tag']")
 x_callee_tag=$(msg_field retx uac received "SIP/2.0 200" "1 INVITE" "m['to_tag']")
