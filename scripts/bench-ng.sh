@@ -9,7 +9,7 @@
 # to it); a summary table on stderr. See docs/PERFORMANCE.md ("## ng call setup (issue 13)").
 #
 #   scripts/bench-ng.sh [--duration=5s] [--warmup=1s] [--repeat=1] [--outstanding="1 8 32"]
-#                       [--targets="latchkey rtpengine"] [--delete_delays="0 30"] [--long_delay_duration=1.5s]
+#                       [--targets="latchkey rtpengine minimal"] [--delete_delays="0 30"] [--long_delay_duration=1.5s]
 #                       [--rtpengine_threads="1"] [--ng_threads=4] [--rt=0] [--no-build] [-- ng_bench flags]
 #
 # Delete delay: how long a deleted call keeps its ports (rtpengine's and Latchkey's default: 30 s).
@@ -32,7 +32,7 @@ duration=5s
 warmup=1s
 repeat=1
 outstanding_list="1 8 32"
-targets="latchkey rtpengine"
+targets="latchkey rtpengine minimal"
 delays="0 30"
 long_delay_duration=1.5s
 rtpengine_threads="1"
@@ -65,7 +65,7 @@ delays="${delays//,/ }"
 rtpengine_threads="${rtpengine_threads//,/ }"
 
 if ((build)); then
-  scripts/build.sh default --target latchkey-control latchkey-relay ng_bench >/dev/null
+  scripts/build.sh default --target latchkey-control latchkey-relay ng_bench minimal_ng_server >/dev/null
 fi
 for tool in taskset jq curl ss; do
   command -v $tool >/dev/null || { echo "bench-ng: $tool is required" >&2; exit 1; }
@@ -77,7 +77,9 @@ if [[ "$rt" == 1 ]]; then
   if chrt -r 10 true 2>/dev/null; then prio=(chrt -r 10); else echo "bench-ng: warning: chrt -r failed, no real-time priority" >&2; rt=0; fi
 fi
 
-# Targets: latchkey, and rtpengine once per --rtpengine_threads value (named rtpengine-tN if several).
+# Targets: latchkey, minimal (tests/benchmark/minimal_ng_server.cc: decode, bind/close 4 sockets per call,
+# encode; the floor any ng server stands on) and rtpengine once per --rtpengine_threads value (named
+# rtpengine-tN if several).
 target_list=()
 for t in $targets; do
   if [[ $t == rtpengine ]]; then
@@ -113,7 +115,7 @@ stop() {
 }
 trap 'stop; rm -rf "$bin"' EXIT
 trap 'exit 130' INT TERM
-for b in services/control/latchkey-control media-relay/latchkey-relay tests/benchmark/ng_bench; do
+for b in services/control/latchkey-control media-relay/latchkey-relay tests/benchmark/ng_bench tests/benchmark/minimal_ng_server; do
   cp "build/$b" "$bin/"
   strip --strip-debug "$bin/$(basename "$b")" 2>/dev/null || true
 done
@@ -122,9 +124,11 @@ git_dirty=$([[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]
 rtpengine_version=$(rtpengine --version 2>&1 | sed -n 's/^Version: //p' || true)
 
 # Addresses (127.0.0.1): control gRPC 7640 / worker 7641 / metrics 9640, relay 7650 / metrics 9650,
-# ng 2224 (latchkey) and 2226 (rtpengine); media ports as above (apart from bench-relay/-control's).
+# ng 2224 (latchkey), 2226 (rtpengine) and 2228 (minimal); media ports as above (apart from
+# bench-relay/-control's).
 ng_latchkey=127.0.0.1:2224
 ng_rtpengine=127.0.0.1:2226
+ng_minimal=127.0.0.1:2228
 port_busy() { [[ -n "$(ss -Hlun "sport = :$1" 2>/dev/null)" ]]; }
 
 seconds_of() {  # 10s, 1.5s, 500ms -> whole seconds, rounded up
@@ -170,6 +174,14 @@ run_one() {
       ng=$ng_latchkey
       target_pids="$control_pid,$relay_pid"
       note="latchkey-control (ng threads $ng_threads, memory store, plaintext gRPC) + latchkey-relay --threads=1 ports $port_min-$port_max, both on core $server_cpu"
+      ;;
+    minimal)
+      taskset -c "$server_cpu" "${prio[@]}" "$bin/minimal_ng_server" --listen_port="${ng_minimal##*:}" \
+        --port_min=$port_min --port_max=$port_max >>"$logs/minimal.log" 2>&1 &
+      local minimal_pid=$!; pids+=("$minimal_pid")
+      ng=$ng_minimal
+      target_pids="$minimal_pid"
+      note="minimal_ng_server (one thread: bencode decode/encode, 4 sockets bound per offer and closed on delete, SDP echoed) ports $port_min-$port_max, on core $server_cpu"
       ;;
     rtpengine*)
       local threads=${target#rtpengine-t}
