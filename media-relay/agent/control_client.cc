@@ -52,10 +52,9 @@ ControlClient::ControlClient(ControlClientOptions options, prometheus::Registry&
 
 ControlClient::~ControlClient() { Stop(); }
 
-void ControlClient::Start(SessionTable* sessions, const PacketEngine* engine, const KeepaliveSender* keepalives) {
-  sessions_ = sessions;
-  keepalives_ = keepalives;
-  load_meter_ = std::make_unique<LoadMeter>(engine);
+void ControlClient::Start(ControlClientWiring wiring) {
+  wiring_ = std::move(wiring);
+  load_meter_ = std::make_unique<LoadMeter>(wiring_.engine);
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -190,30 +189,30 @@ bool ControlClient::ReportQueuedEvents() {
 
 v1::WorkerLoad ControlClient::CurrentLoad() {
   const absl::Time now = absl::Now();
-  v1::WorkerLoad load = sessions_->Load(now);
+  v1::WorkerLoad load = wiring_.sessions->Load(now);
   const LoadMeter::Sample sample = load_meter_->Take(now);
   load.set_packets_per_second(sample.packets_per_second);
   load.set_cpu(sample.cpu);
-  if (keepalives_) load.set_keepalive_targets(static_cast<uint32_t>(keepalives_->size()));
+  if (wiring_.keepalives) load.set_keepalive_targets(static_cast<uint32_t>(wiring_.keepalives->size()));
   return load;
 }
 
 bool ControlClient::RegisterOnce() {
   v1::RegisterWorkerRequest request;
   request.set_worker_id(options_.worker_id);
-  request.set_grpc_address(options_.grpc_address);
+  request.set_grpc_address(wiring_.grpc_address);
   {
     absl::MutexLock lock(&mu_);
     for (const std::string& ip : advertised_ips_) request.add_advertised_ips(ip);
   }
   request.set_version(options_.version);
-  request.set_keepalive_mode(options_.keepalive_mode);
-  for (const std::string& ip : options_.keepalive_source_ips) request.add_keepalive_source_ips(ip);
+  request.set_keepalive_mode(wiring_.keepalive_mode);
+  for (const std::string& ip : wiring_.keepalive_source_ips) request.add_keepalive_source_ips(ip);
   request.set_port_min(options_.port_min);
   request.set_port_max(options_.port_max);
   *request.mutable_load() = CurrentLoad();
-  request.set_draining(sessions_->draining());
-  for (v1::Session& session : sessions_->Snapshot()) *request.add_sessions() = std::move(session);
+  request.set_draining(wiring_.sessions->draining());
+  for (v1::Session& session : wiring_.sessions->Snapshot()) *request.add_sessions() = std::move(session);
 
   v1::RegisterWorkerResponse response;
   grpc::ClientContext context;
@@ -290,22 +289,22 @@ void ControlClient::Run() {
     request.set_worker_id(options_.worker_id);
     request.set_registration_id(registration_id);
     *request.mutable_load() = CurrentLoad();
-    request.set_draining(sessions_->draining());
+    request.set_draining(wiring_.sessions->draining());
     v1::HeartbeatResponse response;
     grpc::ClientContext context;
     SetDeadline(&context);
     grpc::Status status = stub_->Heartbeat(&context, request, &response);
     if (status.ok()) {
       ApplyRelayRanges(response.relays());
-      if (response.drain() && !sessions_->draining()) {
-        sessions_->SetDraining(true);
+      if (response.drain() && !wiring_.sessions->draining()) {
+        wiring_.sessions->SetDraining(true);
         drained_by_control_ = true;
-        log::LogInfo("control asked to drain").Kv("sessions", sessions_->size());
+        log::LogInfo("control asked to drain").Kv("sessions", wiring_.sessions->size());
       } else if (!response.drain() && drained_by_control_ && !shutting_down_.load()) {
         // An operator's undrain. A drain of our own (SIGTERM) is never withdrawn by control.
         drained_by_control_ = false;
-        sessions_->SetDraining(false);
-        log::LogInfo("control withdrew the drain").Kv("sessions", sessions_->size());
+        wiring_.sessions->SetDraining(false);
+        log::LogInfo("control withdrew the drain").Kv("sessions", wiring_.sessions->size());
       }
       continue;
     }
@@ -321,7 +320,7 @@ void ControlClient::Run() {
 
 void ControlClient::DrainForShutdown() {
   shutting_down_.store(true);
-  if (sessions_) sessions_->SetDraining(true);
+  if (wiring_.sessions) wiring_.sessions->SetDraining(true);
   // Tell control now, not within the next interval, so it stops placing calls here at once.
   absl::MutexLock lock(&mu_);
   heartbeat_now_ = true;

@@ -27,12 +27,8 @@ struct ControlClientOptions {
   // Mutual TLS of the channel to control (whose certificate must name the control role).
   v1::TlsConfig tls;
   std::string worker_id;
-  std::string grpc_address;  // where control reaches our RelayService
   std::vector<std::string> advertised_ips;
   std::string version;
-  // Keepalives: how this worker sends them and from which addresses (empty: it sends none).
-  v1::KeepaliveSourceMode keepalive_mode = v1::KEEPALIVE_SOURCE_MODE_UNSPECIFIED;
-  std::vector<std::string> keepalive_source_ips;
   // Media port range, announced for other relays' loop protection.
   uint32_t port_min = 0;
   uint32_t port_max = 0;
@@ -40,14 +36,26 @@ struct ControlClientOptions {
   std::function<void(const google::protobuf::RepeatedPtrField<v1::RelayMediaRange>&)> on_relay_ranges;
 };
 
+// What exists only once the rest of the worker does; it may not change after Start().
+struct ControlClientWiring {
+  SessionTable* sessions = nullptr;
+  const PacketEngine* engine = nullptr;         // rates for the load; may be null
+  const KeepaliveSender* keepalives = nullptr;  // may be null
+  std::string grpc_address;                     // where control reaches our RelayService
+  // Keepalives: how this worker sends them and from which addresses (empty: it sends none).
+  v1::KeepaliveSourceMode keepalive_mode = v1::KEEPALIVE_SOURCE_MODE_UNSPECIFIED;
+  std::vector<std::string> keepalive_source_ips;
+};
+
+// Constructed first, so the engine and the keepalive sender can report to it from birth (events
+// before Start() queue up); it registers once Start() gives it the rest.
 class ControlClient : public EngineEventSink, public KeepaliveEventSink {
  public:
   ControlClient(ControlClientOptions options, prometheus::Registry& registry);
   ~ControlClient();
 
-  // Starts registering and heartbeating for `sessions`, with rates from `engine` (both must outlive
-  // Stop(); engine may be null).
-  void Start(SessionTable* sessions, const PacketEngine* engine = nullptr, const KeepaliveSender* keepalives = nullptr);
+  // Starts registering and heartbeating; what `wiring` points at must outlive Stop().
+  void Start(ControlClientWiring wiring);
   void Stop();
   bool registered() const;
   // The advertised addresses changed (host:/stun: discovery): registers again to announce them.
@@ -74,8 +82,7 @@ class ControlClient : public EngineEventSink, public KeepaliveEventSink {
   v1::WorkerLoad CurrentLoad();
 
   const ControlClientOptions options_;
-  SessionTable* sessions_ = nullptr;
-  const KeepaliveSender* keepalives_ = nullptr;
+  ControlClientWiring wiring_;  // set by Start, before the thread
   std::unique_ptr<LoadMeter> load_meter_;  // control client thread only
   std::unique_ptr<v1::WorkerRegistryService::Stub> stub_;
   prometheus::Counter* registrations_;
