@@ -9,6 +9,9 @@ build_pkgs=(
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev liburing-dev
   openssl  # scripts/pki.sh: the CA and certificates of mutual TLS (run-local.sh, tests)
   libhiredis-dev  # the Redis client of the shared store (async API on our own loop)
+  # The relay's kernel fast path: clang compiles its eBPF object, bpftool embeds it as a skeleton,
+  # libbpf loads and attaches it; the uapi headers come from linux-libc-dev.
+  clang bpftool libbpf-dev linux-libc-dev
 )
 # Real peers and tools the test suite drives (sipp as a phone, coturn's STUN client, clang for fuzz
 # targets, curl for /metrics).

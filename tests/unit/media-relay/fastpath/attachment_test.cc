@@ -1,0 +1,95 @@
+// The fast path attached to and detached from a real interface: a veth pair in a network namespace
+// of this test process's own (unshare), so nothing outside it is touched and it vanishes with the
+// process. Needs root (or CAP_SYS_ADMIN + CAP_BPF + CAP_NET_ADMIN): skipped with the reason otherwise.
+#include "media-relay/fastpath/attachment.h"
+
+#include <net/if.h>
+#include <sched.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace latchkey::relay {
+namespace {
+
+std::string Shell(const std::string& command) {
+  std::string out;
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen((command + " 2>&1").c_str(), "r"), ::pclose);
+  if (!pipe) return out;
+  std::array<char, 512> buffer;
+  while (::fgets(buffer.data(), buffer.size(), pipe.get()) != nullptr) out += buffer.data();
+  return out;
+}
+
+class FastPathAttachmentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::unshare(CLONE_NEWNET) != 0) GTEST_SKIP() << "cannot make a network namespace (needs root): " << std::strerror(errno);
+    auto program = RelayProgram::Load();
+    if (!program.ok()) GTEST_SKIP() << "bpf() refused here: " << program.status();
+    program_ = *std::move(program);
+    const std::string made = Shell("ip link add lkfp0 type veth peer name lkfp1 && ip link set lkfp0 up && ip link set lkfp1 up && echo made");
+    ASSERT_NE(made.find("made"), std::string::npos) << made;
+    ifindex_ = static_cast<int>(::if_nametoindex("lkfp0"));
+    ASSERT_GT(ifindex_, 0);
+  }
+
+  std::unique_ptr<RelayProgram> program_;
+  int ifindex_ = 0;
+};
+
+TEST_F(FastPathAttachmentTest, NativeXdpOnVethIsAttachedAndGoneWhenDestroyed) {
+  auto attached = FastPathAttachment::Attach(*program_, FastPathMode::kXdp, ifindex_);
+  ASSERT_TRUE(attached.ok()) << attached.status();
+  EXPECT_NE(Shell("ip -d link show dev lkfp0").find("xdp"), std::string::npos) << Shell("ip -d link show dev lkfp0");
+  attached->reset();
+  EXPECT_EQ(Shell("ip -d link show dev lkfp0").find("prog/xdp"), std::string::npos) << Shell("ip -d link show dev lkfp0");
+}
+
+TEST_F(FastPathAttachmentTest, ASecondXdpProgramOnTheInterfaceIsRefusedClearly) {
+  auto first = FastPathAttachment::Attach(*program_, FastPathMode::kXdp, ifindex_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = FastPathAttachment::Attach(*program_, FastPathMode::kXdp, ifindex_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition) << second.status();
+  EXPECT_NE(second.status().message().find("lkfp0"), absl::string_view::npos) << second.status();
+}
+
+TEST_F(FastPathAttachmentTest, TcIsAttachedOnIngressAndRemovedWithTheQdiscItAdded) {
+  auto attached = FastPathAttachment::Attach(*program_, FastPathMode::kTc, ifindex_);
+  ASSERT_TRUE(attached.ok()) << attached.status();
+  const std::string filters = Shell("tc filter show dev lkfp0 ingress");
+  EXPECT_NE(filters.find("lk_tc_relay"), std::string::npos) << filters;
+  attached->reset();
+  EXPECT_EQ(Shell("tc filter show dev lkfp0 ingress").find("lk_tc_relay"), std::string::npos);
+  EXPECT_EQ(Shell("tc qdisc show dev lkfp0").find("clsact"), std::string::npos) << Shell("tc qdisc show dev lkfp0");
+}
+
+TEST_F(FastPathAttachmentTest, TcReplacesItsOwnLeftoverAndKeepsAQdiscItDidNotAdd) {
+  ASSERT_EQ(Shell("tc qdisc add dev lkfp0 clsact && echo ok"), "ok\n");
+  auto leftover = FastPathAttachment::Attach(*program_, FastPathMode::kTc, ifindex_);
+  ASSERT_TRUE(leftover.ok()) << leftover.status();
+  // A restarted relay attaches over what the killed one left (same handle and priority).
+  auto again = FastPathAttachment::Attach(*program_, FastPathMode::kTc, ifindex_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  const std::string filters = Shell("tc filter show dev lkfp0 ingress");
+  EXPECT_NE(filters.find("handle 0x6c6b"), std::string::npos) << filters;
+  EXPECT_EQ(filters.find("handle 0x6c6b"), filters.rfind("handle 0x6c6b")) << "one filter, not two: " << filters;
+  again->reset();
+  EXPECT_NE(Shell("tc qdisc show dev lkfp0").find("clsact"), std::string::npos) << "the operator's qdisc stays";
+}
+
+TEST_F(FastPathAttachmentTest, AnUnknownInterfaceIsNotFound) {
+  auto attached = FastPathAttachment::Attach(*program_, FastPathMode::kTc, 999999);
+  ASSERT_FALSE(attached.ok());
+  EXPECT_EQ(attached.status().code(), absl::StatusCode::kNotFound) << attached.status();
+}
+
+}  // namespace
+}  // namespace latchkey::relay
