@@ -14,9 +14,8 @@
 namespace latchkey::relay {
 namespace {
 
-// Ours on any interface: "lk" in the handle, a priority no distribution default uses.
+// Ours on any interface: "lk" in the handle; the priority tells relays apart.
 constexpr uint32_t kTcHandle = 0x6c6b;
-constexpr uint32_t kTcPriority = 0x6c6b;
 
 std::string Interface(int ifindex) {
   char name[IF_NAMESIZE] = {};
@@ -51,8 +50,10 @@ const char* FastPathModeName(FastPathMode mode) {
 }
 
 absl::StatusOr<std::unique_ptr<FastPathAttachment>> FastPathAttachment::Attach(const RelayProgram& program,
-                                                                               FastPathMode mode, int ifindex) {
+                                                                               FastPathMode mode, int ifindex,
+                                                                               uint16_t tc_priority) {
   std::unique_ptr<FastPathAttachment> attachment(new FastPathAttachment(mode, ifindex));
+  attachment->tc_priority_ = tc_priority == 0 ? 1 : tc_priority;
   if (mode == FastPathMode::kXdp) {
     LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = XDP_FLAGS_DRV_MODE);
     const int fd = bpf_link_create(program.xdp_fd(), ifindex, BPF_XDP, &opts);
@@ -64,11 +65,9 @@ absl::StatusOr<std::unique_ptr<FastPathAttachment>> FastPathAttachment::Attach(c
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
   const int created = bpf_tc_hook_create(&hook);
   if (created != 0 && created != -EEXIST) return Refused(-created, "cannot add the clsact qdisc", ifindex);
-  attachment->created_clsact_ = created == 0;
   LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = program.tc_fd(), .flags = BPF_TC_F_REPLACE, .handle = kTcHandle,
-              .priority = kTcPriority);
+              .priority = attachment->tc_priority_);
   if (const int err = bpf_tc_attach(&hook, &opts); err != 0) {
-    // The destructor removes the qdisc if we added it.
     return Refused(-err, "cannot attach the tc filter", ifindex);
   }
   return attachment;
@@ -78,12 +77,10 @@ FastPathAttachment::~FastPathAttachment() {
   if (xdp_link_fd_ >= 0) ::close(xdp_link_fd_);
   if (mode_ != FastPathMode::kTc) return;
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = BPF_TC_INGRESS);
-  LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
+  LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = tc_priority_);
   bpf_tc_detach(&hook, &opts);  // absent already (interface gone, never attached): nothing to do
-  if (created_clsact_) {
-    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-    bpf_tc_hook_destroy(&hook);
-  }
+  // The clsact qdisc stays: another relay's filter (or an operator's) may hang on it, and an empty
+  // one costs nothing.
 }
 
 }  // namespace latchkey::relay

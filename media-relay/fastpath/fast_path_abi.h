@@ -30,7 +30,11 @@ struct lk_flow_value {
   __be32 ssrc;        // only this stream's packets are forwarded
   __u32 stream;       // index of its counters in `lk_stats`
   __u32 clock_rate;   // RTP clock in Hz for the jitter (0: none kept)
+  __u32 flags;        // LK_FLOW_*
 };
+
+// The egress interface has no link layer (loopback): the frame's MACs are left as they are.
+#define LK_FLOW_KEEP_L2 1u
 
 // Per stream and per CPU (one RX queue, hence mostly one CPU, carries a 5-tuple). The sequence
 // fields follow RFC 3550 A.1 in a simplified form (no probation: the leg is latched already):
@@ -58,6 +62,6 @@ struct lk_control {
 #ifdef __cplusplus
 static_assert(sizeof(struct lk_control) == 8, "lk_control");
 static_assert(sizeof(struct lk_flow_key) == 12, "lk_flow_key has padding");
-static_assert(sizeof(struct lk_flow_value) == 40, "lk_flow_value has padding");
+static_assert(sizeof(struct lk_flow_value) == 44, "lk_flow_value has padding");
 static_assert(sizeof(struct lk_stream_stats) == 48, "lk_stream_stats has padding");
 #endif

@@ -6,7 +6,8 @@
 // 1. Only what user space decided is forwarded: an IPv4/UDP datagram whose (source, destination)
 //    addresses and ports match a flow entry exactly, that is plain RTP v2 (not RTCP), and whose SSRC
 //    is the entry's. The latch in user space writes entries only for latched legs.
-// 2. Everything else is handed to the socket untouched (XDP_PASS / TC_ACT_OK), where the latch
+// 2. Everything else is handed to the socket untouched (XDP_PASS; TC_ACT_UNSPEC, so that the next
+//    tc filter - another relay's on the same interface - still sees it), where the latch
 //    decides as it does without a fast path: another source (a NAT rebinding, a spoofer), another
 //    SSRC, RTCP, STUN, DTLS, anything not RTP, IP options, fragments, VLAN tags, IPv6, a length
 //    that does not add up, and an entry whose next hop (MAC) is not resolved yet (XDP).
@@ -177,7 +178,7 @@ int lk_xdp_relay(struct xdp_md *ctx) {
   if (!lk_match(data, data_end, &m)) return XDP_PASS;
   const struct lk_flow_value *flow = m.flow;
   // No next hop yet: the socket path forwards (and the kernel's ARP resolves it) meanwhile.
-  if (!(flow->dst_mac[0] | flow->dst_mac[1] | flow->dst_mac[2] | flow->dst_mac[3] | flow->dst_mac[4] |
+  if (!(flow->flags & LK_FLOW_KEEP_L2) && !(flow->dst_mac[0] | flow->dst_mac[1] | flow->dst_mac[2] | flow->dst_mac[3] | flow->dst_mac[4] |
         flow->dst_mac[5])) {
     return XDP_PASS;
   }
@@ -194,9 +195,11 @@ int lk_xdp_relay(struct xdp_md *ctx) {
   udp->source = flow->new_src_port;
   udp->dest = flow->new_dst_port;
   lk_rewrite_ip(m.ip, flow);
-  struct ethhdr *eth = data;
-  __builtin_memcpy(eth->h_dest, flow->dst_mac, ETH_ALEN);
-  __builtin_memcpy(eth->h_source, flow->src_mac, ETH_ALEN);
+  if (!(flow->flags & LK_FLOW_KEEP_L2)) {
+    struct ethhdr *eth = data;
+    __builtin_memcpy(eth->h_dest, flow->dst_mac, ETH_ALEN);
+    __builtin_memcpy(eth->h_source, flow->src_mac, ETH_ALEN);
+  }
   lk_count(&m);
   if (flow->out_ifindex == 0 || flow->out_ifindex == ctx->ingress_ifindex) return XDP_TX;
   return bpf_redirect(flow->out_ifindex, 0);
@@ -207,11 +210,11 @@ int lk_tc_relay(struct __sk_buff *skb) {
   // The headers must be in the linear part for direct access (they are, for a datagram this small,
   // unless a driver split it).
   if (bpf_skb_pull_data(skb, sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr) + RTP_HEADER_BYTES))
-    return TC_ACT_OK;
+    return TC_ACT_UNSPEC;
   void *data = (void *)(long)skb->data;
   void *data_end = (void *)(long)skb->data_end;
   struct lk_match m;
-  if (!lk_match(data, data_end, &m)) return TC_ACT_OK;
+  if (!lk_match(data, data_end, &m)) return TC_ACT_UNSPEC;
   const struct lk_flow_value *flow = m.flow;
   // Copies: the helpers below invalidate packet pointers and `flow` may change under us.
   const __be32 old_src = m.ip->saddr, old_dst = m.ip->daddr;
@@ -219,6 +222,7 @@ int lk_tc_relay(struct __sk_buff *skb) {
   const __be32 new_src = flow->new_src_ip, new_dst = flow->new_dst_ip;
   const __be16 new_sport = flow->new_src_port, new_dport = flow->new_dst_port;
   const __u32 out_ifindex = flow->out_ifindex ? flow->out_ifindex : skb->ifindex;
+  const int keep_l2 = flow->flags & LK_FLOW_KEEP_L2;
   __u8 dst_mac[ETH_ALEN], src_mac[ETH_ALEN];
   __builtin_memcpy(dst_mac, flow->dst_mac, ETH_ALEN);
   __builtin_memcpy(src_mac, flow->src_mac, ETH_ALEN);
@@ -244,6 +248,7 @@ int lk_tc_relay(struct __sk_buff *skb) {
   struct lk_flow_value rewrite = {.new_src_ip = new_src, .new_dst_ip = new_dst};
   lk_rewrite_ip(ip, &rewrite);
 
+  if (keep_l2) return bpf_redirect(out_ifindex, 0);
   if (!(dst_mac[0] | dst_mac[1] | dst_mac[2] | dst_mac[3] | dst_mac[4] | dst_mac[5])) {
     // No next hop given: the kernel resolves it (route and neighbour) for the new destination.
     return bpf_redirect_neigh(out_ifindex, 0, 0, 0);

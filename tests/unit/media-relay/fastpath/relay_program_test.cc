@@ -26,6 +26,8 @@ constexpr uint8_t kPeerMac[6] = {0x02, 0, 0, 0, 0, 0xaa};
 constexpr uint8_t kRelayMac[6] = {0x02, 0, 0, 0, 0, 0x01};
 constexpr uint8_t kNextHopMac[6] = {0x02, 0, 0, 0, 0, 0xbb};
 constexpr uint32_t kSsrc = 0x11223344;
+// tc's "not mine": the next filter (another relay's) still sees the packet.
+constexpr uint32_t kTcPass = static_cast<uint32_t>(TC_ACT_UNSPEC);
 
 uint32_t Ip(const char* text) {
   in_addr a{};
@@ -305,7 +307,7 @@ TEST_F(RelayProgramTest, EveryHandBackCasePassesUntouchedOnBothPaths) {
     EXPECT_EQ(xdp.verdict, static_cast<uint32_t>(XDP_PASS)) << c.name;
     EXPECT_EQ(xdp.out, c.frame) << c.name;
     const Outcome tc = Tc(c.frame);
-    EXPECT_EQ(tc.verdict, static_cast<uint32_t>(TC_ACT_OK)) << c.name;
+    EXPECT_EQ(tc.verdict, kTcPass) << c.name;
     EXPECT_EQ(tc.out, c.frame) << c.name;
   }
   EXPECT_EQ(Sum(7).packets, 0u) << "nothing handed back counts as the stream's";
@@ -315,7 +317,7 @@ TEST_F(RelayProgramTest, NothingIsForwardedOnceUserSpaceStopsSayingItIsAlive) {
   ASSERT_TRUE(program_->KeepAliveUntil(MonotonicNow() - absl::Seconds(1)).ok());
   const std::vector<uint8_t> in = Frame({});
   EXPECT_EQ(Xdp(in).verdict, static_cast<uint32_t>(XDP_PASS));
-  EXPECT_EQ(Tc(in).verdict, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(Tc(in).verdict, kTcPass);
   ASSERT_TRUE(program_->KeepAliveUntil(MonotonicNow() + absl::Minutes(1)).ok());
   EXPECT_EQ(Xdp(in).verdict, static_cast<uint32_t>(XDP_TX));
 }
@@ -329,6 +331,20 @@ TEST_F(RelayProgramTest, XdpHandsBackUntilTheNextHopIsKnownAndTcAsksTheKernel) {
   EXPECT_EQ(xdp.verdict, static_cast<uint32_t>(XDP_PASS));
   EXPECT_EQ(xdp.out, in);
   EXPECT_EQ(Tc(in).verdict, static_cast<uint32_t>(TC_ACT_REDIRECT)) << "bpf_redirect_neigh";
+}
+
+TEST_F(RelayProgramTest, OnAnInterfaceWithoutLinkLayerTheMacsStay) {
+  lk_flow_value value = Value();
+  value.flags = LK_FLOW_KEEP_L2;
+  std::memset(value.dst_mac, 0, sizeof(value.dst_mac));
+  ASSERT_TRUE(program_->UpsertFlow(kKey, value).ok());
+  const std::vector<uint8_t> in = Frame({});
+  for (int fd : {program_->xdp_fd(), program_->tc_fd()}) {
+    const Outcome run = RunOn(fd, in);
+    EXPECT_THAT(run.verdict, ::testing::AnyOf(static_cast<uint32_t>(XDP_TX), static_cast<uint32_t>(TC_ACT_REDIRECT)));
+    EXPECT_EQ(std::vector<uint8_t>(run.out.begin(), run.out.begin() + 12), std::vector<uint8_t>(in.begin(), in.begin() + 12));
+    EXPECT_EQ(Get16(run.out, kUdp + 2), 6000);
+  }
 }
 
 TEST_F(RelayProgramTest, ARemovedFlowIsHandedBack) {
@@ -392,7 +408,7 @@ TEST_F(RelayProgramTest, RandomFramesAreNeverForwardedOrChanged) {
     ASSERT_EQ(xdp.verdict, static_cast<uint32_t>(XDP_PASS)) << i;
     ASSERT_EQ(xdp.out, f) << i;
     if (!tc.ran) continue;
-    ASSERT_EQ(tc.verdict, static_cast<uint32_t>(TC_ACT_OK)) << i;
+    ASSERT_EQ(tc.verdict, kTcPass) << i;
     ASSERT_EQ(tc.out, f) << i;
   }
 }
