@@ -13,21 +13,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/support/cluster.h"
+#include "tests/support/shell.h"
 
 namespace latchkey {
 namespace {
 
 using ::testing::HasSubstr;
 
-std::string Shell(const std::string& command) {
-  std::string output;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return output;
-  char chunk[512];
-  while (size_t n = std::fread(chunk, 1, sizeof(chunk), pipe)) output.append(chunk, n);
-  ::pclose(pipe);
-  return output;
-}
+using testing::Shell;
 
 class StunTest : public ::testing::Test {
  protected:

@@ -4,33 +4,22 @@
 #include "media-relay/fastpath/attachment.h"
 
 #include <net/if.h>
-#include <sched.h>
 
-#include <array>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <memory>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/support/shell.h"
 
 namespace latchkey::relay {
 namespace {
 
-std::string Shell(const std::string& command) {
-  std::string out;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen((command + " 2>&1").c_str(), "r"), ::pclose);
-  if (!pipe) return out;
-  std::array<char, 512> buffer;
-  while (::fgets(buffer.data(), buffer.size(), pipe.get()) != nullptr) out += buffer.data();
-  return out;
-}
+using testing::Shell;
 
 class FastPathAttachmentTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::unshare(CLONE_NEWNET) != 0) GTEST_SKIP() << "cannot make a network namespace (needs root): " << std::strerror(errno);
+    if (const std::string why = testing::EnterPrivateNetworkNamespace(); !why.empty()) GTEST_SKIP() << why;
     auto program = RelayProgram::Load();
     if (!program.ok()) GTEST_SKIP() << "bpf() refused here: " << program.status();
     program_ = *std::move(program);
