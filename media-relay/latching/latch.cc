@@ -170,6 +170,16 @@ LatchDecision Latch::OnRtp(const net::SocketAddress& source, const RtpHeader& rt
   return count >= probation_ ? LatchTo(idx, now_us) : Drop(DropReason::kProbation);
 }
 
+LatchDecision Latch::OnLockActivity(uint16_t sequence, absl::Time last) {
+  if (latched_ < 0) return {};
+  const int64_t last_us = ToMicros(last);
+  if (last_us <= lock_alive_us_) return {};
+  slots_[latched_].seq = sequence;
+  LatchDecision decision = OnLockedPacket(last_us);
+  decision.forward = false;
+  return decision;
+}
+
 LatchDecision Latch::OnLockedPacket(int64_t now_us) {
   lock_alive_us_ = now_us;
   last_forward_us_ = now_us;

@@ -71,6 +71,7 @@
 //    ringback cannot be aimed at a victim, and a spoofer renewing consent gets no more than the rate.
 // 9. Every latch returns its event exactly once: kLatched when nothing was latched, kRelatched when
 //    an existing lock moves (counted in relatch_count()). The caller counts events and drop reasons.
+// 10. Media the kernel forwarded for the lock (OnLockActivity) counts as the lock's packets.
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -160,6 +161,12 @@ class Latch {
 
   LatchDecision OnRtp(const net::SocketAddress& source, const RtpHeader& rtp, absl::Time now);
   LatchDecision OnRtcp(const net::SocketAddress& source, absl::Time now);
+  // Rule 10 (the kernel fast path): the lock's RTP that the kernel forwarded without this latch
+  // seeing it, as of the newest such packet (`last`: its arrival, `sequence`: its number). It counts
+  // as that packet having arrived here: liveness for rule 4c, challengers restart, a contest is
+  // reported; so the rules hold whichever path carried the lock's media. Nothing newer than what
+  // the latch saw, or no lock: no effect. The decision never forwards (the kernel did).
+  LatchDecision OnLockActivity(uint16_t sequence, absl::Time last);
 
   // Where media to the endpoint goes: the latched source; else the SDP address if sendable; else
   // nullopt (wait for packets).

@@ -660,6 +660,68 @@ TEST_P(AnyModeAttackTest, ContestWithALiveEndpointIsRefusedAndReportedOnce) {
   EXPECT_EQ(latch.latched_source(), phone.source);
 }
 
+// Rule 10: with the kernel forwarding the lock's media (the latch hears of it only through
+// OnLockActivity), a live endpoint is exactly as safe as when its packets come through the latch.
+TEST_P(AnyModeAttackTest, ContestWithAnEndpointOnTheKernelPathIsRefusedAndReportedOnce) {
+  Stream phone = endpoint();
+  Latch latch = Latched(phone);
+  Stream neighbour = MakeStream(GetParam().nat ? kNatOtherPort : kSdpIpOtherPort, 0);
+  Tally t;
+  for (int ms = 80; ms < 5'000; ms += 20) {
+    // The kernel forwarded one more packet of the phone's at `ms`; the latch learns of it when the
+    // next handed-back packet arrives (the engine asks the kernel first).
+    phone.seq++;
+    phone.timestamp += 160;
+    neighbour.Mirror(phone);
+    for (int k = 0; k < 9; ++k) {
+      const LatchDecision told = latch.OnLockActivity(static_cast<uint16_t>(phone.seq - 1), Ms(ms));
+      EXPECT_FALSE(told.forward);
+      if (told.event == LatchEvent::kContested) ++t.contested;
+      t.Add(neighbour.Send(latch, Ms(ms + 1 + 2 * k)));
+    }
+  }
+  EXPECT_EQ(t.forwarded, 0);
+  EXPECT_EQ(t.relatched, 0);
+  EXPECT_EQ(t.contested, 1);
+  EXPECT_EQ(latch.latched_source(), phone.source);
+}
+
+// ... and a real NAT rebinding (the kernel's counters for the old port stop) still relatches.
+TEST_P(AnyModeAttackTest, NatRebindingOffTheKernelPathRelatchesWithinASecond) {
+  Stream phone = endpoint();
+  Latch latch = Latched(phone);
+  for (int ms = 80; ms <= 2'060; ms += 20) {
+    phone.seq++;
+    phone.timestamp += 160;
+    latch.OnLockActivity(static_cast<uint16_t>(phone.seq - 1), Ms(ms));
+  }
+  Stream rebound = MakeStream(GetParam().nat ? kNatOtherPort : kSdpIpOtherPort, 0);
+  rebound.Mirror(phone);
+  int64_t relatched_ms = -1;
+  for (int ms = 2'080; ms < 4'000 && relatched_ms < 0; ms += 20) {
+    latch.OnLockActivity(static_cast<uint16_t>(phone.seq - 1), Ms(2'060));  // no news: ignored
+    const LatchDecision d = rebound.Send(latch, Ms(ms));
+    if (d.event == LatchEvent::kRelatched) relatched_ms = ms;
+  }
+  ASSERT_GT(relatched_ms, 0);
+  EXPECT_LE(relatched_ms - 2'060, 1'000);
+  EXPECT_EQ(latch.Destination(), rebound.source);
+}
+
+TEST(LatchTest, LockActivityWithoutALockOrOlderThanWhatWasSeenDoesNothing) {
+  Latch latch = Configured(v1::LATCHING_MODE_HEURISTIC, PublicTarget());
+  const LatchDecision nothing = latch.OnLockActivity(5, Ms(100));
+  EXPECT_FALSE(nothing.forward);
+  EXPECT_EQ(nothing.event, LatchEvent::kNone);
+  EXPECT_FALSE(latch.latched());
+  Stream phone = MakeStream(kSdp, 0x1234);
+  ASSERT_EQ(phone.Send(latch, Ms(200)).event, LatchEvent::kLatched);
+  latch.OnLockActivity(phone.seq, Ms(150));  // older than the packet the latch saw
+  EXPECT_EQ(latch.last_packet(), Ms(200));
+  latch.OnLockActivity(phone.seq, Ms(300));
+  EXPECT_EQ(latch.last_packet(), Ms(300));
+}
+
 // A neighbour behind the same CGNAT IP that does not know the stream: never, talking or silent.
 TEST_P(DefaultModeAttackTest, SameIpNeighbourWithoutTheStreamNeverTakesOver) {
   Stream phone = endpoint();
