@@ -5,6 +5,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/config/flags.h"
@@ -45,6 +46,9 @@ ABSL_FLAG(bool, keepalive_allow_loopback, false, "keep alive loopback destinatio
 ABSL_FLAG(uint32_t, max_keepalive_targets, 1'000'000, "keepalive targets held at most, whatever control asks");
 ABSL_FLAG(absl::Duration, min_keepalive_interval, absl::Seconds(5), "shortest keepalive interval, whatever control asks");
 ABSL_FLAG(std::string, packet_io, "auto", "auto (io_uring if available, else epoll), epoll or io_uring");
+ABSL_FLAG(std::string, fast_path, "off",
+          "kernel fast path for latched RTP: off, auto (native XDP, else tc, else off), xdp or tc "
+          "(needs CAP_BPF and CAP_NET_ADMIN)");
 ABSL_FLAG(std::string, stun_listen, "", "STUN responder IP:PORT, or off (default: first media IP, port 3478)");
 
 namespace latchkey::relay {
@@ -121,6 +125,15 @@ absl::StatusOr<v1::RelayConfig> LoadConfig() {
     } else {
       return absl::InvalidArgumentError(absl::StrCat("packet_io: must be auto, epoll or io_uring, got \"", io, "\""));
     }
+  }
+  if (FlagGiven(FLAGS_fast_path) || config.fast_path() == v1::FAST_PATH_UNSPECIFIED) {
+    const std::string mode = absl::GetFlag(FLAGS_fast_path);
+    v1::FastPath parsed;
+    if (!v1::FastPath_Parse(absl::StrCat("FAST_PATH_", absl::AsciiStrToUpper(mode)), &parsed) ||
+        parsed == v1::FAST_PATH_UNSPECIFIED) {
+      return absl::InvalidArgumentError(absl::StrCat("fast_path: must be off, auto, xdp or tc, got \"", mode, "\""));
+    }
+    config.set_fast_path(parsed);
   }
   return config;
 }

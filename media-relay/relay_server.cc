@@ -239,7 +239,13 @@ absl::Status RelayServer::Assemble() {
   };
   control_ = std::make_unique<ControlClient>(std::move(client_options), *registry_);
 
-  engine_ = std::make_unique<PacketEngine>(static_cast<int>(config_.threads()), control_.get(), IoMode(config_.packet_io()));
+  FastPathOptions fast_path_options;
+  fast_path_options.requested = config_.fast_path();
+  for (const MediaAddresses& a : addresses) fast_path_options.media_ips.push_back(a.bind);
+  fast_path_options.tc_priority = port_min;
+  ASSIGN_OR_RETURN(fast_path_, FastPath::Start(fast_path_options));
+  engine_ = std::make_unique<PacketEngine>(static_cast<int>(config_.threads()), control_.get(), IoMode(config_.packet_io()),
+                                           fast_path_.get());
   if (absl::Status s = engine_->Start(); !s.ok()) {
     return absl::UnavailableError(absl::StrCat("cannot start packet threads: ", s.message()));
   }
@@ -315,7 +321,8 @@ absl::Status RelayServer::Assemble() {
       .Kv("control", config_.control())
       .Kv("media_ports", absl::StrCat(config_.port_min(), "-", config_.port_max()))
       .Kv("threads", engine_->thread_count())
-      .Kv("packet_io", engine_->io_name());
+      .Kv("packet_io", engine_->io_name())
+      .Kv("fast_path", engine_->fast_path_mode());
   return absl::OkStatus();
 }
 
@@ -331,6 +338,7 @@ void RelayServer::OnAdvertisedChange(size_t index, const net::IpAddress& now) {
 void RelayServer::SampleLoop() {
   double cpu_reported = 0;
   do {
+    fast_path_->KeepAlive();  // entries go inert a few seconds after the last of these
     rusage usage{};
     if (::getrusage(RUSAGE_SELF, &usage) == 0) {
       const double cpu = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +

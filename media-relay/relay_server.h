@@ -17,6 +17,7 @@
 #include "media-relay/agent/control_client.h"
 #include "media-relay/agent/relay_service.h"
 #include "media-relay/engine/packet_engine.h"
+#include "media-relay/fastpath/fast_path.h"
 #include "media-relay/keepalive/keepalive_sender.h"
 #include "media-relay/metrics/relay_metrics.h"
 #include "media-relay/sessions/session_table.h"
@@ -43,6 +44,7 @@ class RelayServer {
   int stun_port() const;  // 0 when off
   const v1::RelayConfig& config() const { return config_; }
   const SessionTable& sessions() const { return *sessions_; }
+  const PacketEngine& engine() const { return *engine_; }
 
   // What SIGTERM does: refuse new sessions, report not ready (to control at once, and on the health
   // ports) and wait until the sessions have ended or `drain_grace` has passed.
@@ -61,6 +63,8 @@ class RelayServer {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<RelayMetrics> relay_metrics_;
   std::unique_ptr<AdvertisedAddressRefresher> advertised_;
+  // Outlives the engine, whose packet threads write its entries.
+  std::unique_ptr<FastPath> fast_path_;
   // Before the engine and the keepalive sender, which report to it, and destroyed after them.
   std::unique_ptr<ControlClient> control_;
   std::unique_ptr<PacketEngine> engine_;

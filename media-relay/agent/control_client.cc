@@ -194,6 +194,10 @@ v1::WorkerLoad ControlClient::CurrentLoad() {
   load.set_packets_per_second(sample.packets_per_second);
   load.set_cpu(sample.cpu);
   if (wiring_.keepalives) load.set_keepalive_targets(static_cast<uint32_t>(wiring_.keepalives->size()));
+  if (wiring_.engine) {
+    load.set_fast_path(wiring_.engine->fast_path_mode());
+    load.set_fast_path_flows(static_cast<uint32_t>(wiring_.engine->kernel_flows()));
+  }
   return load;
 }
 

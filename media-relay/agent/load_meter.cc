@@ -20,6 +20,7 @@ LoadMeter::Sample LoadMeter::Take(absl::Time now) {
     for (int t = 0; t < engine_->thread_count(); ++t) {
       const EngineCounters& c = engine_->counters(t);
       packets += c.packets_in.load(std::memory_order_relaxed) + c.packets_out.load(std::memory_order_relaxed);
+      packets += 2 * c.kernel_packets.load(std::memory_order_relaxed);  // in and out, by the fast path
     }
   }
   const double cpu_seconds = ProcessCpuSeconds();

@@ -21,6 +21,13 @@ struct alignas(64) EngineCounters {
   std::atomic<uint64_t> media_timeouts{0};
   std::atomic<uint64_t> final_timeouts{0};
   std::atomic<uint64_t> recv_batches{0};
+  // Kernel fast path: packets and bytes it forwarded (folded in every second), entries written
+  // and removed, and writes the kernel refused.
+  std::atomic<uint64_t> kernel_packets{0};
+  std::atomic<uint64_t> kernel_bytes{0};
+  std::atomic<uint64_t> kernel_flows_added{0};
+  std::atomic<uint64_t> kernel_flows_removed{0};
+  std::atomic<uint64_t> kernel_flow_errors{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(DropReason::kCount)> drops{};  // by DropReason
 
   // Single-writer increment: cheaper than fetch_add, still a well-defined read for other threads.

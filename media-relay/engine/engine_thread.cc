@@ -26,8 +26,8 @@ void Add(std::atomic<uint64_t>& counter, uint64_t n = 1) { EngineCounters::Add(c
 
 }  // namespace
 
-EngineThread::EngineThread(int index, EngineEventSink* sink, PacketIoMode io_mode)
-    : index_(index), sink_(sink), io_mode_(io_mode) {}
+EngineThread::EngineThread(int index, EngineEventSink* sink, PacketIoMode io_mode, FastPath* fast_path)
+    : index_(index), sink_(sink), io_mode_(io_mode), kernel_flows_(fast_path, counters_) {}
 
 EngineThread::~EngineThread() {
   Stop();
@@ -121,6 +121,8 @@ void EngineThread::Attach(std::shared_ptr<RelayStream> stream, const LegTarget& 
 }
 
 void EngineThread::Configure(RelayStream& s, const LegTarget& caller, const LegTarget& callee, absl::Time now) {
+  // The kernel stops forwarding before the new signalling applies; what still holds is re-added.
+  kernel_flows_.Remove(s, now);
   for (auto [leg, target] : {std::pair{&s.caller, &caller}, std::pair{&s.callee, &callee}}) {
     LatchTarget latch_target = target->target;
     std::optional<net::SocketAddress> sdp_rtcp = target->sdp_rtcp;
@@ -143,11 +145,13 @@ void EngineThread::Configure(RelayStream& s, const LegTarget& caller, const LegT
   // Signalling is activity: a re-INVITE restarts the media clock.
   s.activity->last_packet = now;
   s.activity->timeout_reported = false;
+  kernel_flows_.Sync(s, now);
 }
 
 void EngineThread::Detach(RelayStream* stream) {
   auto it = streams_.find(stream);
   if (it == streams_.end()) return;
+  kernel_flows_.Remove(*stream, absl::Now());
   io_->Unwatch(std::move(it->second));
   streams_.erase(it);  // the sockets close when the session table and the I/O let go too
 }
@@ -185,6 +189,7 @@ void EngineThread::OnLatchEvent(SocketTag& tag, LatchEvent event, const net::Soc
     in.snapshot.relatch_count = in.latch.relatch_count();
     in.snapshot.ssrc = in.latch.latched_ssrc();
   }
+  kernel_flows_.Sync(*tag.stream, now);
   log::LogInfo(relatched ? "relatched" : "latched")
       .Kv("session_id", tag.stream->session_id)
       .Kv("stream", tag.stream->media_index)
@@ -249,6 +254,12 @@ int EngineThread::Route(SocketTag& tag, const uint8_t* data, size_t length, cons
           return -1;
         }
       }
+      // Handed back by the kernel fast path while it forwards the lock's media: the latch first
+      // hears what the kernel forwarded (latch.h, rule 10).
+      if (in.kernel_flow && !in.latch.IsLatchedSource(*source)) {
+        const LatchDecision told = kernel_flows_.Refresh(in, out, *tag.stream, now);
+        if (told.event != LatchEvent::kNone) OnLatchEvent(tag, told.event, *source, now);
+      }
       const LatchDecision decision = in.latch.OnRtp(*source, *rtp, now);
       if (decision.event != LatchEvent::kNone) OnLatchEvent(tag, decision.event, *source, now);
       if (!decision.forward) {
@@ -304,6 +315,7 @@ int EngineThread::Route(SocketTag& tag, const uint8_t* data, size_t length, cons
 
 void EngineThread::CheckTimeouts(absl::Time now) {
   for (auto& [raw, stream] : streams_) {
+    kernel_flows_.Poll(*stream, now);  // the kernel's packets count for the media clock too
     SessionActivity& activity = *stream->activity;
     // One stream per session reports (the first); the activity is shared by all of them.
     if (stream->media_index != 0) continue;

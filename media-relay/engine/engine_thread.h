@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "media-relay/engine/engine_counters.h"
 #include "media-relay/engine/engine_events.h"
+#include "media-relay/engine/kernel_flows.h"
 #include "media-relay/engine/packet_io.h"
 #include "media-relay/engine/relay_stream.h"
 #include "media-relay/latching/relay_ranges.h"
@@ -24,7 +25,8 @@ namespace latchkey::relay {
 
 class EngineThread {
  public:
-  EngineThread(int index, EngineEventSink* sink, PacketIoMode io_mode);
+  // `fast_path` may be null (off); it must outlive the thread.
+  EngineThread(int index, EngineEventSink* sink, PacketIoMode io_mode, FastPath* fast_path = nullptr);
   ~EngineThread();
 
   // Fails if the requested packet I/O is unavailable (kAuto falls back to epoll instead).
@@ -68,6 +70,7 @@ class EngineThread {
   EngineEventSink* sink_;
   const PacketIoMode io_mode_;
   EngineCounters counters_;
+  KernelFlows kernel_flows_;  // packet thread only
   int wake_fd_ = -1;
   std::unique_ptr<PacketIo> io_;
   std::thread thread_;

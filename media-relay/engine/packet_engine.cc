@@ -7,8 +7,11 @@
 
 namespace latchkey::relay {
 
-PacketEngine::PacketEngine(int threads, EngineEventSink* sink, PacketIoMode io_mode) {
-  for (int i = 0; i < std::max(1, threads); ++i) threads_.push_back(std::make_unique<EngineThread>(i, sink, io_mode));
+PacketEngine::PacketEngine(int threads, EngineEventSink* sink, PacketIoMode io_mode, FastPath* fast_path)
+    : fast_path_(fast_path) {
+  for (int i = 0; i < std::max(1, threads); ++i) {
+    threads_.push_back(std::make_unique<EngineThread>(i, sink, io_mode, fast_path));
+  }
 }
 
 PacketEngine::~PacketEngine() { Stop(); }

@@ -12,7 +12,9 @@ namespace latchkey::relay {
 
 class PacketEngine {
  public:
-  PacketEngine(int threads, EngineEventSink* sink, PacketIoMode io_mode = PacketIoMode::kAuto);
+  // `fast_path` may be null (off); it must outlive the engine.
+  PacketEngine(int threads, EngineEventSink* sink, PacketIoMode io_mode = PacketIoMode::kAuto,
+               FastPath* fast_path = nullptr);
   ~PacketEngine();
 
   absl::Status Start();
@@ -30,9 +32,21 @@ class PacketEngine {
   int thread_count() const { return static_cast<int>(threads_.size()); }
   const char* io_name() const { return threads_[0]->io_name(); }
   const EngineCounters& counters(int thread) const { return threads_[thread]->counters(); }
+  // The kernel fast path in force ("xdp", "tc", "off").
+  const char* fast_path_mode() const { return fast_path_ ? FastPathModeName(fast_path_->mode()) : "off"; }
+  // Flow entries the kernel holds for this engine's streams.
+  uint64_t kernel_flows() const {
+    uint64_t added = 0, removed = 0;
+    for (const auto& t : threads_) {
+      added += t->counters().kernel_flows_added.load(std::memory_order_relaxed);
+      removed += t->counters().kernel_flows_removed.load(std::memory_order_relaxed);
+    }
+    return added - removed;
+  }
 
  private:
   EngineThread& ThreadFor(const std::string& session_id);
+  FastPath* fast_path_ = nullptr;
   std::vector<std::unique_ptr<EngineThread>> threads_;
 };
 

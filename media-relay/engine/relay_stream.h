@@ -17,6 +17,8 @@
 #include "absl/time/time.h"
 #include "common/net/socket_address.h"
 #include "latchkey/v1/nat_control.pb.h"
+#include "media-relay/fastpath/flow_plan.h"
+#include "media-relay/fastpath/kernel_stream_figures.h"
 #include "media-relay/latching/latch.h"
 #include "media-relay/latching/stream_stats.h"
 #include "media-relay/ports/udp_socket.h"
@@ -42,6 +44,7 @@ struct LegSnapshot {
 struct RelayLeg {
   UdpSocket rtp, rtcp;
   uint16_t rtp_port = 0;
+  net::IpAddress bind_ip;  // the address the sockets are bound to
 
   // Packet thread only.
   Latch latch;
@@ -53,6 +56,19 @@ struct RelayLeg {
 
   // Single-writer counters (packet thread), readable anywhere.
   std::atomic<uint64_t> packets_in{0}, bytes_in{0}, packets_out{0}, bytes_out{0}, dropped{0};
+
+  // Kernel fast path (engine/kernel_flows.h). Packet thread only: the entry the kernel holds for
+  // media arriving on this leg, its counter slot, and what of those counters is folded in already.
+  std::optional<FlowEntry> kernel_flow;
+  uint32_t kernel_stream = 0;
+  KernelStreamFigures kernel_folded;
+  int64_t kernel_lost_prior = 0;  // loss of this leg's earlier entries
+  absl::Time kernel_refreshed = absl::InfinitePast();
+  // Readable anywhere: what the kernel forwarded arriving on this leg (in) and leaving through it
+  // (out), the loss and jitter of what arrived (RFC 3550, 1/16 timestamp units).
+  std::atomic<uint64_t> kernel_packets_in{0}, kernel_bytes_in{0}, kernel_packets_out{0}, kernel_bytes_out{0};
+  std::atomic<int64_t> kernel_lost{0};
+  std::atomic<uint32_t> kernel_jitter16{0};
 
   mutable absl::Mutex snapshot_mu;
   LegSnapshot snapshot ABSL_GUARDED_BY(snapshot_mu);

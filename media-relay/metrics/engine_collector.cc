@@ -1,6 +1,7 @@
 #include "media-relay/metrics/engine_collector.h"
 
 #include <functional>
+#include <string>
 
 #include "prometheus/metric_family.h"
 
@@ -34,14 +35,47 @@ class EngineCollector : public prometheus::Collectable {
     auto by = [&](Field field) { return sum([field](const EngineCounters& c) -> const std::atomic<uint64_t>& { return c.*field; }); };
 
     std::vector<prometheus::MetricFamily> out;
-    auto packets = counter("latchkey_relay_packets_total", "RTP/RTCP packets, received from endpoints (in) and sent to them (out)");
-    add(packets, by(&EngineCounters::packets_in), {{"direction", "in"}});
-    add(packets, by(&EngineCounters::packets_out), {{"direction", "out"}});
+    // path="kernel": forwarded by the fast path (every one is received and sent), folded in once a
+    // second; path="socket": through the relay's sockets.
+    auto packets = counter("latchkey_relay_packets_total",
+                           "RTP/RTCP packets, received from endpoints (in) and sent to them (out), by path");
+    const double kernel_packets = by(&EngineCounters::kernel_packets);
+    add(packets, by(&EngineCounters::packets_in), {{"direction", "in"}, {"path", "socket"}});
+    add(packets, by(&EngineCounters::packets_out), {{"direction", "out"}, {"path", "socket"}});
+    add(packets, kernel_packets, {{"direction", "in"}, {"path", "kernel"}});
+    add(packets, kernel_packets, {{"direction", "out"}, {"path", "kernel"}});
     out.push_back(std::move(packets));
-    auto bytes = counter("latchkey_relay_bytes_total", "UDP payload bytes, in and out");
-    add(bytes, by(&EngineCounters::bytes_in), {{"direction", "in"}});
-    add(bytes, by(&EngineCounters::bytes_out), {{"direction", "out"}});
+    auto bytes = counter("latchkey_relay_bytes_total", "UDP payload bytes, in and out, by path");
+    const double kernel_bytes = by(&EngineCounters::kernel_bytes);
+    add(bytes, by(&EngineCounters::bytes_in), {{"direction", "in"}, {"path", "socket"}});
+    add(bytes, by(&EngineCounters::bytes_out), {{"direction", "out"}, {"path", "socket"}});
+    add(bytes, kernel_bytes, {{"direction", "in"}, {"path", "kernel"}});
+    add(bytes, kernel_bytes, {{"direction", "out"}, {"path", "kernel"}});
     out.push_back(std::move(bytes));
+    auto flows = counter("latchkey_relay_fast_path_flow_changes_total",
+                         "Kernel fast path entries written (added), removed, and writes the kernel refused (failed)");
+    add(flows, by(&EngineCounters::kernel_flows_added), {{"change", "added"}});
+    add(flows, by(&EngineCounters::kernel_flows_removed), {{"change", "removed"}});
+    add(flows, by(&EngineCounters::kernel_flow_errors), {{"change", "failed"}});
+    out.push_back(std::move(flows));
+    prometheus::MetricFamily mode;
+    mode.name = "latchkey_relay_fast_path";
+    mode.help = "The kernel fast path in force (1 for the mode: xdp, tc or off) and its entries";
+    mode.type = prometheus::MetricType::Gauge;
+    for (const char* name : {"xdp", "tc", "off"}) {
+      prometheus::ClientMetric metric;
+      metric.label = {{"mode", name}};
+      metric.gauge.value = std::string(name) == engine_->fast_path_mode() ? 1 : 0;
+      mode.metric.push_back(std::move(metric));
+    }
+    out.push_back(std::move(mode));
+    prometheus::MetricFamily entries;
+    entries.name = "latchkey_relay_fast_path_flows";
+    entries.help = "Flow entries (latched leg directions) the kernel forwards";
+    entries.type = prometheus::MetricType::Gauge;
+    entries.metric.emplace_back();
+    entries.metric.back().gauge.value = static_cast<double>(engine_->kernel_flows());
+    out.push_back(std::move(entries));
     auto drops = counter("latchkey_relay_drops_total", "Packets received and not forwarded, by reason");
     for (size_t r = 1; r < static_cast<size_t>(DropReason::kCount); ++r) {  // 1: kNone is no drop
       add(drops, sum([r](const EngineCounters& c) -> const std::atomic<uint64_t>& { return c.drops[r]; }),

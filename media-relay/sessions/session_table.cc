@@ -32,11 +32,19 @@ bool Muxed(const v1::Leg& leg, uint32_t index, bool fallback) {
   return fallback;
 }
 
+// Socket path and kernel fast path together.
+uint64_t PacketsIn(const RelayLeg& leg) {
+  return leg.packets_in.load(std::memory_order_relaxed) + leg.kernel_packets_in.load(std::memory_order_relaxed);
+}
+
 void AddLeg(const RelayLeg& leg, v1::LegStats* out) {
-  out->set_packets_in(out->packets_in() + leg.packets_in.load(std::memory_order_relaxed));
-  out->set_packets_out(out->packets_out() + leg.packets_out.load(std::memory_order_relaxed));
-  out->set_bytes_in(out->bytes_in() + leg.bytes_in.load(std::memory_order_relaxed));
-  out->set_bytes_out(out->bytes_out() + leg.bytes_out.load(std::memory_order_relaxed));
+  auto both = [](const std::atomic<uint64_t>& socket, const std::atomic<uint64_t>& kernel) {
+    return socket.load(std::memory_order_relaxed) + kernel.load(std::memory_order_relaxed);
+  };
+  out->set_packets_in(out->packets_in() + both(leg.packets_in, leg.kernel_packets_in));
+  out->set_packets_out(out->packets_out() + both(leg.packets_out, leg.kernel_packets_out));
+  out->set_bytes_in(out->bytes_in() + both(leg.bytes_in, leg.kernel_bytes_in));
+  out->set_bytes_out(out->bytes_out() + both(leg.bytes_out, leg.kernel_bytes_out));
   out->set_packets_dropped(out->packets_dropped() + leg.dropped.load(std::memory_order_relaxed));
   const LegSnapshot snapshot = leg.Snapshot();
   // The first stream (audio) speaks for the leg's latch.
@@ -45,9 +53,13 @@ void AddLeg(const RelayLeg& leg, v1::LegStats* out) {
     out->mutable_latched_source()->set_port(snapshot.latched_source->port);
     *out->mutable_latched_at() = ToProto(snapshot.latched_at);
     out->set_ssrc(snapshot.ssrc);
-    out->set_jitter_ms(leg.stats.JitterMs());
+    // While the kernel carries the stream its estimate is the current one (8 kHz, as the socket
+    // path's default).
+    const uint64_t kernel_packets = leg.kernel_packets_in.load(std::memory_order_relaxed);
+    out->set_jitter_ms(kernel_packets > 0 ? leg.kernel_jitter16.load(std::memory_order_relaxed) / 16.0 / 8.0
+                                          : leg.stats.JitterMs());
   }
-  out->set_packets_lost(out->packets_lost() + leg.stats.Lost());
+  out->set_packets_lost(out->packets_lost() + leg.stats.Lost() + leg.kernel_lost.load(std::memory_order_relaxed));
   out->set_relatch_count(out->relatch_count() + snapshot.relatch_count);
 }
 
@@ -88,6 +100,7 @@ absl::Status SessionTable::AllocateLeg(const MediaAddresses& addresses, RelayLeg
     auto rtcp = rtp.ok() ? UdpSocket::Bind(addresses.bind, port + 1) : rtp.status();
     if (rtp.ok() && rtcp.ok()) {
       leg->rtp_port = port;
+      leg->bind_ip = addresses.bind;
       leg->rtp = *std::move(rtp);
       leg->rtcp = *std::move(rtcp);
       return absl::OkStatus();
@@ -313,8 +326,8 @@ size_t SessionTable::CountOneWay(absl::Time now, absl::Duration grace) const {
     if (now - session->answered_at < grace) continue;
     uint64_t from_caller = 0, from_callee = 0;
     for (const Stream& stream : session->streams) {
-      from_caller += stream.relay->caller.packets_in.load(std::memory_order_relaxed);
-      from_callee += stream.relay->callee.packets_in.load(std::memory_order_relaxed);
+      from_caller += PacketsIn(stream.relay->caller);
+      from_callee += PacketsIn(stream.relay->callee);
     }
     if ((from_caller == 0) != (from_callee == 0)) ++one_way;
   }

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/support/cluster.h"
+#include "tests/integration/support/media.h"
 #include "tests/integration/support/udp_peer.h"
 #include "tests/support/io_uring_probe.h"
 
@@ -30,19 +31,11 @@ constexpr uint32_t kCalleeSsrc = 0x22222222;
 
 using testing::AudioSdp;
 
-uint32_t SsrcOf(const Datagram& d) {
-  return d.data.size() >= 12 ? (uint32_t{d.data[8]} << 24 | uint32_t{d.data[9]} << 16 | uint32_t{d.data[10]} << 8 | d.data[11])
-                             : 0;
-}
-uint16_t SeqOf(const Datagram& d) { return d.data.size() >= 4 ? static_cast<uint16_t>(d.data[2] << 8 | d.data[3]) : 0; }
-
-// Sends `count` RTP packets paced at 20 ms, like a G.711 phone.
-void SendStream(UdpPeer& from, uint16_t to_port, uint32_t ssrc, uint16_t first_seq, int count) {
-  for (int i = 0; i < count; ++i) {
-    from.SendTo(to_port, RtpPacket(ssrc, static_cast<uint16_t>(first_seq + i), 160u * (first_seq + i)));
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-}
+using testing::Call;
+using testing::PlaceCall;
+using testing::SendStream;
+using testing::SeqOf;
+using testing::SsrcOf;
 
 // Every test runs once per packet I/O of the relay.
 class MediaTest : public ::testing::TestWithParam<std::string> {
@@ -231,45 +224,6 @@ namespace latchkey {
 namespace {
 
 // Sets up a call whose caller is NATed (private SDP) and callee public on loopback.
-struct Call {
-  std::string id;
-  uint16_t caller_relay = 0;
-  uint16_t callee_relay = 0;
-};
-
-Call PlaceCall(v1::NatControlService::Stub& stub, const std::string& call_id, uint16_t callee_sdp_port,
-               absl::Duration media_timeout = absl::ZeroDuration()) {
-  Call call;
-  v1::AllocateSessionRequest offer;
-  offer.set_call_id(call_id);
-  offer.set_from_tag("a");
-  offer.set_sdp(AudioSdp("192.168.1.20", 4000));
-  *offer.mutable_signaling_source() = testing::Address("127.0.0.1", 5060);
-  if (media_timeout > absl::ZeroDuration()) {
-    offer.mutable_options()->mutable_media_timeout()->set_seconds(absl::ToInt64Seconds(media_timeout));
-  }
-  v1::AllocateSessionResponse offered;
-  {
-    grpc::ClientContext context;
-    grpc::Status status = stub.AllocateSession(&context, offer, &offered);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-  }
-  call.id = offered.session().session_id();
-  v1::AnswerSessionRequest answer;
-  answer.set_session_id(call.id);
-  answer.set_to_tag("b");
-  answer.set_sdp(AudioSdp("127.0.0.1", callee_sdp_port));
-  *answer.mutable_signaling_source() = testing::Address("127.0.0.1", 5062);
-  v1::AnswerSessionResponse answered;
-  grpc::ClientContext context;
-  EXPECT_TRUE(stub.AnswerSession(&context, answer, &answered).ok());
-  if (answered.session().caller().relay_size() > 0) {
-    call.caller_relay = static_cast<uint16_t>(answered.session().caller().relay(0).rtp().port());
-    call.callee_relay = static_cast<uint16_t>(answered.session().callee().relay(0).rtp().port());
-  }
-  return call;
-}
-
 // A neighbour on the caller's IP streams amid the latched caller's packets: refused, and watchers
 // see it as it happens (the leg and the contender), once.
 TEST_P(MediaTest, ContestedLatchIsPublishedWithTheContender) {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/integration/support/cluster.h"
+#include "tests/integration/support/media.h"
 #include "tests/integration/support/udp_peer.h"
 
 namespace latchkey {
@@ -15,11 +16,9 @@ namespace {
 
 using testing::UdpPeer;
 
+// A phone's stream of `count` packets from sequence 100.
 void SendStream(UdpPeer& from, uint16_t to_port, uint32_t ssrc, int count) {
-  for (int i = 0; i < count; ++i) {
-    from.SendTo(to_port, testing::RtpPacket(ssrc, static_cast<uint16_t>(100 + i), 160u * i));
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  testing::SendStream(from, to_port, ssrc, 100, count);
 }
 
 struct Placed {

@@ -1,0 +1,164 @@
+#include "media-relay/fastpath/fast_path.h"
+
+#include <ifaddrs.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log/log.h"
+#include "media-relay/fastpath/next_hop.h"
+
+namespace latchkey::relay {
+namespace {
+
+// Entries stay live this long after the last KeepAlive (called every 0.5 s by the relay).
+constexpr absl::Duration kAliveFor = absl::Seconds(3);
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FastPath>> FastPath::Start(const FastPathOptions& options) {
+  std::unique_ptr<FastPath> fast_path(new FastPath());
+  const v1::FastPath requested = options.requested;
+  if (requested == v1::FAST_PATH_OFF || requested == v1::FAST_PATH_UNSPECIFIED) return fast_path;
+  const bool automatic = requested == v1::FAST_PATH_AUTO;
+  auto without = [&](absl::Status why) -> absl::StatusOr<std::unique_ptr<FastPath>> {
+    if (!automatic) return absl::Status(why.code(), absl::StrCat("fast_path: ", why.message()));
+    fast_path->fallback_reason_ = std::string(why.message());
+    fast_path->attachments_.clear();
+    fast_path->program_.reset();
+    log::LogWarning("fast path off").Kv("reason", fast_path->fallback_reason_);
+    return std::move(fast_path);
+  };
+
+  // The interfaces carrying the media addresses, and every interface's MAC.
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return without(absl::UnavailableError("cannot list interfaces"));
+  absl::flat_hash_map<std::string, std::pair<bool, std::array<uint8_t, 6>>> by_name;
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_PACKET) continue;
+    const auto* link = reinterpret_cast<const sockaddr_ll*>(i->ifa_addr);
+    std::array<uint8_t, 6> mac{};
+    if (link->sll_halen == mac.size()) std::memcpy(mac.data(), link->sll_addr, mac.size());
+    fast_path->macs_[link->sll_ifindex] = mac;
+    by_name[i->ifa_name] = {(i->ifa_flags & IFF_LOOPBACK) != 0, mac};
+  }
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    const net::IpAddress ip = net::IpAddress::FromV4(reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr);
+    for (const net::IpAddress& media : options.media_ips) {
+      if (media.Unmapped() != ip) continue;
+      Interface& interface = fast_path->interfaces_[media];
+      interface.ifindex = static_cast<int>(::if_nametoindex(i->ifa_name));
+      interface.loopback = (i->ifa_flags & IFF_LOOPBACK) != 0;
+      if (auto it = by_name.find(i->ifa_name); it != by_name.end()) interface.mac = it->second.second;
+    }
+  }
+  ::freeifaddrs(list);
+  for (const net::IpAddress& media : options.media_ips) {
+    if (media.IsUnspecified()) {
+      return without(absl::FailedPreconditionError(
+          absl::StrCat("media address ", media.ToString(), " is a wildcard: bind the relay to its addresses")));
+    }
+    if (!fast_path->interfaces_.contains(media)) {
+      return without(absl::FailedPreconditionError(absl::StrCat("no IPv4 interface carries ", media.ToString())));
+    }
+  }
+
+  auto program = RelayProgram::Load();
+  if (!program.ok()) return without(program.status());
+  fast_path->program_ = *std::move(program);
+  fast_path->KeepAlive();
+  absl::Status attached;
+  if (requested != v1::FAST_PATH_TC) {
+    attached = fast_path->AttachAll(FastPathMode::kXdp, options.tc_priority);
+    if (attached.ok()) return fast_path;
+    if (!automatic) return without(attached);
+    log::LogInfo("fast path: no native XDP, trying tc").Kv("reason", attached.message());
+  }
+  const absl::Status tc = fast_path->AttachAll(FastPathMode::kTc, options.tc_priority);
+  if (!tc.ok()) return without(attached.ok() ? tc : absl::Status(tc.code(), absl::StrCat(attached.message(), "; ", tc.message())));
+  return fast_path;
+}
+
+absl::Status FastPath::AttachAll(FastPathMode mode, uint16_t tc_priority) {
+  attachments_.clear();
+  absl::flat_hash_map<int, bool> done;
+  for (const auto& [ip, interface] : interfaces_) {
+    if (done.contains(interface.ifindex)) continue;
+    done[interface.ifindex] = true;
+    auto attachment = FastPathAttachment::Attach(*program_, mode, interface.ifindex, tc_priority);
+    if (!attachment.ok()) {
+      attachments_.clear();
+      return attachment.status();
+    }
+    attachments_.push_back(*std::move(attachment));
+  }
+  mode_ = mode;
+  {
+    absl::MutexLock lock(&mu_);
+    free_streams_.clear();
+    for (uint32_t s = LK_MAX_STREAMS; s > 0; --s) free_streams_.push_back(s - 1);
+  }
+  log::LogInfo("fast path on").Kv("mode", FastPathModeName(mode)).Kv("interfaces", attachments_.size());
+  return absl::OkStatus();
+}
+
+FastPath::~FastPath() {
+  attachments_.clear();  // detach before the program and maps go
+}
+
+void FastPath::KeepAlive() {
+  if (program_) program_->KeepAliveUntil(MonotonicNow() + kAliveFor).IgnoreError();
+}
+
+FlowEgress FastPath::EgressFor(const net::IpAddress& relay_ip, const net::IpAddress& destination) const {
+  FlowEgress egress;
+  auto it = interfaces_.find(relay_ip);
+  if (it == interfaces_.end()) return egress;  // ifindex 0: PlanFlow plans nothing
+  egress.ifindex = it->second.ifindex;
+  egress.loopback = it->second.loopback;
+  egress.src_mac = it->second.mac;
+  if (egress.loopback) return egress;
+  const auto to = Ipv4Of(destination);
+  if (!to) return egress;
+  auto hop = ResolveNextHop(*to);
+  if (!hop.ok()) return egress;  // tc resolves it in the kernel; XDP hands back until a refresh
+  if (auto mac = macs_.find(hop->ifindex); mac != macs_.end()) {
+    egress.ifindex = hop->ifindex;
+    egress.src_mac = mac->second;
+    egress.next_hop_mac = hop->mac;
+  }
+  return egress;
+}
+
+std::optional<uint32_t> FastPath::AcquireStream() {
+  uint32_t stream;
+  {
+    absl::MutexLock lock(&mu_);
+    if (free_streams_.empty()) return std::nullopt;
+    stream = free_streams_.back();
+    free_streams_.pop_back();
+  }
+  if (!program_->ResetStream(stream).ok()) {
+    ReleaseStream(stream);
+    return std::nullopt;
+  }
+  return stream;
+}
+
+void FastPath::ReleaseStream(uint32_t stream) {
+  absl::MutexLock lock(&mu_);
+  free_streams_.push_back(stream);
+}
+
+KernelStreamFigures FastPath::Read(uint32_t stream) const {
+  std::vector<lk_stream_stats> per_cpu;
+  if (!program_ || !program_->ReadStream(stream, &per_cpu).ok()) return {};
+  return MergeKernelStream(per_cpu);
+}
+
+}  // namespace latchkey::relay
