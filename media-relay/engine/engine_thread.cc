@@ -1,5 +1,6 @@
 #include "media-relay/engine/engine_thread.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -267,6 +268,14 @@ int EngineThread::Route(SocketTag& tag, const uint8_t* data, size_t length, cons
         return -1;
       }
       in.stats.OnRtp(*rtp, now);
+      // The lock's media back on the socket with another SSRC (a new stream after a re-INVITE or
+      // music on hold): the kernel's entry follows, at most once a second per leg, so a spoofer
+      // flipping SSRCs from the lock's address costs one map write a second, not one per packet.
+      if (in.kernel_flow && in.latch.IsLatchedSource(*source) &&
+          in.kernel_flow->value.ssrc != htonl(rtp->ssrc) && now - in.kernel_ssrc_synced >= absl::Seconds(1)) {
+        in.kernel_ssrc_synced = now;
+        kernel_flows_.Sync(*tag.stream, now);
+      }
       break;
     }
     case PacketKind::kRtcp: {

@@ -152,6 +152,25 @@ TEST_F(FastPathTest, AnAttackerIsNeverForwardedAndANatRebindingRelatches) {
   EXPECT_GE(Metric("latchkey_relay_relatches_total"), 1);
 }
 
+TEST_F(FastPathTest, ANewSsrcFromTheLockedPhoneMovesTheEntry) {
+  UdpPeer caller, callee;
+  const testing::Call call = Place("fast-ssrc@pbx", caller, callee);
+  std::thread back([&] { SendStream(callee, call.callee_relay, kCalleeSsrc, 1000, 150); });
+  SendStream(caller, call.caller_relay, kCallerSsrc, 1, 25);
+  ASSERT_TRUE(testing::WaitFor([&] { return Metric("latchkey_relay_fast_path_flows") == 2; }, absl::Seconds(2)));
+  // Music on hold, or a new stream after a re-INVITE: same address, another SSRC. The socket
+  // path carries it at once; the kernel's entry follows within a second.
+  constexpr uint32_t kNewSsrc = 0x33333333;
+  const std::string socket_in = "latchkey_relay_packets_total{direction=\"in\",path=\"socket\"}";
+  const double socket_before = Metric(socket_in);  // the callee's stream is in the kernel meanwhile
+  SendStream(caller, call.caller_relay, kNewSsrc, 7000, 100);
+  back.join();
+  size_t new_stream = 0;
+  for (const Datagram& d : callee.Drain(absl::Milliseconds(200))) new_stream += SsrcOf(d) == kNewSsrc;
+  EXPECT_EQ(new_stream, 100u);
+  EXPECT_LE(Metric(socket_in) - socket_before, 5) << "the new stream stayed on the socket path";
+}
+
 TEST_F(FastPathTest, ReleaseRemovesTheEntries) {
   UdpPeer caller, callee;
   const testing::Call call = Place("fast-3@pbx", caller, callee);

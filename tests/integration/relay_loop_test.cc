@@ -85,7 +85,7 @@ TEST_F(RelayLoopTest, StrictOfferNamingAPrivateServiceIsNoProxy) {
   ASSERT_TRUE(testing::WaitFor(
       [&] { return testing::MetricValue(relay_->Metrics(), "latchkey_relay_drops_total{reason=\"no_destination\"}") >= 20; },
       absl::Seconds(2)));
-  EXPECT_EQ(testing::MetricValue(relay_->Metrics(), "latchkey_relay_packets_total{direction=\"out\"}"), 0);
+  EXPECT_EQ(testing::MetricValue(relay_->Metrics(), "latchkey_relay_packets_total{direction=\"out\",path=\"socket\"}"), 0);
 }
 
 // Two calls whose SDPs name each other's relay ports (the relay's own range) in STRICT and in the
@@ -101,13 +101,13 @@ TEST_F(RelayLoopTest, LegsNamingTheRelaysOwnPortsNeverLoop) {
     // relay's range as well.
     const Placed b = Place(absl::StrCat("loop-b-", mode, "@pbx"), testing::AudioSdp("127.0.0.1", a.caller_relay),
                            testing::AudioSdp("127.0.0.1", callee_b.port()), mode);
-    const double out_before = testing::MetricValue(relay_->Metrics(), "latchkey_relay_packets_total{direction=\"out\"}");
+    const double out_before = testing::MetricValue(relay_->Metrics(), "latchkey_relay_packets_total{direction=\"out\",path=\"socket\"}");
     SendStream(callee_b, b.callee_relay, 0xB0B0, 20);
     SendStream(callee_a, a.callee_relay, 0xA0A0, 20);
     absl::SleepFor(absl::Milliseconds(200));
     const std::string metrics = relay_->Metrics();
-    EXPECT_EQ(testing::MetricValue(metrics, "latchkey_relay_packets_total{direction=\"out\"}"), out_before);
-    EXPECT_EQ(testing::MetricValue(metrics, "latchkey_relay_packets_total{direction=\"in\"}"), 40 * (mode == v1::LATCHING_MODE_STRICT ? 1 : 2));
+    EXPECT_EQ(testing::MetricValue(metrics, "latchkey_relay_packets_total{direction=\"out\",path=\"socket\"}"), out_before);
+    EXPECT_EQ(testing::MetricValue(metrics, "latchkey_relay_packets_total{direction=\"in\",path=\"socket\"}"), 40 * (mode == v1::LATCHING_MODE_STRICT ? 1 : 2));
   }
 }
 

@@ -12,9 +12,12 @@
 // A cell is `safe` when bleed = 0, injected <= 4 (the probation count), not hijacked, recovered
 // (and, for a legitimate move, outage <= 1 s). Cells the threat model lists as limits of a mode
 // print `limit`; any other cell that is not safe prints `FAIL` and the exit status is 1.
-//   latch_attacks [--modes=FIRST_PACKET,SIGNALING_SOURCE,HEURISTIC,STRICT] [--scenarios=a,b]
+// With --fast_path=tc the relay forwards latched media in the kernel (tc on the loopback of a network
+// namespace of this process's own; root only, else exit 77): the table must read the same.
+//   latch_attacks [--modes=FIRST_PACKET,SIGNALING_SOURCE,HEURISTIC,STRICT] [--scenarios=a,b] [--fast_path=tc]
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -35,11 +38,14 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "media-relay/fastpath/relay_program.h"
 #include "tests/integration/support/cluster.h"
 #include "tests/integration/support/udp_peer.h"
+#include "tests/support/shell.h"
 
 ABSL_FLAG(std::string, modes, "FIRST_PACKET,SIGNALING_SOURCE,HEURISTIC,STRICT", "Latching modes to run");
 ABSL_FLAG(std::string, scenarios, "", "Scenarios to run (empty: all)");
+ABSL_FLAG(std::string, fast_path, "off", "off, or tc: the relay's kernel fast path on (needs root; exit 77 without)");
 
 namespace latchkey {
 namespace {
@@ -614,13 +620,36 @@ const char* Verdict(const Row& row, bool must_be_safe, bool legit_move) {
   return must_be_safe ? "FAIL" : "limit";
 }
 
+// 0 when the relay may run with the kernel fast path here (inside a namespace of our own), else 77
+// after saying why.
+int EnterFastPathLab() {
+  std::string why;
+  if (::geteuid() != 0) {
+    why = "the kernel fast path needs root";
+  } else if (why = testing::EnterPrivateNetworkNamespace(); why.empty()) {
+    if (auto probe = relay::RelayProgram::Load(); !probe.ok()) why = "bpf() refused here: " + probe.status().ToString();
+  }
+  if (why.empty()) return 0;
+  std::printf("SKIPPED: %s\n", why.c_str());
+  return 77;
+}
+
 int Main() {
+  std::vector<std::string> relay_flags = {"--threads=2"};
+  if (const std::string fast_path = absl::GetFlag(FLAGS_fast_path); fast_path != "off") {
+    if (fast_path != "tc") {
+      std::fprintf(stderr, "--fast_path: off or tc\n");
+      return 2;
+    }
+    if (const int skip = EnterFastPathLab(); skip != 0) return skip;
+    relay_flags.push_back("--fast_path=tc");
+  }
   auto control = testing::LocalControl::Start("worker_heartbeat_interval { nanos: 200000000 }");
   if (!control.ok()) {
     std::fprintf(stderr, "control: %s\n", control.status().ToString().c_str());
     return 2;
   }
-  auto relay = testing::LocalRelay::Start(**control, "relay-attacks", {"--threads=2"}, kRelayPorts);
+  auto relay = testing::LocalRelay::Start(**control, "relay-attacks", relay_flags, kRelayPorts);
   if (!relay.ok()) {
     std::fprintf(stderr, "relay: %s\n", relay.status().ToString().c_str());
     return 2;
@@ -691,7 +720,7 @@ int Main() {
   std::printf("relay drops: ");
   for (absl::string_view line : absl::StrSplit((*relay)->Metrics(), '\n')) {
     if (absl::StartsWith(line, "latchkey_relay_drops_total{") || absl::StartsWith(line, "latchkey_relay_latch_contests_total") ||
-        absl::StartsWith(line, "latchkey_relay_packets_total")) {
+        absl::StartsWith(line, "latchkey_relay_packets_total") || absl::StartsWith(line, "latchkey_relay_fast_path")) {
       std::printf("%s; ", std::string(line).c_str());
     }
   }
