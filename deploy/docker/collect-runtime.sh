@@ -2,17 +2,24 @@
 # Lays out BINARY... under ROOT/usr/local/bin with the shared libraries they load (ldd), for the
 # image's runtime stage. Libraries debian:bookworm-slim already has (glibc, libstdc++, libgcc_s) are
 # left out: the loader must match the libc it ships with.
-#   collect-runtime.sh [--netraw=NAME] ROOT BINARY...
+#   collect-runtime.sh [--netraw=NAME] [--fastpath=NAME] ROOT BINARY...
 # --netraw=NAME also lays out NAME-netraw, a copy of the collected binary NAME carrying the file
 # capability cap_net_raw=ep, for a non-root container granted NET_RAW (deploy/k8s/components/
-# raw-keepalive). NAME itself stays without file capabilities: a binary with cap_net_raw=ep does not
-# execute at all in a container that drops NET_RAW.
+# raw-keepalive); --fastpath=NAME likewise NAME-fastpath with cap_bpf,cap_net_admin=ep,
+# for one granted BPF and NET_ADMIN (deploy/k8s/components/fast-path). NAME itself stays
+# without file capabilities: a binary with file capabilities does not execute at all in a container
+# that drops one of them.
 set -euo pipefail
 netraw=
-if [[ ${1:-} == --netraw=* ]]; then
-  netraw=${1#--netraw=}
+fastpath=
+while [[ ${1:-} == --*=* ]]; do
+  case $1 in
+    --netraw=*) netraw=${1#--netraw=} ;;
+    --fastpath=*) fastpath=${1#--fastpath=} ;;
+    *) echo "collect-runtime: unknown option $1" >&2; exit 1 ;;
+  esac
   shift
-fi
+done
 root=$1
 shift
 mkdir -p "$root/usr/local/bin"
@@ -38,11 +45,14 @@ for bin in "$@"; do
     [[ $(basename "$real") == "$soname" ]] || ln -sfn "$(basename "$real")" "$root$dir/$soname"
   done
 done
-if [[ -n $netraw ]]; then
-  src=$root/usr/local/bin/$netraw
-  [[ -f $src ]] || { echo "collect-runtime: --netraw=$netraw is not among the binaries" >&2; exit 1; }
+# with_caps NAME SUFFIX CAPS: NAME-SUFFIX, a copy of the collected NAME with the file capability CAPS.
+with_caps() {
+  local src=$root/usr/local/bin/$1
+  [[ -f $src ]] || { echo "collect-runtime: --$2=$1 is not among the binaries" >&2; exit 1; }
   # setcap comes with libcap2-bin (a dependency of iproute2, which scripts/install-deps.sh installs).
   command -v setcap >/dev/null || { echo "collect-runtime: setcap not found (apt-get install libcap2-bin)" >&2; exit 1; }
-  install -m 0755 "$src" "$src-netraw"
-  setcap cap_net_raw=ep "$src-netraw"
-fi
+  install -m 0755 "$src" "$src-$2"
+  setcap "$3" "$src-$2"
+}
+if [[ -n $netraw ]]; then with_caps "$netraw" netraw cap_net_raw=ep; fi
+if [[ -n $fastpath ]]; then with_caps "$fastpath" fastpath cap_bpf,cap_net_admin=ep; fi

@@ -66,8 +66,10 @@ struct lk_match {
   __u64 now;
 };
 
-// Rule 1: fills `m` and returns 1 for a packet to forward, 0 to hand back.
-static __always_inline int lk_match(void *data, void *data_end, struct lk_match *m) {
+// Rule 1: fills `m` and returns 1 for a packet to forward, 0 to hand back. `frame_len` is the
+// whole frame's length (a scalar from the context: comparing lengths, not pointers at a variable
+// offset, keeps the program loadable with CAP_BPF + CAP_NET_ADMIN alone).
+static __always_inline int lk_match(void *data, void *data_end, __u32 frame_len, struct lk_match *m) {
   struct ethhdr *eth = data;
   if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP)) return 0;
   struct iphdr *ip = (void *)(eth + 1);
@@ -80,7 +82,7 @@ static __always_inline int lk_match(void *data, void *data_end, struct lk_match 
   const __u32 ip_len = bpf_ntohs(ip->tot_len);
   const __u32 udp_len = bpf_ntohs(udp->len);
   if (udp_len != ip_len - sizeof(*ip) || udp_len < sizeof(*udp) + RTP_HEADER_BYTES) return 0;
-  if ((void *)ip + ip_len > data_end) return 0;
+  if (sizeof(struct ethhdr) + ip_len > frame_len) return 0;
   // RFC 7983: 128-191 is RTP or RTCP; version 2 is the top two bits. RFC 5761: RTCP's packet types
   // 192-223 sit where RTP has the marker bit and payload types 64-95.
   if ((rtp[0] & 0xc0) != 0x80 || (rtp[1] >= 192 && rtp[1] <= 223)) return 0;
@@ -175,7 +177,7 @@ int lk_xdp_relay(struct xdp_md *ctx) {
   void *data = (void *)(long)ctx->data;
   void *data_end = (void *)(long)ctx->data_end;
   struct lk_match m;
-  if (!lk_match(data, data_end, &m)) return XDP_PASS;
+  if (!lk_match(data, data_end, bpf_xdp_get_buff_len(ctx), &m)) return XDP_PASS;
   const struct lk_flow_value *flow = m.flow;
   // No next hop yet: the socket path forwards (and the kernel's ARP resolves it) meanwhile.
   if (!(flow->flags & LK_FLOW_KEEP_L2) && !(flow->dst_mac[0] | flow->dst_mac[1] | flow->dst_mac[2] | flow->dst_mac[3] | flow->dst_mac[4] |
@@ -214,7 +216,7 @@ int lk_tc_relay(struct __sk_buff *skb) {
   void *data = (void *)(long)skb->data;
   void *data_end = (void *)(long)skb->data_end;
   struct lk_match m;
-  if (!lk_match(data, data_end, &m)) return TC_ACT_UNSPEC;
+  if (!lk_match(data, data_end, skb->len, &m)) return TC_ACT_UNSPEC;
   const struct lk_flow_value *flow = m.flow;
   // Copies: the helpers below invalidate packet pointers and `flow` may change under us.
   const __be32 old_src = m.ip->saddr, old_dst = m.ip->daddr;

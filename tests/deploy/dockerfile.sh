@@ -4,10 +4,12 @@
 # binary the manifests run; and the script that collects binaries and libraries for that stage, run
 # on the binaries built here, yields a tree on which they start (in a chroot, as root) with only the
 # base image's glibc and libstdc++.
-# The relay's NET_RAW copy carries cap_net_raw=ep and nothing else does; run under the relay's
-# securityContext of each overlay (setpriv: that uid, no_new_privs, the bounding set the
-# capabilities leave), the raw-keepalive component's relay opens its raw sockets, base's runs without
-# them, and the NET_RAW copy does not execute at all without NET_RAW.
+# The relay's NET_RAW copy carries cap_net_raw=ep, its fast-path copy cap_bpf,
+# cap_net_admin=ep, and nothing else carries any; run under the relay's securityContext of each
+# overlay (setpriv: that uid, no_new_privs, the bounding set the capabilities leave), the
+# raw-keepalive component's relay opens its raw sockets, the fast-path component's attaches its
+# program (in a network namespace of its own), base's runs without either, and neither copy executes
+# at all without its capabilities.
 here=$(dirname "$(realpath "$0")")
 source "$here/lib.sh"
 source "$here/render.sh"
@@ -35,19 +37,24 @@ for label in title description version revision; do
   grep -q "org.opencontainers.image.$label=" <<<"$runtime_stage" || fail "OCI label org.opencontainers.image.$label missing"
 done
 
-# Every binary a pod runs (command, args, preStop) is built, collected and shipped; NAME-netraw is the
-# collected NAME with a file capability (collect-runtime.sh --netraw=NAME).
+# Every binary a pod runs (command, args, preStop) is built, collected and shipped; NAME-netraw and
+# NAME-fastpath are the collected NAME with a file capability (collect-runtime.sh --netraw=NAME,
+# --fastpath=NAME).
 render "$scratch/single.yaml" "$k8s/overlays/single"
 render "$scratch/ha.yaml" "$k8s/overlays/ha"
 render_component "$scratch/single-raw-keepalive.yaml" raw-keepalive
-mapfile -t binaries < <(node "$here/validate.js" binaries "$scratch/single.yaml" "$scratch/ha.yaml" "$scratch/single-raw-keepalive.yaml")
-((${#binaries[@]} >= 3)) || fail "manifests reference only: ${binaries[*]}"
+render_component "$scratch/single-fast-path.yaml" fast-path
+mapfile -t binaries < <(node "$here/validate.js" binaries "$scratch/single.yaml" "$scratch/ha.yaml" "$scratch/single-raw-keepalive.yaml" \
+  "$scratch/single-fast-path.yaml")
+((${#binaries[@]} >= 4)) || fail "manifests reference only: ${binaries[*]}"
 for path in "${binaries[@]}"; do
   name=$(basename "$path")
   [[ $path == /usr/local/bin/$name ]] || fail "$path: binaries live in /usr/local/bin"
   built=${name%-netraw}
+  built=${built%-fastpath}
   if [[ $name != "$built" ]]; then
-    grep -Eq -- "collect-runtime.sh --netraw=$built " <<<"$build_stage" || fail "the build stage does not make $name (collect-runtime.sh --netraw=$built)"
+    copy=${name#"$built"-}
+    grep -Eq -- "collect-runtime.sh (--[a-z]+=[a-z-]+ )*--$copy=$built " <<<"$build_stage" || fail "the build stage does not make $name (collect-runtime.sh --$copy=$built)"
   fi
   grep -Eq -- "--target( [a-z-]+)* $built( |$)" <<<"$build_stage" || fail "the build stage does not build $built"
   grep -Eq "build/.*/$built( |$)" <<<"$build_stage" || fail "the build stage does not collect $built"
@@ -103,18 +110,21 @@ echo "Dockerfile.redis: debian:bookworm-slim + redis-server redis-sentinel redis
 
 # The collection script on this build's binaries.
 root=$scratch/rootfs
-"$repo/deploy/docker/collect-runtime.sh" --netraw=latchkey-relay "$root" "$LATCHKEY_CONTROL_BIN" "$LATCHKEY_RELAY_BIN" "$LATCHKEY_CTL_BIN"
+"$repo/deploy/docker/collect-runtime.sh" --netraw=latchkey-relay --fastpath=latchkey-relay "$root" \
+  "$LATCHKEY_CONTROL_BIN" "$LATCHKEY_RELAY_BIN" "$LATCHKEY_CTL_BIN"
 for path in "${binaries[@]}"; do [[ -x $root$path ]] || fail "collect-runtime.sh did not place $path"; done
-# File capabilities: cap_net_raw=ep on the NET_RAW copy, none anywhere else.
+# File capabilities: cap_net_raw=ep on the NET_RAW copy, the fast path's three on its copy (getcap
+# lists them in capability order), none anywhere else.
 if command -v getcap >/dev/null; then
   for path in "$root"/usr/local/bin/*; do
     caps=$(getcap "$path" | sed 's/^[^ ]* *//; s/^= *//')
     case $path in
       *-netraw) [[ $caps == cap_net_raw=ep ]] || fail "$path: file capabilities '$caps', want cap_net_raw=ep" ;;
+      *-fastpath) [[ $caps == cap_net_admin,cap_bpf=ep ]] || fail "$path: file capabilities '$caps', want cap_net_admin,cap_bpf=ep" ;;
       *) [[ -z $caps ]] || fail "$path: file capabilities '$caps', want none" ;;
     esac
   done
-  echo "file capabilities: cap_net_raw=ep on latchkey-relay-netraw only"
+  echo "file capabilities: cap_net_raw=ep on latchkey-relay-netraw, cap_bpf,cap_net_admin=ep on latchkey-relay-fastpath, none elsewhere"
 else
   echo "getcap not found: the file capability check is skipped"
 fi
@@ -129,19 +139,24 @@ fi
 # whether it got raw sockets. Plaintext on a fixed loopback port (no certificate for uid 10001 to
 # read here); control is not there, which the keepalive line does not need.
 chmod 711 "$scratch"
-# relay_as OVERLAY [COMMAND]: start it, wait for its keepalive line; sets relay_log.
+# relay_as OVERLAY [COMMAND [FLAGS...]]: start it, wait for its keepalive line; sets relay_log. A
+# relay with --fast_path runs in a network namespace of its own (its program attaches to that
+# namespace's loopback, never the host's).
 relay_as() {
   local overlay=$1
   local uid gid nnp caps command
   read -r uid gid nnp caps command < <(node "$here/validate.js" security-context "$scratch/$overlay.yaml" DaemonSet/latchkey-relay)
   command=${2:-$command}
+  local flags=("${@:3}")
   local opts=(--reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all)
   ((nnp)) && opts+=(--no-new-privs)
   if [[ $caps == - ]]; then opts+=(--bounding-set=-all); else opts+=(--bounding-set="-all,+${caps//,/,+}"); fi
+  local netns=()
+  if [[ " ${flags[*]} " == *" --fast_path="* ]]; then netns=(unshare --net sh -c 'ip link set lo up && exec "$@"' netns); fi
   relay_log=$scratch/relay-$overlay-$(basename "$command").log
-  run_bg setpriv "${opts[@]}" -- "$root$command" --listen="127.0.0.1:$(free_port)" --metrics_listen=127.0.0.1:0 \
+  run_bg "${netns[@]}" setpriv "${opts[@]}" -- "$root$command" --listen="127.0.0.1:$(free_port)" --metrics_listen=127.0.0.1:0 \
     --control=127.0.0.1:1 --worker_id=caps-test --media_ip=127.0.0.1 --stun_listen=off --port_min=41400 --port_max=41499 \
-    --threads=1 >"$relay_log" 2>&1
+    --threads=1 "${flags[@]}" >"$relay_log" 2>&1
 }
 relay_as single-raw-keepalive
 wait_for 20 "the raw-keepalive relay's keepalive line" grep -q 'msg="keepalives' "$relay_log"
@@ -155,6 +170,20 @@ echo "base: no capability: the relay runs, keepalives disabled"
 relay_as single /usr/local/bin/latchkey-relay-netraw
 wait_for 10 "the NET_RAW copy to be refused" grep -q 'Operation not permitted' "$relay_log"
 echo "base's securityContext: the NET_RAW copy does not execute (why base runs the plain binary)"
+# The fast-path component: its copy loads and attaches the program (tc: loopback has no native XDP);
+# base's relay asked for the fast path cannot; base's securityContext refuses to run that copy.
+relay_as single-fast-path "" --fast_path=auto
+wait_for 20 "the fast-path relay's fast path line" grep -Eq 'msg="fast path (on|off)"' "$relay_log"
+grep -q 'msg="fast path on" mode=tc' "$relay_log" ||
+  fail "components/fast-path: the relay did not attach its program: $(grep 'fast path' "$relay_log")"
+echo "fast-path: uid $(node "$here/validate.js" security-context "$scratch/single-fast-path.yaml" DaemonSet/latchkey-relay | cut -d' ' -f1), no_new_privs, BPF and NET_ADMIN only: fast path on (tc on loopback)"
+relay_as single "" --fast_path=auto
+wait_for 20 "base's relay's fast path line" grep -Eq 'msg="fast path (on|off)"' "$relay_log"
+grep -q 'msg="fast path off"' "$relay_log" || fail "base: the relay attached a program without capabilities: $(grep 'fast path' "$relay_log")"
+echo "base: no capability: --fast_path=auto runs without the fast path"
+relay_as single /usr/local/bin/latchkey-relay-fastpath --fast_path=auto
+wait_for 10 "the fast-path copy to be refused" grep -q 'Operation not permitted' "$relay_log"
+echo "base's securityContext: the fast-path copy does not execute"
 kill -KILL "${pids[@]}" 2>/dev/null || true
 for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 pids=()

@@ -25,7 +25,8 @@ grep -q -- '--worker_listen' "$scratch/help/latchkey-control.txt" || fail "latch
 v="node $here/validate.js"
 $v manifests --repo "$repo" --help-dir "$scratch/help" \
   single="$scratch/single.yaml" ha="$scratch/ha.yaml" single-raw-keepalive="$scratch/single-raw-keepalive.yaml" \
-  single-cert-manager="$scratch/single-cert-manager.yaml" single-ng="$scratch/single-ng.yaml"
+  single-cert-manager="$scratch/single-cert-manager.yaml" single-ng="$scratch/single-ng.yaml" \
+  single-fast-path="$scratch/single-fast-path.yaml"
 $v monitoring --repo "$repo" "$scratch/monitoring.yaml" "$scratch/single.yaml"
 $v autoscaling --repo "$repo" "$scratch/autoscaling.yaml" "$scratch/single.yaml"
 
@@ -56,6 +57,7 @@ mutant "a capability added" 's/- ALL/- ALL\n            add: [NET_ADMIN]/'
 while read -r name; do
   case $name in
     netraw-*) overlay="single-raw-keepalive" ;;
+    fastpath-*) overlay="single-fast-path" ;;
     csi-* | control-certificate-*) overlay="single-cert-manager" ;;
     ha-* | redis-*) overlay=ha ;;
     *) overlay=single ;;

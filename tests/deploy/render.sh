@@ -1,5 +1,5 @@
 # Sourced after lib.sh: renders what deploy/ ships with `kubectl kustomize` into $scratch.
-#   render_all    -> $scratch/{single,ha,single-raw-keepalive,single-cert-manager,single-ng,monitoring,autoscaling}.yaml
+#   render_all    -> $scratch/{single,ha,single-raw-keepalive,single-cert-manager,single-ng,single-fast-path,monitoring,autoscaling}.yaml
 repo=${LATCHKEY_REPO:?}
 kubectl=${KUBECTL:-kubectl}
 k8s=$repo/deploy/k8s
@@ -50,6 +50,7 @@ render_all() {
   render_component "$scratch/single-raw-keepalive.yaml" raw-keepalive
   render_component "$scratch/single-cert-manager.yaml" cert-manager
   render_component "$scratch/single-ng.yaml" ng
+  render_component "$scratch/single-fast-path.yaml" fast-path
   render "$scratch/monitoring.yaml" "$repo/deploy/monitoring"
   render "$scratch/autoscaling.yaml" "$k8s/autoscaling/relay-capacity"
 }

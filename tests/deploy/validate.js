@@ -209,16 +209,20 @@ function podSpecs(objs) {
     .map((o) => ({ owner: `${o.kind}/${o.metadata.name}`, obj: o, pod: o.spec.template.spec, podLabels: o.spec.template.metadata.labels }));
 }
 
-// The binary a container runs, by its basename: the relay's file-capability copy takes the relay's
-// flags.
+// The binary a container runs, by its basename: the relay's file-capability copies (-netraw for
+// components/raw-keepalive, -fastpath for components/fast-path) take the relay's flags.
 function binaryOf(c) {
   return path.basename((c.command || [])[0] || '');
 }
 function flagsBinary(binary) {
-  return binary.replace(/-netraw$/, '');
+  return binary.replace(/-(netraw|fastpath)$/, '');
 }
 
-function checkNoRoot(objs, where, { netRaw }) {
+// What each component may add to the relay, and only to the relay.
+const NET_RAW_CAPS = ['NET_RAW'];
+const FAST_PATH_CAPS = ['BPF', 'NET_ADMIN'];
+
+function checkNoRoot(objs, where, { netRaw, fastPath }) {
   for (const { owner, pod } of podSpecs(objs)) {
     const psc = pod.securityContext || {};
     check(psc.runAsNonRoot === true, `${where}: ${owner}: pod securityContext.runAsNonRoot must be true`);
@@ -233,7 +237,8 @@ function checkNoRoot(objs, where, { netRaw }) {
       const caps = sc.capabilities || {};
       check((caps.drop || []).includes('ALL'), `${label}: capabilities must drop ALL`);
       const added = caps.add || [];
-      const allowed = netRaw && owner === 'DaemonSet/latchkey-relay' ? ['NET_RAW'] : [];
+      const relay = owner === 'DaemonSet/latchkey-relay';
+      const allowed = [...(netRaw && relay ? NET_RAW_CAPS : []), ...(fastPath && relay ? FAST_PATH_CAPS : [])];
       check(added.every((a) => allowed.includes(a)), `${label}: capabilities added ${added} (allowed: ${allowed})`);
       // Also where NET_RAW is added: the capability comes with the binary's file capability, which
       // needs no privilege escalation (components/raw-keepalive).
@@ -244,6 +249,12 @@ function checkNoRoot(objs, where, { netRaw }) {
       const netrawBinary = binaryOf(c).endsWith('-netraw');
       check(added.includes('NET_RAW') === netrawBinary,
         `${label}: ${added.includes('NET_RAW') ? 'NET_RAW is added but the command is not the -netraw binary (a non-root process cannot use it)' : 'the -netraw binary (cap_net_raw=ep) needs NET_RAW added, or it does not execute'}`);
+      // The same for the fast path: BPF and NET_ADMIN go with the copy that has
+      // cap_bpf,cap_net_admin=ep, which needs both to execute.
+      const fastpathBinary = binaryOf(c).endsWith('-fastpath');
+      const fastPathCaps = FAST_PATH_CAPS.filter((x) => added.includes(x));
+      check(fastpathBinary ? fastPathCaps.length === FAST_PATH_CAPS.length : fastPathCaps.length === 0,
+        `${label}: ${fastpathBinary ? `the -fastpath binary (cap_bpf,cap_net_admin=ep) needs ${FAST_PATH_CAPS} added, or it does not execute (added: ${added})` : `${fastPathCaps} added but the command is not the -fastpath binary (a non-root process cannot use them)`}`);
       check(c.resources && c.resources.requests && c.resources.limits && c.resources.limits.memory,
         `${label}: resources need requests and a memory limit`);
     }
@@ -519,7 +530,7 @@ function checkOverlay(name, objs, helpDir, options) {
     for (const c of pod.containers) {
       images.add(c.image);
       const binary = binaryOf(c);
-      check(/^latchkey(-control|-relay|-relay-netraw|ctl)$/.test(binary), `${where}: ${owner}/${c.name} runs ${binary}`);
+      check(/^latchkey(-control|-relay|-relay-netraw|-relay-fastpath|ctl)$/.test(binary), `${where}: ${owner}/${c.name} runs ${binary}`);
       check(c.command && c.command[0] === `/usr/local/bin/${binary}`, `${where}: ${owner}/${c.name}: command must be /usr/local/bin/${binary}`);
       const accepted = flagsOf(helpDir, flagsBinary(binary));
       const flags = flagArgs([...(c.command || []), ...(c.args || [])]);
@@ -1110,6 +1121,28 @@ const MUTATIONS = {
     if (!c.command[0].endsWith('-netraw')) throw new Error('not the netraw binary');
     c.command = ['/usr/local/bin/latchkey-relay'];
   },
+  // components/fast-path
+  'fastpath-privilege-escalation': (o) => { containerIn(mustFind(o, 'DaemonSet', 'latchkey-relay'), 'relay').securityContext.allowPrivilegeEscalation = true; },
+  'fastpath-sys-admin': (o) => { containerIn(mustFind(o, 'DaemonSet', 'latchkey-relay'), 'relay').securityContext.capabilities.add.push('SYS_ADMIN'); },
+  'fastpath-net-raw-too': (o) => { containerIn(mustFind(o, 'DaemonSet', 'latchkey-relay'), 'relay').securityContext.capabilities.add.push('NET_RAW'); },
+  'fastpath-without-net-admin': (o) => {
+    const sc = containerIn(mustFind(o, 'DaemonSet', 'latchkey-relay'), 'relay').securityContext;
+    sc.capabilities.add = sc.capabilities.add.filter((x) => x !== 'NET_ADMIN');
+  },
+  'fastpath-as-root': (o) => { Object.assign(containerIn(mustFind(o, 'DaemonSet', 'latchkey-relay'), 'relay').securityContext, { runAsUser: 0, runAsNonRoot: false }); },
+  'fastpath-keeps-all-capabilities': (o) => { containerIn(mustFind(o, 'DaemonSet', 'latchkey-relay'), 'relay').securityContext.capabilities.drop = []; },
+  'fastpath-privileged': (o) => { containerIn(mustFind(o, 'DaemonSet', 'latchkey-relay'), 'relay').securityContext.privileged = true; },
+  'fastpath-plain-binary': (o) => {
+    const c = containerIn(mustFind(o, 'DaemonSet', 'latchkey-relay'), 'relay');
+    if (!c.command[0].endsWith('-fastpath')) throw new Error('not the fastpath binary');
+    c.command = ['/usr/local/bin/latchkey-relay'];
+  },
+  'fastpath-flag-missing': (o) => {
+    const c = containerIn(mustFind(o, 'DaemonSet', 'latchkey-relay'), 'relay');
+    if (!c.args.includes('--fast_path=auto')) throw new Error('no --fast_path=auto');
+    c.args = c.args.filter((a) => !a.startsWith('--fast_path'));
+  },
+  'fastpath-pod-network': (o) => { mustFind(o, 'DaemonSet', 'latchkey-relay').spec.template.spec.hostNetwork = false; },
   // components/cert-manager
   'csi-worker-id-is-node-name': (o) => {
     const e = containerIn(mustFind(o, 'DaemonSet', 'latchkey-relay'), 'relay').env.find((x) => x.name === 'WORKER_ID');
@@ -1199,14 +1232,22 @@ function main() {
     check(pairs.length > 0, 'no rendered overlays given');
     for (const pair of pairs) {
       const [name, file] = pair.split('=');
-      checkOverlay(name, loadAll(file), helpDir, { ha: name.startsWith('ha'), netRaw: name.includes('raw-keepalive'), repo });
+      checkOverlay(name, loadAll(file), helpDir, { ha: name.startsWith('ha'), netRaw: name.includes('raw-keepalive'), fastPath: name.includes('fast-path'), repo });
     }
-    // The raw-keepalive component adds NET_RAW to the relay; without it nothing adds any capability.
+    // The raw-keepalive component adds NET_RAW to the relay, the fast-path component BPF and
+    // NET_ADMIN with --fast_path on; without them nothing adds any capability and the fast path
+    // is off (the default).
     for (const pair of pairs) {
       const [name, file] = pair.split('=');
       const relay = find(loadAll(file), 'DaemonSet', 'latchkey-relay');
-      const caps = relay ? relay.spec.template.spec.containers[0].securityContext.capabilities.add || [] : [];
+      const c = relay ? relay.spec.template.spec.containers[0] : { args: [] };
+      const caps = relay ? c.securityContext.capabilities.add || [] : [];
       check(name.includes('raw-keepalive') === caps.includes('NET_RAW'), `overlay ${name}: NET_RAW ${caps.includes('NET_RAW') ? 'present' : 'absent'}`);
+      const fastPath = name.includes('fast-path');
+      for (const cap of FAST_PATH_CAPS) check(fastPath === caps.includes(cap), `overlay ${name}: ${cap} ${caps.includes(cap) ? 'present' : 'absent'}`);
+      const mode = flagArgs(c.args || []).fast_path;
+      check(fastPath ? ['auto', 'xdp', 'tc'].includes(mode) : [undefined, 'off'].includes(mode),
+        `overlay ${name}: relay --fast_path=${mode}, want ${fastPath ? 'auto, xdp or tc' : 'off (the default)'}`);
     }
     finish(`manifests (${pairs.map((p) => p.split('=')[0]).join(', ')})`);
   } else if (command === 'schema') {
