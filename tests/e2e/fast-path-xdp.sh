@@ -60,8 +60,6 @@ RELAY_DEV=rel0
 CLANG=$(command -v clang || command -v clang-14) ||
   fail "clang not installed (scripts/install-deps.sh installs it): it compiles the XDP_PASS program for rel1"
 
-# The interpreter itself, not a version manager's shim (pyenv's costs ~0.4 s per start).
-PY=$(python3 -c 'import sys; print(sys.executable)')
 
 # tx_checksum_off NS DEV: `ethtool -K DEV tx off` (the legacy ETHTOOL_STXCSUM ioctl); prints the
 # state read back (ETHTOOL_GTXCSUM): 0 when off.
@@ -157,30 +155,7 @@ relay_dev_xdp() {
 }
 no_xdp_on_relay_dev() { ! ip -n "$NS_PUB" -d link show dev "$RELAY_DEV" | grep -q 'prog/xdp'; }
 
-# json FILE EXPRESSION: a Python expression over `d`, the JSON in FILE.
-json() {
-  "$PY" - "$1" "$2" <<'EOF'
-import json, sys
-d = json.load(open(sys.argv[1]))
-v = eval("(" + sys.argv[2] + "\n)")  # the expression may span lines
-print(json.dumps(v) if isinstance(v, (dict, list)) else v)
-EOF
-}
 
-# write_sdp FILE ORIGIN IP PORT: a G.711 phone's SDP, one audio stream at IP:PORT.
-write_sdp() {
-  cat >"$1" <<EOF
-v=0
-o=$2 1 1 IN IP4 $3
-s=-
-c=IN IP4 $3
-t=0 0
-m=audio $4 RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-a=ptime:20
-a=sendrecv
-EOF
-}
 
 kernel_in() { relay_metric 'latchkey_relay_packets_total{direction="in",path="kernel"}'; }
 socket_in() { relay_metric 'latchkey_relay_packets_total{direction="in",path="socket"}'; }

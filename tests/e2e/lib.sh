@@ -245,6 +245,33 @@ register_binding() {
 probe() { registrar probe "$public_contact" 3; }
 
 # relay_metric NAME[{LABELS}]: the value from the relay's /metrics (0 when absent).
+# The interpreter itself, not a version manager's shim (pyenv's costs ~0.4 s per start).
+PY=$(python3 -c 'import sys; print(sys.executable)')
+
+# json FILE EXPRESSION: a Python expression over `d`, the JSON in FILE.
+json() {
+  "$PY" - "$1" "$2" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+v = eval("(" + sys.argv[2] + "\n)")  # the expression may span lines
+print(json.dumps(v) if isinstance(v, (dict, list)) else v)
+EOF
+}
+# write_sdp FILE ORIGIN IP PORT: a G.711 phone's SDP, one audio stream at IP:PORT.
+write_sdp() {
+  cat >"$1" <<EOF
+v=0
+o=$2 1 1 IN IP4 $3
+s=-
+c=IN IP4 $3
+t=0 0
+m=audio $4 RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+a=ptime:20
+a=sendrecv
+EOF
+}
+
 relay_metric() { metric 9410 "$1"; }
 control_metric() { metric 9400 "$1"; }
 metric() {

@@ -32,18 +32,7 @@ PHASE_SECONDS=3
 CALL_ID="media-$$@e2e"
 
 
-# The interpreter itself, not a version manager's shim (pyenv's costs ~0.4 s per start).
-PY=$(python3 -c 'import sys; print(sys.executable)')
 
-# json FILE EXPRESSION: a Python expression over `d`, the JSON in FILE.
-json() {
-  "$PY" - "$1" "$2" <<'EOF'
-import json, sys
-d = json.load(open(sys.argv[1]))
-v = eval("(" + sys.argv[2] + "\n)")  # the expression may span lines
-print(json.dumps(v) if isinstance(v, (dict, list)) else v)
-EOF
-}
 
 # get_session NAME: the session as control sees it now, in $scratch/session-NAME.json; sets
 # {caller,callee}_latched (IP:PORT or none), {caller,callee}_relatches, caller_latched_at (epoch s).
@@ -167,20 +156,6 @@ step "building the NAT (port-preserving), starting control and relay; callee $CA
 build_nat
 ip -n "$NS_PUB" addr add "$CALLEE_IP/24" dev pub0
 ip -n "$NS_PUB" addr add "$OUTSIDER_IP/24" dev pub0
-# write_sdp FILE ORIGIN IP PORT: a G.711 phone's SDP, one audio stream at IP:PORT.
-write_sdp() {
-  cat >"$1" <<EOF
-v=0
-o=$2 1 1 IN IP4 $3
-s=-
-c=IN IP4 $3
-t=0 0
-m=audio $4 RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-a=ptime:20
-a=sendrecv
-EOF
-}
 
 start_control
 start_relay

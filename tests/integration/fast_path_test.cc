@@ -52,14 +52,7 @@ class FastPathTest : public ::testing::Test {
     ASSERT_THAT(relay_->Metrics(), HasSubstr("latchkey_relay_fast_path{mode=\"tc\"} 1"));
   }
 
-  v1::Session GetSession(const std::string& id) {
-    v1::GetSessionRequest request;
-    request.set_session_id(id);
-    v1::GetSessionResponse response;
-    grpc::ClientContext context;
-    EXPECT_TRUE(stub_->GetSession(&context, request, &response).ok());
-    return response.session();
-  }
+  v1::Session GetSession(const std::string& id) { return testing::GetSession(*stub_, id); }
   double Metric(const std::string& series) { return MetricValue(relay_->Metrics(), series); }
   double KernelPackets() { return Metric("latchkey_relay_packets_total{direction=\"in\",path=\"kernel\"}"); }
 

@@ -55,14 +55,7 @@ class MediaTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(testing::WaitForWorker(*stub_, "relay-media", absl::Seconds(10)));
   }
 
-  v1::Session GetSession(const std::string& id) {
-    v1::GetSessionRequest request;
-    request.set_session_id(id);
-    v1::GetSessionResponse response;
-    grpc::ClientContext context;
-    EXPECT_TRUE(stub_->GetSession(&context, request, &response).ok());
-    return response.session();
-  }
+  v1::Session GetSession(const std::string& id) { return testing::GetSession(*stub_, id); }
 
   std::unique_ptr<testing::LocalControl> control_;
   std::unique_ptr<v1::NatControlService::Stub> stub_;

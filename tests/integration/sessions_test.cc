@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/support/cluster.h"
+#include "tests/integration/support/media.h"
 
 namespace latchkey {
 namespace {
@@ -82,14 +83,7 @@ class SessionsTest : public ::testing::Test {
     grpc::ClientContext context;
     return stub_->AnswerSession(&context, request, response);
   }
-  v1::Session GetSession(const std::string& id) {
-    v1::GetSessionRequest request;
-    request.set_session_id(id);
-    v1::GetSessionResponse response;
-    grpc::ClientContext context;
-    EXPECT_TRUE(stub_->GetSession(&context, request, &response).ok());
-    return response.session();
-  }
+  v1::Session GetSession(const std::string& id) { return testing::GetSession(*stub_, id); }
   bool InRelayRange(int port, const testing::LocalRelay& relay) {
     return port >= relay.port_min() && port <= relay.port_max();
   }

@@ -26,6 +26,17 @@ inline void SendStream(UdpPeer& from, uint16_t to_port, uint32_t ssrc, uint16_t 
   }
 }
 
+// The session as control reports it now (an empty one, with a test failure, if the call fails).
+inline v1::Session GetSession(v1::NatControlService::Stub& stub, const std::string& id) {
+  v1::GetSessionRequest request;
+  request.set_session_id(id);
+  v1::GetSessionResponse response;
+  grpc::ClientContext context;
+  const grpc::Status status = stub.GetSession(&context, request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return response.session();
+}
+
 struct Call {
   std::string id;
   uint16_t caller_relay = 0;
