@@ -382,6 +382,8 @@ void RelayServer::Shutdown() {
   if (grpc_.server) grpc_.server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   if (health_) health_->server->Shutdown(absl::ToChronoTime(absl::Now()));
   if (engine_) engine_->Stop();
+  // The packet threads no longer keep the kernel's entries in step: nothing may forward now.
+  if (fast_path_) fast_path_->Shutdown();
   log::LogInfo("latchkey-relay stopped").Kv("sessions_left", sessions_ ? sessions_->size() : 0);
 }
 

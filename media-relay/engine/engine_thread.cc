@@ -28,7 +28,12 @@ void Add(std::atomic<uint64_t>& counter, uint64_t n = 1) { EngineCounters::Add(c
 }  // namespace
 
 EngineThread::EngineThread(int index, EngineEventSink* sink, PacketIoMode io_mode, FastPath* fast_path)
-    : index_(index), sink_(sink), io_mode_(io_mode), kernel_flows_(fast_path, counters_) {}
+    : index_(index),
+      sink_(sink),
+      io_mode_(io_mode),
+      kernel_flows_(fast_path, counters_, [this](SocketTag& tag, absl::Time now) {
+        OnLatchEvent(tag, LatchEvent::kContested, tag.in->latch.contender(), now);
+      }) {}
 
 EngineThread::~EngineThread() {
   Stop();
@@ -257,10 +262,7 @@ int EngineThread::Route(SocketTag& tag, const uint8_t* data, size_t length, cons
       }
       // Handed back by the kernel fast path while it forwards the lock's media: the latch first
       // hears what the kernel forwarded (latch.h, rule 10).
-      if (in.kernel_flow && !in.latch.IsLatchedSource(*source)) {
-        const LatchDecision told = kernel_flows_.Refresh(in, out, *tag.stream, now);
-        if (told.event != LatchEvent::kNone) OnLatchEvent(tag, told.event, *source, now);
-      }
+      if (in.kernel_flow && !in.latch.IsLatchedSource(*source)) kernel_flows_.Refresh(tag, now);
       const LatchDecision decision = in.latch.OnRtp(*source, *rtp, now);
       if (decision.event != LatchEvent::kNone) OnLatchEvent(tag, decision.event, *source, now);
       if (!decision.forward) {
@@ -323,6 +325,7 @@ int EngineThread::Route(SocketTag& tag, const uint8_t* data, size_t length, cons
 }
 
 void EngineThread::CheckTimeouts(absl::Time now) {
+  kernel_flows_.RetryRemovals();
   for (auto& [raw, stream] : streams_) {
     kernel_flows_.Poll(*stream, now);  // the kernel's packets count for the media clock too
     SessionActivity& activity = *stream->activity;

@@ -65,11 +65,13 @@ struct RelayLeg {
   int64_t kernel_lost_prior = 0;  // loss of this leg's earlier entries
   absl::Time kernel_refreshed = absl::InfinitePast();
   absl::Time kernel_ssrc_synced = absl::InfinitePast();
+  absl::Time kernel_planned = absl::InfinitePast();
   // Readable anywhere: what the kernel forwarded arriving on this leg (in) and leaving through it
   // (out), the loss and jitter of what arrived (RFC 3550, 1/16 timestamp units).
   std::atomic<uint64_t> kernel_packets_in{0}, kernel_bytes_in{0}, kernel_packets_out{0}, kernel_bytes_out{0};
   std::atomic<int64_t> kernel_lost{0};
   std::atomic<uint32_t> kernel_jitter16{0};
+  std::atomic<bool> kernel_active{false};  // an entry is in the kernel now
 
   mutable absl::Mutex snapshot_mu;
   LegSnapshot snapshot ABSL_GUARDED_BY(snapshot_mu);

@@ -59,7 +59,15 @@ struct lk_control {
   __u64 alive_until_ns;
 };
 
+// `lk_ifmacs`: an attached interface's own MAC, by ifindex. XDP forwards only frames addressed to
+// it (an interface in promiscuous mode also receives other hosts' frames; tc checks the packet type).
+struct lk_ifmac {
+  __u8 mac[6];
+  __u16 unused;
+};
+
 #ifdef __cplusplus
+static_assert(sizeof(struct lk_ifmac) == 8, "lk_ifmac");
 static_assert(sizeof(struct lk_control) == 8, "lk_control");
 static_assert(sizeof(struct lk_flow_key) == 12, "lk_flow_key has padding");
 static_assert(sizeof(struct lk_flow_value) == 44, "lk_flow_value has padding");

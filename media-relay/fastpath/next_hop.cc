@@ -63,7 +63,7 @@ absl::StatusOr<size_t> Exchange(Request& request, char (&answer)[kBuffer]) {
 
 }  // namespace
 
-absl::StatusOr<NextHop> ResolveNextHop(uint32_t destination) {
+absl::StatusOr<NextHop> ResolveNextHop(uint32_t destination, uint32_t source) {
   char answer[kBuffer];
   NextHop hop;
   hop.via = destination;
@@ -74,6 +74,10 @@ absl::StatusOr<NextHop> ResolveNextHop(uint32_t destination) {
     request.route.rtm_family = AF_INET;
     request.route.rtm_dst_len = 32;
     AddAttribute(request, RTA_DST, &destination, sizeof(destination));
+    if (source != 0) {
+      request.route.rtm_src_len = 32;
+      AddAttribute(request, RTA_SRC, &source, sizeof(source));
+    }
     auto n = Exchange(request, answer);
     if (!n.ok()) return n.status();
     const auto* header = reinterpret_cast<const nlmsghdr*>(answer);

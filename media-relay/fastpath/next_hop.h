@@ -17,7 +17,8 @@ struct NextHop {
 };
 
 // NOT_FOUND when there is no route or no usable neighbour entry yet (the kernel resolves it when
-// the socket path first sends there); UNAVAILABLE when netlink fails.
-absl::StatusOr<NextHop> ResolveNextHop(uint32_t destination);
+// the socket path first sends there); UNAVAILABLE when netlink fails. `source` (0: none) is the
+// relay's address the datagram leaves from, for policy routing by source.
+absl::StatusOr<NextHop> ResolveNextHop(uint32_t destination, uint32_t source = 0);
 
 }  // namespace latchkey::relay

@@ -5,7 +5,9 @@
 // Rules (fast_path_abi.h has the layouts):
 // 1. Only what user space decided is forwarded: an IPv4/UDP datagram whose (source, destination)
 //    addresses and ports match a flow entry exactly, that is plain RTP v2 (not RTCP), and whose SSRC
-//    is the entry's. The latch in user space writes entries only for latched legs.
+//    is the entry's. The latch in user space writes entries only for latched legs. "Plain": no
+//    header extension, no padding, its CSRC list inside the datagram - anything the relay's own
+//    RTP parser might refuse goes to it, so the kernel never forwards what the socket path drops.
 // 2. Everything else is handed to the socket untouched (XDP_PASS; TC_ACT_UNSPEC, so that the next
 //    tc filter - another relay's on the same interface - still sees it), where the latch
 //    decides as it does without a fast path: another source (a NAT rebinding, a spoofer), another
@@ -20,6 +22,7 @@
 //    arrival and sequence, RFC 3550 sequence range and jitter inputs) for user space to merge.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/pkt_cls.h>
@@ -51,6 +54,13 @@ struct {
   __type(key, __u32);
   __type(value, struct lk_control);
 } lk_control SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 64);
+  __type(key, __u32);
+  __type(value, struct lk_ifmac);
+} lk_ifmacs SEC(".maps");
 
 #define RTP_HEADER_BYTES 12
 #define IP_MF 0x2000
@@ -86,6 +96,8 @@ static __always_inline int lk_match(void *data, void *data_end, __u32 frame_len,
   // RFC 7983: 128-191 is RTP or RTCP; version 2 is the top two bits. RFC 5761: RTCP's packet types
   // 192-223 sit where RTP has the marker bit and payload types 64-95.
   if ((rtp[0] & 0xc0) != 0x80 || (rtp[1] >= 192 && rtp[1] <= 223)) return 0;
+  // P (0x20) and X (0x10) set, or CSRCs beyond the datagram: handed back (rule 1).
+  if ((rtp[0] & 0x30) || RTP_HEADER_BYTES + 4u * (rtp[0] & 0x0f) > udp_len - sizeof(*udp)) return 0;
 
   struct lk_flow_key key = {
       .src_ip = ip->saddr, .dst_ip = ip->daddr, .src_port = udp->source, .dst_port = udp->dest};
@@ -178,6 +190,15 @@ int lk_xdp_relay(struct xdp_md *ctx) {
   void *data_end = (void *)(long)ctx->data_end;
   struct lk_match m;
   if (!lk_match(data, data_end, bpf_xdp_get_buff_len(ctx), &m)) return XDP_PASS;
+  // Only frames addressed to this interface (see lk_ifmac).
+  __u32 ingress = ctx->ingress_ifindex;
+  const struct lk_ifmac *own = bpf_map_lookup_elem(&lk_ifmacs, &ingress);
+  if (own) {
+    const __u8 *to = ((const struct ethhdr *)data)->h_dest;
+    if ((to[0] ^ own->mac[0]) | (to[1] ^ own->mac[1]) | (to[2] ^ own->mac[2]) | (to[3] ^ own->mac[3]) |
+        (to[4] ^ own->mac[4]) | (to[5] ^ own->mac[5]))
+      return XDP_PASS;
+  }
   const struct lk_flow_value *flow = m.flow;
   // No next hop yet: the socket path forwards (and the kernel's ARP resolves it) meanwhile.
   if (!(flow->flags & LK_FLOW_KEEP_L2) && !(flow->dst_mac[0] | flow->dst_mac[1] | flow->dst_mac[2] | flow->dst_mac[3] | flow->dst_mac[4] |
@@ -213,6 +234,8 @@ int lk_tc_relay(struct __sk_buff *skb) {
   // unless a driver split it).
   if (bpf_skb_pull_data(skb, sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr) + RTP_HEADER_BYTES))
     return TC_ACT_UNSPEC;
+  // Only frames addressed to this host: tc also sees frames for other MACs (promiscuous mode).
+  if (skb->pkt_type != PACKET_HOST) return TC_ACT_UNSPEC;
   void *data = (void *)(long)skb->data;
   void *data_end = (void *)(long)skb->data_end;
   struct lk_match m;

@@ -79,6 +79,16 @@ absl::Status RelayProgram::KeepAliveUntil(absl::Duration monotonic_until) {
   return absl::OkStatus();
 }
 
+absl::Status RelayProgram::SetInterfaceMac(int ifindex, const uint8_t (&mac)[6]) {
+  const uint32_t key = static_cast<uint32_t>(ifindex);
+  lk_ifmac value{};
+  std::memcpy(value.mac, mac, sizeof(value.mac));
+  if (bpf_map_update_elem(bpf_map__fd(skeleton_->maps.lk_ifmacs), &key, &value, BPF_ANY) != 0) {
+    return FromErrno(errno, "fast path: cannot write lk_ifmacs");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RelayProgram::UpsertFlow(const lk_flow_key& key, const lk_flow_value& value) {
   if (bpf_map_update_elem(bpf_map__fd(skeleton_->maps.lk_flows), &key, &value, BPF_ANY) != 0) {
     return FromErrno(errno, "fast path: cannot write a flow entry");

@@ -29,6 +29,8 @@ class RelayProgram {
 
   // Lets the programs forward until `until` (CLOCK_MONOTONIC, as bpf_ktime_get_ns()); see lk_control.
   absl::Status KeepAliveUntil(absl::Duration monotonic_until);
+  // The MAC of an interface the program is attached to (XDP forwards only frames addressed to it).
+  absl::Status SetInterfaceMac(int ifindex, const uint8_t (&mac)[6]);
   // Writes or replaces one direction's entry.
   absl::Status UpsertFlow(const lk_flow_key& key, const lk_flow_value& value);
   // Removes an entry; removing one that is not there is not an error.

@@ -170,10 +170,11 @@ LatchDecision Latch::OnRtp(const net::SocketAddress& source, const RtpHeader& rt
   return count >= probation_ ? LatchTo(idx, now_us) : Drop(DropReason::kProbation);
 }
 
-LatchDecision Latch::OnLockActivity(uint16_t sequence, absl::Time last) {
+LatchDecision Latch::OnLockActivity(uint32_t ssrc, uint16_t sequence, absl::Time last) {
   if (latched_ < 0) return {};
   const int64_t last_us = ToMicros(last);
   if (last_us <= lock_alive_us_) return {};
+  slots_[latched_].ssrc = ssrc;
   slots_[latched_].seq = sequence;
   LatchDecision decision = OnLockedPacket(last_us);
   decision.forward = false;

@@ -162,11 +162,12 @@ class Latch {
   LatchDecision OnRtp(const net::SocketAddress& source, const RtpHeader& rtp, absl::Time now);
   LatchDecision OnRtcp(const net::SocketAddress& source, absl::Time now);
   // Rule 10 (the kernel fast path): the lock's RTP that the kernel forwarded without this latch
-  // seeing it, as of the newest such packet (`last`: its arrival, `sequence`: its number). It counts
-  // as that packet having arrived here: liveness for rule 4c, challengers restart, a contest is
-  // reported; so the rules hold whichever path carried the lock's media. Nothing newer than what
-  // the latch saw, or no lock: no effect. The decision never forwards (the kernel did).
-  LatchDecision OnLockActivity(uint16_t sequence, absl::Time last);
+  // seeing it, as of the newest such packet (`ssrc` and `sequence` as it carried them, `last`: its
+  // arrival). It counts as that packet having arrived here: liveness for rule 4c, the lock's SSRC
+  // and sequence, challengers restart, a contest is reported; so the rules hold whichever path
+  // carried the lock's media. Nothing newer than what the latch saw, or no lock: no effect. The
+  // decision never forwards (the kernel did).
+  LatchDecision OnLockActivity(uint32_t ssrc, uint16_t sequence, absl::Time last);
 
   // Where media to the endpoint goes: the latched source; else the SDP address if sendable; else
   // nullopt (wait for packets).

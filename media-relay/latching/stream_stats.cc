@@ -25,7 +25,8 @@ void StreamStats::OnRtp(const RtpHeader& rtp, absl::Time arrival, uint32_t clock
 
   const uint16_t seq = rtp.sequence;
   bool counted = true;
-  if (!started_ || rtp.ssrc != ssrc_) {
+  if (!started_ || rtp.ssrc != ssrc_ || new_space_) {
+    new_space_ = false;
     Restart(seq);
     ssrc_ = rtp.ssrc;
     have_transit_ = false;  // another source's timestamps say nothing about this one's

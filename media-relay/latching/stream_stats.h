@@ -20,6 +20,9 @@ class StreamStats {
   // Owner thread only. `clock_rate` is the payload's RTP clock (0 is taken as the default). A new
   // SSRC starts a new sequence space; totals carry over.
   void OnRtp(const RtpHeader& rtp, absl::Time arrival, uint32_t clock_rate = kDefaultClockRate);
+  // Owner thread only. The stream goes elsewhere for a while (the kernel fast path counts it
+  // there): the next packet here starts a new sequence space, so the gap is not counted as loss.
+  void NewSequenceSpace() { new_space_ = true; }
 
   // Any thread.
   uint64_t packets() const { return packets_.load(std::memory_order_relaxed); }
@@ -54,6 +57,7 @@ class StreamStats {
 
   // Owner thread only.
   bool started_ = false;
+  bool new_space_ = false;
   bool have_transit_ = false;
   uint16_t max_seq_ = 0;
   uint32_t ssrc_ = 0;

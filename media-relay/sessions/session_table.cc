@@ -55,9 +55,9 @@ void AddLeg(const RelayLeg& leg, v1::LegStats* out) {
     out->set_ssrc(snapshot.ssrc);
     // While the kernel carries the stream its estimate is the current one (8 kHz, as the socket
     // path's default).
-    const uint64_t kernel_packets = leg.kernel_packets_in.load(std::memory_order_relaxed);
-    out->set_jitter_ms(kernel_packets > 0 ? leg.kernel_jitter16.load(std::memory_order_relaxed) / 16.0 / 8.0
-                                          : leg.stats.JitterMs());
+    out->set_jitter_ms(leg.kernel_active.load(std::memory_order_relaxed)
+                           ? leg.kernel_jitter16.load(std::memory_order_relaxed) / 16.0 / 8.0
+                           : leg.stats.JitterMs());
   }
   out->set_packets_lost(out->packets_lost() + leg.stats.Lost() + leg.kernel_lost.load(std::memory_order_relaxed));
   out->set_relatch_count(out->relatch_count() + snapshot.relatch_count);

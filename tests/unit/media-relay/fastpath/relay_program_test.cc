@@ -25,6 +25,9 @@ namespace {
 constexpr uint8_t kPeerMac[6] = {0x02, 0, 0, 0, 0, 0xaa};
 constexpr uint8_t kRelayMac[6] = {0x02, 0, 0, 0, 0, 0x01};
 constexpr uint8_t kNextHopMac[6] = {0x02, 0, 0, 0, 0, 0xbb};
+// Frames are addressed to the test harness's device (the namespace's loopback, all zeros): tc
+// forwards only frames for this host.
+constexpr uint8_t kHarnessMac[6] = {0, 0, 0, 0, 0, 0};
 constexpr uint32_t kSsrc = 0x11223344;
 // tc's "not mine": the next filter (another relay's) still sees the packet.
 constexpr uint32_t kTcPass = static_cast<uint32_t>(TC_ACT_UNSPEC);
@@ -93,7 +96,7 @@ struct FrameSpec {
 std::vector<uint8_t> Frame(const FrameSpec& s) {
   const size_t udp_len = 8 + 12 + s.payload;
   std::vector<uint8_t> f(kUdp + udp_len, 0);
-  std::memcpy(&f[0], kRelayMac, 6);
+  std::memcpy(&f[0], kHarnessMac, 6);
   std::memcpy(&f[6], kPeerMac, 6);
   Put16(f, 12, 0x0800);
   f[kIp] = 0x45;
@@ -132,6 +135,8 @@ class RelayProgramTest : public ::testing::Test {
     program_ = *std::move(program);
     ASSERT_TRUE(program_->KeepAliveUntil(MonotonicNow() + absl::Minutes(5)).ok());
     ASSERT_TRUE(program_->UpsertFlow(kKey, Value()).ok());
+    // XDP's test runs arrive on the namespace's loopback (ifindex 1).
+    ASSERT_TRUE(program_->SetInterfaceMac(1, kHarnessMac).ok());
   }
 
   Outcome RunOn(int fd, const std::vector<uint8_t>& frame, bool may_refuse = false) {
@@ -219,6 +224,11 @@ TEST_F(RelayProgramTest, AZeroUdpChecksumStaysZeroOnBothPaths) {
   ExpectForwarded(in, tc.out, /*udp_checksum=*/false);
 }
 
+TEST_F(RelayProgramTest, CsrcsInsideTheDatagramAreForwarded) {
+  const std::vector<uint8_t> in = Frame({.first = 0x82});  // two CSRCs, 160 bytes after the header
+  EXPECT_EQ(Xdp(in).verdict, static_cast<uint32_t>(XDP_TX));
+}
+
 TEST_F(RelayProgramTest, ChecksumsHoldForManyAddressesPortsAndPayloads) {
   std::mt19937 random(42);
   for (int i = 0; i < 200; ++i) {
@@ -264,6 +274,9 @@ std::vector<HandBack> HandBackCases() {
   cases.push_back(with("STUN binding request", {.first = 0x00, .second = 0x01}));
   cases.push_back(with("DTLS handshake", {.first = 22, .second = 0xfe}));
   cases.push_back(with("RTP version 1", {.first = 0x40}));
+  cases.push_back(with("RTP with a header extension", {.first = 0x90}));
+  cases.push_back(with("RTP with padding", {.first = 0xa0}));
+  cases.push_back(with("RTP whose CSRC list runs past the datagram", {.first = 0x8f, .payload = 40}));
   cases.push_back(with("ZRTP / other (version 0)", {.first = 0x10}));
   std::vector<uint8_t> f = Frame({});
   f[kIp + 6] = 0x20;  // more fragments
@@ -277,6 +290,9 @@ std::vector<HandBack> HandBackCases() {
   f = Frame({});
   f[kIp + 9] = 6;
   cases.push_back({"TCP", f});
+  f = Frame({});
+  f[5] = 0x99;  // another host's MAC (a promiscuous interface): tc hands it back; XDP never sees
+  cases.push_back({"frame for another host", f});  // those unless promiscuous, and passes it too
   f = Frame({});
   Put16(f, 12, 0x8100);
   cases.push_back({"VLAN tag", f});

@@ -674,7 +674,7 @@ TEST_P(AnyModeAttackTest, ContestWithAnEndpointOnTheKernelPathIsRefusedAndReport
     phone.timestamp += 160;
     neighbour.Mirror(phone);
     for (int k = 0; k < 9; ++k) {
-      const LatchDecision told = latch.OnLockActivity(static_cast<uint16_t>(phone.seq - 1), Ms(ms));
+      const LatchDecision told = latch.OnLockActivity(phone.ssrc, static_cast<uint16_t>(phone.seq - 1), Ms(ms));
       EXPECT_FALSE(told.forward);
       if (told.event == LatchEvent::kContested) ++t.contested;
       t.Add(neighbour.Send(latch, Ms(ms + 1 + 2 * k)));
@@ -693,13 +693,13 @@ TEST_P(AnyModeAttackTest, NatRebindingOffTheKernelPathRelatchesWithinASecond) {
   for (int ms = 80; ms <= 2'060; ms += 20) {
     phone.seq++;
     phone.timestamp += 160;
-    latch.OnLockActivity(static_cast<uint16_t>(phone.seq - 1), Ms(ms));
+    latch.OnLockActivity(phone.ssrc, static_cast<uint16_t>(phone.seq - 1), Ms(ms));
   }
   Stream rebound = MakeStream(GetParam().nat ? kNatOtherPort : kSdpIpOtherPort, 0);
   rebound.Mirror(phone);
   int64_t relatched_ms = -1;
   for (int ms = 2'080; ms < 4'000 && relatched_ms < 0; ms += 20) {
-    latch.OnLockActivity(static_cast<uint16_t>(phone.seq - 1), Ms(2'060));  // no news: ignored
+    latch.OnLockActivity(phone.ssrc, static_cast<uint16_t>(phone.seq - 1), Ms(2'060));  // no news: ignored
     const LatchDecision d = rebound.Send(latch, Ms(ms));
     if (d.event == LatchEvent::kRelatched) relatched_ms = ms;
   }
@@ -710,15 +710,15 @@ TEST_P(AnyModeAttackTest, NatRebindingOffTheKernelPathRelatchesWithinASecond) {
 
 TEST(LatchTest, LockActivityWithoutALockOrOlderThanWhatWasSeenDoesNothing) {
   Latch latch = Configured(v1::LATCHING_MODE_HEURISTIC, PublicTarget());
-  const LatchDecision nothing = latch.OnLockActivity(5, Ms(100));
+  const LatchDecision nothing = latch.OnLockActivity(0x1234, 5, Ms(100));
   EXPECT_FALSE(nothing.forward);
   EXPECT_EQ(nothing.event, LatchEvent::kNone);
   EXPECT_FALSE(latch.latched());
   Stream phone = MakeStream(kSdp, 0x1234);
   ASSERT_EQ(phone.Send(latch, Ms(200)).event, LatchEvent::kLatched);
-  latch.OnLockActivity(phone.seq, Ms(150));  // older than the packet the latch saw
+  latch.OnLockActivity(phone.ssrc, phone.seq, Ms(150));  // older than the packet the latch saw
   EXPECT_EQ(latch.last_packet(), Ms(200));
-  latch.OnLockActivity(phone.seq, Ms(300));
+  latch.OnLockActivity(phone.ssrc, phone.seq, Ms(300));
   EXPECT_EQ(latch.last_packet(), Ms(300));
 }
 

@@ -55,6 +55,19 @@ TEST(StreamStatsTest, InOrderNoLoss) {
   EXPECT_EQ(stats.reordered(), 0u);
 }
 
+TEST(StreamStatsTest, PacketsCarriedElsewhereAreNotCountedAsLost) {
+  StreamStats stats;
+  Feed(stats, {100, 101, 102, 103});
+  // 104 .. 199 went through the kernel fast path, which counts them itself.
+  stats.NewSequenceSpace();
+  Feed(stats, {200, 201, 202});
+  EXPECT_EQ(stats.packets(), 7u);
+  EXPECT_EQ(stats.Expected(), 7u);
+  EXPECT_EQ(stats.Lost(), 0);
+  Feed(stats, {204});  // loss after the switch still counts
+  EXPECT_EQ(stats.Lost(), 1);
+}
+
 TEST(StreamStatsTest, LossAcrossSequenceWrap) {
   StreamStats stats;
   // 65530 .. 65535, 0 .. 9 is 16 packets; 65534, 2 and 3 are lost.
