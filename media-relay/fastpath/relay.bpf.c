@@ -12,7 +12,8 @@
 //    tc filter - another relay's on the same interface - still sees it), where the latch
 //    decides as it does without a fast path: another source (a NAT rebinding, a spoofer), another
 //    SSRC, RTCP, STUN, DTLS, anything not RTP, IP options, fragments, VLAN tags, IPv6, a length
-//    that does not add up, and an entry whose next hop (MAC) is not resolved yet (XDP).
+//    that does not add up, a bad IPv4 header checksum, a frame for another host, and an entry
+//    whose next hop (MAC) is not resolved yet (XDP).
 // 3. A forwarded packet leaves as the relay's own: source = the relay port of the other leg,
 //    destination = that leg's latched peer, TTL 64, checksums updated (UDP incrementally; a zero
 //    UDP checksum, "none", stays zero).
@@ -76,6 +77,13 @@ struct lk_match {
   __u64 now;
 };
 
+static __always_inline __u16 lk_fold(__u64 sum) {
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return (__u16)sum;
+}
+
 // Rule 1: fills `m` and returns 1 for a packet to forward, 0 to hand back. `frame_len` is the
 // whole frame's length (a scalar from the context: comparing lengths, not pointers at a variable
 // offset, keeps the program loadable with CAP_BPF + CAP_NET_ADMIN alone).
@@ -86,6 +94,12 @@ static __always_inline int lk_match(void *data, void *data_end, __u32 frame_len,
   if ((void *)(ip + 1) > data_end) return 0;
   if (ip->version != 4 || ip->ihl != 5 || ip->protocol != IPPROTO_UDP) return 0;
   if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) return 0;
+  // A corrupted header is the stack's to drop, not ours to give a fresh checksum.
+  const __u16 *words = (const __u16 *)ip;
+  __u64 sum = 0;
+#pragma unroll
+  for (int i = 0; i < 10; i++) sum += words[i];
+  if (lk_fold(sum) != 0xffff) return 0;
   struct udphdr *udp = (void *)(ip + 1);
   __u8 *rtp = (void *)(udp + 1);
   if ((void *)(rtp + RTP_HEADER_BYTES) > data_end) return 0;
@@ -120,12 +134,6 @@ static __always_inline int lk_match(void *data, void *data_end, __u32 frame_len,
   return 1;
 }
 
-static __always_inline __u16 lk_fold(__u64 sum) {
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  return (__u16)sum;
-}
 
 // RFC 1624 eqn. 3 over 16-bit words: HC' = ~(~HC + ~m + m').
 static __always_inline __u64 lk_csum_replace32(__u64 sum, __be32 from, __be32 to) {

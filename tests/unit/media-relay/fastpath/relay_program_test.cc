@@ -288,6 +288,9 @@ std::vector<HandBack> HandBackCases() {
   f[kIp] = 0x46;  // IHL 6: options
   cases.push_back({"IP options", f});
   f = Frame({});
+  f[kIp + 4] ^= 0x40;  // the IP id changed in flight: the header checksum no longer holds
+  cases.push_back({"bad IPv4 header checksum", f});
+  f = Frame({});
   f[kIp + 9] = 6;
   cases.push_back({"TCP", f});
   f = Frame({});
