@@ -1,6 +1,7 @@
 // relay_bench: drives N concurrent calls through an RTP relay on loopback and measures what comes out.
 //
-// Each call is two UDP sockets on 127.0.0.1, the caller's and the callee's phone, each sending 172-byte
+// Each call is two UDP sockets on 127.0.0.1 (--phone_ip: another local address, e.g. a veth's in a
+// network namespace of the benchmark's own), the caller's and the callee's phone, each sending 172-byte
 // RTP (12-byte header + 160-byte payload, G.711 at 20 ms) at 50 packets/s to its relay port. Phones
 // send from ports other than the ones written in their SDP, so the relay must latch. The 2N streams
 // are paced evenly by one timerfd: call i starts at i/N of the 20 ms period, its callee half a period
@@ -32,6 +33,20 @@
 // window (late or not); "min_stream_delivery_pct" is the worst stream's share.
 // "gen_late_p99_us" / "gen_cpu_pct" show whether the generator itself kept up; "target_*" figures
 // (CPU, RSS) come from /proc/<--target_pid>.
+//
+// CPU per relayed packet (scripts/bench-relay.sh --topology=veth): a relay's kernel work (receive,
+// and for a kernel fast path all of its forwarding) runs outside its process, in the NAPI poll of its
+// interface. With threaded NAPI that poll is a kthread: --relay_tids names those threads, whose CPU
+// (schedstat, exact) in the window is added to the relay process's: "relay_kthread_cpu_pct" and
+// "relay_cpu_ns_per_pkt" = (process + kthreads) CPU / forwarded packets; "relay_kthread_pkts_per_run"
+// is how many packets a kthread wake-up carried (each has a fixed cost). --relay_core / --gen_core
+// add each core's busy share from /proc/stat ("*_core_busy_pct": tick-sampled, and including other
+// work on that core), --gen_tids the generator side's kthreads (its receive path), which count
+// towards "gen_saturated" (see GenSaturated), --netdev the phones' interface's drops in the window
+// ("netdev_{rx,tx}_drops"). --metrics_url reads latchkey-relay's /metrics at the window's start and
+// end: "kernel_in_pps" / "socket_in_pps" (latchkey_relay_packets_total{direction="in",path=...}; the
+// kernel's share is folded in once a second, so it is exact to +-1 s of traffic),
+// "fast_path_mode" and "fast_path_flows" at the window's end.
 //
 // Targets:
 //   latchkey  AllocateSession + AnswerSession on latchkey-control (--control), ReleaseSession at the end.
@@ -67,8 +82,10 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/marshalling.h"
 #include "absl/flags/parse.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -114,6 +131,25 @@ ABSL_FLAG(int, rx_sweep_ms, 50,
           "Latency comes from kernel receive stamps either way; sweeping batches the reads, which keeps the "
           "generator's cost per packet below the relay's and spares the relay the wake-ups");
 ABSL_FLAG(int, target_pid, 0, "Relay process to sample CPU and RSS from (0: none)");
+ABSL_FLAG(std::string, phone_ip, "127.0.0.1",
+          "Local IPv4 address the phones bind, write into their SDP (and signalling source) and send from");
+ABSL_FLAG(std::string, minimal_ip, "127.0.0.1", "minimal: minimal_forwarder's --ip");
+ABSL_FLAG(bool, udp_checksum, false,
+          "raw sends: compute the UDP checksum in software (else 0, \"none\"), so that the phones' kernels "
+          "verify what a relay that rewrites headers (a kernel fast path) sends them");
+ABSL_FLAG(std::vector<std::string>, relay_tids, {},
+          "Threads whose CPU in the window counts as the relay's besides --target_pid's (e.g. the threaded NAPI "
+          "kthreads of the relay's interface)");
+ABSL_FLAG(std::vector<std::string>, gen_tids, {},
+          "Threads whose CPU in the window counts as the generator's besides its own (e.g. the threaded NAPI "
+          "kthreads of the phones' interface)");
+ABSL_FLAG(int, relay_core, -1, "Core of the relay under test: its busy share from /proc/stat (-1: not reported)");
+ABSL_FLAG(int, gen_core, -1, "Core of the generator: its busy share from /proc/stat (-1: not reported)");
+ABSL_FLAG(std::string, netdev, "",
+          "The phones' network interface (in relay_bench's namespace): its rx/tx drops in the window, e.g. a veth "
+          "whose peer's receive ring overflowed");
+ABSL_FLAG(std::string, metrics_url, "",
+          "latchkey-relay's http://IPv4:PORT/metrics, read at the window's start and end (kernel vs socket path)");
 ABSL_FLAG(std::string, note, "", "Free text copied into the JSON (e.g. the relay's thread count)");
 
 namespace latchkey::bench {
@@ -185,17 +221,23 @@ struct Call {
   std::string session_id;  // latchkey
 };
 
-sockaddr_in Loopback(uint16_t port) {
+// --phone_ip (127.0.0.1 unless told), parsed once by Main.
+in_addr g_phone_ip{htonl(INADDR_LOOPBACK)};
+std::string g_phone_ip_text = "127.0.0.1";
+
+sockaddr_in Address(in_addr ip, uint16_t port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_addr = ip;
   a.sin_port = htons(port);
   return a;
 }
+sockaddr_in PhoneAddress(uint16_t port) { return Address(g_phone_ip, port); }
 
 std::string PhoneSdp(uint16_t port, int call) {
-  return absl::StrCat("v=0\r\no=- ", 1000 + call, " 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ",
-                      port, " RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+  return absl::StrCat("v=0\r\no=- ", 1000 + call, " 1 IN IP4 ", g_phone_ip_text,
+                      "\r\ns=-\r\nc=IN IP4 ", g_phone_ip_text, "\r\nt=0 0\r\nm=audio ", port,
+                      " RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
                       "a=ptime:20\r\na=sendrecv\r\n");
 }
 
@@ -269,6 +311,141 @@ double CpuSeconds(int pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+// Threads' time on the CPU (seconds) and the number of times they were switched in, summed over
+// the threads, from /proc/<tid>/schedstat (any task id, kthreads included; nanoseconds, exact);
+// seconds = -1 if a thread is unknown (gone: a NAPI instance was recreated).
+struct ThreadRuns {
+  double seconds = -1;
+  int64_t runs = 0;
+};
+ThreadRuns ThreadsCpu(const std::vector<std::string>& tids) {
+  ThreadRuns sum{0, 0};
+  for (const std::string& tid : tids) {
+    std::ifstream in(absl::StrCat("/proc/", tid, "/schedstat"));
+    int64_t ns = -1, wait_ns = 0, runs = 0;
+    if (!(in >> ns >> wait_ns >> runs) || ns < 0) return {};
+    sum.seconds += static_cast<double>(ns) / 1e9;
+    sum.runs += runs;
+  }
+  return sum;
+}
+
+// A core's busy and total time (jiffies) from /proc/stat: busy = user + nice + system + irq + softirq
+// (+ steal in the total only); {-1, -1} if unknown.
+std::pair<int64_t, int64_t> CoreTimes(int core) {
+  if (core < 0) return {-1, -1};
+  std::ifstream in("/proc/stat");
+  const std::string key = absl::StrCat("cpu", core);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (fields.size() < 9 || fields[0] != key) continue;
+    int64_t v[8];
+    for (int i = 0; i < 8; ++i) {
+      if (!absl::SimpleAtoi(fields[1 + i], &v[i])) return {-1, -1};
+    }
+    // user nice system idle iowait irq softirq steal
+    return {v[0] + v[1] + v[2] + v[5] + v[6], v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7]};
+  }
+  return {-1, -1};
+}
+
+// {rx_dropped, tx_dropped} of a network interface (this namespace's /sys), {-1, -1} if unknown.
+std::pair<int64_t, int64_t> NetdevDrops(const std::string& dev) {
+  std::pair<int64_t, int64_t> drops{-1, -1};
+  if (dev.empty()) return drops;
+  for (int i = 0; i < 2; ++i) {
+    std::ifstream in(absl::StrCat("/sys/class/net/", dev, "/statistics/", i == 0 ? "rx_dropped" : "tx_dropped"));
+    int64_t v;
+    if (!(in >> v)) return {-1, -1};
+    (i == 0 ? drops.first : drops.second) = v;
+  }
+  return drops;
+}
+
+// latchkey-relay's Prometheus figures that show which path carried the packets.
+struct RelayMetrics {
+  bool ok = false;
+  std::string error;
+  double kernel_in = -1, socket_in = -1, flows = -1;
+  std::string mode;
+};
+
+// GET http://IPv4:PORT/PATH (HTTP/1.0, the server closes), 2 s timeouts; the body or an error.
+absl::StatusOr<std::string> HttpGet(const std::string& url) {
+  absl::string_view rest = url;
+  if (!absl::ConsumePrefix(&rest, "http://")) return absl::InvalidArgumentError("metrics_url: http:// only");
+  const size_t slash = rest.find('/');
+  const absl::string_view host_port = rest.substr(0, slash);
+  const std::string path = slash == absl::string_view::npos ? "/" : std::string(rest.substr(slash));
+  const size_t colon = host_port.rfind(':');
+  int port = 0;
+  sockaddr_in server{};
+  server.sin_family = AF_INET;
+  if (colon == absl::string_view::npos || !absl::SimpleAtoi(host_port.substr(colon + 1), &port) || port <= 0 ||
+      port > 65535 || ::inet_pton(AF_INET, std::string(host_port.substr(0, colon)).c_str(), &server.sin_addr) != 1) {
+    return absl::InvalidArgumentError("metrics_url: expected http://IPv4:PORT/PATH");
+  }
+  server.sin_port = htons(static_cast<uint16_t>(port));
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  timeval timeout{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  std::string response;
+  absl::Status status;
+  const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", host_port, "\r\n\r\n");
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&server), sizeof(server)) != 0) {
+    status = absl::UnavailableError(absl::StrCat("connect ", host_port, ": ", std::strerror(errno)));
+  } else if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+    status = absl::UnavailableError(absl::StrCat("send: ", std::strerror(errno)));
+  } else {
+    char buffer[65536];
+    while (response.size() < (16u << 20)) {
+      const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+      if (n < 0) status = absl::UnavailableError(absl::StrCat("recv: ", std::strerror(errno)));
+      if (n <= 0) break;
+      response.append(buffer, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  if (!status.ok()) return status;
+  const size_t body = response.find("\r\n\r\n");
+  if (response.rfind("HTTP/1.", 0) != 0 || body == std::string::npos) {
+    return absl::DataLossError("not an HTTP response");
+  }
+  if (response.compare(9, 3, "200") != 0) return absl::UnavailableError(response.substr(0, response.find('\r')));
+  return response.substr(body + 4);
+}
+
+RelayMetrics ReadRelayMetrics(const std::string& url) {
+  RelayMetrics m;
+  absl::StatusOr<std::string> body = HttpGet(url);
+  if (!body.ok()) {
+    m.error = body.status().ToString();
+    return m;
+  }
+  for (absl::string_view line : absl::StrSplit(*body, '\n')) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    if (space == absl::string_view::npos) continue;
+    const absl::string_view series = line.substr(0, space);
+    double value;
+    if (!absl::SimpleAtod(line.substr(space + 1), &value)) continue;
+    if (series == "latchkey_relay_packets_total{direction=\"in\",path=\"kernel\"}") m.kernel_in = value;
+    if (series == "latchkey_relay_packets_total{direction=\"in\",path=\"socket\"}") m.socket_in = value;
+    if (series == "latchkey_relay_fast_path_flows") m.flows = value;
+    absl::string_view mode = series;
+    if (value == 1 && absl::ConsumePrefix(&mode, "latchkey_relay_fast_path{mode=\"") &&
+        absl::ConsumeSuffix(&mode, "\"}")) {
+      m.mode = std::string(mode);
+    }
+  }
+  m.ok = m.socket_in >= 0;
+  if (!m.ok) m.error = "no latchkey_relay_packets_total in /metrics";
+  return m;
+}
+
 std::string LoadAverage() {
   std::ifstream in("/proc/loadavg");
   std::string one;
@@ -298,14 +475,17 @@ class Target {
 
 class MinimalTarget : public Target {
  public:
-  explicit MinimalTarget(int base) : base_(base) {}
+  MinimalTarget(int base, const std::string& ip) : base_(base) {
+    valid_ip_ = ::inet_pton(AF_INET, ip.c_str(), &ip_) == 1;
+  }
   absl::Status Setup(std::vector<Call>& calls) override {
+    if (!valid_ip_) return absl::InvalidArgumentError("minimal_ip: not an IPv4 address");
     if (base_ < 1 || base_ + 2 * static_cast<int64_t>(calls.size()) > 65536) {
       return absl::InvalidArgumentError("minimal_base_port: ports out of range");
     }
     for (size_t i = 0; i < calls.size(); ++i) {
-      calls[i].relay[0] = Loopback(static_cast<uint16_t>(base_ + 2 * i));
-      calls[i].relay[1] = Loopback(static_cast<uint16_t>(base_ + 2 * i + 1));
+      calls[i].relay[0] = Address(ip_, static_cast<uint16_t>(base_ + 2 * i));
+      calls[i].relay[1] = Address(ip_, static_cast<uint16_t>(base_ + 2 * i + 1));
       calls[i].ok = true;
     }
     return absl::OkStatus();
@@ -314,6 +494,8 @@ class MinimalTarget : public Target {
 
  private:
   int base_;
+  in_addr ip_{};
+  bool valid_ip_ = false;
 };
 
 class LatchkeyTarget : public Target {
@@ -398,7 +580,7 @@ class LatchkeyTarget : public Target {
       offer.set_call_id(absl::StrCat(prefix, "-", pid, "-", i, "@bench"));
       offer.set_from_tag(absl::StrCat("a", i));
       offer.set_sdp(PhoneSdp(call.sdp_port[0], static_cast<int>(i)));
-      offer.mutable_signaling_source()->set_ip("127.0.0.1");
+      offer.mutable_signaling_source()->set_ip(g_phone_ip_text);
       offer.mutable_signaling_source()->set_port(5060);
       offer.mutable_options()->set_latching_mode(mode_);
       v1::AllocateSessionResponse offered;
@@ -412,7 +594,7 @@ class LatchkeyTarget : public Target {
       answer.set_session_id(call.session_id);
       answer.set_to_tag(absl::StrCat("b", i));
       answer.set_sdp(PhoneSdp(call.sdp_port[1], static_cast<int>(i)));
-      answer.mutable_signaling_source()->set_ip("127.0.0.1");
+      answer.mutable_signaling_source()->set_ip(g_phone_ip_text);
       answer.mutable_signaling_source()->set_port(5062);
       v1::AnswerSessionResponse answered;
       {
@@ -678,6 +860,11 @@ struct Results {
   double min_stream_delivery = 1.0;
   Histogram latency_us, late_us;
   double seconds = 0, gen_cpu = 0, target_cpu = -1;
+  // -1: not asked for (no --relay_tids / --gen_tids / --relay_core / --gen_core) or unknown.
+  double relay_kthread_cpu = -1, gen_kthread_cpu = -1, relay_core_busy = -1, gen_core_busy = -1;
+  double relay_kthread_runs = -1;  // per second: how often the relay's NAPI kthreads were switched in
+  int64_t netdev_rx_drops = -1, netdev_tx_drops = -1;  // --netdev's, in the window
+  RelayMetrics metrics_start, metrics_end;
   int64_t rss_at_start = -1, rss_at_end = -1;
   bool kernel_timestamps = false;
   bool raw_sends = false;
@@ -785,10 +972,42 @@ class Load {
     packet[0] = 0x80;  // V=2
     packet[1] = 0;     // PT 0 (PCMU)
 
+    // latchkey-relay's /metrics at the window's start and end, read by a thread of their own: an HTTP
+    // round trip must not stall the sends.
+    const std::string metrics_url = absl::GetFlag(FLAGS_metrics_url);
+    struct Joiner {
+      std::thread thread;
+      ~Joiner() {
+        if (thread.joinable()) thread.join();
+      }
+    } probe;
+    if (!metrics_url.empty()) {
+      probe.thread = std::thread([this, metrics_url, results] {
+        for (int64_t at : {t0_, t1_}) {
+          const timespec when{static_cast<time_t>(at / 1'000'000'000), static_cast<long>(at % 1'000'000'000)};
+          while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &when, nullptr) == EINTR) {
+          }
+          (at == t0_ ? results->metrics_start : results->metrics_end) = ReadRelayMetrics(metrics_url);
+        }
+      });
+    }
+    const std::vector<std::string> relay_tids = absl::GetFlag(FLAGS_relay_tids);
+    const std::vector<std::string> gen_tids = absl::GetFlag(FLAGS_gen_tids);
+    const int relay_core = absl::GetFlag(FLAGS_relay_core), gen_core = absl::GetFlag(FLAGS_gen_core);
+
     size_t cursor = 0;
     int64_t cycle = 0;
     bool sending = true, measuring = false, measured = false;
     double cpu0 = 0, target_cpu0 = -1;
+    ThreadRuns relay_kthreads0, gen_kthreads0;
+    std::pair<int64_t, int64_t> relay_core0{-1, -1}, gen_core0{-1, -1}, netdev0{-1, -1};
+    const std::string netdev = absl::GetFlag(FLAGS_netdev);
+    // Busy share of a core between two /proc/stat readings; -1 if unknown.
+    auto busy = [](std::pair<int64_t, int64_t> a, std::pair<int64_t, int64_t> b) {
+      return a.first < 0 || b.first < 0 || b.second <= a.second
+                 ? -1.0
+                 : static_cast<double>(b.first - a.first) / static_cast<double>(b.second - a.second);
+    };
     std::vector<epoll_event> events(128);
     while (true) {
       const int ready = ::epoll_wait(epoll_fd, events.data(), static_cast<int>(events.size()), 50);
@@ -798,6 +1017,11 @@ class Load {
         measuring = true;
         cpu0 = SelfCpuSeconds();
         target_cpu0 = CpuSeconds(target_pid_);
+        if (!relay_tids.empty()) relay_kthreads0 = ThreadsCpu(relay_tids);
+        if (!gen_tids.empty()) gen_kthreads0 = ThreadsCpu(gen_tids);
+        relay_core0 = CoreTimes(relay_core);
+        gen_core0 = CoreTimes(gen_core);
+        netdev0 = NetdevDrops(netdev);
         results->rss_at_start = RssBytes(target_pid_);
       }
       if (measuring && now >= t1_) {
@@ -807,6 +1031,23 @@ class Load {
         results->gen_cpu = (SelfCpuSeconds() - cpu0) / results->seconds;
         const double target_cpu1 = CpuSeconds(target_pid_);
         if (target_cpu0 >= 0 && target_cpu1 >= 0) results->target_cpu = (target_cpu1 - target_cpu0) / results->seconds;
+        if (relay_kthreads0.seconds >= 0) {
+          const ThreadRuns now_cpu = ThreadsCpu(relay_tids);
+          if (now_cpu.seconds >= 0) {
+            results->relay_kthread_cpu = (now_cpu.seconds - relay_kthreads0.seconds) / results->seconds;
+            results->relay_kthread_runs = static_cast<double>(now_cpu.runs - relay_kthreads0.runs) / results->seconds;
+          }
+        }
+        if (gen_kthreads0.seconds >= 0) {
+          const ThreadRuns now_cpu = ThreadsCpu(gen_tids);
+          if (now_cpu.seconds >= 0) results->gen_kthread_cpu = (now_cpu.seconds - gen_kthreads0.seconds) / results->seconds;
+        }
+        if (const auto netdev1 = NetdevDrops(netdev); netdev0.first >= 0 && netdev1.first >= 0) {
+          results->netdev_rx_drops = netdev1.first - netdev0.first;
+          results->netdev_tx_drops = netdev1.second - netdev0.second;
+        }
+        results->relay_core_busy = busy(relay_core0, CoreTimes(relay_core));
+        results->gen_core_busy = busy(gen_core0, CoreTimes(gen_core));
         results->rss_at_end = RssBytes(target_pid_);
       }
       if (now >= recv_end) {
@@ -888,7 +1129,8 @@ class Load {
     TxStream& tx = tx_[s];
     if (raw_fd_ >= 0) {
       // The phone's datagram with the headers the kernel would have written: IPv4 (id, checksum and
-      // total length are filled in by the kernel) and UDP without checksum (allowed on IPv4).
+      // total length are filled in by the kernel) and UDP without checksum (allowed on IPv4), or with
+      // one computed below (--udp_checksum).
       uint8_t* raw = raw_packets_[raw_pending_];
       iphdr ip{};
       ip.version = 4;
@@ -896,7 +1138,7 @@ class Load {
       ip.ttl = 64;
       ip.protocol = IPPROTO_UDP;
       ip.tot_len = htons(kRawSize);
-      ip.saddr = htonl(INADDR_LOOPBACK);
+      ip.saddr = g_phone_ip.s_addr;
       ip.daddr = tx.to.sin_addr.s_addr;
       udphdr udp{};
       udp.source = tx.port;
@@ -925,6 +1167,7 @@ class Load {
     std::memcpy(packet + kHeaderSize + 20, &real, 8);
     const bool in_window = mono >= t0_ && mono < t1_;
     if (raw_fd_ >= 0) {
+      if (udp_checksum_) SetUdpChecksum(raw_packets_[raw_pending_]);
       if (++raw_pending_ == kRawBatch) FlushRaw(results);
     } else {
       const ssize_t sent = connected_ ? ::send(tx.fd, packet, kPacketSize, MSG_DONTWAIT)
@@ -1014,11 +1257,38 @@ class Load {
     }
   }
 
+  // RFC 768: the one's complement sum over the pseudo-header (addresses, protocol, UDP length) and
+  // the UDP header and payload, with the checksum field zero; a result of 0 is sent as 0xffff.
+  static void SetUdpChecksum(uint8_t* datagram) {
+    const iphdr* ip = reinterpret_cast<const iphdr*>(datagram);
+    uint8_t* udp = datagram + sizeof(iphdr);
+    constexpr size_t kUdpBytes = sizeof(udphdr) + kPacketSize;
+    static_assert(kUdpBytes % 2 == 0, "odd UDP length");
+    udp[6] = udp[7] = 0;
+    uint64_t sum = 0;
+    uint16_t word;
+    for (uint32_t address : {ip->saddr, ip->daddr}) {
+      sum += address & 0xffff;
+      sum += address >> 16;
+    }
+    sum += htons(IPPROTO_UDP);
+    sum += htons(static_cast<uint16_t>(kUdpBytes));
+    for (size_t i = 0; i < kUdpBytes; i += 2) {
+      std::memcpy(&word, udp + i, 2);
+      sum += word;
+    }
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    word = static_cast<uint16_t>(~sum);
+    if (word == 0) word = 0xffff;
+    std::memcpy(udp + 6, &word, 2);
+  }
+
   // Raw sends: at most kRawBatch per sendmmsg, so a packet's send stamp precedes its real send by at
   // most 15 others' kernel work (a few tens of µs).
   static constexpr int kRawBatch = 16;
   static constexpr int kRawSize = sizeof(iphdr) + sizeof(udphdr) + kPacketSize;
   int raw_fd_ = -1;
+  const bool udp_checksum_ = absl::GetFlag(FLAGS_udp_checksum);
   int raw_pending_ = 0;
   uint8_t raw_packets_[kRawBatch][kRawSize];
   mmsghdr raw_messages_[kRawBatch];
@@ -1034,7 +1304,7 @@ class Load {
   std::vector<RxStream> rx_;
 };
 
-// Binds a phone socket on 127.0.0.1:port, or on any free port if that one is taken (never the SDP port).
+// Binds a phone socket on --phone_ip:port, or on any free port if that one is taken (never the SDP port).
 absl::Status BindPhone(Call& call, int side, uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
@@ -1042,9 +1312,9 @@ absl::Status BindPhone(Call& call, int side, uint16_t port) {
     int on = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on));
   }
-  sockaddr_in address = Loopback(port);
+  sockaddr_in address = PhoneAddress(port);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    address = Loopback(0);
+    address = PhoneAddress(0);
     if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
       ::close(fd);
       return absl::InternalError(absl::StrCat("bind: ", std::strerror(errno)));
@@ -1084,9 +1354,26 @@ std::string JsonString(absl::string_view s) {
   return out + "\"";
 }
 
+// The generator could not send on time (< 99 % of the offered packets) or ran out of CPU (>= 95 %).
+// With its receive path's kthreads (--gen_tids, real-time like relay_bench under bench-relay.sh
+// --rt=1) also when both together use >= 90 % of the core, near where the kernel's real-time
+// throttling (95 % of each second by default) pauses them for up to 50 ms, or when a send was >= 10 ms
+// late (half a packet period): the burst that follows such a stall (1,000 packets at 100k/s) can
+// overflow a veth's 256-frame ring, whatever the relay.
+bool GenSaturated(const Results& results, double sent, int calls) {
+  if (sent < 0.99 * calls * 2 * kPacketsPerSecond * results.seconds || results.gen_cpu >= 0.95) return true;
+  if (absl::GetFlag(FLAGS_gen_tids).empty()) return false;
+  return results.gen_cpu + std::max(0.0, results.gen_kthread_cpu) >= 0.90 || results.late_us.max() >= 10'000;
+}
+
 int Main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const std::string target_name = absl::GetFlag(FLAGS_target);
+  g_phone_ip_text = absl::GetFlag(FLAGS_phone_ip);
+  if (::inet_pton(AF_INET, g_phone_ip_text.c_str(), &g_phone_ip) != 1) {
+    std::fprintf(stderr, "relay_bench: --phone_ip must be an IPv4 address\n");
+    return 2;
+  }
   const int calls_count = absl::GetFlag(FLAGS_calls);
   const int phone_base = absl::GetFlag(FLAGS_phone_base_port);
   if (calls_count < 1 || phone_base < 1 || phone_base + 4 * int64_t{calls_count} > 65536) {
@@ -1104,7 +1391,7 @@ int Main(int argc, char** argv) {
   } else if (target_name == "rtpengine") {
     target = std::make_unique<RtpengineTarget>(absl::GetFlag(FLAGS_ng), absl::GetFlag(FLAGS_ng_window));
   } else if (target_name == "minimal") {
-    target = std::make_unique<MinimalTarget>(absl::GetFlag(FLAGS_minimal_base_port));
+    target = std::make_unique<MinimalTarget>(absl::GetFlag(FLAGS_minimal_base_port), absl::GetFlag(FLAGS_minimal_ip));
   } else {
     std::fprintf(stderr, "relay_bench: --target must be latchkey, rtpengine or minimal\n");
     return 2;
@@ -1171,13 +1458,60 @@ int Main(int argc, char** argv) {
       ",\"gen_late_p99_us\":", results.late_us.Percentile(0.99), ",\"gen_late_max_us\":", results.late_us.max(),
       ",\"gen_cpu_pct\":", absl::StrFormat("%.0f", 100 * results.gen_cpu),
       // The generator, not the relay, set the pace: it could not send on time or ran out of CPU.
-      ",\"gen_saturated\":", sent < 0.99 * ok_calls * 2 * kPacketsPerSecond * results.seconds || results.gen_cpu >= 0.95 ? "true" : "false",
+      ",\"gen_saturated\":", GenSaturated(results, sent, ok_calls) ? "true" : "false",
       ",\"send_errors\":", results.send_errors, ",\"loadavg\":", LoadAverage(),
       ",\"target_cpu_pct\":", results.target_cpu >= 0 ? absl::StrFormat("%.0f", 100 * results.target_cpu) : "null",
       ",\"target_rss_before_kib\":", rss_before >= 0 ? absl::StrCat(rss_before / 1024) : "null",
       ",\"target_rss_kib\":", results.rss_at_end >= 0 ? absl::StrCat(results.rss_at_end / 1024) : "null",
       ",\"rss_per_call_setup_b\":", per_session(rss_after_setup),
       ",\"rss_per_call_b\":", per_session(results.rss_at_end), ",\"teardown_errors\":", teardown_errors);
+  // CPU per relayed packet and the path taken (scripts/bench-relay.sh --topology=veth); only when asked for.
+  const double forwarded_per_s = static_cast<double>(results.received_window) / results.seconds;
+  auto pct = [](double v) { return v >= 0 ? absl::StrFormat("%.1f", 100 * v) : std::string("null"); };
+  auto ns_per_packet = [&](double cpu) {
+    return cpu >= 0 && forwarded_per_s > 0 ? absl::StrFormat("%.0f", cpu * 1e9 / forwarded_per_s) : std::string("null");
+  };
+  if (!absl::GetFlag(FLAGS_relay_tids).empty()) {
+    const double relay_cpu = results.target_cpu >= 0 && results.relay_kthread_cpu >= 0
+                                 ? results.target_cpu + results.relay_kthread_cpu
+                                 : -1;
+    absl::StrAppend(&out, ",\"relay_process_cpu_pct\":", pct(results.target_cpu),
+                    ",\"relay_kthread_cpu_pct\":", pct(results.relay_kthread_cpu),
+                    ",\"relay_cpu_ns_per_pkt\":", ns_per_packet(relay_cpu),
+                    // Packets per kthread run: each run (a wake-up, a context switch) has a fixed cost
+                    // that small batches do not amortise.
+                    ",\"relay_kthread_pkts_per_run\":",
+                    results.relay_kthread_runs > 0 ? absl::StrFormat("%.1f", forwarded_per_s / results.relay_kthread_runs)
+                                                   : std::string("null"));
+  }
+  if (!absl::GetFlag(FLAGS_gen_tids).empty()) {
+    absl::StrAppend(&out, ",\"gen_kthread_cpu_pct\":", pct(results.gen_kthread_cpu));
+  }
+  if (absl::GetFlag(FLAGS_relay_core) >= 0) {
+    absl::StrAppend(&out, ",\"relay_core_busy_pct\":", pct(results.relay_core_busy),
+                    ",\"relay_core_ns_per_pkt\":", ns_per_packet(results.relay_core_busy));
+  }
+  if (absl::GetFlag(FLAGS_gen_core) >= 0) {
+    absl::StrAppend(&out, ",\"gen_core_busy_pct\":", pct(results.gen_core_busy));
+  }
+  if (!absl::GetFlag(FLAGS_netdev).empty()) {
+    absl::StrAppend(&out, ",\"netdev_rx_drops\":", results.netdev_rx_drops, ",\"netdev_tx_drops\":", results.netdev_tx_drops);
+  }
+  if (!absl::GetFlag(FLAGS_metrics_url).empty()) {
+    const RelayMetrics& m0 = results.metrics_start;
+    const RelayMetrics& m1 = results.metrics_end;
+    if (m0.ok && m1.ok) {
+      const double kernel = m0.kernel_in >= 0 && m1.kernel_in >= 0 ? (m1.kernel_in - m0.kernel_in) / results.seconds : 0;
+      const double socket = (m1.socket_in - m0.socket_in) / results.seconds;
+      absl::StrAppend(&out, ",\"fast_path_mode\":", m1.mode.empty() ? "null" : JsonString(m1.mode),
+                      ",\"fast_path_flows\":", m1.flows >= 0 ? absl::StrFormat("%.0f", m1.flows) : "null",
+                      ",\"kernel_in_pps\":", absl::StrFormat("%.0f", kernel),
+                      ",\"socket_in_pps\":", absl::StrFormat("%.0f", socket), ",\"kernel_share_pct\":",
+                      kernel + socket > 0 ? absl::StrFormat("%.1f", 100 * kernel / (kernel + socket)) : "null");
+    } else {
+      absl::StrAppend(&out, ",\"metrics_error\":", JsonString(m0.ok ? m1.error : m0.error));
+    }
+  }
   if (const std::string note = absl::GetFlag(FLAGS_note); !note.empty()) absl::StrAppend(&out, ",\"note\":", JsonString(note));
   std::printf("%s}\n", out.c_str());
   std::fflush(stdout);
