@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <iterator>
+#include <utility>
 
 #include "common/log/log.h"
 #include "media-relay/fastpath/relay_program.h"
@@ -131,16 +132,18 @@ void KernelFlows::RemoveDirection(SocketTag& tag, absl::Time now) {
   Add(counters_.kernel_flows_removed);
 }
 
-bool KernelFlows::Fold(SocketTag& tag, absl::Time now) {
+void KernelFlows::Fold(SocketTag& tag, absl::Time now) {
   RelayLeg& in = *tag.in;
   RelayLeg& out = *tag.out;
   const std::optional<KernelStreamFigures> read = fast_path_->Read(in.kernel_stream);
-  if (!read) return false;
+  if (!read) return;
   const KernelStreamFigures& figures = *read;
-  const bool moved_on = figures.packets > in.kernel_folded.packets;
-  if (moved_on) {
-    const uint64_t packets = figures.packets - in.kernel_folded.packets;
-    const uint64_t bytes = figures.bytes - std::min(figures.bytes, in.kernel_folded.bytes);
+  in.kernel_lost.store(in.kernel_lost_prior + figures.lost(), std::memory_order_relaxed);
+  if (figures.packets > 0) in.kernel_jitter16.store(figures.jitter16, std::memory_order_relaxed);
+  const KernelStreamFigures before = std::exchange(in.kernel_folded, figures);
+  if (figures.packets > before.packets) {
+    const uint64_t packets = figures.packets - before.packets;
+    const uint64_t bytes = figures.bytes - std::min(figures.bytes, before.bytes);
     Add(in.kernel_packets_in, packets);
     Add(in.kernel_bytes_in, bytes);
     Add(out.kernel_packets_out, packets);
@@ -149,16 +152,11 @@ bool KernelFlows::Fold(SocketTag& tag, absl::Time now) {
     Add(counters_.kernel_bytes, bytes);
     const absl::Time last = Arrival(figures.last_ns, now);
     tag.stream->activity->last_packet = std::max(tag.stream->activity->last_packet, last);
+    if (in.kernel_flow) {
+      const LatchDecision told = in.latch.OnLockActivity(ntohl(in.kernel_flow->value.ssrc), figures.last_seq, last);
+      if (told.event == LatchEvent::kContested && on_contest_) on_contest_(tag, now);
+    }
   }
-  in.kernel_lost.store(in.kernel_lost_prior + figures.lost(), std::memory_order_relaxed);
-  if (figures.packets > 0) in.kernel_jitter16.store(figures.jitter16, std::memory_order_relaxed);
-  in.kernel_folded = figures;
-  if (moved_on && in.kernel_flow) {
-    const LatchDecision told =
-        in.latch.OnLockActivity(ntohl(in.kernel_flow->value.ssrc), figures.last_seq, Arrival(figures.last_ns, now));
-    if (told.event == LatchEvent::kContested && on_contest_) on_contest_(tag, now);
-  }
-  return true;
 }
 
 void KernelFlows::Refresh(SocketTag& tag, absl::Time now) {

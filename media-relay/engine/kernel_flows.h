@@ -47,8 +47,8 @@ class KernelFlows {
   void SyncDirection(SocketTag& tag, absl::Time now, bool fresh_egress);
   void RemoveDirection(SocketTag& tag, absl::Time now);
   // Reads the entry's counters and folds what is new into the legs and the media clock; then tells
-  // the latch if the lock's media moved on. False when the read failed (nothing folded).
-  bool Fold(SocketTag& tag, absl::Time now);
+  // the latch if the lock's media moved on. A failed read folds nothing.
+  void Fold(SocketTag& tag, absl::Time now);
 
   FastPath* fast_path_;
   EngineCounters& counters_;

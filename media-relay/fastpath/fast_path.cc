@@ -56,14 +56,12 @@ absl::StatusOr<std::unique_ptr<FastPath>> FastPath::Start(const FastPathOptions&
   // The interfaces carrying the media addresses, and every interface's MAC.
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0) return without(absl::UnavailableError("cannot list interfaces"));
-  absl::flat_hash_map<std::string, std::pair<bool, std::array<uint8_t, 6>>> by_name;
   for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
     if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_PACKET) continue;
     const auto* link = reinterpret_cast<const sockaddr_ll*>(i->ifa_addr);
     std::array<uint8_t, 6> mac{};
     if (link->sll_halen == mac.size()) std::memcpy(mac.data(), link->sll_addr, mac.size());
     fast_path->macs_[link->sll_ifindex] = mac;
-    by_name[i->ifa_name] = {(i->ifa_flags & IFF_LOOPBACK) != 0, mac};
   }
   for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
     if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
@@ -74,7 +72,7 @@ absl::StatusOr<std::unique_ptr<FastPath>> FastPath::Start(const FastPathOptions&
       interface.name = i->ifa_name;
       interface.ifindex = static_cast<int>(::if_nametoindex(i->ifa_name));
       interface.loopback = (i->ifa_flags & IFF_LOOPBACK) != 0;
-      if (auto it = by_name.find(i->ifa_name); it != by_name.end()) interface.mac = it->second.second;
+      if (auto it = fast_path->macs_.find(interface.ifindex); it != fast_path->macs_.end()) interface.mac = it->second;
     }
   }
   ::freeifaddrs(list);
@@ -114,10 +112,9 @@ absl::StatusOr<std::unique_ptr<FastPath>> FastPath::Start(const FastPathOptions&
 
 absl::Status FastPath::AttachAll(FastPathMode mode, uint16_t tc_priority) {
   attachments_.clear();
-  absl::flat_hash_map<int, bool> done;
+  absl::flat_hash_set<int> done;
   for (const auto& [ip, interface] : interfaces_) {
-    if (done.contains(interface.ifindex)) continue;
-    done[interface.ifindex] = true;
+    if (!done.insert(interface.ifindex).second) continue;
     if (!interface.loopback) {
       uint8_t mac[6];
       std::memcpy(mac, interface.mac.data(), sizeof(mac));

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/net/ip_address.h"
@@ -81,7 +82,7 @@ class FastPath {
   std::unique_ptr<RelayProgram> program_;
   absl::flat_hash_map<net::IpAddress, Interface> interfaces_;  // by media address
   absl::flat_hash_map<int, std::array<uint8_t, 6>> macs_;       // every interface's, by index
-  absl::flat_hash_map<int, bool> attached_;                     // interfaces the program is on
+  absl::flat_hash_set<int> attached_;                           // interfaces the program is on
   std::vector<std::unique_ptr<FastPathAttachment>> attachments_;
 
   mutable absl::Mutex mu_;
