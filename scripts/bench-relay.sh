@@ -202,27 +202,8 @@ in_gen=()    # ... in the phones' one
 #   socket's datagram crosses veth with only a partial checksum, which XDP's incremental update turns
 #   into a wrong one. relay_bench's raw sends compute theirs in software anyway (--udp_checksum).
 
-veth_ethtool() {  # NS DEV SETTING=on|off...: ETHTOOL_S{TXCSUM,GRO} ioctls, read back; prints "DEV tx=0 gro=1"
-  local ns=$1
-  shift
-  ip netns exec "$ns" python3 - "$@" <<'PY'
-import array, fcntl, socket, struct, sys
-SIOCETHTOOL = 0x8946
-COMMANDS = {"tx": (0x16, 0x17), "gro": (0x2B, 0x2C)}  # (get, set): ETHTOOL_[GS]TXCSUM, ETHTOOL_[GS]GRO
-def ethtool(dev, cmd, data=0):
-    value = array.array("I", [cmd, data])  # struct ethtool_value
-    request = struct.pack("16sP", dev.encode(), value.buffer_info()[0]).ljust(40, b"\0")  # struct ifreq
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        fcntl.ioctl(s.fileno(), SIOCETHTOOL, request)
-    return value[1]
-dev, out = sys.argv[1], []
-for setting in sys.argv[2:]:
-    name, _, state = setting.partition("=")
-    get, set_ = COMMANDS[name]
-    ethtool(dev, set_, int(state == "on"))
-    out.append("%s=%d" % (name, ethtool(dev, get)))
-print(dev, " ".join(out))
-PY
+veth_ethtool() {  # NS DEV SETTING=on|off...: tx/GRO offloads set and read back; prints "DEV tx=0 gro=1"
+  ip netns exec "$1" python3 tests/netdev_offloads.py "${@:2}"
 }
 
 napi_tids() {  # DEV: the ids of DEV's threaded NAPI kthreads ("napi/DEV-<id>"), comma-separated
@@ -272,12 +253,8 @@ veth_setup() {
   if [[ $got != "$dev_relay gro=1" ]]; then echo "bench-relay: cannot turn GRO on on $dev_relay: $got" >&2; exit 1; fi
   got=$(veth_ethtool "$ns_gen" "$dev_gen" gro=on tx=off) || got="ioctl failed"
   if [[ $got != "$dev_gen gro=1 tx=0" ]]; then echo "bench-relay: cannot set $dev_gen's offloads: $got" >&2; exit 1; fi
-  cat >"$logs/xdp_pass.c" <<'C'
-// The phones' veth: XDP_TX'd frames from the relay's veth are only received by a peer that runs XDP.
-__attribute__((section("xdp"), used)) int lkb_xdp_pass(void *ctx) { return 2; /* XDP_PASS */ }
-__attribute__((section("license"), used)) char lkb_license[] = "GPL";
-C
-  clang -O2 -target bpf -c "$logs/xdp_pass.c" -o "$logs/xdp_pass.o" ||
+  # The phones' veth: XDP_TX'd frames from the relay's veth are only received by a peer that runs XDP.
+  clang -O2 -target bpf -c tests/xdp_pass.bpf.c -o "$logs/xdp_pass.o" ||
     { echo "bench-relay: cannot build the XDP_PASS program with clang -target bpf" >&2; exit 1; }
   ip -n "$ns_gen" link set dev "$dev_gen" xdpdrv obj "$logs/xdp_pass.o" sec xdp ||
     { echo "bench-relay: cannot attach native XDP to $dev_gen" >&2; exit 1; }

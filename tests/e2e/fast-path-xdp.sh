@@ -24,7 +24,7 @@
 #     and the phone's UDP drops the result (Udp InCsumErrors). With rel1 offering no checksum
 #     offload, the router completes every checksum in software before it hands the datagram to
 #     rel1, so rel0 receives what a real NIC does: complete checksums. `ethtool` is not installed;
-#     tx_checksum_off makes its ioctl (`ethtool -K rel1 tx off`).
+#     tests/netdev_offloads.py makes its ioctl (`ethtool -K rel1 tx off`).
 #
 # Asserts: (1) the relay runs with latchkey_relay_fast_path{mode="xdp"} 1, a native XDP program on
 # rel0; (2) a call placed with `latchkeyctl sessions offer|answer` (SDPs naming the phones' real
@@ -61,31 +61,11 @@ CLANG=$(command -v clang || command -v clang-14) ||
   fail "clang not installed (scripts/install-deps.sh installs it): it compiles the XDP_PASS program for rel1"
 
 
-# tx_checksum_off NS DEV: `ethtool -K DEV tx off` (the legacy ETHTOOL_STXCSUM ioctl); prints the
-# state read back (ETHTOOL_GTXCSUM): 0 when off.
-tx_checksum_off() {
-  in_ns "$1" "$PY" - "$2" <<'EOF'
-import array, fcntl, socket, struct, sys
-SIOCETHTOOL, ETHTOOL_GTXCSUM, ETHTOOL_STXCSUM = 0x8946, 0x16, 0x17
-def ethtool(dev, cmd, data=0):
-    value = array.array("I", [cmd, data])  # struct ethtool_value
-    request = struct.pack("16sP", dev.encode(), value.buffer_info()[0]).ljust(40, b"\0")  # struct ifreq
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        fcntl.ioctl(s.fileno(), SIOCETHTOOL, request)
-    return value[1]
-ethtool(sys.argv[1], ETHTOOL_STXCSUM, 0)
-print(ethtool(sys.argv[1], ETHTOOL_GTXCSUM))
-EOF
-}
 
 # xdp_pass NS DEV: a native XDP program that passes every frame, on DEV.
 xdp_pass() {
   if [[ ! -f $scratch/xdp_pass.o ]]; then
-    cat >"$scratch/xdp_pass.c" <<'EOF'
-__attribute__((section("xdp"), used)) int xdp_pass(void *ctx) { return 2; /* XDP_PASS */ }
-char _license[] __attribute__((section("license"), used)) = "GPL";
-EOF
-    "$CLANG" -O2 -target bpf -c "$scratch/xdp_pass.c" -o "$scratch/xdp_pass.o" ||
+    "$CLANG" -O2 -target bpf -c "$e2e_dir/../xdp_pass.bpf.c" -o "$scratch/xdp_pass.o" ||
       fail "clang cannot compile a BPF program"
   fi
   ip -n "$1" link set dev "$2" xdpdrv obj "$scratch/xdp_pass.o" sec xdp 2>"$scratch/xdp_pass.err" ||
@@ -118,8 +98,9 @@ build_lab() {
   link "$NS_B" pb0 "$PHONE_B_IP/24" pb1 192.0.2.1/24
   link "$NS_X" px0 "$ATTACKER_IP/24" px1 198.18.0.1/24
   local tx
-  tx=$(tx_checksum_off "$NS_LAN" rel1) || fail "cannot turn rel1's tx checksum offload off (ethtool ioctl)"
-  [[ $tx == 0 ]] || fail "rel1's tx checksum offload is still on"
+  tx=$(in_ns "$NS_LAN" "$PY" "$e2e_dir/../netdev_offloads.py" rel1 tx=off) ||
+    fail "cannot turn rel1's tx checksum offload off (ethtool ioctl)"
+  [[ $tx == "rel1 tx=0" ]] || fail "rel1's tx checksum offload is still on: $tx"
   xdp_pass "$NS_LAN" rel1
 }
 
